@@ -1,0 +1,242 @@
+"""Audio takes: confinement, format sniffing, duration and digest.
+
+The format sent to Coze as ``audio_format`` comes from the bytes, never from the file
+name. Durations and sample facts come from mutagen. Files are stat-ed before they are
+opened, so directories, FIFOs, devices and files over Coze's 10 MB limit are refused
+without reading them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voicectl.errors import Problem
+from voicectl.hashing import TakeCache, sha256_file
+from voicectl.model import Declaration, Take
+
+MAX_BYTES = 10 * 1024 * 1024
+MIN_SECONDS, MAX_SECONDS = 10.0, 30.0
+PCM_BYTES_PER_SECOND = 24_000 * 2  # Coze's pcm: 24 kHz, mono, 16-bit
+_EXTENSIONS = {
+    ".wav": "wav",
+    ".mp3": "mp3",
+    ".ogg": "ogg",
+    ".oga": "ogg",
+    ".opus": "ogg",
+    ".m4a": "m4a",
+    ".mp4": "m4a",
+    ".aac": "aac",
+    ".pcm": "pcm",
+}
+
+
+class AudioError(Exception):
+    """A take that cannot be sent; the message is shown against the declaration."""
+
+
+def sniff(head: bytes, name: str) -> str | None:
+    """Coze's audio_format for a file from its first bytes (pcm: by extension only)."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[4:8] == b"ftyp":
+        return "m4a"
+    if head[:3] == b"ID3":
+        return "mp3"
+    if len(head) >= 2 and head[0] == 0xFF:
+        if head[1] & 0xF6 == 0xF0:  # ADTS: 12-bit sync, layer 00
+            return "aac"
+        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3:  # MPEG audio frame, layer I-III
+            return "mp3"
+    if name.lower().endswith(".pcm"):
+        return "pcm"
+    return None
+
+
+def _mutagen_info(path: Path, fmt: str) -> Any:
+    import mutagen
+    from mutagen.aac import AAC
+    from mutagen.mp3 import MP3
+    from mutagen.mp4 import MP4
+    from mutagen.wave import WAVE
+
+    opener = {"wav": WAVE, "mp3": MP3, "m4a": MP4, "aac": AAC}.get(fmt)
+    try:
+        handle = opener(path) if opener else mutagen.File(path)
+    except Exception as exc:  # mutagen raises many types for broken files
+        raise AudioError(f"cannot be decoded as {fmt}: {exc}") from exc
+    if handle is None or getattr(handle, "info", None) is None:
+        raise AudioError(f"cannot be decoded as {fmt}")
+    return handle.info
+
+
+def read_facts(path: Path, size: int) -> dict[str, Any]:
+    """Digest, format and duration of a regular file already checked for size."""
+    with open(path, "rb") as handle:
+        head = handle.read(64)
+    fmt = sniff(head, path.name)
+    if fmt is None:
+        raise AudioError("is not audio Coze accepts (wav, mp3, ogg, m4a, aac, or .pcm)")
+    if fmt == "pcm":
+        if size % 2:
+            raise AudioError("pcm data must be 16-bit samples (an even number of bytes)")
+        duration, rate, channels = size / PCM_BYTES_PER_SECOND, 24_000, 1
+    else:
+        info = _mutagen_info(path, fmt)
+        duration = float(getattr(info, "length", 0.0) or 0.0)
+        rate = getattr(info, "sample_rate", None)
+        channels = getattr(info, "channels", None)
+        if fmt == "wav":
+            _check_wav_complete(path, size, info)
+    if duration <= 0:
+        raise AudioError(f"holds no audio (a {fmt} file of duration 0)")
+    return {
+        "sha256": sha256_file(path),
+        "format": fmt,
+        "duration": round(duration, 3),
+        "sample_rate": rate,
+        "channels": channels,
+    }
+
+
+def _check_wav_complete(path: Path, size: int, info: Any) -> None:
+    """A WAV cut short still has a header promising the full length: catch it."""
+    bits = getattr(info, "bits_per_sample", 0) or 0
+    rate = getattr(info, "sample_rate", 0) or 0
+    channels = getattr(info, "channels", 0) or 0
+    promised = int(round(info.length * rate)) * channels * (bits // 8)
+    if promised and promised > size:
+        raise AudioError(
+            f"is truncated: its header promises {promised} bytes of samples but the file has {size}"
+        )
+
+
+@dataclass(frozen=True)
+class Inspection:
+    takes: dict[str, Take]
+    problems: list[Problem]
+
+
+def _check_file(root_real: str, root: Path, relative: str) -> tuple[Path, os.stat_result]:
+    full = root / relative
+    real = os.path.realpath(full)
+    if os.path.commonpath([root_real, real]) != root_real:
+        raise AudioError("resolves outside the repository (through a symlink)")
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        raise AudioError("file not found") from None
+    except OSError as exc:
+        raise AudioError(f"cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise AudioError(f"is {kind}")
+    if st.st_size > MAX_BYTES:
+        raise AudioError(f"is {st.st_size} bytes; Coze accepts at most {MAX_BYTES} (10 MB)")
+    if st.st_size == 0:
+        raise AudioError("is empty")
+    return Path(real), st
+
+
+def inspect(
+    root: Path, declarations: Iterable[Declaration], cache: TakeCache, workers: int | None = None
+) -> Inspection:
+    """Facts of every declared take, reading only files whose stat changed."""
+    by_path: dict[str, list[Declaration]] = {}
+    for decl in declarations:
+        by_path.setdefault(decl.audio, []).append(decl)
+    root_real = os.path.realpath(root)
+    takes: dict[str, Take] = {}
+    failures: dict[str, str] = {}
+    to_read: list[tuple[str, Path, os.stat_result]] = []
+    for relative in by_path:
+        try:
+            real, st = _check_file(root_real, root, relative)
+        except AudioError as exc:
+            failures[relative] = str(exc)
+            continue
+        facts = cache.get(relative, st)
+        if facts is None:
+            to_read.append((relative, real, st))
+        else:
+            takes[relative] = _take(relative, st.st_size, facts)
+
+    def work(item: tuple[str, Path, os.stat_result]) -> tuple[str, dict[str, Any] | str]:
+        relative, real, st = item
+        try:
+            return relative, read_facts(real, st.st_size)
+        except AudioError as exc:
+            return relative, str(exc)
+        except OSError as exc:
+            return relative, f"cannot be read: {exc.strerror}"
+
+    if to_read:
+        workers = workers or min(16, (os.cpu_count() or 1) * 2)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(work, to_read))
+        for (relative, _, st), (_, outcome) in zip(to_read, results):
+            if isinstance(outcome, str):
+                failures[relative] = outcome
+            else:
+                cache.put(relative, st, outcome)
+                takes[relative] = _take(relative, st.st_size, outcome)
+    problems: list[Problem] = []
+    for relative, decls in by_path.items():
+        for decl in decls:
+            problems.extend(_problems(decl, takes.get(relative), failures.get(relative)))
+    return Inspection(takes, problems)
+
+
+def _take(relative: str, size: int, facts: dict[str, Any]) -> Take:
+    return Take(
+        path=relative,
+        sha256=facts["sha256"],
+        size=size,
+        format=facts["format"],
+        duration=float(facts["duration"]),
+        sample_rate=facts.get("sample_rate"),
+        channels=facts.get("channels"),
+    )
+
+
+def _problems(decl: Declaration, take: Take | None, failure: str | None) -> list[Problem]:
+    def at(message: str, severity: str = "error") -> Problem:
+        return Problem(
+            decl.file,
+            decl.audio_line,
+            decl.audio_column,
+            f"voices.{decl.address}.audio",
+            message,
+            severity,
+        )
+
+    if failure is not None:
+        return [at(f"{decl.audio}: {failure}")]
+    if take is None:
+        return []
+    found: list[Problem] = []
+    if not MIN_SECONDS <= take.duration <= MAX_SECONDS:
+        found.append(
+            at(
+                f"{decl.audio}: {take.duration:.1f} s long; Coze recommends "
+                f"{MIN_SECONDS:.0f}-{MAX_SECONDS:.0f} s",
+                "warning",
+            )
+        )
+    named = _EXTENSIONS.get(os.path.splitext(decl.audio)[1].lower())
+    if named is not None and named != take.format:
+        found.append(
+            at(
+                f"{decl.audio}: named like {named} but the bytes are {take.format}; "
+                f"it will be sent as audio_format={take.format}",
+                "warning",
+            )
+        )
+    return found

@@ -1,0 +1,83 @@
+"""SHA-256 of audio takes, with a local cache so an unchanged tree is not read again.
+
+The cache lives in ``.voicectl/cache/takes.json`` (git-ignored) and maps a
+repository-relative path to what was learnt about the file when its (size, mtime_ns,
+inode) were last seen: its digest and its audio facts. A stat that matches means the
+bytes are trusted unread; anything else reads the file again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from voicectl.atomic import write_atomic
+
+CACHE_FORMAT = 1
+CHUNK = 1024 * 1024
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as handle:
+        if sys.version_info >= (3, 11):
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+        digest = hashlib.sha256()
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+        return digest.hexdigest()
+
+
+def stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+class TakeCache:
+    """Facts about files keyed by path and stat; a corrupt cache is silently dropped."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.dirty = False
+        if path is not None:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            return
+        if isinstance(data, dict) and data.get("format") == CACHE_FORMAT:
+            entries = data.get("entries")
+            if isinstance(entries, dict):
+                self.entries = entries
+
+    def get(self, relative: str, st: os.stat_result) -> dict[str, Any] | None:
+        entry = self.entries.get(relative)
+        if entry is None or entry.get("stat") != stat_key(st):
+            return None
+        facts = entry.get("facts")
+        return facts if isinstance(facts, dict) else None
+
+    def put(self, relative: str, st: os.stat_result, facts: dict[str, Any]) -> None:
+        self.entries[relative] = {"stat": stat_key(st), "facts": facts}
+        self.dirty = True
+
+    def save(self) -> None:
+        """Persist if anything changed; a cache that cannot be written is just skipped."""
+        if self.path is None or not self.dirty:
+            return
+        body = json.dumps(
+            {"format": CACHE_FORMAT, "entries": self.entries}, separators=(",", ":"), sort_keys=True
+        )
+        try:
+            write_atomic(self.path, body.encode())
+            gitignore = self.path.parent.parent / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("*\n")
+        except OSError:
+            return
+        self.dirty = False

@@ -1,0 +1,199 @@
+"""The nouns of voicectl: declarations, takes, state records, changes and plans.
+
+Plain frozen data, no I/O. Everything else converts to and from these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+CLONE_LIMIT = 10
+"""A Coze voice id can be cloned at most this many times (the first clone included)."""
+CNY_PER_NEW_VOICE = 138
+CNY_PER_VOICE_MONTH = 1
+LANGUAGES = ("zh", "en", "ja", "es", "id", "pt")
+AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
+
+ACTIONS = ("create", "retrain", "replace", "move", "noop", "orphan", "blocked")
+# Actions that send audio to Coze and so spend a clone.
+CLONING_ACTIONS = frozenset({"create", "retrain", "replace"})
+# Actions that create a new voice id and so cost money.
+NEW_VOICE_ACTIONS = frozenset({"create", "replace"})
+
+
+@dataclass(frozen=True)
+class Take:
+    """An audio take as found on disk: where it is and what its bytes are."""
+
+    path: str  # relative to the repository root, POSIX separators
+    sha256: str
+    size: int
+    format: str  # Coze's audio_format, sniffed from the bytes
+    duration: float  # seconds
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One voice as declared in YAML, with defaults from voicectl.yaml applied."""
+
+    address: str
+    name: str
+    audio: str  # relative to the repository root, POSIX separators
+    text: str
+    language: str
+    space: str | None
+    preview_text: str | None = None
+    description: str | None = None
+    protect: bool = False
+    file: str = ""  # the declaring file, relative to the repository root
+    line: int = 0  # of the address key
+    column: int = 0
+    audio_line: int = 0  # of the audio field, for problems with the take
+    audio_column: int = 0
+
+
+@dataclass(frozen=True)
+class DesiredVoice:
+    """A declaration together with the facts of its take: the planner's input."""
+
+    decl: Declaration
+    take: Take
+
+
+@dataclass(frozen=True)
+class TakeRef:
+    """What the state remembers of the take a voice was last cloned from."""
+
+    sha256: str
+    path: str
+    format: str
+    size: int
+    duration: float
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    """A voice voicectl cloned (or adopted), as recorded in the state."""
+
+    address: str
+    voice_id: str
+    space: str | None
+    name: str
+    language: str
+    text: str
+    preview_text: str | None
+    take: TakeRef
+    clones_used: int
+    protect: bool
+    created_at: str
+    updated_at: str
+    orphaned_at: str | None = None
+
+    @property
+    def clones_left(self) -> int:
+        return max(0, CLONE_LIMIT - self.clones_used)
+
+
+@dataclass(frozen=True)
+class TakeEntry:
+    """One clone of one take, in the state's index keyed by audio SHA-256."""
+
+    voice_id: str
+    address: str
+    clone: int  # 1 for the create, 2..10 for retrains
+    applied_at: str
+
+
+@dataclass(frozen=True)
+class State:
+    """The committed record of what exists on Coze because of this repository."""
+
+    lineage: str
+    serial: int
+    voices: dict[str, VoiceRecord] = field(default_factory=dict)
+    orphans: tuple[VoiceRecord, ...] = ()
+    takes: dict[str, tuple[TakeEntry, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteVoice:
+    """The facts Coze's list endpoint gives about one voice (used on refresh)."""
+
+    voice_id: str
+    name: str
+    available_training_times: int
+    create_time: int
+    update_time: int
+    language: str = ""
+    state: str = "cloned"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Clones left on a voice id before and after a change (None: no voice id)."""
+
+    before: int | None
+    after: int | None
+    limit: int = CLONE_LIMIT
+
+
+@dataclass(frozen=True)
+class Cost:
+    one_time_cny: int = 0
+    monthly_cny_delta: int = 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """One action of a plan for one address, with why and what it costs."""
+
+    address: str
+    action: str
+    reasons: tuple[str, ...]
+    voice_id: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    budget: Budget
+    cost: Cost
+    from_address: str | None = None
+    message: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def spends_clone(self) -> bool:
+        return self.action in CLONING_ACTIONS
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[Change, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = dict.fromkeys(ACTIONS, 0)
+        for change in self.changes:
+            counts[change.action] += 1
+        return counts
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(
+            one_time_cny=sum(c.cost.one_time_cny for c in self.changes),
+            monthly_cny_delta=sum(c.cost.monthly_cny_delta for c in self.changes),
+        )
+
+    @property
+    def clones_spent(self) -> int:
+        return sum(1 for c in self.changes if c.spends_clone)
+
+    @property
+    def actionable(self) -> tuple[Change, ...]:
+        """Changes that apply would carry out (everything but noop and blocked)."""
+        return tuple(c for c in self.changes if c.action not in ("noop", "blocked"))
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action != "noop" for c in self.changes)

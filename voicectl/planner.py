@@ -1,0 +1,335 @@
+"""The planner: a pure function of declarations, state and (optionally) the remote account.
+
+No filesystem, no network, no printing. What costs a clone follows PRODUCT.md: a
+take's bytes, its transcript or its language changing costs a retrain; a new address
+or path holding a take some voice is already trained on is a ``move`` (state only); a
+name or preview text change alone waits for the next retrain unless asked for; a new
+workspace needs a new voice id (``replace``); a removed declaration leaves an orphan,
+because Coze cannot delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from voicectl.model import (
+    CLONE_LIMIT,
+    CNY_PER_NEW_VOICE,
+    CNY_PER_VOICE_MONTH,
+    Budget,
+    Change,
+    Cost,
+    DesiredVoice,
+    Plan,
+    RemoteVoice,
+    State,
+    VoiceRecord,
+)
+
+NEW_VOICE_COST = Cost(one_time_cny=CNY_PER_NEW_VOICE, monthly_cny_delta=CNY_PER_VOICE_MONTH)
+FREE = Cost()
+ORDER = {"blocked": 0, "replace": 1, "create": 2, "retrain": 3, "move": 4, "orphan": 5, "noop": 6}
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    targets: frozenset[str] = frozenset()
+    excludes: frozenset[str] = frozenset()
+    retrain: frozenset[str] = frozenset()
+    replace: frozenset[str] = frozenset()
+    allow_protected: bool = False
+
+
+def desired_json(voice: DesiredVoice) -> dict[str, Any]:
+    d, t = voice.decl, voice.take
+    return {
+        "name": d.name,
+        "language": d.language,
+        "space": d.space,
+        "text": d.text,
+        "preview_text": d.preview_text,
+        "protect": d.protect,
+        "audio": {
+            "sha256": t.sha256,
+            "path": t.path,
+            "format": t.format,
+            "size": t.size,
+            "duration": t.duration,
+        },
+    }
+
+
+def recorded_json(record: VoiceRecord) -> dict[str, Any]:
+    t = record.take
+    return {
+        "name": record.name,
+        "language": record.language,
+        "space": record.space,
+        "text": record.text,
+        "preview_text": record.preview_text,
+        "protect": record.protect,
+        "audio": {
+            "sha256": t.sha256,
+            "path": t.path,
+            "format": t.format,
+            "size": t.size,
+            "duration": t.duration,
+        },
+    }
+
+
+def clones_left(record: VoiceRecord, remote: Mapping[str, RemoteVoice] | None) -> int:
+    """The budget left on a voice id: the lower of the state's and Coze's count."""
+    left = record.clones_left
+    if remote is not None and record.voice_id in remote:
+        left = min(left, max(0, remote[record.voice_id].available_training_times))
+    return left
+
+
+def unknown_addresses(
+    options: PlanOptions, desired: Iterable[DesiredVoice], state: State
+) -> list[str]:
+    known = {v.decl.address for v in desired} | set(state.voices)
+    named = options.targets | options.excludes | options.retrain | options.replace
+    return sorted(named - known)
+
+
+def plan(
+    desired: Sequence[DesiredVoice],
+    state: State,
+    remote: Mapping[str, RemoteVoice] | None = None,
+    options: PlanOptions = PlanOptions(),
+) -> Plan:
+    """Every change needed to make Coze match the declarations, in a stable order."""
+    wanted = {v.decl.address: v for v in desired}
+    departing = {a: r for a, r in state.voices.items() if a not in wanted}
+    by_voice_id = {r.voice_id: r for r in (*departing.values(), *state.orphans)}
+    claimed: set[str] = set()
+    changes: list[Change] = []
+    for address in sorted(wanted):
+        voice = wanted[address]
+        record = state.voices.get(address)
+        moved_from = None
+        if record is None:
+            record = _adoptable(voice, state, by_voice_id, claimed)
+            if record is not None:
+                claimed.add(record.voice_id)
+                moved_from = record.address
+        if record is None:
+            changes.append(_create(voice))
+        else:
+            changes.append(_diff(voice, record, moved_from, remote, options))
+    for address in sorted(departing):
+        record = departing[address]
+        if record.voice_id not in claimed:
+            changes.append(_orphan(record, remote, options))
+    changes = [c for c in changes if _selected(c, options)]
+    changes.sort(key=lambda c: (ORDER[c.action], c.address))
+    return Plan(tuple(changes))
+
+
+def _selected(change: Change, options: PlanOptions) -> bool:
+    names = {change.address} | ({change.from_address} if change.from_address else set())
+    if options.targets and not names & options.targets:
+        return False
+    return not names & options.excludes
+
+
+def _adoptable(
+    voice: DesiredVoice, state: State, by_voice_id: Mapping[str, VoiceRecord], claimed: set[str]
+) -> VoiceRecord | None:
+    """A departing or orphaned voice currently trained on exactly this take, if any.
+
+    Found through the state's index of takes by SHA-256; the voice must still sound
+    like this take (its current take) and live in the same workspace.
+    """
+    sha = voice.take.sha256
+    candidates = []
+    for entry in state.takes.get(sha, ()):
+        record = by_voice_id.get(entry.voice_id)
+        if (
+            record is not None
+            and record.voice_id not in claimed
+            and record.take.sha256 == sha
+            and record.space == voice.decl.space
+        ):
+            candidates.append(record)
+    if not candidates:
+        return None
+    # Prefer a voice leaving right now over an older orphan, then the latest trained.
+    candidates.sort(key=lambda r: (r.orphaned_at is not None, _neg(r.updated_at), r.address))
+    return candidates[0]
+
+
+def _neg(timestamp: str) -> tuple[int, ...]:
+    return tuple(-ord(ch) for ch in timestamp)
+
+
+def _create(voice: DesiredVoice) -> Change:
+    return Change(
+        address=voice.decl.address,
+        action="create",
+        reasons=("new_voice",),
+        voice_id=None,
+        before=None,
+        after=desired_json(voice),
+        budget=Budget(before=None, after=CLONE_LIMIT - 1),
+        cost=NEW_VOICE_COST,
+        message="a new voice id: 138 CNY once, then 1 CNY a month",
+    )
+
+
+def _diff(
+    voice: DesiredVoice,
+    record: VoiceRecord,
+    moved_from: str | None,
+    remote: Mapping[str, RemoteVoice] | None,
+    options: PlanOptions,
+) -> Change:
+    decl, take = voice.decl, voice.take
+    address = decl.address
+    data_reasons = []
+    if take.sha256 != record.take.sha256:
+        data_reasons.append("audio_changed")
+    if decl.text != record.text:
+        data_reasons.append("text_changed")
+    if decl.language != record.language:
+        data_reasons.append("language_changed")
+    meta_reasons = []
+    if decl.name != record.name:
+        meta_reasons.append("name_changed")
+    if (decl.preview_text or None) != (record.preview_text or None):
+        meta_reasons.append("preview_text_changed")
+    moved = moved_from is not None or take.path != record.take.path
+    move_reasons = ["moved"] if moved else []
+    left = clones_left(record, remote)
+    protected = (record.protect or decl.protect) and not options.allow_protected
+    base = dict(
+        address=address,
+        voice_id=record.voice_id,
+        before=recorded_json(record),
+        after=desired_json(voice),
+        from_address=moved_from,
+    )
+
+    def blocked(reasons: list[str], message: str) -> Change:
+        return Change(
+            action="blocked",
+            reasons=tuple(reasons),
+            budget=Budget(left, left),
+            cost=FREE,
+            message=message,
+            **base,
+        )  # type: ignore[arg-type]
+
+    if address in options.replace or decl.space != record.space:
+        why = ["replace_requested"] if address in options.replace else ["space_changed"]
+        reasons = [*why, *move_reasons, *data_reasons, *meta_reasons]
+        if protected:
+            return blocked([*reasons, "protected"], _protected_message(address, "replaced"))
+        return Change(
+            action="replace",
+            reasons=tuple(reasons),
+            budget=Budget(left, CLONE_LIMIT - 1),
+            cost=NEW_VOICE_COST,
+            message=f"a new voice id (138 CNY); voice "
+            f"{record.voice_id} stays on Coze as an orphan, billed 1 CNY a month",
+            **base,
+        )  # type: ignore[arg-type]
+    asked = address in options.retrain
+    if data_reasons or asked:
+        reasons = [*move_reasons, *data_reasons, *meta_reasons]
+        if asked and not data_reasons:
+            reasons.append("retrain_requested")
+        if protected:
+            return blocked([*reasons, "protected"], _protected_message(address, "retrained"))
+        if left < 1:
+            return blocked(
+                [*reasons, "budget_exhausted"],
+                f"voice {record.voice_id} has used all {CLONE_LIMIT} clones; "
+                f"`--replace {address}` clones a new voice id (138 CNY) and leaves "
+                "the old one as an orphan",
+            )
+        return Change(
+            action="retrain",
+            reasons=tuple(reasons),
+            budget=Budget(left, left - 1),
+            cost=FREE,
+            message=f"one clone of voice {record.voice_id}",
+            **base,
+        )  # type: ignore[arg-type]
+    notes = tuple(
+        f"{r.removesuffix('_changed').replace('_', ' ')} changed: Coze takes it only "
+        f"with a clone; it takes effect with the next retrain (or `--retrain "
+        f"{address}` now)"
+        for r in meta_reasons
+    )
+    action = "move" if moved else "noop"
+    message = (
+        f"state only: the same take now at {take.path}"
+        if moved and not moved_from
+        else f"state only: renamed from {moved_from}"
+        if moved_from
+        else ""
+    )
+    return Change(
+        action=action,
+        reasons=tuple([*move_reasons, *meta_reasons]),
+        budget=Budget(left, left),
+        cost=FREE,
+        message=message,
+        notes=notes,
+        **base,
+    )  # type: ignore[arg-type]
+
+
+def _protected_message(address: str, verb: str) -> str:
+    return f"{address} is protected and would be {verb}; pass --allow-protected if that is intended"
+
+
+def _orphan(
+    record: VoiceRecord, remote: Mapping[str, RemoteVoice] | None, options: PlanOptions
+) -> Change:
+    left = clones_left(record, remote)
+    common = dict(
+        address=record.address,
+        voice_id=record.voice_id,
+        before=recorded_json(record),
+        after=None,
+        budget=Budget(left, left),
+        cost=FREE,
+    )
+    if record.protect and not options.allow_protected:
+        return Change(
+            action="blocked",
+            reasons=("removed_from_config", "protected"),
+            message=_protected_message(record.address, "orphaned"),
+            **common,
+        )  # type: ignore[arg-type]
+    return Change(
+        action="orphan",
+        reasons=("removed_from_config",),
+        message=f"Coze cannot delete: voice {record.voice_id} stays and is still "
+        "billed 1 CNY a month; the state keeps its id",
+        **common,
+    )  # type: ignore[arg-type]
+
+
+def policy_violations(
+    plan_: Plan, max_new_voices: int | None, max_one_time_cny: int | None
+) -> list[str]:
+    """Guardrails from voicectl.yaml's policy that this plan exceeds."""
+    found = []
+    new = sum(1 for c in plan_.changes if c.action in ("create", "replace"))
+    if max_new_voices is not None and new > max_new_voices:
+        found.append(
+            f"policy.max_new_voices is {max_new_voices} but the plan makes {new} new voice(s)"
+        )
+    spend = plan_.cost.one_time_cny
+    if max_one_time_cny is not None and spend > max_one_time_cny:
+        found.append(
+            f"policy.max_one_time_cny is {max_one_time_cny} but the plan spends {spend} CNY"
+        )
+    return found

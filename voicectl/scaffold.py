@@ -1,0 +1,77 @@
+"""`voicectl init`: the files of a new voice repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voicectl.config import CONFIG_FILE
+from voicectl.errors import ConfigError
+
+SCHEMA_BASE = "https://voicectl.dev/schemas"
+
+
+def _config_text(space: str | None, language: str | None) -> str:
+    defaults = []
+    if space:
+        defaults.append(f'  space: "{space}"')
+    if language:
+        defaults.append(f"  language: {language}")
+    defaults_block = (
+        ("defaults:\n" + "\n".join(defaults) + "\n")
+        if defaults
+        else (
+            'defaults: {}\n  # space: "7350000000000000001"   # Coze workspace id\n'
+            "  # language: en                    # zh, en, ja, es, id or pt\n"
+        )
+    )
+    return (
+        f"# yaml-language-server: $schema={SCHEMA_BASE}/config.schema.json\n"
+        "# voicectl repository configuration. `voicectl schema config` prints its schema.\n"
+        "voices:\n  - voices/**/*.yaml\n"
+        "state: state/voicectl.state.json\n"
+        f"{defaults_block}"
+        "policy:\n"
+        "  max_new_voices: 5        # the most new voice ids one apply may create\n"
+        "  max_one_time_cny: 690    # the most one-time CNY one apply may spend\n"
+    )
+
+
+VOICES_TEXT = f"""\
+# yaml-language-server: $schema={SCHEMA_BASE}/voices.schema.json
+# One voice per address. The address is voicectl's stable key; it never goes to Coze.
+voices: {{}}
+#  narrator:
+#    name: Narrator              # the voice_name Coze shows (at most 128 bytes)
+#    audio: ../audio/narrator.wav  # relative to this file; 10-30 s, at most 10 MB
+#    text: The transcript of exactly what is said in the take.
+#    language: en                # zh, en, ja, es, id or pt
+#    preview_text: Hello from the narrator.
+"""
+
+
+def init_repository(directory: Path, space: str | None, language: str | None) -> list[Path]:
+    """Create a voice repository in ``directory``; refuses to touch an existing one."""
+    if (directory / CONFIG_FILE).exists():
+        raise ConfigError(f"{directory / CONFIG_FILE} already exists; nothing was changed")
+    files = {
+        directory / CONFIG_FILE: _config_text(space, language),
+        directory / "voices" / "voices.yaml": VOICES_TEXT,
+        directory / "audio" / ".gitkeep": "",
+        directory / "state" / ".gitkeep": "",
+    }
+    gitignore = directory / ".gitignore"
+    created = []
+    for path, text in files.items():
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        created.append(path)
+    existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+    if ".voicectl/" not in existing.splitlines():
+        gitignore.write_text(
+            existing + ("" if not existing or existing.endswith("\n") else "\n") + ".voicectl/\n",
+            encoding="utf-8",
+        )
+        created.append(gitignore)
+    return created

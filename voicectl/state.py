@@ -1,0 +1,177 @@
+"""The state file: what exists on Coze because of this repository.
+
+One JSON document with a format version, a lineage (fixed at creation) and a serial
+(bumped on every write), as Terraform does, so an older state can never silently
+replace a newer one. Written atomically with sorted keys and a 2-space indent so its
+``git diff`` reads well in a pull request. Read with validation: a corrupt or
+newer-format file is an error and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from voicectl import schemas
+from voicectl.atomic import write_atomic
+from voicectl.errors import StateError
+from voicectl.model import CLONE_LIMIT, State, TakeEntry, TakeRef, VoiceRecord
+
+FORMAT_VERSION = 1
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_state() -> State:
+    return State(lineage=str(uuid.uuid4()), serial=0)
+
+
+def load(path: Path, display: str) -> State | None:
+    """The state at ``path``, or None when there is none yet."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"{display}: cannot read the state: {exc.strerror}") from None
+    return parse(raw, display)
+
+
+def parse(raw: bytes, display: str) -> State:
+    keep = "; it was left unchanged (restore it from git, e.g. `git checkout -- " + display + "`)"
+    if not raw.strip():
+        raise StateError(f"{display}: the state file is empty{keep}")
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise StateError(f"{display}: the state file is not UTF-8 text{keep}") from None
+    except json.JSONDecodeError as exc:
+        raise StateError(
+            f"{display}:{exc.lineno}:{exc.colno}: the state file is not valid "
+            f"JSON ({exc.msg}){keep}"
+        ) from None
+    if not isinstance(data, dict):
+        raise StateError(f"{display}: the state file must hold a JSON object{keep}")
+    version = data.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise StateError(
+            f"{display}: written by a newer voicectl (state format {version}; this "
+            f"voicectl reads format {FORMAT_VERSION}); upgrade voicectl"
+        )
+    errors = sorted(
+        schemas.validator("state").iter_errors(data),
+        key=lambda e: [str(p) for p in e.absolute_path],
+    )
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise StateError(f"{display}: field {where}: {first.message}{more}{keep}")
+    return from_json(data)
+
+
+def from_json(data: dict[str, Any]) -> State:
+    voices = {address: _record(address, body) for address, body in data["voices"].items()}
+    orphans = tuple(_record(body["address"], body) for body in data["orphans"])
+    takes = {
+        sha: tuple(
+            TakeEntry(e["voice_id"], e["address"], e["clone"], e["applied_at"]) for e in entries
+        )
+        for sha, entries in data["takes"].items()
+    }
+    return State(
+        lineage=data["lineage"], serial=data["serial"], voices=voices, orphans=orphans, takes=takes
+    )
+
+
+def _record(address: str, body: dict[str, Any]) -> VoiceRecord:
+    audio = body["audio"]
+    return VoiceRecord(
+        address=address,
+        voice_id=body["voice_id"],
+        space=body.get("space"),
+        name=body["name"],
+        language=body["language"],
+        text=body["text"],
+        preview_text=body.get("preview_text"),
+        take=TakeRef(
+            audio["sha256"], audio["path"], audio["format"], audio["size"], float(audio["duration"])
+        ),
+        clones_used=body["clones_used"],
+        protect=body["protect"],
+        created_at=body["created_at"],
+        updated_at=body["updated_at"],
+        orphaned_at=body.get("orphaned_at"),
+    )
+
+
+def record_json(record: VoiceRecord, *, with_address: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "voice_id": record.voice_id,
+        "space": record.space,
+        "name": record.name,
+        "language": record.language,
+        "text": record.text,
+        "preview_text": record.preview_text,
+        "audio": {
+            "sha256": record.take.sha256,
+            "path": record.take.path,
+            "format": record.take.format,
+            "size": record.take.size,
+            "duration": record.take.duration,
+        },
+        "clones_used": record.clones_used,
+        "clone_limit": CLONE_LIMIT,
+        "protect": record.protect,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+    }
+    if with_address:
+        body["address"] = record.address
+    if record.orphaned_at is not None:
+        body["orphaned_at"] = record.orphaned_at
+    return body
+
+
+def to_json(state: State) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "lineage": state.lineage,
+        "serial": state.serial,
+        "voices": {a: record_json(r) for a, r in state.voices.items()},
+        "orphans": [
+            record_json(r, with_address=True)
+            for r in sorted(state.orphans, key=lambda r: (r.orphaned_at or "", r.voice_id))
+        ],
+        "takes": {
+            sha: [
+                {
+                    "voice_id": e.voice_id,
+                    "address": e.address,
+                    "clone": e.clone,
+                    "applied_at": e.applied_at,
+                }
+                for e in entries
+            ]
+            for sha, entries in state.takes.items()
+        },
+    }
+
+
+def dumps(state: State) -> bytes:
+    return (
+        json.dumps(to_json(state), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    ).encode()
+
+
+def save(path: Path, state: State) -> State:
+    """Write ``state`` with its serial bumped; returns what was written."""
+    written = replace(state, serial=state.serial + 1)
+    write_atomic(path, dumps(written))
+    return written
