@@ -66,10 +66,12 @@ def _start(ctx: click.Context) -> Path:
     type=click.Choice(["zh", "en", "ja", "es", "id", "pt"]),
     help="Default language for the repository's voices.",
 )
-def init(directory: Path, space: str | None, language: str | None) -> None:
+@click.pass_context
+def init(ctx: click.Context, directory: Path, space: str | None, language: str | None) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
     from voicectl.scaffold import init_repository
 
+    directory = _start(ctx) / directory
     if space is not None and not space.isdigit():
         raise UsageError(f"--space {space!r}: a Coze workspace id is digits only")
     for path in init_repository(directory, space, language):
@@ -231,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = EXIT_INTERRUPTED
     except BrokenPipeError:
         code = 0
-        sys.stdout = None  # type: ignore[assignment]  # nothing more can be written
+        sys.stdout = None  # nothing more can be written
     except Exception as exc:
         if _debug_requested(args):
             traceback.print_exc()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from voicectl.model import (
@@ -206,7 +207,8 @@ def _diff(
     move_reasons = ["moved"] if moved else []
     left = clones_left(record, remote)
     protected = (record.protect or decl.protect) and not options.allow_protected
-    base = dict(
+    change = partial(
+        Change,
         address=address,
         voice_id=record.voice_id,
         before=recorded_json(record),
@@ -215,29 +217,27 @@ def _diff(
     )
 
     def blocked(reasons: list[str], message: str) -> Change:
-        return Change(
+        return change(
             action="blocked",
             reasons=tuple(reasons),
             budget=Budget(left, left),
             cost=FREE,
             message=message,
-            **base,
-        )  # type: ignore[arg-type]
+        )
 
     if address in options.replace or decl.space != record.space:
         why = ["replace_requested"] if address in options.replace else ["space_changed"]
         reasons = [*why, *move_reasons, *data_reasons, *meta_reasons]
         if protected:
             return blocked([*reasons, "protected"], _protected_message(address, "replaced"))
-        return Change(
+        return change(
             action="replace",
             reasons=tuple(reasons),
             budget=Budget(left, CLONE_LIMIT - 1),
             cost=NEW_VOICE_COST,
-            message=f"a new voice id (138 CNY); voice "
-            f"{record.voice_id} stays on Coze as an orphan, billed 1 CNY a month",
-            **base,
-        )  # type: ignore[arg-type]
+            message=f"a new voice id (138 CNY); voice {record.voice_id} stays on Coze as an "
+            "orphan, billed 1 CNY a month",
+        )
     asked = address in options.retrain
     if data_reasons or asked:
         reasons = [*move_reasons, *data_reasons, *meta_reasons]
@@ -248,52 +248,48 @@ def _diff(
         if left < 1:
             return blocked(
                 [*reasons, "budget_exhausted"],
-                f"voice {record.voice_id} has used all {CLONE_LIMIT} clones; "
-                f"`--replace {address}` clones a new voice id (138 CNY) and leaves "
-                "the old one as an orphan",
+                f"voice {record.voice_id} has no clones left (limit {CLONE_LIMIT}); "
+                f"`--replace {address}` clones a new voice id (138 CNY) and leaves the old "
+                "one as an orphan",
             )
-        return Change(
+        return change(
             action="retrain",
             reasons=tuple(reasons),
             budget=Budget(left, left - 1),
             cost=FREE,
             message=f"one clone of voice {record.voice_id}",
-            **base,
-        )  # type: ignore[arg-type]
+        )
     notes = tuple(
-        f"{r.removesuffix('_changed').replace('_', ' ')} changed: Coze takes it only "
-        f"with a clone; it takes effect with the next retrain (or `--retrain "
-        f"{address}` now)"
+        f"{r.removesuffix('_changed').replace('_', ' ')} changed: Coze takes it only with a "
+        f"clone; it takes effect with the next retrain (or `--retrain {address}` now)"
         for r in meta_reasons
     )
-    action = "move" if moved else "noop"
-    message = (
-        f"state only: the same take now at {take.path}"
-        if moved and not moved_from
-        else f"state only: renamed from {moved_from}"
-        if moved_from
-        else ""
-    )
-    return Change(
-        action=action,
+    if moved_from:
+        message = f"state only: renamed from {moved_from}"
+    elif moved:
+        message = f"state only: the same take, now at {take.path}"
+    else:
+        message = ""
+    return change(
+        action="move" if moved else "noop",
         reasons=tuple([*move_reasons, *meta_reasons]),
         budget=Budget(left, left),
         cost=FREE,
         message=message,
         notes=notes,
-        **base,
-    )  # type: ignore[arg-type]
+    )
 
 
 def _protected_message(address: str, verb: str) -> str:
-    return f"{address} is protected and would be {verb}; pass --allow-protected if that is intended"
+    return f"{address} is protected and would be {verb}; pass --allow-protected if intended"
 
 
 def _orphan(
     record: VoiceRecord, remote: Mapping[str, RemoteVoice] | None, options: PlanOptions
 ) -> Change:
     left = clones_left(record, remote)
-    common = dict(
+    change = partial(
+        Change,
         address=record.address,
         voice_id=record.voice_id,
         before=recorded_json(record),
@@ -302,19 +298,17 @@ def _orphan(
         cost=FREE,
     )
     if record.protect and not options.allow_protected:
-        return Change(
+        return change(
             action="blocked",
             reasons=("removed_from_config", "protected"),
             message=_protected_message(record.address, "orphaned"),
-            **common,
-        )  # type: ignore[arg-type]
-    return Change(
+        )
+    return change(
         action="orphan",
         reasons=("removed_from_config",),
-        message=f"Coze cannot delete: voice {record.voice_id} stays and is still "
-        "billed 1 CNY a month; the state keeps its id",
-        **common,
-    )  # type: ignore[arg-type]
+        message=f"Coze cannot delete: voice {record.voice_id} stays and is still billed "
+        "1 CNY a month; the state keeps its id",
+    )
 
 
 def policy_violations(

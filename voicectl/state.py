@@ -48,13 +48,13 @@ def parse(raw: bytes, display: str) -> State:
     if not raw.strip():
         raise StateError(f"{display}: the state file is empty{keep}")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise StateError(f"{display}: the state file is not UTF-8 text{keep}") from None
     except json.JSONDecodeError as exc:
         raise StateError(
-            f"{display}:{exc.lineno}:{exc.colno}: the state file is not valid "
-            f"JSON ({exc.msg}){keep}"
+            f"{display}:{exc.lineno}:{exc.colno}: the state file is not valid JSON "
+            f"({exc.msg}){keep}"
         ) from None
     if not isinstance(data, dict):
         raise StateError(f"{display}: the state file must hold a JSON object{keep}")

@@ -1,0 +1,101 @@
+"""Shared fixtures: real voice repositories on disk with real (synthetic) audio."""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from voicectl.cli import cli
+
+
+def write_wav(path: Path, seconds: float = 12.0, rate: int = 8000, freq: float = 440.0) -> Path:
+    """A real mono 16-bit PCM WAV: a tone, distinct per ``freq``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = int(seconds * rate)
+    samples = (int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames))
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+    return path
+
+
+class VoiceRepo:
+    """A voice repository in a temporary directory, built from Python data."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.config: dict[str, Any] = {"defaults": {"language": "en", "space": "7350000000000000001"}}
+        self.write_config()
+
+    def write_config(self, **changes: Any) -> None:
+        self.config.update(changes)
+        (self.root / "voicectl.yaml").write_text(yaml.safe_dump(self.config, sort_keys=False))
+
+    def audio(self, name: str, seconds: float = 12.0, freq: float = 440.0) -> str:
+        write_wav(self.root / "audio" / name, seconds=seconds, freq=freq)
+        return f"../audio/{name}"
+
+    def declare(self, voices: dict[str, dict[str, Any]], file: str = "voices/voices.yaml") -> Path:
+        path = self.root / file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump({"voices": voices}, sort_keys=False, allow_unicode=True))
+        return path
+
+    def voice(self, address: str, freq: float = 440.0, **fields: Any) -> dict[str, Any]:
+        body = {"name": address.title(), "audio": self.audio(f"{address}.wav", freq=freq),
+                "text": f"The take of {address}."}
+        body.update(fields)
+        return body
+
+    def write(self, relative: str, text: str | bytes) -> Path:
+        path = self.root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> VoiceRepo:
+    return VoiceRepo(tmp_path / "repo")
+
+
+@pytest.fixture
+def run() -> Callable[..., Result]:
+    """Run the real CLI entry point (the error funnel included) and capture its output."""
+
+    def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+        from voicectl.cli import main
+
+        runner = CliRunner()
+        return runner.invoke(_Main(main), ["-C", str(root), *args], env=env,
+                             catch_exceptions=False)
+
+    return invoke
+
+
+class _Main:
+    """Adapts ``voicectl.cli.main`` (which calls sys.exit) to CliRunner's interface."""
+
+    def __init__(self, main: Callable[[list[str]], None]) -> None:
+        self.main_fn = main
+        self.name = "voicectl"
+
+    def main(self, args: list[str], prog_name: str | None = None, **_: Any) -> None:
+        self.main_fn(list(args))
+
+
+__all__ = ["VoiceRepo", "cli", "write_wav"]

@@ -1,0 +1,242 @@
+"""The command line end to end: real repositories on disk, the real entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from jsonschema import Draft202012Validator
+
+from tests.conftest import VoiceRepo
+from voicectl import schemas
+from voicectl import state as state_io
+from voicectl.cli import cli
+from voicectl.planner import plan as make_plan
+from voicectl.repository import open_config, read_valid
+from voicectl.transition import applied
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def record_plan(root: Path) -> None:
+    """Carry out the current plan in the state as apply would (no Coze involved)."""
+    cfg = open_config(root)
+    snapshot = read_valid(cfg)
+    current = state_io.load(cfg.state_path, cfg.state) or state_io.new_state()
+    for n, change in enumerate(make_plan(snapshot.desired, current).actionable):
+        voice_id = f"74{n:017d}" if change.action in ("create", "replace") else None
+        current = applied(current, change, "2026-11-25T06:00:00Z", voice_id)
+    state_io.save(cfg.state_path, current)
+
+
+def test_bundled_example_plans_three_creates_and_their_cost(run, tmp_path: Path) -> None:
+    result = run(PROJECT, "plan")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("create") >= 3
+    assert "Plan: 3 to create. Clones spent: 3. Cost: 414 CNY one-time, +3 CNY/month." in (
+        result.output)
+
+
+def test_bundled_example_is_valid_and_spans_two_languages_and_formats(run) -> None:
+    result = run(PROJECT, "validate", "--json")
+    body = json.loads(result.stdout)
+    assert result.exit_code == 0 and body["valid"] and body["voices"] == 3
+    plan = json.loads(run(PROJECT, "plan", "--json").stdout)
+    formats = {c["after"]["audio"]["format"] for c in plan["changes"]}
+    languages = {c["after"]["language"] for c in plan["changes"]}
+    durations = [c["after"]["audio"]["duration"] for c in plan["changes"]]
+    assert len(formats) >= 2 and len(languages) >= 2
+    assert all(10 <= d <= 20 for d in durations)
+
+
+def test_plan_json_follows_the_plan_schema(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=500)})
+    body = json.loads(run(repo.root, "plan", "--json").stdout)
+    Draft202012Validator(schemas.load("plan")).validate(body)
+    assert body["summary"]["create"] == 2
+    assert body["cost"] == {"one_time_cny": 276, "monthly_cny_delta": 2}
+    change = body["changes"][0]
+    for key in ("address", "action", "reasons", "voice_id", "before", "after", "budget", "cost"):
+        assert key in change
+
+
+def test_plan_json_is_byte_for_byte_stable(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=500)})
+    assert run(repo.root, "plan", "--json").stdout == run(repo.root, "plan", "--json").stdout
+
+
+def test_after_recording_the_plan_there_are_no_changes(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=500)})
+    record_plan(repo.root)
+    result = run(repo.root, "plan")
+    assert result.exit_code == 0 and result.stdout == "No changes.\n"
+
+
+def test_moving_a_take_and_renaming_an_address_cost_nothing(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    record_plan(repo.root)
+    (repo.root / "audio" / "a.wav").rename(repo.root / "audio" / "moved.wav")
+    repo.declare({"renamed": {"name": "A", "audio": "../audio/moved.wav",
+                              "text": "The take of a."}})
+    body = json.loads(run(repo.root, "plan", "--json").stdout)
+    assert [(c["address"], c["action"]) for c in body["changes"]] == [("renamed", "move")]
+    assert body["clones_spent"] == 0 and body["cost"]["one_time_cny"] == 0
+
+
+def test_changed_audio_retrains_with_budget_shown(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    record_plan(repo.root)
+    repo.audio("a.wav", freq=880)
+    result = run(repo.root, "plan")
+    assert "retrain" in result.output and "audio_changed" in result.output
+    assert "clones left 9 -> 8" in result.output
+
+
+def test_detailed_exitcode(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--detailed-exitcode").exit_code == 2
+    record_plan(repo.root)
+    assert run(repo.root, "plan", "--detailed-exitcode").exit_code == 0
+    repo.write("voices/voices.yaml", "voices: [")
+    assert run(repo.root, "plan", "--detailed-exitcode").exit_code == 1
+
+
+def test_markdown_puts_the_summary_first_and_collapses_details(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    out = run(repo.root, "plan", "--format", "markdown").stdout
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[1].startswith("**Plan: 1 to create")
+    assert "<details>" in out and "| `+` | `a` | create |" in out
+
+
+def test_policy_limit_fails_the_plan_naming_the_limit(repo: VoiceRepo, run) -> None:
+    repo.write_config(policy={"max_new_voices": 1})
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=500)})
+    result = run(repo.root, "plan")
+    assert result.exit_code == 1
+    assert "policy.max_new_voices is 1" in result.output and "Traceback" not in result.output
+
+
+def test_target_and_exclude(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=500)})
+    only_b = json.loads(run(repo.root, "plan", "--json", "--target", "b").stdout)
+    assert [c["address"] for c in only_b["changes"]] == ["b"]
+    not_b = json.loads(run(repo.root, "plan", "--json", "--exclude", "b").stdout)
+    assert [c["address"] for c in not_b["changes"]] == ["a"]
+
+
+def test_unknown_target_is_a_user_error(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, "plan", "--target", "ghost")
+    assert result.exit_code == 1 and "unknown address(es): ghost" in result.output
+
+
+def test_corrupt_state_fails_the_plan_and_is_left_alone(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    path = repo.write("state/voicectl.state.json", '{"format_version": 1,')
+    result = run(repo.root, "plan")
+    assert result.exit_code == 1 and "state/voicectl.state.json:1:" in result.output
+    assert path.read_text() == '{"format_version": 1,' and "Traceback" not in result.output
+
+
+def test_init_scaffolds_a_repository_that_plans_cleanly(tmp_path: Path, run) -> None:
+    result = run(tmp_path, "init", "--language", "en", "--space", "7350000000000000001")
+    assert result.exit_code == 0, result.output
+    for name in ("voicectl.yaml", "voices/voices.yaml", "state/.gitkeep", ".gitignore"):
+        assert (tmp_path / name).exists()
+    assert ".voicectl/" in (tmp_path / ".gitignore").read_text()
+    assert run(tmp_path, "validate").exit_code == 0
+    assert run(tmp_path, "plan").stdout == "No changes.\n"
+
+
+def test_init_refuses_an_existing_repository(tmp_path: Path, run) -> None:
+    run(tmp_path, "init")
+    before = (tmp_path / "voicectl.yaml").read_text()
+    result = run(tmp_path, "init")
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert (tmp_path / "voicectl.yaml").read_text() == before
+
+
+@pytest.mark.parametrize("name", ["config", "voices", "state", "plan"])
+def test_schema_prints_a_schema_with_an_id(run, tmp_path: Path, name: str) -> None:
+    result = run(tmp_path, "schema", name)
+    body = json.loads(result.stdout)
+    assert result.exit_code == 0 and body["$id"].endswith(f"/{name}.schema.json")
+    Draft202012Validator.check_schema(body)
+
+
+def test_no_repository_found_suggests_init(tmp_path: Path, run) -> None:
+    result = run(tmp_path, "plan")
+    assert result.exit_code == 1 and "voicectl init" in result.output
+
+
+def test_bad_arguments_exit_1_with_one_message(run, tmp_path: Path) -> None:
+    result = run(tmp_path, "plan", "--format", "yaml")
+    assert result.exit_code == 1 and "Invalid value" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unexpected_error_exits_3_with_traceback_only_under_debug(run, tmp_path: Path) -> None:
+    @cli.command("explode-for-test", hidden=True)
+    def explode() -> None:
+        raise RuntimeError("boom")
+
+    try:
+        quiet = run(tmp_path, "explode-for-test")
+        loud = run(tmp_path, "--debug", "explode-for-test")
+    finally:
+        cli.commands.pop("explode-for-test")
+    assert quiet.exit_code == 3 and "this is a bug" in quiet.output
+    assert "Traceback" not in quiet.output
+    assert loud.exit_code == 3 and "Traceback" in loud.output
+
+
+def test_ctrl_c_exits_130(run, tmp_path: Path) -> None:
+    @cli.command("interrupt-for-test", hidden=True)
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    try:
+        result = run(tmp_path, "interrupt-for-test")
+    finally:
+        cli.commands.pop("interrupt-for-test")
+    assert result.exit_code == 130
+
+
+def test_python_dash_m_and_version() -> None:
+    done = subprocess.run([sys.executable, "-m", "voicectl", "--version"], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.startswith("voicectl ")
+
+
+def test_version_does_not_import_heavy_modules() -> None:
+    code = ("import sys; from voicectl.cli import main\n"
+            "try: main(['--version'])\n"
+            "except SystemExit: pass\n"
+            "print(sorted(m for m in ('httpx', 'jsonschema', 'deepdiff', 'mutagen', 'yaml')"
+            " if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip().endswith("[]")
+
+
+def test_click_is_only_imported_by_the_cli() -> None:
+    import ast
+
+    for path in (PROJECT / "voicectl").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                 for a in n.names}
+        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom)}
+        if path.name != "cli.py":
+            assert "click" not in names, path
+        if path.name not in ("yamlload.py",) and "emulator" not in path.parts:
+            assert "yaml" not in names, path
+        if path.name == "planner.py":
+            assert not names & {"os", "pathlib", "httpx", "click", "yaml", "io"}, path
+    assert click  # the CLI itself is click
