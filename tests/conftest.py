@@ -35,7 +35,9 @@ class VoiceRepo:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.config: dict[str, Any] = {"defaults": {"language": "en", "space": "7350000000000000001"}}
+        self.config: dict[str, Any] = {
+            "defaults": {"language": "en", "space": "7350000000000000001"}
+        }
         self.write_config()
 
     def write_config(self, **changes: Any) -> None:
@@ -53,8 +55,11 @@ class VoiceRepo:
         return path
 
     def voice(self, address: str, freq: float = 440.0, **fields: Any) -> dict[str, Any]:
-        body = {"name": address.title(), "audio": self.audio(f"{address}.wav", freq=freq),
-                "text": f"The take of {address}."}
+        body = {
+            "name": address.title(),
+            "audio": self.audio(f"{address}.wav", freq=freq),
+            "text": f"The take of {address}.",
+        }
         body.update(fields)
         return body
 
@@ -81,8 +86,7 @@ def run() -> Callable[..., Result]:
         from voicectl.cli import main
 
         runner = CliRunner()
-        return runner.invoke(_Main(main), ["-C", str(root), *args], env=env,
-                             catch_exceptions=False)
+        return runner.invoke(_Main(main), ["-C", str(root), *args], env=env, catch_exceptions=False)
 
     return invoke
 

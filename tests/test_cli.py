@@ -38,7 +38,8 @@ def test_bundled_example_plans_three_creates_and_their_cost(run, tmp_path: Path)
     assert result.exit_code == 0, result.output
     assert result.output.count("create") >= 3
     assert "Plan: 3 to create. Clones spent: 3. Cost: 414 CNY one-time, +3 CNY/month." in (
-        result.output)
+        result.output
+    )
 
 
 def test_bundled_example_is_valid_and_spans_two_languages_and_formats(run) -> None:
@@ -80,8 +81,9 @@ def test_moving_a_take_and_renaming_an_address_cost_nothing(repo: VoiceRepo, run
     repo.declare({"a": repo.voice("a")})
     record_plan(repo.root)
     (repo.root / "audio" / "a.wav").rename(repo.root / "audio" / "moved.wav")
-    repo.declare({"renamed": {"name": "A", "audio": "../audio/moved.wav",
-                              "text": "The take of a."}})
+    repo.declare(
+        {"renamed": {"name": "A", "audio": "../audio/moved.wav", "text": "The take of a."}}
+    )
     body = json.loads(run(repo.root, "plan", "--json").stdout)
     assert [(c["address"], c["action"]) for c in body["changes"]] == [("renamed", "move")]
     assert body["clones_spent"] == 0 and body["cost"]["one_time_cny"] == 0
@@ -208,19 +210,21 @@ def test_ctrl_c_exits_130(run, tmp_path: Path) -> None:
 
 
 def test_python_dash_m_and_version() -> None:
-    done = subprocess.run([sys.executable, "-m", "voicectl", "--version"], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "voicectl", "--version"], capture_output=True, text=True, check=True
+    )
     assert done.stdout.startswith("voicectl ")
 
 
 def test_version_does_not_import_heavy_modules() -> None:
-    code = ("import sys; from voicectl.cli import main\n"
-            "try: main(['--version'])\n"
-            "except SystemExit: pass\n"
-            "print(sorted(m for m in ('httpx', 'jsonschema', 'deepdiff', 'mutagen', 'yaml')"
-            " if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys; from voicectl.cli import main\n"
+        "try: main(['--version'])\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in ('httpx', 'jsonschema', 'deepdiff', 'mutagen', 'yaml')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip().endswith("[]")
 
 
@@ -229,10 +233,15 @@ def test_click_is_only_imported_by_the_cli() -> None:
 
     for path in (PROJECT / "voicectl").rglob("*.py"):
         tree = ast.parse(path.read_text())
-        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-                 for a in n.names}
-        names |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-                  if isinstance(n, ast.ImportFrom)}
+        names = {
+            a.name.split(".")[0]
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Import)
+            for a in n.names
+        }
+        names |= {
+            (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+        }
         if path.name != "cli.py":
             assert "click" not in names, path
         if path.name not in ("yamlload.py",) and "emulator" not in path.parts:

@@ -29,31 +29,58 @@ def sha(n: int) -> str:
 
 def want(address: str, take: int = 1, *, path: str | None = None, **fields: Any) -> DesiredVoice:
     path = path or f"audio/{address}.wav"
-    decl = Declaration(address=address, name=fields.pop("name", "Voice"), audio=path,
-                       text=fields.pop("text", "hello"), language=fields.pop("language", "en"),
-                       space=fields.pop("space", SPACE), **fields)
-    return DesiredVoice(decl, Take(path=path, sha256=sha(take), size=100, format="wav",
-                                   duration=12.0))
+    decl = Declaration(
+        address=address,
+        name=fields.pop("name", "Voice"),
+        audio=path,
+        text=fields.pop("text", "hello"),
+        language=fields.pop("language", "en"),
+        space=fields.pop("space", SPACE),
+        **fields,
+    )
+    return DesiredVoice(
+        decl, Take(path=path, sha256=sha(take), size=100, format="wav", duration=12.0)
+    )
 
 
-def rec(address: str, take: int = 1, *, voice_id: str = "", used: int = 1,
-        path: str | None = None, orphaned: bool = False, **fields: Any) -> VoiceRecord:
+def rec(
+    address: str,
+    take: int = 1,
+    *,
+    voice_id: str = "",
+    used: int = 1,
+    path: str | None = None,
+    orphaned: bool = False,
+    **fields: Any,
+) -> VoiceRecord:
     return VoiceRecord(
-        address=address, voice_id=voice_id or f"74000000000000000{take:02d}",
-        space=fields.pop("space", SPACE), name=fields.pop("name", "Voice"),
-        language=fields.pop("language", "en"), text=fields.pop("text", "hello"),
+        address=address,
+        voice_id=voice_id or f"74000000000000000{take:02d}",
+        space=fields.pop("space", SPACE),
+        name=fields.pop("name", "Voice"),
+        language=fields.pop("language", "en"),
+        text=fields.pop("text", "hello"),
         preview_text=fields.pop("preview_text", None),
         take=TakeRef(sha(take), path or f"audio/{address}.wav", "wav", 100, 12.0),
-        clones_used=used, protect=fields.pop("protect", False), created_at=T0, updated_at=T0,
-        orphaned_at=T0 if orphaned else None)
+        clones_used=used,
+        protect=fields.pop("protect", False),
+        created_at=T0,
+        updated_at=T0,
+        orphaned_at=T0 if orphaned else None,
+    )
 
 
 def state(*records: VoiceRecord, orphans: tuple[VoiceRecord, ...] = ()) -> State:
     takes: dict[str, tuple[TakeEntry, ...]] = {}
     for r in (*records, *orphans):
         takes[r.take.sha256] = (TakeEntry(r.voice_id, r.address, r.clones_used, T0),)
-    return State(lineage="00000000-0000-4000-8000-000000000000", serial=1,
-                 voices={r.address: r for r in records}, orphans=orphans, takes=takes)
+    return State(
+        lineage="00000000-0000-4000-8000-000000000000",
+        serial=1,
+        voices={r.address: r for r in records},
+        orphans=orphans,
+        takes=takes,
+    )
 
 
 def actions(result: Any) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -61,79 +88,197 @@ def actions(result: Any) -> list[tuple[str, str, tuple[str, ...]]]:
 
 
 CASES = [
-    pytest.param([want("a")], state(), {}, [("a", "create", ("new_voice",))],
-                 id="new declaration creates"),
+    pytest.param(
+        [want("a")], state(), {}, [("a", "create", ("new_voice",))], id="new declaration creates"
+    ),
     pytest.param([want("a")], state(rec("a")), {}, [("a", "noop", ())], id="unchanged is noop"),
-    pytest.param([want("a", 2)], state(rec("a")), {},
-                 [("a", "retrain", ("audio_changed",))], id="new audio bytes retrain"),
-    pytest.param([want("a", text="new words")], state(rec("a")), {},
-                 [("a", "retrain", ("text_changed",))], id="new transcript retrains"),
-    pytest.param([want("a", language="zh")], state(rec("a")), {},
-                 [("a", "retrain", ("language_changed",))], id="new language retrains"),
-    pytest.param([want("a", 2, text="x", language="ja")], state(rec("a")), {},
-                 [("a", "retrain", ("audio_changed", "text_changed", "language_changed"))],
-                 id="several data changes are one retrain"),
-    pytest.param([want("a", name="Renamed")], state(rec("a")), {},
-                 [("a", "noop", ("name_changed",))], id="name alone spends nothing"),
-    pytest.param([want("a", preview_text="Hi")], state(rec("a")), {},
-                 [("a", "noop", ("preview_text_changed",))], id="preview text alone spends nothing"),
-    pytest.param([want("a", name="Renamed")], state(rec("a")), {"retrain": {"a"}},
-                 [("a", "retrain", ("name_changed", "retrain_requested"))],
-                 id="name change retrains when asked"),
-    pytest.param([want("a", 2, name="N")], state(rec("a")), {},
-                 [("a", "retrain", ("audio_changed", "name_changed"))],
-                 id="name rides along a retrain"),
-    pytest.param([want("a", path="voices/new/a.wav")], state(rec("a")), {},
-                 [("a", "move", ("moved",))], id="file moved with same bytes is a move"),
-    pytest.param([want("b")], state(rec("a")), {},
-                 [("b", "move", ("moved",))], id="address renamed with same take is a move"),
-    pytest.param([want("b", path="x/b.wav", name="B")], state(rec("a")), {},
-                 [("b", "move", ("moved", "name_changed"))],
-                 id="rename plus new name is still a move"),
-    pytest.param([want("b", text="other")], state(rec("a")), {},
-                 [("b", "retrain", ("moved", "text_changed"))],
-                 id="rename plus new transcript keeps the voice id and retrains"),
-    pytest.param([want("b", space="7350000000000000009")], state(rec("a")), {},
-                 [("a", "orphan", ("removed_from_config",)), ("b", "create", ("new_voice",))],
-                 id="a take in another space is not adopted"),
-    pytest.param([want("b")], state(orphans=(rec("a", orphaned=True),)), {},
-                 [("b", "move", ("moved",))], id="an orphan's take re-declared adopts the orphan"),
-    pytest.param([], state(rec("a")), {}, [("a", "orphan", ("removed_from_config",))],
-                 id="removed declaration orphans"),
-    pytest.param([], state(orphans=(rec("a", orphaned=True),)), {}, [],
-                 id="an orphan stays quiet"),
-    pytest.param([want("a", space="7350000000000000002")], state(rec("a")), {},
-                 [("a", "replace", ("space_changed",))], id="space change replaces"),
-    pytest.param([want("a")], state(rec("a")), {"replace": {"a"}},
-                 [("a", "replace", ("replace_requested",))], id="replace on request"),
-    pytest.param([want("a", 2)], state(rec("a", used=10)), {},
-                 [("a", "blocked", ("audio_changed", "budget_exhausted"))],
-                 id="retrain with no clones left is blocked"),
-    pytest.param([want("a", 2)], state(rec("a", used=10)), {"replace": {"a"}},
-                 [("a", "replace", ("replace_requested", "audio_changed"))],
-                 id="replace unblocks an exhausted voice"),
-    pytest.param([want("a", 2)], state(rec("a", used=9)), {},
-                 [("a", "retrain", ("audio_changed",))], id="the tenth clone is allowed"),
-    pytest.param([want("a", 2)], state(rec("a", protect=True)), {},
-                 [("a", "blocked", ("audio_changed", "protected"))],
-                 id="protected voice is not retrained"),
-    pytest.param([want("a", 2)], state(rec("a", protect=True)), {"allow_protected": True},
-                 [("a", "retrain", ("audio_changed",))], id="allow-protected lifts protection"),
-    pytest.param([], state(rec("a", protect=True)), {},
-                 [("a", "blocked", ("removed_from_config", "protected"))],
-                 id="protection survives removal from YAML"),
-    pytest.param([want("a"), want("b")], state(rec("a")), {"targets": {"b"}},
-                 [("b", "create", ("new_voice",))], id="target narrows the plan"),
-    pytest.param([want("a", 2), want("b")], state(rec("a")), {"excludes": {"b"}},
-                 [("a", "retrain", ("audio_changed",))], id="exclude drops an address"),
+    pytest.param(
+        [want("a", 2)],
+        state(rec("a")),
+        {},
+        [("a", "retrain", ("audio_changed",))],
+        id="new audio bytes retrain",
+    ),
+    pytest.param(
+        [want("a", text="new words")],
+        state(rec("a")),
+        {},
+        [("a", "retrain", ("text_changed",))],
+        id="new transcript retrains",
+    ),
+    pytest.param(
+        [want("a", language="zh")],
+        state(rec("a")),
+        {},
+        [("a", "retrain", ("language_changed",))],
+        id="new language retrains",
+    ),
+    pytest.param(
+        [want("a", 2, text="x", language="ja")],
+        state(rec("a")),
+        {},
+        [("a", "retrain", ("audio_changed", "text_changed", "language_changed"))],
+        id="several data changes are one retrain",
+    ),
+    pytest.param(
+        [want("a", name="Renamed")],
+        state(rec("a")),
+        {},
+        [("a", "noop", ("name_changed",))],
+        id="name alone spends nothing",
+    ),
+    pytest.param(
+        [want("a", preview_text="Hi")],
+        state(rec("a")),
+        {},
+        [("a", "noop", ("preview_text_changed",))],
+        id="preview text alone spends nothing",
+    ),
+    pytest.param(
+        [want("a", name="Renamed")],
+        state(rec("a")),
+        {"retrain": {"a"}},
+        [("a", "retrain", ("name_changed", "retrain_requested"))],
+        id="name change retrains when asked",
+    ),
+    pytest.param(
+        [want("a", 2, name="N")],
+        state(rec("a")),
+        {},
+        [("a", "retrain", ("audio_changed", "name_changed"))],
+        id="name rides along a retrain",
+    ),
+    pytest.param(
+        [want("a", path="voices/new/a.wav")],
+        state(rec("a")),
+        {},
+        [("a", "move", ("moved",))],
+        id="file moved with same bytes is a move",
+    ),
+    pytest.param(
+        [want("b")],
+        state(rec("a")),
+        {},
+        [("b", "move", ("moved",))],
+        id="address renamed with same take is a move",
+    ),
+    pytest.param(
+        [want("b", path="x/b.wav", name="B")],
+        state(rec("a")),
+        {},
+        [("b", "move", ("moved", "name_changed"))],
+        id="rename plus new name is still a move",
+    ),
+    pytest.param(
+        [want("b", text="other")],
+        state(rec("a")),
+        {},
+        [("b", "retrain", ("moved", "text_changed"))],
+        id="rename plus new transcript keeps the voice id and retrains",
+    ),
+    pytest.param(
+        [want("b", space="7350000000000000009")],
+        state(rec("a")),
+        {},
+        [("a", "orphan", ("removed_from_config",)), ("b", "create", ("new_voice",))],
+        id="a take in another space is not adopted",
+    ),
+    pytest.param(
+        [want("b")],
+        state(orphans=(rec("a", orphaned=True),)),
+        {},
+        [("b", "move", ("moved",))],
+        id="an orphan's take re-declared adopts the orphan",
+    ),
+    pytest.param(
+        [],
+        state(rec("a")),
+        {},
+        [("a", "orphan", ("removed_from_config",))],
+        id="removed declaration orphans",
+    ),
+    pytest.param([], state(orphans=(rec("a", orphaned=True),)), {}, [], id="an orphan stays quiet"),
+    pytest.param(
+        [want("a", space="7350000000000000002")],
+        state(rec("a")),
+        {},
+        [("a", "replace", ("space_changed",))],
+        id="space change replaces",
+    ),
+    pytest.param(
+        [want("a")],
+        state(rec("a")),
+        {"replace": {"a"}},
+        [("a", "replace", ("replace_requested",))],
+        id="replace on request",
+    ),
+    pytest.param(
+        [want("a", 2)],
+        state(rec("a", used=10)),
+        {},
+        [("a", "blocked", ("audio_changed", "budget_exhausted"))],
+        id="retrain with no clones left is blocked",
+    ),
+    pytest.param(
+        [want("a", 2)],
+        state(rec("a", used=10)),
+        {"replace": {"a"}},
+        [("a", "replace", ("replace_requested", "audio_changed"))],
+        id="replace unblocks an exhausted voice",
+    ),
+    pytest.param(
+        [want("a", 2)],
+        state(rec("a", used=9)),
+        {},
+        [("a", "retrain", ("audio_changed",))],
+        id="the tenth clone is allowed",
+    ),
+    pytest.param(
+        [want("a", 2)],
+        state(rec("a", protect=True)),
+        {},
+        [("a", "blocked", ("audio_changed", "protected"))],
+        id="protected voice is not retrained",
+    ),
+    pytest.param(
+        [want("a", 2)],
+        state(rec("a", protect=True)),
+        {"allow_protected": True},
+        [("a", "retrain", ("audio_changed",))],
+        id="allow-protected lifts protection",
+    ),
+    pytest.param(
+        [],
+        state(rec("a", protect=True)),
+        {},
+        [("a", "blocked", ("removed_from_config", "protected"))],
+        id="protection survives removal from YAML",
+    ),
+    pytest.param(
+        [want("a"), want("b")],
+        state(rec("a")),
+        {"targets": {"b"}},
+        [("b", "create", ("new_voice",))],
+        id="target narrows the plan",
+    ),
+    pytest.param(
+        [want("a", 2), want("b")],
+        state(rec("a")),
+        {"excludes": {"b"}},
+        [("a", "retrain", ("audio_changed",))],
+        id="exclude drops an address",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("desired", "current", "opts", "expected"), CASES)
-def test_plan_table(desired: list[DesiredVoice], current: State, opts: dict[str, Any],
-                    expected: list[tuple[str, str, tuple[str, ...]]]) -> None:
-    options = PlanOptions(**{k: frozenset(v) if isinstance(v, set) else v
-                             for k, v in opts.items()})
+def test_plan_table(
+    desired: list[DesiredVoice],
+    current: State,
+    opts: dict[str, Any],
+    expected: list[tuple[str, str, tuple[str, ...]]],
+) -> None:
+    options = PlanOptions(**{k: frozenset(v) if isinstance(v, set) else v for k, v in opts.items()})
     assert actions(plan(desired, current, None, options)) == sorted(expected)
 
 
@@ -167,8 +312,9 @@ def test_orphan_says_the_voice_is_still_billed() -> None:
 
 
 def test_replace_costs_a_new_voice_and_keeps_billing_the_old() -> None:
-    (change,) = plan([want("a")], state(rec("a")), None,
-                     PlanOptions(replace=frozenset({"a"}))).changes
+    (change,) = plan(
+        [want("a")], state(rec("a")), None, PlanOptions(replace=frozenset({"a"}))
+    ).changes
     assert (change.cost.one_time_cny, change.cost.monthly_cny_delta) == (138, 1)
     assert "orphan" in change.message
 
@@ -194,16 +340,30 @@ def test_one_departing_voice_is_adopted_once_even_if_two_addresses_share_its_tak
 def test_a_voice_retrained_away_from_a_take_is_not_adopted_by_that_take() -> None:
     """The hash index remembers old takes; only the take a voice currently has moves."""
     old = rec("a", 2)
-    current = replace(state(old), takes={sha(1): (TakeEntry(old.voice_id, "a", 1, T0),),
-                                         sha(2): (TakeEntry(old.voice_id, "a", 2, T0),)})
+    current = replace(
+        state(old),
+        takes={
+            sha(1): (TakeEntry(old.voice_id, "a", 1, T0),),
+            sha(2): (TakeEntry(old.voice_id, "a", 2, T0),),
+        },
+    )
     assert actions(plan([want("b", 1)], current)) == [
-        ("a", "orphan", ("removed_from_config",)), ("b", "create", ("new_voice",))]
+        ("a", "orphan", ("removed_from_config",)),
+        ("b", "create", ("new_voice",)),
+    ]
 
 
 def test_totals_add_up() -> None:
     result = plan([want("a"), want("b"), want("c", 2)], state(rec("c"), rec("d", 4)))
-    assert result.summary == {"create": 2, "retrain": 1, "replace": 0, "move": 0, "noop": 0,
-                              "orphan": 1, "blocked": 0}
+    assert result.summary == {
+        "create": 2,
+        "retrain": 1,
+        "replace": 0,
+        "move": 0,
+        "noop": 0,
+        "orphan": 1,
+        "blocked": 0,
+    }
     assert (result.cost.one_time_cny, result.cost.monthly_cny_delta) == (276, 2)
     assert result.clones_spent == 3
 

@@ -17,12 +17,21 @@ AT = "2026-11-25T06:00:00Z"
 
 
 def desired(address: str, sha: str, **fields: str) -> DesiredVoice:
-    decl = Declaration(address=address, name=fields.get("name", "N"), audio=f"a/{address}.wav",
-                       text=fields.get("text", "t"), language="en", space="1")
+    decl = Declaration(
+        address=address,
+        name=fields.get("name", "N"),
+        audio=f"a/{address}.wav",
+        text=fields.get("text", "t"),
+        language="en",
+        space="1",
+    )
     return DesiredVoice(decl, Take(f"a/{address}.wav", sha * 64, 10, "wav", 12.0))
 
 
-def carried_out(current, desired_voices, ids=iter(range(7_400_000_000_000_000_000, 10**19))):
+_IDS = iter(range(7_400_000_000_000_000_000, 10**19))
+
+
+def carried_out(current, desired_voices, ids=_IDS):
     """Record every actionable change of the plan as if Coze had done it."""
     for change in plan(desired_voices, current).actionable:
         new_id = str(next(ids)) if change.action in ("create", "replace") else None
@@ -62,8 +71,10 @@ def test_hash_index_records_every_clone_of_every_take() -> None:
     current = carried_out(current, [desired("a", "2")])
     current = carried_out(current, [desired("a", "1")])  # back to the first take
     voice_id = current.voices["a"].voice_id
-    assert [(e.voice_id, e.clone) for e in current.takes["1" * 64]] == [(voice_id, 1),
-                                                                      (voice_id, 3)]
+    assert [(e.voice_id, e.clone) for e in current.takes["1" * 64]] == [
+        (voice_id, 1),
+        (voice_id, 3),
+    ]
     assert [e.clone for e in current.takes["2" * 64]] == [2]
     assert current.voices["a"].clones_used == 3
 
@@ -91,21 +102,46 @@ BAD_STATES = [
     pytest.param(b'{"format_version": 1, "lineage": ', "not valid JSON", id="truncated"),
     pytest.param(b"\xff\xfe{}", "not UTF-8", id="binary"),
     pytest.param(b"[]", "JSON object", id="not-an-object"),
-    pytest.param(b'{"format_version": 99, "lineage": "x", "serial": 1}', "newer voicectl",
-                 id="future-version"),
-    pytest.param(json.dumps({"format_version": 1, "lineage": "00000000-0000-4000-8000-"
-                             "000000000000", "serial": "7", "voices": {}, "orphans": [],
-                             "takes": {}}).encode(), "field serial", id="hand-edited-type"),
-    pytest.param(json.dumps({"format_version": 1, "lineage": "00000000-0000-4000-8000-"
-                             "000000000000", "serial": 1, "voices": {"a": {"voice_id": "1"}},
-                             "orphans": [], "takes": {}}).encode(), "voices.a",
-                 id="hand-edited-missing-fields"),
+    pytest.param(
+        b'{"format_version": 99, "lineage": "x", "serial": 1}',
+        "newer voicectl",
+        id="future-version",
+    ),
+    pytest.param(
+        json.dumps(
+            {
+                "format_version": 1,
+                "lineage": "00000000-0000-4000-8000-000000000000",
+                "serial": "7",
+                "voices": {},
+                "orphans": [],
+                "takes": {},
+            }
+        ).encode(),
+        "field serial",
+        id="hand-edited-type",
+    ),
+    pytest.param(
+        json.dumps(
+            {
+                "format_version": 1,
+                "lineage": "00000000-0000-4000-8000-000000000000",
+                "serial": 1,
+                "voices": {"a": {"voice_id": "1"}},
+                "orphans": [],
+                "takes": {},
+            }
+        ).encode(),
+        "voices.a",
+        id="hand-edited-missing-fields",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("raw", "says"), BAD_STATES)
-def test_bad_state_is_a_clear_error_and_is_not_touched(tmp_path: Path, raw: bytes,
-                                                       says: str) -> None:
+def test_bad_state_is_a_clear_error_and_is_not_touched(
+    tmp_path: Path, raw: bytes, says: str
+) -> None:
     path = tmp_path / "s.json"
     path.write_bytes(raw)
     with pytest.raises(StateError) as caught:

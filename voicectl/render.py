@@ -69,8 +69,8 @@ def render_json(plan: Plan) -> str:
 
 def _budget(change: Change) -> str:
     b = change.budget
-    before = "-" if b.before is None else str(b.before)
-    after = "-" if b.after is None else str(b.after)
+    before = "new" if b.before is None else str(b.before)
+    after = "none" if b.after is None else str(b.after)
     return f"{before} -> {after}"
 
 
