@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,6 +30,11 @@ from voicectl.errors import (
     ValidationFailed,
     VoicectlError,
 )
+
+if TYPE_CHECKING:
+    from voicectl.config import Config
+    from voicectl.model import Plan as Planned
+    from voicectl.model import State
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -102,8 +108,76 @@ def validate(ctx: click.Context, as_json: bool) -> int:
     return EXIT_USER_ERROR if snapshot.errors else 0
 
 
-def _addresses(values: Sequence[str]) -> frozenset[str]:
-    return frozenset(values)
+def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options plan and apply share, applied in one place."""
+    options = [
+        click.option(
+            "--target",
+            "targets",
+            multiple=True,
+            metavar="ADDRESS",
+            help="Only this address (repeatable).",
+        ),
+        click.option(
+            "--exclude",
+            "excludes",
+            multiple=True,
+            metavar="ADDRESS",
+            help="Leave this address out (repeatable).",
+        ),
+        click.option(
+            "--retrain",
+            multiple=True,
+            metavar="ADDRESS",
+            help="Retrain this voice even if only its name or preview text changed.",
+        ),
+        click.option(
+            "--replace",
+            multiple=True,
+            metavar="ADDRESS",
+            help="Clone this voice into a new voice id; the old one becomes an orphan.",
+        ),
+        click.option(
+            "--allow-protected",
+            is_flag=True,
+            help="Allow retrain, replace and orphan of protected voices.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _planned(ctx: click.Context, cfg: Config, current: State, opts: dict[str, Any]) -> Planned:
+    """Read the repository and plan it against ``current``; shows warnings."""
+    from voicectl import planner, render, repository
+
+    snapshot = repository.read_valid(cfg)
+    options = planner.PlanOptions(
+        targets=frozenset(opts["targets"]),
+        excludes=frozenset(opts["excludes"]),
+        retrain=frozenset(opts["retrain"]),
+        replace=frozenset(opts["replace"]),
+        allow_protected=opts["allow_protected"],
+    )
+    unknown = planner.unknown_addresses(options, snapshot.desired, current)
+    if unknown:
+        raise UsageError(
+            f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
+        )
+    if snapshot.warnings:
+        click.echo(render.render_problems(snapshot.warnings), nl=False, err=True)
+    return planner.plan(snapshot.desired, current, None, options)
+
+
+def _check_policy(cfg: Config, result: Planned) -> None:
+    from voicectl import planner
+
+    violations = planner.policy_violations(result, cfg.max_new_voices, cfg.max_one_time_cny)
+    if violations:
+        raise PolicyError(
+            "the plan exceeds the repository policy (voicectl.yaml):\n  " + "\n  ".join(violations)
+        )
 
 
 @cli.command()
@@ -118,82 +192,197 @@ def _addresses(values: Sequence[str]) -> frozenset[str]:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error."
 )
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Plan only this address (repeatable).",
-)
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Leave this address out of the plan (repeatable).",
-)
-@click.option(
-    "--retrain",
-    "retrain",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Retrain this voice even if only its name or preview text changed.",
-)
-@click.option(
-    "--replace",
-    "replace",
-    multiple=True,
-    metavar="ADDRESS",
-    help="Clone this voice into a new voice id; the old one becomes an orphan.",
-)
-@click.option(
-    "--allow-protected", is_flag=True, help="Allow retrain, replace and orphan of protected voices."
-)
+@_plan_options
 @click.pass_context
 def plan(
-    ctx: click.Context,
-    as_json: bool,
-    fmt: str | None,
-    detailed_exitcode: bool,
-    targets: tuple[str, ...],
-    excludes: tuple[str, ...],
-    retrain: tuple[str, ...],
-    replace: tuple[str, ...],
-    allow_protected: bool,
+    ctx: click.Context, /, as_json: bool, fmt: str | None, detailed_exitcode: bool, **opts: Any
 ) -> int:
     """Show what apply would create, retrain, move or orphan, and what it costs."""
-    from voicectl import planner, render, repository
+    from voicectl import render, repository
 
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
     fmt = "json" if as_json else fmt or "text"
     cfg = repository.open_config(_start(ctx))
-    snapshot = repository.read_valid(cfg)
-    current, _ = repository.load_state(cfg)
-    options = planner.PlanOptions(
-        targets=_addresses(targets),
-        excludes=_addresses(excludes),
-        retrain=_addresses(retrain),
-        replace=_addresses(replace),
-        allow_protected=allow_protected,
-    )
-    unknown = planner.unknown_addresses(options, snapshot.desired, current)
-    if unknown:
-        raise UsageError(
-            f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
-        )
-    if snapshot.warnings:
-        click.echo(render.render_problems(snapshot.warnings), nl=False, err=True)
-    result = planner.plan(snapshot.desired, current, None, options)
+    current, warning = repository.effective_state(cfg)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    result = _planned(ctx, cfg, current, opts)
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
-    violations = planner.policy_violations(result, cfg.max_new_voices, cfg.max_one_time_cny)
-    if violations:
-        raise PolicyError(
-            "the plan exceeds the repository policy (voicectl.yaml):\n  " + "\n  ".join(violations)
+    _check_policy(cfg, result)
+    return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+
+
+def _adoptions(values: Sequence[str]) -> dict[str, str]:
+    found = {}
+    for value in values:
+        address, _, voice_id = value.partition("=")
+        if not address or not voice_id.isdigit():
+            raise UsageError(f"--adopt {value!r}: expected ADDRESS=VOICE_ID")
+        found[address] = voice_id
+    return found
+
+
+def _client(cfg: Config) -> Any:
+    from voicectl.client import CN_BASE, CozeClient, http_client
+
+    token = os.environ.get("COZE_API_TOKEN", "").strip()
+    if not token:
+        raise UsageError(
+            "COZE_API_TOKEN is not set: apply needs a Coze token with the "
+            "createVoice and listVoice permissions"
         )
-    if detailed_exitcode and result.has_changes:
-        return EXIT_CHANGES
-    return 0
+    base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
+    return CozeClient(http_client(base), token)
+
+
+@cli.command()
+@click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--parallelism",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="How many clones to run at once.",
+)
+@click.option(
+    "--adopt",
+    multiple=True,
+    metavar="ADDRESS=VOICE_ID",
+    help="Settle a lost clone reply by naming the voice it created.",
+)
+@_plan_options
+@click.pass_context
+def apply(
+    ctx: click.Context,
+    /,
+    auto_approve: bool,
+    parallelism: int,
+    adopt: tuple[str, ...],
+    **opts: Any,
+) -> int:
+    """Carry out the plan on Coze and record every outcome in the state."""
+    from voicectl import lock, recovery, render, repository
+    from voicectl.executor import Executor
+    from voicectl.journal import Journal, journal_path
+    from voicectl.state import now
+
+    cfg = repository.open_config(_start(ctx))
+    adoptions = _adoptions(adopt)
+    client = _client(cfg)
+    notice = _echo_err
+    with lock.locked(cfg.state_path, "voicectl apply", now(), notice):
+        current, _ = repository.load_state(cfg)
+        current = recovery.recover(
+            cfg.state_path,
+            current,
+            lambda log: Executor(client, cfg.root, log, 1, _Progress(0)),
+            adoptions,
+            notice,
+        )
+        result = _planned(ctx, cfg, current, opts)
+        click.echo(render.render_text(result), nl=False)
+        _check_policy(cfg, result)
+        work = result.actionable
+        blocked = [c for c in result.changes if c.action == "blocked"]
+        if not work:
+            return EXIT_USER_ERROR if blocked else 0
+        if not auto_approve:
+            if not sys.stdin.isatty():
+                raise UsageError(
+                    "no terminal to confirm on: review the plan and pass --auto-approve"
+                )
+            if not click.confirm("Carry out this plan?", default=False):
+                click.echo("Nothing was changed.")
+                return EXIT_USER_ERROR
+        progress = _Progress(len(work))
+        log = Journal.begin(journal_path(cfg.state_path), current, now())
+        try:
+            outcome = Executor(client, cfg.root, log, parallelism, progress).run(
+                work, recovery.known_ids(current)
+            )
+        finally:
+            log.close()
+            final = recovery.fold_or_keep(cfg.state_path, current, notice)
+    click.echo(render.apply_summary(outcome.done, outcome.failed, blocked, final), nl=False)
+    return EXIT_USER_ERROR if outcome.failed or blocked else 0
+
+
+class _Progress:
+    """Renders executor events: one plain line per voice (a terminal gets a counter)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.finished = total, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, event: Any) -> None:
+        with self.lock:
+            if event.kind in ("voice_done", "reconcile"):
+                self.finished += 1
+            count = f"[{self.finished}/{self.total}] " if self.total else ""
+            if event.kind == "voice_start":
+                return
+            if event.kind == "voice_error":
+                click.echo(
+                    f"{count}{event.address}: {event.action} failed after "
+                    f"{event.elapsed:.1f}s: {event.error}",
+                    err=True,
+                )
+                return
+            how = " (found on Coze after a lost reply)" if event.kind == "reconcile" else ""
+            left = "" if event.clones_left is None else f", {event.clones_left} clones left"
+            click.echo(
+                f"{count}{event.address}: {event.action} done: voice {event.voice_id}"
+                f"{left} in {event.elapsed:.1f}s{how}"
+            )
+
+
+def _echo_err(message: str) -> None:
+    click.echo(f"notice: {message}", err=True)
+
+
+@cli.command("force-unlock")
+@click.pass_context
+def force_unlock(ctx: click.Context) -> None:
+    """Remove a stale lock on the state (make sure no apply is running)."""
+    from voicectl import lock, repository
+
+    cfg = repository.open_config(_start(ctx))
+    holder = lock.force_unlock(cfg.state_path)
+    if holder is None:
+        click.echo("The state is not locked.")
+    else:
+        click.echo(f"Removed the lock held by {lock.describe(holder)}.")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".voicectl/emulator"),
+    show_default=True,
+    help="Where the emulator keeps its voices and ledger.",
+)
+@click.option(
+    "--token",
+    "tokens",
+    multiple=True,
+    help="Accept this bearer token (repeatable; TOKEN:scopes=...,spaces=... limits "
+    "it). With none, any non-empty token is accepted.",
+)
+@click.option(
+    "--strict-docs", is_flag=True, help="Clone replies carry only {voice_id}, as Coze documents."
+)
+def emulator(
+    host: str, port: int, data_dir: Path, tokens: tuple[str, ...], strict_docs: bool
+) -> None:
+    """Run a local Coze-compatible voice API (for tests, demos and CI)."""
+    from voicectl.emulator.server import serve
+
+    serve(host, port, data_dir, tokens, strict_docs, click.echo)
 
 
 @cli.command()

@@ -96,6 +96,10 @@ class VoiceRecord:
     def clones_left(self) -> int:
         return max(0, CLONE_LIMIT - self.clones_used)
 
+    @property
+    def limit(self) -> int:
+        return CLONE_LIMIT
+
 
 @dataclass(frozen=True)
 class TakeEntry:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from voicectl.errors import Problem
-from voicectl.model import ACTIONS, Change, Plan
+from voicectl.model import ACTIONS, Change, Plan, State
+from voicectl.planfile import plan_to_json
 
-PLAN_FORMAT_VERSION = 1
 SYMBOLS = {
     "create": "+",
     "retrain": "~",
@@ -29,42 +28,8 @@ VERBS = {
 }
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The plan in the documented format of schemas/plan.schema.json."""
-    changes = []
-    for c in plan.changes:
-        item: dict[str, Any] = {
-            "address": c.address,
-            "action": c.action,
-            "reasons": list(c.reasons),
-            "voice_id": c.voice_id,
-            "before": c.before,
-            "after": c.after,
-            "budget": {"limit": c.budget.limit, "before": c.budget.before, "after": c.budget.after},
-            "cost": {
-                "one_time_cny": c.cost.one_time_cny,
-                "monthly_cny_delta": c.cost.monthly_cny_delta,
-            },
-        }
-        if c.from_address:
-            item["from_address"] = c.from_address
-        if c.message:
-            item["message"] = c.message
-        if c.notes:
-            item["notes"] = list(c.notes)
-        changes.append(item)
-    cost = plan.cost
-    return {
-        "format_version": PLAN_FORMAT_VERSION,
-        "changes": changes,
-        "summary": plan.summary,
-        "cost": {"one_time_cny": cost.one_time_cny, "monthly_cny_delta": cost.monthly_cny_delta},
-        "clones_spent": plan.clones_spent,
-    }
-
-
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan_json(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(plan_to_json(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _budget(change: Change) -> str:
@@ -169,6 +134,47 @@ def render_markdown(plan: Plan) -> str:
             out.append("")
         out += ["</details>", ""]
     return "\n".join(out)
+
+
+def apply_summary(
+    done: Sequence[tuple[Change, str | None]],
+    failed: Sequence[tuple[Change, str]],
+    blocked: Sequence[Change],
+    state: State,
+) -> str:
+    """The end of an apply: each voice's id and budget, what was spent, what failed."""
+    lines = []
+    if done:
+        lines += ["", "Voices:"]
+        width = max(len(c.address) for c, _ in done)
+        for change, voice_id in sorted(done, key=lambda item: item[0].address):
+            record = state.voices.get(change.address)
+            budget = (
+                (f"clones used {record.clones_used}/{record.limit}, {record.clones_left} left")
+                if record
+                else "orphaned"
+            )
+            lines.append(
+                f"  {change.address:<{width}}  {change.action:<7}  voice "
+                f"{voice_id or '-'}  {budget}"
+            )
+    one_time = sum(c.cost.one_time_cny for c, _ in done)
+    monthly = sum(c.cost.monthly_cny_delta for c, _ in done)
+    clones = sum(1 for c, _ in done if c.spends_clone)
+    counts: dict[str, int] = {}
+    for change, _ in done:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    did = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing"
+    for change, error in sorted(failed, key=lambda item: item[0].address):
+        lines.append(f"failed: {change.address}: {change.action}: {error}")
+    for change in blocked:
+        lines.append(f"blocked: {change.address}: {change.message}")
+    verdict = "Apply finished with errors" if failed or blocked else "Apply complete"
+    lines.append(
+        f"{verdict}: {did}. Clones spent: {clones}. Spent {one_time} CNY one-time, "
+        f"{monthly:+d} CNY/month."
+    )
+    return "\n".join(lines) + "\n"
 
 
 PLAN_RENDERERS: dict[str, Callable[[Plan], str]] = {

@@ -67,8 +67,17 @@ def read_valid(cfg: config.Config) -> Snapshot:
 
 
 def load_state(cfg: config.Config) -> tuple[State, bool]:
-    """The repository's state, or a fresh empty one; the flag says whether it existed."""
+    """The repository's state as last written, or a fresh empty one (flag: it existed)."""
     current = state.load(cfg.state_path, cfg.state)
     if current is None:
         return state.new_state(), False
     return current, True
+
+
+def effective_state(cfg: config.Config) -> tuple[State, str]:
+    """For read-only commands: the state with an interrupted apply's journal replayed in
+    memory (so completed clones are not planned again), and a warning if there was one."""
+    from voicectl.recovery import pending_warning
+
+    current, _ = load_state(cfg)
+    return pending_warning(cfg.state_path, current)

@@ -1,0 +1,298 @@
+"""The one place that talks to Coze: clone and list over an injected httpx.Client.
+
+Coze replies with an envelope ``{code, msg, data, detail: {logid}}``; anything but code
+0 becomes a typed :class:`CozeError` with the logid and a hint a human can act on.
+Listing is retried with exponential backoff (honouring ``Retry-After``) on rate limits,
+5xx and transport errors. A clone is billed and has no idempotency key, so it is retried
+only when Coze provably did not take it (an explicit rate-limit rejection, or a
+connection that was never made); any other failure after the request may have left is
+:class:`OutcomeUnknown`, for the caller to reconcile through the list before resending.
+The token is sent in a header and never appears in a message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from voicectl.errors import VoicectlError
+from voicectl.model import RemoteVoice
+
+CN_BASE = "https://api.coze.cn"
+COM_BASE = "https://api.coze.com"
+CLONE_PATH = "/v1/audio/voices/clone"
+LIST_PATH = "/v1/audio/voices"
+RATE_LIMIT_CODES = frozenset({4009, 4013, 4020})
+MAX_PAGES = 1000
+PAGE_SIZE = 100
+
+HINTS = {
+    4100: "the token is invalid or expired, or belongs to the other region: a coze.com token "
+    "does not work on api.coze.cn and the reverse (set COZE_API_BASE)",
+    4101: "the token lacks a permission (createVoice to clone, listVoice to list) or access "
+    "to this workspace",
+    1109: "Coze found the audio does not match `text`; fix the transcript or the take",
+    1123: "this voice id has used all 10 clones; `--replace ADDRESS` makes a new voice id",
+    4011: "the Coze token balance is insufficient",
+    4019: "the account is in arrears or out of voice slots; top up or buy a voice pack",
+    4000: "Coze rejected a parameter",
+    4200: "Coze does not know this voice id (or it belongs to another account)",
+}
+FILE_HINT = "Coze rejected the audio file (empty, too large, unsupported or invalid)"
+
+
+class CozeError(VoicectlError):
+    """Coze answered with an error code; carries code, msg and logid."""
+
+    def __init__(self, code: int, msg: str, logid: str, http_status: int) -> None:
+        self.code, self.msg, self.logid, self.http_status = code, msg, logid, http_status
+        hint = HINTS.get(code) or (FILE_HINT if 4300 <= code < 4400 else "")
+        text = f"Coze error {code}: {msg or '(no message)'} (logid {logid or 'none'})"
+        super().__init__(f"{text}; {hint}" if hint else text)
+
+    @property
+    def rate_limited(self) -> bool:
+        return self.http_status == 429 or self.code in RATE_LIMIT_CODES
+
+    @property
+    def server_side(self) -> bool:
+        return self.http_status >= 500 or self.code == 5000
+
+
+class TransportError(VoicectlError):
+    """Coze could not be reached or did not answer; for a clone see OutcomeUnknown."""
+
+
+class OutcomeUnknown(VoicectlError):
+    """A clone request may have reached Coze but no answer came back."""
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    voice_id: str
+    logid: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Backoff policy; ``sleep`` is injectable so tests need not wait."""
+
+    attempts: int = 6
+    rate_limit_attempts: int = 12  # a 429 storm slows an apply down rather than failing it
+    base: float = 0.5
+    cap: float = 8.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        backoff = min(self.cap, self.base * 2**attempt)
+        return float(max(backoff, min(retry_after, 60.0))) if retry_after is not None else backoff
+
+
+def check_base_url(base: str) -> str:
+    """Coze's API base: https, or plain http only to a loopback host (the emulator)."""
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise VoicectlError(f"COZE_API_BASE {base!r} is not an http(s) URL, e.g. {CN_BASE}")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise VoicectlError(
+            f"COZE_API_BASE {base!r}: plain http is only allowed to a loopback "
+            "host (127.0.0.1, ::1, localhost); use https"
+        )
+    return base.rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
+    # TLS verification stays on (httpx's default); follow no redirects on a billed POST.
+    return httpx.Client(
+        base_url=check_base_url(base),
+        timeout=httpx.Timeout(timeout, connect=10.0),
+        follow_redirects=False,
+        verify=True,
+        headers={"User-Agent": "voicectl"},
+    )
+
+
+def _logid(response: httpx.Response, body: Any) -> str:
+    header = response.headers.get("x-tt-logid", "")
+    if header:
+        return str(header)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return str(detail.get("logid", "")) if isinstance(detail, dict) else ""
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+class CozeClient:
+    """Clone and list voices on Coze through ``http`` (an httpx.Client with a base_url)."""
+
+    def __init__(self, http: httpx.Client, token: str, retry: Retry = Retry()) -> None:
+        if not token:
+            raise VoicectlError("COZE_API_TOKEN is empty")
+        self._http = http
+        self._auth = {"Authorization": f"Bearer {token}"}
+        self._retry = retry
+
+    def _data(self, response: httpx.Response) -> Any:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        logid = _logid(response, body)
+        if not isinstance(body, dict) or "code" not in body:
+            text = response.text[:200].strip() or "(empty body)"
+            raise CozeError(
+                response.status_code,
+                f"HTTP {response.status_code}: {text}",
+                logid,
+                response.status_code,
+            )
+        try:
+            code = int(body["code"])
+        except (TypeError, ValueError):
+            code = -1
+        if code != 0:
+            raise CozeError(code, str(body.get("msg") or ""), logid, response.status_code)
+        return body.get("data"), logid
+
+    def clone(
+        self,
+        *,
+        audio: Path,
+        audio_format: str,
+        voice_name: str,
+        language: str,
+        text: str,
+        preview_text: str | None,
+        space_id: str | None,
+        voice_id: str | None = None,
+    ) -> CloneResult:
+        """One clone (a retrain when ``voice_id`` is given); never sent twice blindly."""
+        fields = {
+            "voice_name": voice_name,
+            "audio_format": audio_format,
+            "language": language,
+            "voice_id": voice_id,
+            "preview_text": preview_text,
+            "text": text,
+            "space_id": space_id,
+        }
+        form = {k: v for k, v in fields.items() if v is not None}
+        attempt = 0
+        while True:
+            try:
+                with open(audio, "rb") as handle:  # streamed from disk by httpx
+                    response = self._http.post(
+                        CLONE_PATH,
+                        data=form,
+                        headers=self._auth,
+                        files={"file": (audio.name, handle)},
+                    )
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                # The connection was never made, so nothing was sent: safe to try again.
+                if attempt + 1 >= self._retry.attempts:
+                    raise TransportError(f"cannot reach Coze: {type(exc).__name__}") from None
+                self._retry.sleep(self._retry.delay(attempt, None))
+                attempt += 1
+                continue
+            except httpx.HTTPError as exc:
+                raise OutcomeUnknown(
+                    f"no answer to the clone request ({type(exc).__name__}); "
+                    "it may or may not have been carried out"
+                ) from None
+            try:
+                data, logid = self._data(response)
+            except CozeError as exc:
+                if exc.rate_limited and attempt + 1 < self._retry.rate_limit_attempts:
+                    self._retry.sleep(self._retry.delay(attempt, _retry_after(response)))
+                    attempt += 1
+                    continue
+                if exc.server_side:
+                    raise OutcomeUnknown(
+                        f"Coze failed while cloning ({exc.message}); the clone "
+                        "may or may not have been carried out"
+                    ) from None
+                raise
+            new_id = data.get("voice_id") if isinstance(data, dict) else None
+            if not isinstance(new_id, str) or not new_id:
+                raise OutcomeUnknown(f"Coze's clone reply has no voice_id (logid {logid})")
+            return CloneResult(new_id, logid)
+
+    def _get(self, params: dict[str, Any]) -> Any:
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                response = self._http.get(LIST_PATH, params=params, headers=self._auth)
+                data, _ = self._data(response)
+                return data
+            except CozeError as exc:
+                if not (exc.rate_limited or exc.server_side):
+                    raise
+                failure: VoicectlError = exc
+                retry_after = _retry_after(response)
+                limit = (
+                    self._retry.rate_limit_attempts if exc.rate_limited else self._retry.attempts
+                )
+            except httpx.HTTPError as exc:
+                failure = TransportError(f"cannot list voices on Coze: {type(exc).__name__}")
+                limit = self._retry.attempts
+            if attempt + 1 >= limit:
+                raise failure from None
+            self._retry.sleep(self._retry.delay(attempt, retry_after))
+            attempt += 1
+
+    def voices(
+        self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
+    ) -> Iterator[RemoteVoice]:
+        """Every custom voice the token can see, paging until the last page."""
+        for page in range(1, max_pages + 1):
+            data = self._get(
+                {
+                    "voice_state": "all",
+                    "filter_system_voice": "true",
+                    "page_num": page,
+                    "page_size": page_size,
+                }
+            )
+            items = data.get("voice_list") if isinstance(data, dict) else None
+            if not isinstance(items, list):
+                raise TransportError("Coze's voice list reply has no voice_list")
+            for item in items:
+                if isinstance(item, dict) and not item.get("is_system_voice"):
+                    yield _remote(item)
+            if not data.get("has_more") or len(items) < page_size:
+                return
+        raise TransportError(f"Coze's voice list did not end after {max_pages} pages")
+
+
+def _remote(item: dict[str, Any]) -> RemoteVoice:
+    return RemoteVoice(
+        voice_id=str(item.get("voice_id", "")),
+        name=str(item.get("name", "")),
+        available_training_times=int(item.get("available_training_times") or 0),
+        create_time=int(item.get("create_time") or 0),
+        update_time=int(item.get("update_time") or 0),
+        language=str(item.get("language_code") or ""),
+        state=str(item.get("state") or ""),
+    )

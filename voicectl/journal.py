@@ -1,0 +1,200 @@
+"""The apply journal: every clone's outcome is durable the moment it is known.
+
+An append-only file of JSON lines beside the state (``<state>.journal``), each line
+fsync'd before the next step. Before a clone is sent a ``pending`` line records what is
+about to happen; once Coze answers, a ``done`` line records the voice id. Replaying the
+journal over the state it began from rebuilds the state, so a crash (even kill -9) never
+forgets a clone Coze completed; a ``pending`` line without an outcome is a clone whose
+fate must be reconciled through Coze's list before anything is sent again. At the end
+of an apply the journal is folded into the state (one atomic write) and removed. Appending
+costs the same whatever the size of the state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voicectl.errors import StateError
+from voicectl.model import Change, State
+from voicectl.planfile import change_from_json, change_to_json
+from voicectl.transition import applied
+
+
+def journal_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".journal")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A clone that was (perhaps) sent and whose outcome is not recorded."""
+
+    seq: int
+    change: Change
+    started_at: str
+    started_unix: float
+
+
+@dataclass
+class Replayed:
+    state: State
+    pending: list[Pending] = field(default_factory=list)
+    entries: int = 0
+    stale: bool = False  # the journal had already been folded into this state
+
+
+class Journal:
+    """Appends fsync'd records; safe to share between the threads of one apply."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._handle = open(path, "ab")  # noqa: SIM115 - held open for the whole apply
+        self._seq = _last_seq(path)
+
+    @classmethod
+    def begin(cls, path: Path, base: State, at: str) -> Journal:
+        """Start a journal over ``base`` (the state as last written)."""
+        journal = cls(path)
+        if path.stat().st_size == 0:
+            journal.append(
+                {"type": "begin", "lineage": base.lineage, "serial": base.serial, "at": at}
+            )
+        return journal
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        with self._lock:
+            self._handle.write(line)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    def next_seq(self) -> int:
+        with self._lock:
+            self._seq += 1
+            return self._seq
+
+    def pending(self, change: Change, at: str, unix: float) -> int:
+        seq = self.next_seq()
+        self.append(
+            {
+                "type": "pending",
+                "seq": seq,
+                "change": change_to_json(change),
+                "started_at": at,
+                "started_unix": unix,
+            }
+        )
+        return seq
+
+    def done(
+        self, seq: int, at: str, voice_id: str | None, logid: str = "", reconciled: bool = False
+    ) -> None:
+        self.append(
+            {
+                "type": "done",
+                "seq": seq,
+                "at": at,
+                "voice_id": voice_id,
+                "logid": logid,
+                "reconciled": reconciled,
+            }
+        )
+
+    def failed(self, seq: int, at: str, error: str) -> None:
+        """Coze said no: the clone certainly did not happen."""
+        self.append({"type": "failed", "seq": seq, "at": at, "error": error})
+
+    def state_only(self, change: Change, at: str) -> None:
+        seq = self.next_seq()
+        self.append(
+            {
+                "type": "pending",
+                "seq": seq,
+                "change": change_to_json(change),
+                "started_at": at,
+                "started_unix": 0,
+            }
+        )
+        self.done(seq, at, None)
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _last_seq(path: Path) -> int:
+    last = 0
+    for record in _records(path):
+        if isinstance(record.get("seq"), int):
+            last = max(last, record["seq"])
+    return last
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    records = []
+    lines = raw.split(b"\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if number == len(lines):  # a line torn by a crash mid-write: it never happened
+                break
+            raise StateError(
+                f"{path}:{number}: the apply journal is corrupt; it was left unchanged"
+            ) from None
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def replay(path: Path, state: State) -> Replayed | None:
+    """The state with the journal's completed changes applied, and what is unresolved."""
+    records = _records(path)
+    if not records:
+        return None
+    begin = records[0]
+    if begin.get("type") != "begin":
+        raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
+    if begin.get("lineage") != state.lineage:
+        raise StateError(
+            f"{path}: the apply journal belongs to another state (lineage "
+            f"{begin.get('lineage')}, the state's is {state.lineage}); move it "
+            "aside if that state is gone"
+        )
+    if state.serial > int(begin.get("serial", 0)):
+        return Replayed(state, [], len(records) - 1, stale=True)
+    changes: dict[int, Pending] = {}
+    outcome: dict[int, dict[str, Any]] = {}
+    for record in records[1:]:
+        seq = record.get("seq")
+        if not isinstance(seq, int):
+            continue
+        if record.get("type") == "pending":
+            changes[seq] = Pending(
+                seq,
+                change_from_json(record["change"]),
+                record["started_at"],
+                float(record["started_unix"]),
+            )
+        elif record.get("type") in ("done", "failed"):
+            outcome[seq] = record
+    pending = []
+    for seq in sorted(changes):
+        item = changes[seq]
+        result = outcome.get(seq)
+        if result is None:
+            pending.append(item)
+        elif result["type"] == "done":
+            state = applied(state, item.change, result["at"], result.get("voice_id"))
+    return Replayed(state, pending, len(records) - 1)
