@@ -266,13 +266,14 @@ def apply(
     from voicectl.executor import Executor
     from voicectl.journal import Journal, journal_path
     from voicectl.state import now
+    from voicectl.state import save as save_state
 
     cfg = repository.open_config(_start(ctx))
     adoptions = _adoptions(adopt)
     client = _client(cfg)
     notice = _echo_err
     with lock.locked(cfg.state_path, "voicectl apply", now(), notice):
-        current, _ = repository.load_state(cfg)
+        current, existed = repository.load_state(cfg)
         current = recovery.recover(
             cfg.state_path,
             current,
@@ -295,6 +296,8 @@ def apply(
             if not click.confirm("Carry out this plan?", default=False):
                 click.echo("Nothing was changed.")
                 return EXIT_USER_ERROR
+        if not existed:  # the journal must name a lineage that is on disk
+            current = save_state(cfg.state_path, current)
         progress = _Progress(len(work))
         log = Journal.begin(journal_path(cfg.state_path), current, now())
         try:

@@ -1,0 +1,352 @@
+"""voicectl apply against the emulator on a real loopback socket, faults included."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import VoiceRepo
+from voicectl.emulator.server import running_emulator
+
+PROJECT = Path(__file__).resolve().parent.parent
+TOKEN = "pat_apply_test_token_Zq81"
+
+
+class Coze:
+    """The emulator seen from a test: its base URL, ledger, voices and fault switches."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=10)
+
+    def env(self) -> dict[str, str]:
+        return {"COZE_API_BASE": self.base, "COZE_API_TOKEN": TOKEN}
+
+    def ledger(self) -> list[dict[str, Any]]:
+        clones: list[dict[str, Any]] = self.http.get("/_emulator/ledger").json()["clones"]
+        return clones
+
+    def voices(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        page = 1
+        while True:
+            body = self.http.get(
+                "/v1/audio/voices",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                params={
+                    "voice_state": "all",
+                    "page_num": page,
+                    "page_size": 100,
+                    "filter_system_voice": "true",
+                },
+            ).json()
+            found.update({v["voice_id"]: v for v in body["data"]["voice_list"]})
+            if not body["data"]["has_more"]:
+                return found
+            page += 1
+
+    def faults(self, **settings: Any) -> None:
+        self.http.post("/_emulator/faults", json=settings).raise_for_status()
+
+
+@pytest.fixture
+def coze(tmp_path: Path) -> Iterator[Coze]:
+    with running_emulator(tmp_path / "emulator-data") as base:
+        yield Coze(base)
+
+
+def state_of(root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / "state" / "voicectl.state.json").read_text())
+    return data
+
+
+def assert_converged(repo_root: Path, coze: Coze) -> None:
+    """Every declared voice cloned exactly once, the state equals Coze, nothing pending."""
+    state = state_of(repo_root)
+    remote = coze.voices()
+    creates = [c for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == len({c["voice_id"] for c in creates}) == len(remote)
+    assert {r["voice_id"] for r in state["voices"].values()} == set(remote)
+    for record in state["voices"].values():
+        assert remote[record["voice_id"]]["available_training_times"] == 10 - record["clones_used"]
+    assert not (repo_root / "state" / "voicectl.state.json.journal").exists()
+    assert not (repo_root / "state" / "voicectl.state.json.lock").exists()
+
+
+def many(repo: VoiceRepo, n: int) -> None:
+    repo.declare({f"v{i:02d}": repo.voice(f"v{i:02d}", freq=300 + 10 * i) for i in range(n)})
+
+
+def test_apply_the_bundled_example_end_to_end(tmp_path: Path, coze: Coze, run) -> None:
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy(PROJECT / "voicectl.yaml", root)
+    shutil.copytree(PROJECT / "examples", root / "examples")
+    result = run(root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "Apply complete: 3 create. Clones spent: 3. Spent 414 CNY one-time, +3 CNY/month." in (
+        result.output
+    )
+    assert_converged(root, coze)
+    assert [c["voice_name"] for c in coze.ledger()].count("导游") == 1
+    assert run(root, "plan").stdout == "No changes.\n"
+
+
+def test_apply_with_nothing_to_do_makes_no_clone_call(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 2)
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    before = coze.ledger()
+    again = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert again.exit_code == 0 and "No changes." in again.output
+    assert coze.ledger() == before
+
+
+def test_retrain_spends_exactly_one_clone_and_budget_matches_coze(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    many(repo, 2)
+    run(repo.root, "apply", "--auto-approve", env=coze.env())
+    repo.audio("v00.wav", freq=999)
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    ledger = coze.ledger()
+    voice_id = state_of(repo.root)["voices"]["v00"]["voice_id"]
+    assert [c["kind"] for c in ledger if c["voice_id"] == voice_id] == ["create", "retrain"]
+    assert len(ledger) == 3
+    assert state_of(repo.root)["voices"]["v00"]["clones_used"] == 2
+    assert coze.voices()[voice_id]["available_training_times"] == 8
+    assert_converged(repo.root, coze)
+    entries = state_of(repo.root)["takes"]
+    assert sorted(e["clone"] for v in entries.values() for e in v if e["voice_id"] == voice_id) == [
+        1,
+        2,
+    ]
+
+
+def test_a_rename_and_a_move_spend_nothing(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 1)
+    run(repo.root, "apply", "--auto-approve", env=coze.env())
+    (repo.root / "audio" / "v00.wav").rename(repo.root / "audio" / "renamed.wav")
+    body = {"name": "V00", "audio": "../audio/renamed.wav", "text": "The take of v00."}
+    repo.declare({"narrator": body})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert len(coze.ledger()) == 1
+    assert list(state_of(repo.root)["voices"]) == ["narrator"]
+
+
+def test_latency_and_parallelism_still_converge(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 6)
+    coze.faults(latency_ms=150)
+    result = run(repo.root, "apply", "--auto-approve", "--parallelism", "3", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert_converged(repo.root, coze)
+
+
+def test_a_5xx_on_clone_is_reconciled_before_anything_is_resent(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    many(repo, 3)
+    coze.faults(fail={"code": 5000, "http_status": 502, "count": 2, "endpoint": "clone"})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert_converged(repo.root, coze)
+    assert len(coze.ledger()) == 3
+
+
+def test_a_lost_reply_after_commit_is_adopted_not_cloned_again(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    many(repo, 4)
+    coze.faults(drop_after_commit=2)
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "found on Coze after a lost reply" in result.output
+    assert len(coze.ledger()) == 4
+    assert_converged(repo.root, coze)
+
+
+def test_a_lost_retrain_reply_is_adopted(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 1)
+    run(repo.root, "apply", "--auto-approve", env=coze.env())
+    repo.audio("v00.wav", freq=777)
+    coze.faults(drop_after_commit=1)
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain"]
+    assert_converged(repo.root, coze)
+
+
+def test_a_429_storm_slows_down_and_converges(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 2)
+    coze.faults(fail={"code": 4013, "http_status": 429, "count": 2})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert len(coze.ledger()) == 2
+    assert_converged(repo.root, coze)
+
+
+def test_one_failing_voice_does_not_stop_the_others(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 2)
+    bad = repo.voice("bad", freq=1234, text="[wer-mismatch] this is not what is said")
+    repo.declare({"bad": bad}, file="voices/bad.yaml")
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1
+    assert "Coze error 1109" in result.output and "logid" in result.output
+    assert "transcript" in result.output
+    assert sorted(state_of(repo.root)["voices"]) == ["v00", "v01"]
+    again = json.loads(run(repo.root, "plan", "--json").stdout)
+    assert [c["address"] for c in again["changes"] if c["action"] != "noop"] == ["bad"]
+
+
+def test_strict_docs_clone_reply_is_enough(tmp_path: Path, repo: VoiceRepo, run) -> None:
+    many(repo, 2)
+    with running_emulator(tmp_path / "strict", strict_docs=True) as base:
+        coze = Coze(base)
+        result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+        assert result.exit_code == 0, result.output
+        assert_converged(repo.root, coze)
+
+
+def test_without_a_terminal_apply_needs_auto_approve(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 1)
+    result = run(repo.root, "apply", env=coze.env())
+    assert result.exit_code == 1 and "--auto-approve" in result.output
+    assert coze.ledger() == [] and not (repo.root / "state" / "voicectl.state.json").exists()
+
+
+def test_apply_needs_a_token(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 1)
+    result = run(
+        repo.root, "apply", "--auto-approve", env={"COZE_API_BASE": coze.base, "COZE_API_TOKEN": ""}
+    )
+    assert result.exit_code == 1 and "COZE_API_TOKEN is not set" in result.output
+
+
+def test_a_wrong_token_is_explained_and_never_shown(tmp_path: Path, repo: VoiceRepo, run) -> None:
+    many(repo, 1)
+    with running_emulator(tmp_path / "auth", tokens=["pat_the_right_one"]) as base:
+        result = run(
+            repo.root,
+            "apply",
+            "--auto-approve",
+            env={"COZE_API_BASE": base, "COZE_API_TOKEN": TOKEN},
+        )
+    assert result.exit_code == 1 and "4100" in result.output and "region" in result.output
+    assert TOKEN not in result.output
+
+
+@pytest.mark.parametrize("base", ["http://example.com", "ftp://127.0.0.1", "not a url"])
+def test_bad_api_base_is_refused(repo: VoiceRepo, run, base: str) -> None:
+    many(repo, 1)
+    result = run(
+        repo.root, "apply", "--auto-approve", env={"COZE_API_BASE": base, "COZE_API_TOKEN": TOKEN}
+    )
+    assert result.exit_code == 1 and "COZE_API_BASE" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_token_never_reaches_output_or_state(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 2)
+    coze.faults(drop_after_commit=1)
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0
+    assert TOKEN not in result.output
+    for path in (repo.root / "state").rglob("*"):
+        assert TOKEN not in path.read_text()
+
+
+def test_a_second_apply_fails_at_once_naming_the_holder(repo: VoiceRepo, coze: Coze, run) -> None:
+    many(repo, 1)
+    lock = repo.write(
+        "state/voicectl.state.json.lock",
+        json.dumps(
+            {
+                "user": "ana",
+                "host": "ci-runner-7",
+                "pid": 4242,
+                "time": "2026-11-25T06:00:00Z",
+                "command": "voicectl apply",
+            }
+        ),
+    )
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1 and "ana@ci-runner-7 pid 4242" in result.output
+    assert "force-unlock" in result.output and coze.ledger() == []
+    assert run(repo.root, "force-unlock").exit_code == 0 and not lock.exists()
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+
+
+def test_a_lock_left_by_a_dead_process_on_this_host_is_taken_over(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    import socket
+
+    many(repo, 1)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    repo.write(
+        "state/voicectl.state.json.lock",
+        json.dumps(
+            {
+                "user": "bo",
+                "host": socket.gethostname(),
+                "pid": int(dead.stdout),
+                "time": "2026-11-25T06:00:00Z",
+                "command": "voicectl apply",
+            }
+        ),
+    )
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "taking over a stale lock" in result.output
+
+
+def test_kill_9_mid_apply_then_apply_again_converges(repo: VoiceRepo, coze: Coze) -> None:
+    many(repo, 8)
+    coze.faults(latency_ms=250)
+    env = {**os.environ, **coze.env()}
+    command = [
+        sys.executable,
+        "-m",
+        "voicectl",
+        "-C",
+        str(repo.root),
+        "apply",
+        "--auto-approve",
+        "--parallelism",
+        "2",
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 3 <= len(coze.ledger()) < 8
+    coze.faults(latency_ms=0)
+    plan = subprocess.run([*command[:5], "plan", "--json"], env=env, capture_output=True, text=True)
+    assert plan.returncode == 0, plan.stderr
+    assert "an apply was interrupted" in plan.stderr
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert "recovering an interrupted apply" in again.stderr
+    assert len(coze.ledger()) == 8
+    assert_converged(repo.root, coze)
