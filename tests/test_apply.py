@@ -350,3 +350,39 @@ def test_kill_9_mid_apply_then_apply_again_converges(repo: VoiceRepo, coze: Coze
     assert "recovering an interrupted apply" in again.stderr
     assert len(coze.ledger()) == 8
     assert_converged(repo.root, coze)
+
+
+def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A crash left a pending create; two same-named voices appeared since: no guessing."""
+    from voicectl import state as state_io
+    from voicectl.journal import Journal, journal_path
+    from voicectl.planner import plan
+    from voicectl.repository import open_config, read_valid
+
+    many(repo, 1)
+    cfg = open_config(repo.root)
+    base = state_io.save(cfg.state_path, state_io.new_state())
+    (change,) = plan(read_valid(cfg).desired, base).changes
+    log = Journal.begin(journal_path(cfg.state_path), base, "2026-11-25T06:00:00Z")
+    log.pending(change, "2026-11-25T06:00:00Z", time.time())
+    log.close()
+    ids = []
+    for _ in range(2):
+        with open(repo.root / "audio" / "v00.wav", "rb") as handle:
+            reply = coze.http.post(
+                "/v1/audio/voices/clone",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                files={"file": handle},
+                data={"voice_name": change.after["name"], "audio_format": "wav"},
+            )
+        ids.append(reply.json()["data"]["voice_id"])
+    stuck = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert stuck.exit_code == 1 and all(i in stuck.output for i in ids)
+    assert "--adopt v00=VOICE_ID" in stuck.output and len(coze.ledger()) == 2
+    adopted = run(repo.root, "apply", "--auto-approve", "--adopt", f"v00={ids[1]}", env=coze.env())
+    assert adopted.exit_code == 0, adopted.output
+    assert state_of(repo.root)["voices"]["v00"]["voice_id"] == ids[1]
+    assert len(coze.ledger()) == 2
+    assert [r["voice_id"] for r in state_of(repo.root)["orphans"]] == []

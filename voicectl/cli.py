@@ -298,13 +298,14 @@ def apply(
                 return EXIT_USER_ERROR
         if not existed:  # the journal must name a lineage that is on disk
             current = save_state(cfg.state_path, current)
-        progress = _Progress(len(work))
+        progress = _Progress(len(work), bar=_interactive())
         log = Journal.begin(journal_path(cfg.state_path), current, now())
         try:
             outcome = Executor(client, cfg.root, log, parallelism, progress).run(
                 work, recovery.known_ids(current)
             )
         finally:
+            progress.close()
             log.close()
             final = recovery.fold_or_keep(cfg.state_path, current, notice)
     click.echo(render.apply_summary(outcome.done, outcome.failed, blocked, final), nl=False)
@@ -312,32 +313,57 @@ def apply(
 
 
 class _Progress:
-    """Renders executor events: one plain line per voice (a terminal gets a counter)."""
+    """Renders executor events: a progress bar on a terminal, one plain line per voice in CI.
 
-    def __init__(self, total: int) -> None:
+    Events arrive from the worker threads; a lock keeps lines whole.
+    """
+
+    def __init__(self, total: int, bar: bool = False) -> None:
         self.total, self.finished = total, 0
         self.lock = threading.Lock()
+        self.bar: Any = None
+        if bar and total:
+            self.bar = click.progressbar(
+                length=total,
+                label="Applying",
+                file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda item: item,
+            )
+            self.bar.__enter__()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
     def __call__(self, event: Any) -> None:
         with self.lock:
-            if event.kind in ("voice_done", "reconcile"):
-                self.finished += 1
-            count = f"[{self.finished}/{self.total}] " if self.total else ""
             if event.kind == "voice_start":
                 return
             if event.kind == "voice_error":
-                click.echo(
-                    f"{count}{event.address}: {event.action} failed after "
-                    f"{event.elapsed:.1f}s: {event.error}",
-                    err=True,
+                line = (
+                    f"{event.address}: {event.action} failed after {event.elapsed:.1f}s: "
+                    f"{event.error}"
                 )
+                click.echo(("\n" if self.bar else "") + line, err=True)
                 return
+            self.finished += 1
             how = " (found on Coze after a lost reply)" if event.kind == "reconcile" else ""
             left = "" if event.clones_left is None else f", {event.clones_left} clones left"
-            click.echo(
-                f"{count}{event.address}: {event.action} done: voice {event.voice_id}"
-                f"{left} in {event.elapsed:.1f}s{how}"
+            line = (
+                f"{event.address}: {event.action} done: voice {event.voice_id}{left} in "
+                f"{event.elapsed:.1f}s{how}"
             )
+            if self.bar is not None:
+                self.bar.update(1, event.address)
+            else:
+                count = f"[{self.finished}/{self.total}] " if self.total else ""
+                click.echo(count + line)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def _echo_err(message: str) -> None:

@@ -1,0 +1,111 @@
+"""Apply throughput: N uploads at latency L and parallelism P, against ceil(N/P)*L.
+
+Runs the real CLI (`python -m voicectl apply`) as a subprocess against the emulator
+served on loopback from this process, into an empty state. Prints the wall time, the
+floor ceil(N/P)*L, and their ratio; also the same apply with nothing to do (the fixed
+cost of starting Python, reading the repository and listing nothing), so the ratio of
+the clone phase alone is visible too.
+
+    python bench/bench_apply.py                 # N=64, L=200 ms, P=8
+    python bench/bench_apply.py --n 1000 --parallelism 8 --latency-ms 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voicectl.emulator.server import running_emulator  # noqa: E402
+
+
+def make_repo(root: Path, n: int) -> None:
+    (root / "voices").mkdir(parents=True)
+    (root / "audio").mkdir()
+    (root / "voicectl.yaml").write_text(
+        'defaults:\n  language: en\n  space: "7350000000000000001"\n'
+    )
+    lines = ["voices:"]
+    rate, seconds = 4000, 10.5
+    for i in range(n):
+        with wave.open(str(root / "audio" / f"v{i:05d}.wav"), "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(rate)
+            tone = 200 + i  # a distinct take per voice
+            frames = b"".join(
+                struct.pack("<h", int(3000 * math.sin(2 * math.pi * tone * k / rate)))
+                for k in range(int(rate * seconds))
+            )
+            handle.writeframes(frames)
+        lines += [
+            f"  v{i:05d}:",
+            f"    name: Voice {i}",
+            f"    audio: ../audio/v{i:05d}.wav",
+            f"    text: Take number {i}.",
+        ]
+    (root / "voices" / "voices.yaml").write_text("\n".join(lines) + "\n")
+
+
+def timed_apply(root: Path, base: str, parallelism: int) -> float:
+    env = {**os.environ, "COZE_API_BASE": base, "COZE_API_TOKEN": "pat_bench", "CI": "1"}
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voicectl",
+            "-C",
+            str(root),
+            "apply",
+            "--auto-approve",
+            "--parallelism",
+            str(parallelism),
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=64)
+    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--parallelism", type=int, default=8)
+    args = parser.parse_args()
+    n, latency, p = args.n, args.latency_ms / 1000, args.parallelism
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "repo"
+        make_repo(root, n)
+        with running_emulator(Path(tmp) / "emulator") as base:
+            httpx.post(f"{base}/_emulator/faults", json={"latency_ms": args.latency_ms})
+            wall = timed_apply(root, base, p)
+            clones = len(httpx.get(f"{base}/_emulator/ledger").json()["clones"])
+            fixed = timed_apply(root, base, p)  # nothing left to do: the fixed cost
+    floor = math.ceil(n / p) * latency
+    print(f"apply N={n} L={latency * 1000:.0f}ms P={p}: {clones} clones")
+    print(f"  wall time              {wall:8.3f} s")
+    print(f"  floor ceil(N/P)*L      {floor:8.3f} s")
+    print(f"  ratio wall/floor       {wall / floor:8.3f}")
+    print(f"  no-op apply (fixed)    {fixed:8.3f} s")
+    print(f"  ratio (wall-fixed)/floor {(wall - fixed) / floor:6.3f}")
+    if clones != n:
+        raise SystemExit(f"expected {n} clones, the emulator's ledger has {clones}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The Coze client against the emulator: typed errors, retries, paging, base URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import write_wav
+from voicectl.client import (
+    CozeClient,
+    CozeError,
+    OutcomeUnknown,
+    Retry,
+    TransportError,
+    check_base_url,
+    http_client,
+)
+from voicectl.emulator.server import running_emulator
+from voicectl.errors import VoicectlError
+
+TOKEN = "pat_client_test"
+
+
+class Sleeps(list[float]):
+    """An injected sleep that records the delays instead of waiting."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Iterator[str]:
+    with running_emulator(
+        tmp_path / "data", tokens=[TOKEN, "pat_list_only:scopes=listVoice"]
+    ) as url:
+        yield url
+
+
+@pytest.fixture
+def take(tmp_path: Path) -> Path:
+    return write_wav(tmp_path / "take.wav")
+
+
+def client(base: str, token: str = TOKEN, sleeps: Sleeps | None = None) -> CozeClient:
+    return CozeClient(
+        http_client(base), token, Retry(sleep=sleeps if sleeps is not None else Sleeps())
+    )
+
+
+def clone(c: CozeClient, take: Path, **fields: object) -> str:
+    args = {
+        "audio": take,
+        "audio_format": "wav",
+        "voice_name": "Narrator",
+        "language": "en",
+        "text": "hello",
+        "preview_text": None,
+        "space_id": None,
+        **fields,
+    }
+    return c.clone(**args).voice_id  # type: ignore[arg-type]
+
+
+def faults(base: str, **settings: object) -> None:
+    httpx.post(f"{base}/_emulator/faults", json=settings).raise_for_status()
+
+
+def test_clone_returns_the_new_voice_id_and_retrain_keeps_it(base: str, take: Path) -> None:
+    c = client(base)
+    voice_id = clone(c, take)
+    assert voice_id.isdigit() and len(voice_id) == 19
+    assert clone(c, take, voice_id=voice_id) == voice_id
+    (voice,) = [v for v in c.voices() if v.voice_id == voice_id]
+    assert voice.available_training_times == 8
+
+
+def test_list_pages_until_the_end(base: str, take: Path) -> None:
+    c = client(base)
+    ids = {clone(c, take, voice_name=f"v{i}") for i in range(5)}
+    assert {v.voice_id for v in c.voices(page_size=2)} == ids
+
+
+def test_list_stops_at_the_page_cap(base: str, take: Path) -> None:
+    c = client(base)
+    for i in range(3):
+        clone(c, take, voice_name=f"v{i}")
+    with pytest.raises(TransportError, match="did not end after 2 pages"):
+        list(c.voices(page_size=1, max_pages=2))
+
+
+@pytest.mark.parametrize(
+    ("token", "code", "hint"),
+    [("pat_wrong", 4100, "region"), ("pat_list_only", 4101, "createVoice")],
+)
+def test_auth_errors_are_typed_with_a_hint_and_no_token(
+    base: str, take: Path, token: str, code: int, hint: str
+) -> None:
+    with pytest.raises(CozeError) as caught:
+        clone(client(base, token), take)
+    assert caught.value.code == code and hint in caught.value.message
+    assert caught.value.logid and caught.value.logid in caught.value.message
+    assert token not in caught.value.message
+
+
+def test_transcript_mismatch_is_1109(base: str, take: Path) -> None:
+    with pytest.raises(CozeError) as caught:
+        clone(client(base), take, text="[wer-mismatch]")
+    assert caught.value.code == 1109 and "transcript" in caught.value.message
+
+
+def test_the_eleventh_clone_is_refused_with_the_limit_hint(base: str, take: Path) -> None:
+    c = client(base)
+    voice_id = clone(c, take)
+    for _ in range(9):
+        clone(c, take, voice_id=voice_id)
+    with pytest.raises(CozeError) as caught:
+        clone(c, take, voice_id=voice_id)
+    assert caught.value.code == 1123 and "--replace" in caught.value.message
+
+
+def test_bad_request_is_4000(base: str, take: Path) -> None:
+    with pytest.raises(CozeError) as caught:
+        clone(client(base), take, language="xx")
+    assert caught.value.code == 4000
+
+
+def test_rate_limited_clone_is_retried_honouring_retry_after(base: str, take: Path) -> None:
+    sleeps = Sleeps()
+    faults(base, fail={"code": 4013, "http_status": 429, "count": 3, "endpoint": "clone"})
+    clone(client(base, sleeps=sleeps), take)
+    assert len(sleeps) == 3 and all(s >= 1.0 for s in sleeps)  # the emulator says Retry-After: 1
+    ledger = httpx.get(f"{base}/_emulator/ledger").json()["clones"]
+    assert len(ledger) == 1
+
+
+def test_a_5xx_on_clone_is_an_unknown_outcome_not_a_retry(base: str, take: Path) -> None:
+    sleeps = Sleeps()
+    faults(base, fail={"code": 5000, "http_status": 503, "count": 1, "endpoint": "clone"})
+    with pytest.raises(OutcomeUnknown):
+        clone(client(base, sleeps=sleeps), take)
+    assert sleeps == []
+
+
+def test_a_dropped_reply_is_an_unknown_outcome(base: str, take: Path) -> None:
+    faults(base, drop_after_commit=1)
+    with pytest.raises(OutcomeUnknown, match="may or may not"):
+        clone(client(base), take)
+
+
+def test_list_retries_5xx_with_exponential_backoff(base: str) -> None:
+    sleeps = Sleeps()
+    faults(base, fail={"code": 5000, "http_status": 500, "count": 3, "endpoint": "list"})
+    assert list(client(base, sleeps=sleeps).voices()) == []
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_list_gives_up_after_the_attempts(base: str) -> None:
+    faults(base, fail={"code": 5000, "http_status": 500, "count": 50, "endpoint": "list"})
+    with pytest.raises(CozeError):
+        list(client(base).voices())
+
+
+def test_an_unreachable_server_is_a_transport_error(take: Path) -> None:
+    c = CozeClient(http_client("http://127.0.0.1:9"), TOKEN, Retry(attempts=2, sleep=Sleeps()))
+    with pytest.raises(TransportError, match="cannot reach Coze"):
+        clone(c, take)
+
+
+@pytest.mark.parametrize(
+    "good",
+    [
+        "https://api.coze.cn",
+        "https://api.coze.com/",
+        "http://127.0.0.1:8787",
+        "http://localhost:1",
+        "http://[::1]:8080",
+    ],
+)
+def test_good_bases(good: str) -> None:
+    assert check_base_url(good) == good.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "bad", ["http://api.coze.cn", "http://10.0.0.1", "ftp://127.0.0.1", "api.coze.cn", ""]
+)
+def test_bad_bases(bad: str) -> None:
+    with pytest.raises(VoicectlError, match="COZE_API_BASE"):
+        check_base_url(bad)
+
+
+def test_tls_verification_is_on_for_https() -> None:
+    c = http_client("https://api.coze.cn")
+    transport = c._transport  # httpx keeps the SSL context on its pool
+    assert transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]

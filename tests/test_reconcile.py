@@ -1,0 +1,119 @@
+"""Matching a lost clone to what the voice list shows, and the journal it comes from."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from voicectl import state as state_io
+from voicectl.errors import StateError
+from voicectl.journal import Journal, Pending, journal_path, replay
+from voicectl.model import Budget, Change, Cost, RemoteVoice
+from voicectl.reconcile import candidates
+
+T = 1_800_000_000
+
+
+def change(action: str, voice_id: str | None = None, before: int | None = None) -> Change:
+    after = {
+        "name": "Narrator",
+        "language": "en",
+        "space": "1",
+        "text": "t",
+        "preview_text": None,
+        "protect": False,
+        "audio": {
+            "sha256": "a" * 64,
+            "path": "a.wav",
+            "format": "wav",
+            "size": 1,
+            "duration": 12.0,
+        },
+    }
+    return Change("narrator", action, (), voice_id, None, after, Budget(before, 9), Cost())
+
+
+def remote(
+    voice_id: str, name: str = "Narrator", created: int = T, updated: int = T, left: int = 9
+) -> RemoteVoice:
+    return RemoteVoice(voice_id, name, left, created, updated)
+
+
+CREATE = Pending(1, change("create"), "2027-01-15T08:00:00Z", float(T))
+RETRAIN = Pending(2, change("retrain", "71", before=7), "2027-01-15T08:00:00Z", float(T))
+
+
+@pytest.mark.parametrize(
+    ("pending", "voices", "known", "expected"),
+    [
+        pytest.param(CREATE, [remote("71")], set(), ["71"], id="create found by name and time"),
+        pytest.param(CREATE, [remote("71", name="Other")], set(), [], id="another name"),
+        pytest.param(CREATE, [remote("71", created=T - 60)], set(), [], id="created before"),
+        pytest.param(CREATE, [remote("71", created=T - 2)], set(), ["71"], id="within clock slack"),
+        pytest.param(CREATE, [remote("71")], {"71"}, [], id="a voice the state knows"),
+        pytest.param(CREATE, [remote("71"), remote("72")], set(), ["71", "72"], id="ambiguous"),
+        pytest.param(RETRAIN, [remote("71", left=6)], set(), ["71"], id="retrain found"),
+        pytest.param(RETRAIN, [remote("71", left=7)], set(), [], id="retrain budget unchanged"),
+        pytest.param(
+            RETRAIN, [remote("71", left=6, updated=T - 60)], set(), [], id="retrain updated before"
+        ),
+        pytest.param(RETRAIN, [remote("72", left=6)], set(), [], id="another voice id"),
+    ],
+)
+def test_candidates(
+    pending: Pending, voices: list[RemoteVoice], known: set[str], expected: list[str]
+) -> None:
+    assert [v.voice_id for v in candidates(pending, voices, known)] == expected
+
+
+def test_replay_rebuilds_completed_clones_and_lists_the_unresolved(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")
+    done = log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.done(done, "2027-01-15T08:00:01Z", "7400000000000000001", "LOGID")
+    log.pending(change("create"), "2027-01-15T08:00:02Z", T + 2)
+    log.close()
+    replayed = replay(journal_path(tmp_path / "s.json"), base)
+    assert replayed is not None
+    assert replayed.state.voices["narrator"].voice_id == "7400000000000000001"
+    assert [p.seq for p in replayed.pending] == [2]
+
+
+def test_a_line_torn_by_a_crash_is_ignored(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.close()
+    with open(path, "ab") as handle:
+        handle.write(b'{"type": "done", "seq": 1, "voi')
+    replayed = replay(path, base)
+    assert replayed is not None and [p.seq for p in replayed.pending] == [1]
+
+
+def test_a_corrupt_line_in_the_middle_is_an_error(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    begin = json.dumps({"type": "begin", "lineage": base.lineage, "serial": base.serial})
+    path.write_text(begin + "\nnot json\n{}\n")
+    with pytest.raises(StateError, match="corrupt"):
+        replay(path, base)
+
+
+def test_a_journal_already_folded_is_stale(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")
+    log.close()
+    newer = state_io.save(tmp_path / "s.json", base)
+    replayed = replay(journal_path(tmp_path / "s.json"), newer)
+    assert replayed is not None and replayed.stale
+
+
+def test_a_journal_of_another_state_is_refused(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")
+    log.close()
+    with pytest.raises(StateError, match="another state"):
+        replay(journal_path(tmp_path / "s.json"), state_io.new_state())
