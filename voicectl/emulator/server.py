@@ -1,0 +1,153 @@
+"""Running the emulator under uvicorn: ``serve`` for the CLI, ``running_emulator`` for tests.
+
+Both serve over uvicorn's h11 protocol, extended so that the app can close a connection
+without sending anything: that is how ``drop_after_commit`` loses a clone's response
+after committing it. The client sees the connection end before any status line; httpx
+raises ``httpx.RemoteProtocolError("Server disconnected without sending a response.")``.
+A plain ``raise`` in the app would not do: uvicorn answers that with an HTTP 500.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from voicectl.emulator.app import DROP_EXTENSION, create_app
+from voicectl.emulator.store import DEFAULT_SPACE_ID, EmulatorError
+
+
+class DroppingH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, offering the app ``scope["extensions"][DROP_EXTENSION]``.
+
+    That extension is a callable closing this connection's transport. One protocol object
+    serves one connection, so the callable always closes the connection of the request.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        inner = self.app
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            scope.setdefault("extensions", {})[DROP_EXTENSION] = self._close_transport
+            await inner(scope, receive, send)
+
+        self.app = app
+
+    def _close_transport(self) -> None:
+        self.transport.close()
+
+
+def serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    tokens: Sequence[str],
+    strict_docs: bool,
+    echo: Callable[[str], None],
+    *,
+    slot_quota: int | None = None,
+    log_level: str = "info",
+) -> None:
+    """Run the emulator until interrupted; blocks. ``echo`` gets the start-up lines.
+
+    Raises :class:`EmulatorError`, before listening, for a bad token spec, an unusable
+    data dir or an address that cannot be bound. On Ctrl+C or SIGTERM uvicorn shuts down
+    gracefully, then re-raises the signal: Ctrl+C surfaces as ``KeyboardInterrupt``.
+    uvicorn's log (``log_level``; "info" shows one access line per request) goes to
+    stderr. Token values are never echoed or logged.
+    """
+    app = create_app(data_dir, tokens, strict_docs, slot_quota=slot_quota)
+    sock = _bind(host, port)
+    echo(f"Coze emulator listening on {_url(sock)} (data: {data_dir})")
+    if tokens:
+        echo(f"Accepting {len(tokens)} configured token(s).")
+    else:
+        echo("No --token given: accepting any non-empty bearer token, with every scope.")
+    echo(f"Clones without space_id go to the personal space {DEFAULT_SPACE_ID}.")
+    if strict_docs:
+        echo("Strict docs mode: a clone's reply data is only {voice_id}.")
+    if slot_quota is not None:
+        echo(f"Voice slots per space: {slot_quota}.")
+    server = uvicorn.Server(_config(app, log_level=log_level, quiet=False))
+    server.run(sockets=[sock])
+
+
+@contextmanager
+def running_emulator(
+    data_dir: Path,
+    tokens: Sequence[str] = (),
+    strict_docs: bool = False,
+    *,
+    slot_quota: int | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> Iterator[str]:
+    """Serve the emulator from a background thread; yields its base URL.
+
+    The port defaults to a free one. On exit the server shuts down and the thread is
+    joined, so a second emulator may reopen the same data dir at once.
+    """
+    app = create_app(data_dir, tokens, strict_docs, slot_quota=slot_quota)
+    sock = _bind(host, port)
+    server = uvicorn.Server(_config(app, log_level="warning", quiet=True))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="coze-emulator", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise EmulatorError("the emulator did not start")
+        time.sleep(0.005)
+    try:
+        yield _url(sock)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _config(app: Starlette, *, log_level: str, quiet: bool) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        http=DroppingH11Protocol,
+        lifespan="off",
+        log_level=log_level,
+        log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
+        timeout_graceful_shutdown=2,
+    )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise EmulatorError(f"cannot listen on {host}:{port}: {exc}") from exc
+    try:
+        if os.name == "posix":  # as uvicorn does: restart at once on the same port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def _url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,0 +1,378 @@
+"""The emulator's voices and clone ledger, and the rules Coze applies to them.
+
+Everything lives in memory and is written to ``<data dir>/coze-emulator.json`` on every
+commit (temp file, fsync, ``os.replace``, fsync of the directory), so a restart with the
+same data dir sees the same voices, ledger and id sequence. A commit writes the file
+first and only then changes memory: a failed write changes nothing.
+
+Voice ids are 19-digit numeric strings starting with 7, Snowflake-like (milliseconds
+shifted left 12 bits over a fixed base) and strictly increasing, even across restarts.
+Two fixed system voices are always visible; they are not stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from voicectl.errors import VoicectlError
+
+DATA_FILE = "coze-emulator.json"
+FORMAT = 1
+MAX_TRAININGS = 10  # per voice, the first clone included
+DEFAULT_SPACE_ID = "7350000000000000000"  # the caller's personal space
+DEFAULT_LANGUAGE = "zh"
+DEFAULT_PREVIEW_TEXT = "你好，我是你的专属AI克隆声音，希望未来可以一起好好相处哦"
+LANGUAGE_NAMES = {
+    "zh": "中文",
+    "en": "英语",
+    "ja": "日语",
+    "es": "西班牙语",
+    "id": "印尼语",
+    "pt": "葡萄牙语",
+}
+AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
+MAX_AUDIO_BYTES = 10 * 1024 * 1024
+MAX_NAME_BYTES = 128
+MAX_TEXT_BYTES = 1024
+SPEECH_FORMATS = ("mp3", "wav", "pcm", "ogg_opus")
+SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
+WER_MARKER = "[wer-mismatch]"  # in a clone's ``text``: fail with 1109, commit nothing
+_ID_BASE = 7_400_000_000_000_000_000
+
+
+class EmulatorError(VoicectlError):
+    """The emulator cannot start: unusable data dir, bad token spec, address in use."""
+
+
+class ApiError(Exception):
+    """A Coze business error: becomes the JSON envelope with this code and msg."""
+
+    def __init__(self, code: int, msg: str, http_status: int = 200) -> None:
+        super().__init__(f"{code}: {msg}")
+        self.code, self.msg, self.http_status = code, msg, http_status
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One voice as the emulator keeps it (``space_id`` is never sent to clients)."""
+
+    voice_id: str
+    name: str
+    space_id: str
+    language_code: str
+    preview_text: str
+    available_training_times: int
+    create_time: int
+    update_time: int
+    model_type: str = "big"
+    state: str = "cloned"
+    is_system_voice: bool = False
+    model_name: str = "seed-icl-1.0"
+    description: str = ""
+
+    def to_api(self, preview_audio: str) -> dict[str, object]:
+        """The Voice object of the list reply: the 12 fields cozepy requires, plus model_name."""
+        return {
+            "voice_id": self.voice_id,
+            "name": self.name,
+            "is_system_voice": self.is_system_voice,
+            "language_code": self.language_code,
+            "language_name": LANGUAGE_NAMES.get(self.language_code, self.language_code),
+            "preview_text": self.preview_text,
+            "preview_audio": preview_audio,
+            "available_training_times": self.available_training_times,
+            "create_time": self.create_time,
+            "update_time": self.update_time,
+            "model_type": self.model_type,
+            "state": self.state,
+            "model_name": self.model_name,
+        }
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One clone the emulator committed (and, for a create, billed)."""
+
+    voice_id: str
+    kind: str  # "create" | "retrain"
+    voice_name: str
+    space_id: str
+    audio_sha256: str
+    at: str  # ISO 8601, UTC
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "cost_cny": 138 if self.kind == "create" else 0}
+
+
+def _system_voice(voice_id: str, name: str, language: str, model_type: str, text: str) -> Voice:
+    return Voice(
+        voice_id=voice_id,
+        name=name,
+        space_id="",
+        language_code=language,
+        preview_text=text,
+        available_training_times=0,
+        create_time=1718870400,
+        update_time=1718870400,
+        model_type=model_type,
+        is_system_voice=True,
+        model_name=f"seed-tts-{model_type}",
+    )
+
+
+SYSTEM_VOICES = (
+    _system_voice("7382552865023201819", "通用女声", "zh", "big", "你好，欢迎使用扣子语音合成。"),
+    _system_voice("7382552865023218203", "Friendly Narrator", "en", "small", "Hello there."),
+)
+
+
+def check_clone_fields(
+    *, name: str | None, audio_format: str | None, language: str | None, text: str | None
+) -> None:
+    """Coze's 4000 checks on a clone's text fields (section 9.6 of the contract)."""
+    if not name or not name.strip():
+        raise ApiError(4000, "voice_name is required and cannot be empty.")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ApiError(4000, f"voice_name exceeds {MAX_NAME_BYTES} bytes.")
+    if not audio_format:
+        raise ApiError(4000, "audio_format is required.")
+    if audio_format not in AUDIO_FORMATS:
+        raise ApiError(4000, f"audio_format must be one of {', '.join(AUDIO_FORMATS)}.")
+    if language and language not in LANGUAGE_NAMES:
+        raise ApiError(4000, f"language must be one of {', '.join(LANGUAGE_NAMES)}.")
+    if len((text or "").encode()) > MAX_TEXT_BYTES:
+        raise ApiError(4000, f"text exceeds {MAX_TEXT_BYTES} bytes.")
+
+
+class VoiceStore:
+    """Custom voices, the ledger and the id sequence, persisted in one JSON file."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        slot_quota: int | None = None,
+    ) -> None:
+        self.path = Path(data_dir) / DATA_FILE
+        self.clock = clock
+        self.slot_quota = slot_quota
+        self._voices: dict[str, Voice] = {}
+        self._ledger: list[LedgerEntry] = []
+        self._last_id = 0
+        self._load()
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, voice_id: str) -> Voice | None:
+        if voice_id in self._voices:
+            return self._voices[voice_id]
+        return next((v for v in SYSTEM_VOICES if v.voice_id == voice_id), None)
+
+    @property
+    def ledger(self) -> list[LedgerEntry]:
+        return list(self._ledger)
+
+    def query(
+        self, *, include_system: bool, model_type: str | None, states: Iterable[str]
+    ) -> list[Voice]:
+        """Matching voices in the list order: newest create_time first, then voice_id desc."""
+        wanted = set(states)
+        pool = list(self._voices.values()) + (list(SYSTEM_VOICES) if include_system else [])
+        found = [
+            v
+            for v in pool
+            if v.state in wanted and (model_type is None or v.model_type == model_type)
+        ]
+        return sorted(found, key=lambda v: (v.create_time, int(v.voice_id)), reverse=True)
+
+    def check_speech(self, body: object) -> tuple[Voice, str, int]:
+        """A speech request's voice, response_format and sample_rate; else 4000 or 4200."""
+        if not isinstance(body, dict):
+            raise ApiError(4000, "The request body must be a JSON object.")
+        text, voice_id = body.get("input"), body.get("voice_id")
+        fmt, rate = body.get("response_format", "mp3"), body.get("sample_rate", 24000)
+        if not isinstance(text, str) or not text or len(text.encode()) > MAX_TEXT_BYTES:
+            raise ApiError(4000, f"input is required, at most {MAX_TEXT_BYTES} bytes in UTF-8.")
+        if fmt not in SPEECH_FORMATS:
+            raise ApiError(4000, f"response_format must be one of {', '.join(SPEECH_FORMATS)}.")
+        if rate not in SAMPLE_RATES:
+            raise ApiError(4000, f"sample_rate must be one of {SAMPLE_RATES}.")
+        voice = self.get(voice_id) if isinstance(voice_id, str) and voice_id else None
+        if voice is None:
+            raise ApiError(4200, f"The voice {voice_id} does not exist.")
+        if voice.state != "cloned":
+            raise ApiError(4000, f"The voice {voice_id} has not been trained yet.")
+        speed = body.get("speed", 1)
+        low, high = (0.5, 2.0) if voice.model_type == "big" else (0.2, 3.0)
+        if (
+            isinstance(speed, bool)
+            or not isinstance(speed, int | float)
+            or not low <= speed <= high
+        ):
+            raise ApiError(4000, f"speed must be {low}..{high} for a {voice.model_type} voice.")
+        return voice, fmt, rate
+
+    # -- committing -------------------------------------------------------------------
+
+    def create(self, space_id: str, fields: Mapping[str, str | None], audio_sha256: str) -> Voice:
+        """A new clone, from a clone request's text fields, in a new slot (else 4019)."""
+        self.check_slot(space_id)
+        now = int(self.clock())
+        voice = Voice(
+            voice_id=self._next_id(),
+            name=fields["voice_name"] or "",
+            space_id=space_id,
+            language_code=fields.get("language") or DEFAULT_LANGUAGE,
+            preview_text=fields.get("preview_text") or DEFAULT_PREVIEW_TEXT,
+            available_training_times=MAX_TRAININGS - 1,
+            create_time=now,
+            update_time=now,
+            description=fields.get("description") or "",
+        )
+        self._commit(voice, self._entry(voice, "create", audio_sha256))
+        return voice
+
+    def check_slot(self, space_id: str) -> None:
+        """4019 when every purchased slot of the space is taken (init slots count)."""
+        in_space = sum(1 for v in self._voices.values() if v.space_id == space_id)
+        if self.slot_quota is not None and in_space >= self.slot_quota:
+            raise ApiError(
+                4019,
+                f"No voice slot left in space {space_id} ({self.slot_quota} in use). "
+                "Buy a voice clone expansion pack and try again.",
+            )
+
+    def check_retrain(self, voice_id: str) -> Voice:
+        """The custom voice a retrain may overwrite; 4200 unknown, 4101 system, 1123 used up."""
+        voice = self.get(voice_id)
+        if voice is None:
+            raise ApiError(4200, f"The voice {voice_id} does not exist.")
+        if voice.is_system_voice:
+            raise ApiError(4101, "A system voice cannot be retrained.", 403)
+        if voice.available_training_times <= 0:
+            raise ApiError(
+                1123,
+                f"Upload limit reached: a voice can be uploaded at most {MAX_TRAININGS} times "
+                f"(voice {voice_id}).",
+            )
+        return voice
+
+    def retrain(self, voice: Voice, fields: Mapping[str, str | None], audio_sha256: str) -> Voice:
+        """Overwrite a voice checked by :meth:`check_retrain`; fields left out are kept."""
+        trained = replace(
+            voice,
+            name=fields["voice_name"] or voice.name,
+            language_code=fields.get("language") or voice.language_code,
+            preview_text=fields.get("preview_text") or voice.preview_text or DEFAULT_PREVIEW_TEXT,
+            description=fields.get("description") or voice.description,
+            available_training_times=voice.available_training_times - 1,
+            update_time=max(int(self.clock()), voice.update_time),
+            state="cloned",
+        )
+        self._commit(trained, self._entry(trained, "retrain", audio_sha256))
+        return trained
+
+    def add_slot(self, name: str, space_id: str) -> Voice:
+        """A voice slot made in the console: state ``init`` until its first upload."""
+        now = int(self.clock())
+        voice = Voice(
+            voice_id=self._next_id(),
+            name=name,
+            space_id=space_id,
+            language_code=DEFAULT_LANGUAGE,
+            preview_text="",
+            available_training_times=MAX_TRAININGS,
+            create_time=now,
+            update_time=now,
+            state="init",
+        )
+        self._commit(voice, None)
+        return voice
+
+    def reset(self) -> None:
+        """Forget every voice and the ledger; the id sequence keeps going up."""
+        self._write({}, [])
+        self._voices, self._ledger = {}, []
+
+    # -- internals ----------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        ms = int(self.clock() * 1000)
+        return str(max(self._last_id + 1, _ID_BASE + (ms << 12)))
+
+    def _entry(self, voice: Voice, kind: str, audio_sha256: str) -> LedgerEntry:
+        at = datetime.fromtimestamp(self.clock(), timezone.utc)
+        return LedgerEntry(
+            voice_id=voice.voice_id,
+            kind=kind,
+            voice_name=voice.name,
+            space_id=voice.space_id,
+            audio_sha256=audio_sha256,
+            at=at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        )
+
+    def _commit(self, voice: Voice, entry: LedgerEntry | None) -> None:
+        voices = {**self._voices, voice.voice_id: voice}
+        ledger = self._ledger + ([entry] if entry else [])
+        last_id = max(self._last_id, int(voice.voice_id))
+        self._write(voices, ledger, last_id)
+        self._voices, self._ledger, self._last_id = voices, ledger, last_id
+
+    def _write(
+        self, voices: dict[str, Voice], ledger: list[LedgerEntry], last_id: int | None = None
+    ) -> None:
+        document = {
+            "format": FORMAT,
+            "last_id": str(self._last_id if last_id is None else last_id),
+            "voices": [asdict(v) for v in voices.values()],
+            "ledger": [asdict(e) for e in ledger],
+        }
+        text = json.dumps(document, ensure_ascii=False, indent=1)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{DATA_FILE}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+
+    def _load(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise EmulatorError(f"cannot read the emulator data file {self.path}: {exc}") from exc
+        try:
+            document = json.loads(text)
+            if document.get("format") != FORMAT:
+                raise ValueError(f"unsupported format {document.get('format')!r}")
+            self._voices = {v["voice_id"]: Voice(**v) for v in document["voices"]}
+            self._ledger = [LedgerEntry(**e) for e in document["ledger"]]
+            self._last_id = int(document["last_id"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise EmulatorError(f"the emulator data file {self.path} is corrupt: {exc}") from exc
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not possible (nor needed) on Windows.
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
