@@ -69,7 +69,7 @@ def _mutagen_info(path: Path, fmt: str) -> Any:
 
     opener = {"wav": WAVE, "mp3": MP3, "m4a": MP4, "aac": AAC}.get(fmt)
     try:
-        handle = opener(path) if opener else mutagen.File(path)
+        handle = opener(path) if opener else mutagen.File(path)  # type: ignore[no-untyped-call]
     except Exception as exc:  # mutagen raises many types for broken files
         raise AudioError(f"cannot be decoded as {fmt}: {exc}") from exc
     if handle is None or getattr(handle, "info", None) is None:
@@ -87,7 +87,9 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
     if fmt == "pcm":
         if size % 2:
             raise AudioError("pcm data must be 16-bit samples (an even number of bytes)")
-        duration, rate, channels = size / PCM_BYTES_PER_SECOND, 24_000, 1
+        duration = size / PCM_BYTES_PER_SECOND
+        rate: int | None = 24_000
+        channels: int | None = 1
     else:
         info = _mutagen_info(path, fmt)
         duration = float(getattr(info, "length", 0.0) or 0.0)
@@ -111,7 +113,7 @@ def _check_wav_complete(path: Path, size: int, info: Any) -> None:
     bits = getattr(info, "bits_per_sample", 0) or 0
     rate = getattr(info, "sample_rate", 0) or 0
     channels = getattr(info, "channels", 0) or 0
-    promised = int(round(info.length * rate)) * channels * (bits // 8)
+    promised = round(info.length * rate) * channels * (bits // 8)
     if promised and promised > size:
         raise AudioError(
             f"is truncated: its header promises {promised} bytes of samples but the file has {size}"
@@ -181,7 +183,7 @@ def inspect(
         workers = workers or min(16, (os.cpu_count() or 1) * 2)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = list(pool.map(work, to_read))
-        for (relative, _, st), (_, outcome) in zip(to_read, results):
+        for (relative, _, st), (_, outcome) in zip(to_read, results, strict=True):
             if isinstance(outcome, str):
                 failures[relative] = outcome
             else:

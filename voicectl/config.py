@@ -103,14 +103,15 @@ def _error_key(error: ValidationError) -> tuple[str, str]:
 def _report_schema_error(doc: Document, error: ValidationError) -> None:
     path: Path_ = tuple(error.absolute_path)
     kind = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
     if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(error.schema.get("properties", {}))
+        allowed = set(schema.get("properties", {}))
         for extra in sorted(k for k in error.instance if k not in allowed):
             hint = ", ".join(sorted(allowed))
             doc.problem((*path, extra), f"unknown field {extra!r} (allowed: {hint})", key=True)
         return
     if kind == "propertyNames":
-        bad = error.instance
+        bad = str(error.instance)
         doc.problem(
             (*path, bad),
             f"address {bad!r} must be lower-case letters, digits, "
@@ -125,7 +126,8 @@ def _report_schema_error(doc: Document, error: ValidationError) -> None:
         doc.problem(path, f"{error.instance!r} is not a Coze workspace id (digits only)")
         return
     if kind == "enum":
-        options = ", ".join(str(v) for v in error.validator_value)
+        values = error.validator_value
+        options = ", ".join(str(v) for v in values) if isinstance(values, list) else str(values)
         doc.problem(path, f"{error.instance!r} is not one of {options}")
         return
     doc.problem(path, error.message)

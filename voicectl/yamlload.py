@@ -124,20 +124,21 @@ class _Builder:
             key = self._key(key_node, path)
             if key is None:
                 continue
+            child: Path_ = (*path, key)
             if key in seen:
                 line, _ = seen[key]
-                self.doc.keys[(*path, key)] = _mark(key_node)
+                self.doc.keys[child] = _mark(key_node)
                 self.doc.problem(
-                    (*path, key),
+                    child,
                     f"duplicate key {key!r} (first at line {line}); "
                     "YAML would silently keep only the last",
                     key=True,
                 )
                 continue
             seen[key] = _mark(key_node)
-            self.doc.keys[(*path, key)] = _mark(key_node)
-            self.doc.values.pop((*path, key), None)  # a merged default is overridden
-            result[key] = self.build(value_node, (*path, key))
+            self.doc.keys[child] = _mark(key_node)
+            self.doc.values.pop(child, None)  # a merged default is overridden
+            result[key] = self.build(value_node, child)
         return result
 
     def _key(self, node: Node, path: Path_) -> str | int | None:

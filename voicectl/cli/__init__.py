@@ -1,0 +1,6 @@
+"""The command line (see :mod:`voicectl.cli.root`); importing this registers every command."""
+
+from voicectl.cli import remote, repo
+from voicectl.cli.root import cli, main
+
+__all__ = ["cli", "main", "remote", "repo"]

@@ -1,0 +1,97 @@
+"""The command line: the composition root and the one error funnel.
+
+Only this package knows click. Commands parse options, call the library and render;
+errors a user can cause print one message and exit 1; anything else is a bug and exits
+3, with a traceback only under ``--debug``. Heavy modules (jsonschema, yaml, mutagen,
+httpx) are imported inside the commands that need them, so ``voicectl --version`` stays
+quick.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from voicectl import __version__
+from voicectl.errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    UsageError,
+    ValidationFailed,
+    VoicectlError,
+)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(
+    __version__, "--version", prog_name="voicectl", message="%(prog)s %(version)s"
+)
+@click.option(
+    "-C",
+    "--chdir",
+    "chdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if started in DIR (the voice repository or below it).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, chdir: Path | None, debug: bool) -> None:
+    """GitOps for cloned voices on Coze: declare voices in YAML, plan, apply."""
+    ctx.obj = {"start": chdir or Path.cwd(), "debug": debug}
+
+
+def _start(ctx: click.Context) -> Path:
+    start: Path = ctx.obj["start"]
+    if not start.is_dir():
+        raise UsageError(f"-C {start}: no such directory")
+    return start
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("VOICECTL_DEBUG", "") not in ("", "0")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI and turn every outcome into one exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code: Any = cli.main(args=args, prog_name="voicectl", standalone_mode=False)
+    except ValidationFailed as exc:
+        click.echo("".join(p.render() + "\n" for p in exc.problems), nl=False, err=True)
+        errors = sum(1 for p in exc.problems if p.severity == "error")
+        click.echo(f"Error: {errors} error(s); nothing was changed.", err=True)
+        code = exc.exit_code
+    except VoicectlError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        code = EXIT_INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USER_ERROR  # bad arguments are a user error like any other
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        code = EXIT_INTERRUPTED
+    except BrokenPipeError:
+        code = 0
+        sys.stdout = None  # nothing more can be written
+    except Exception as exc:
+        if _debug_requested(args):
+            traceback.print_exc()
+        click.echo(
+            f"voicectl: unexpected error ({type(exc).__name__}: {exc}); this is a bug. "
+            "Run again with --debug for the traceback.",
+            err=True,
+        )
+        code = EXIT_INTERNAL
+    sys.exit(code if isinstance(code, int) else 0)
