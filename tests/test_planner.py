@@ -360,6 +360,7 @@ def test_totals_add_up() -> None:
         "retrain": 1,
         "replace": 0,
         "move": 0,
+        "update": 0,
         "noop": 0,
         "orphan": 1,
         "blocked": 0,
@@ -387,3 +388,43 @@ def test_policy_violations_name_the_limit() -> None:
 def test_unknown_addresses_are_reported() -> None:
     options = PlanOptions(targets=frozenset({"a", "ghost"}), retrain=frozenset({"b"}))
     assert unknown_addresses(options, [want("a")], state(rec("b"))) == ["ghost"]
+
+
+def test_protect_added_to_yaml_is_recorded_in_the_state_at_no_cost() -> None:
+    from voicectl.transition import applied
+
+    current = state(rec("a"))
+    result = plan([want("a", protect=True)], current)
+    assert actions(result) == [("a", "update", ("protect_recorded",))]
+    assert result.clones_spent == 0 and result.cost.one_time_cny == 0
+    after = applied(current, result.changes[0], T0)
+    assert after.voices["a"].protect is True
+    # The line deleted from YAML: protection stays, a retrain or orphan is blocked.
+    assert actions(plan([want("a", 2)], after)) == [
+        ("a", "blocked", ("audio_changed", "protected"))
+    ]
+    assert actions(plan([], after)) == [("a", "blocked", ("removed_from_config", "protected"))]
+    assert not plan([want("a")], after).has_changes
+
+
+def test_explicit_protect_false_lifts_a_recorded_protection() -> None:
+    current = state(rec("a", protect=True))
+    assert actions(plan([want("a", protect=False)], current)) == [
+        ("a", "update", ("protect_lifted",))
+    ]
+    assert actions(plan([want("a", 2, protect=False)], current)) == [
+        ("a", "retrain", ("audio_changed", "protect_lifted"))
+    ]
+
+
+def test_an_imported_voice_is_not_retrained_but_the_plan_says_what_a_retrain_sends() -> None:
+    current = state(replace(rec("a"), verified=False))
+    result = plan([want("a")], current)
+    assert actions(result) == [("a", "noop", ())]
+    (note,) = result.changes[0].notes
+    assert "unverified" in note and "--retrain a" in note and sha(1)[:12] in note
+
+
+def test_a_voice_missing_from_coze_is_noted_when_the_remote_is_known() -> None:
+    result = plan([want("a")], state(rec("a")), remote={})
+    assert any("not on Coze's voice list" in n for n in result.changes[0].notes)

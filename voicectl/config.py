@@ -280,7 +280,7 @@ def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:
             space=space,
             preview_text=body.get("preview_text"),
             description=body.get("description"),
-            protect=bool(body.get("protect", False)),
+            protect=body.get("protect"),
             file=doc.file,
             line=line,
             column=column,

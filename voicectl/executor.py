@@ -64,7 +64,7 @@ class Executor:
         for change in changes:
             if change.spends_clone:
                 clones.append(change)
-            elif change.action in ("move", "orphan"):
+            elif change.action in ("move", "update", "orphan"):
                 self.journal.state_only(change, now())
                 outcome.done.append((change, change.voice_id))
                 self.on_event(

@@ -15,7 +15,7 @@ CNY_PER_VOICE_MONTH = 1
 LANGUAGES = ("zh", "en", "ja", "es", "id", "pt")
 AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
 
-ACTIONS = ("create", "retrain", "replace", "move", "noop", "orphan", "blocked")
+ACTIONS = ("create", "retrain", "replace", "move", "update", "noop", "orphan", "blocked")
 # Actions that send audio to Coze and so spend a clone.
 CLONING_ACTIONS = frozenset({"create", "retrain", "replace"})
 # Actions that create a new voice id and so cost money.
@@ -47,7 +47,7 @@ class Declaration:
     space: str | None
     preview_text: str | None = None
     description: str | None = None
-    protect: bool = False
+    protect: bool | None = None  # None: not said (a recorded protection stays)
     file: str = ""  # the declaring file, relative to the repository root
     line: int = 0  # of the address key
     column: int = 0
@@ -75,6 +75,16 @@ class TakeRef:
 
 
 @dataclass(frozen=True)
+class RemoteFacts:
+    """What Coze's list said of a voice when it was last read (refresh, apply, import)."""
+
+    name: str
+    available_training_times: int
+    update_time: int
+    read_at: str
+
+
+@dataclass(frozen=True)
 class VoiceRecord:
     """A voice voicectl cloned (or adopted), as recorded in the state."""
 
@@ -91,6 +101,8 @@ class VoiceRecord:
     created_at: str
     updated_at: str
     orphaned_at: str | None = None
+    verified: bool = True  # False for an imported voice: its take is not known to Coze's
+    remote: RemoteFacts | None = None
 
     @property
     def clones_left(self) -> int:
@@ -109,6 +121,8 @@ class TakeEntry:
     address: str
     clone: int  # 1 for the create, 2..10 for retrains
     applied_at: str
+    logid: str = ""  # Coze's X-Tt-Logid of the clone request
+    commit: str = ""  # the git commit the apply ran from, when in a git work tree
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,16 @@ from voicectl.model import (
 
 NEW_VOICE_COST = Cost(one_time_cny=CNY_PER_NEW_VOICE, monthly_cny_delta=CNY_PER_VOICE_MONTH)
 FREE = Cost()
-ORDER = {"blocked": 0, "replace": 1, "create": 2, "retrain": 3, "move": 4, "orphan": 5, "noop": 6}
+ORDER = {
+    "blocked": 0,
+    "replace": 1,
+    "create": 2,
+    "retrain": 3,
+    "move": 4,
+    "update": 5,
+    "orphan": 6,
+    "noop": 7,
+}
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,15 @@ def desired_json(voice: DesiredVoice) -> dict[str, Any]:
 
 def recorded_json(record: VoiceRecord) -> dict[str, Any]:
     t = record.take
+    audio: dict[str, Any] = {
+        "sha256": t.sha256,
+        "path": t.path,
+        "format": t.format,
+        "size": t.size,
+        "duration": t.duration,
+    }
+    if not record.verified:
+        audio["verified"] = False
     return {
         "name": record.name,
         "language": record.language,
@@ -71,13 +89,7 @@ def recorded_json(record: VoiceRecord) -> dict[str, Any]:
         "text": record.text,
         "preview_text": record.preview_text,
         "protect": record.protect,
-        "audio": {
-            "sha256": t.sha256,
-            "path": t.path,
-            "format": t.format,
-            "size": t.size,
-            "duration": t.duration,
-        },
+        "audio": audio,
     }
 
 
@@ -206,7 +218,27 @@ def _diff(
     moved = moved_from is not None or take.path != record.take.path
     move_reasons = ["moved"] if moved else []
     left = clones_left(record, remote)
-    protected = (record.protect or decl.protect) and not options.allow_protected
+    protect = record.protect if decl.protect is None else decl.protect
+    protected = protect and not options.allow_protected
+    protect_reasons = []
+    if protect != record.protect:
+        protect_reasons.append("protect_recorded" if protect else "protect_lifted")
+    notes = [
+        f"{r.removesuffix('_changed').replace('_', ' ')} changed: Coze takes it only with a "
+        f"clone; it takes effect with the next retrain (or `--retrain {address}` now)"
+        for r in meta_reasons
+    ]
+    if not record.verified:
+        notes.append(
+            f"imported voice: Coze keeps no copy of the take voice {record.voice_id} was "
+            f"cloned from, so its match with {take.path} is unverified; the next retrain "
+            f"sends {take.path} (sha256 {take.sha256[:12]}, {take.duration:.1f} s, "
+            f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
+        )
+    if remote is not None and record.voice_id not in remote:
+        notes.append(
+            f"voice {record.voice_id} is not on Coze's voice list (see `voicectl drift`)"
+        )
     change = partial(
         Change,
         address=address,
@@ -223,11 +255,12 @@ def _diff(
             budget=Budget(left, left),
             cost=FREE,
             message=message,
+            notes=tuple(notes),
         )
 
     if address in options.replace or decl.space != record.space:
         why = ["replace_requested"] if address in options.replace else ["space_changed"]
-        reasons = [*why, *move_reasons, *data_reasons, *meta_reasons]
+        reasons = [*why, *move_reasons, *data_reasons, *meta_reasons, *protect_reasons]
         if protected:
             return blocked([*reasons, "protected"], _protected_message(address, "replaced"))
         return change(
@@ -240,7 +273,7 @@ def _diff(
         )
     asked = address in options.retrain
     if data_reasons or asked:
-        reasons = [*move_reasons, *data_reasons, *meta_reasons]
+        reasons = [*move_reasons, *data_reasons, *meta_reasons, *protect_reasons]
         if asked and not data_reasons:
             reasons.append("retrain_requested")
         if protected:
@@ -259,24 +292,27 @@ def _diff(
             cost=FREE,
             message=f"one clone of voice {record.voice_id}",
         )
-    notes = tuple(
-        f"{r.removesuffix('_changed').replace('_', ' ')} changed: Coze takes it only with a "
-        f"clone; it takes effect with the next retrain (or `--retrain {address}` now)"
-        for r in meta_reasons
-    )
     if moved_from:
         message = f"state only: renamed from {moved_from}"
     elif moved:
         message = f"state only: the same take, now at {take.path}"
+    elif protect_reasons:
+        message = "state only: " + (
+            "protection recorded (removing the line from YAML will not lift it; "
+            "`protect: false` does)"
+            if protect
+            else "protection lifted"
+        )
     else:
         message = ""
+    action = "move" if moved else "update" if protect_reasons else "noop"
     return change(
-        action="move" if moved else "noop",
-        reasons=tuple([*move_reasons, *meta_reasons]),
+        action=action,
+        reasons=tuple([*move_reasons, *protect_reasons, *meta_reasons]),
         budget=Budget(left, left),
         cost=FREE,
         message=message,
-        notes=notes,
+        notes=tuple(notes),
     )
 
 

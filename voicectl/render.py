@@ -14,6 +14,7 @@ SYMBOLS = {
     "retrain": "~",
     "replace": "-/+",
     "move": ">",
+    "update": "*",
     "orphan": "-",
     "blocked": "!",
     "noop": " ",
@@ -23,6 +24,7 @@ VERBS = {
     "retrain": "to retrain",
     "replace": "to replace",
     "move": "to move",
+    "update": "to update",
     "orphan": "to orphan",
     "blocked": "blocked",
 }

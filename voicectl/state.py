@@ -19,7 +19,7 @@ from typing import Any
 from voicectl import schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
-from voicectl.model import CLONE_LIMIT, State, TakeEntry, TakeRef, VoiceRecord
+from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
 
 FORMAT_VERSION = 1
 
@@ -81,7 +81,15 @@ def from_json(data: dict[str, Any]) -> State:
     orphans = tuple(_record(body["address"], body) for body in data["orphans"])
     takes = {
         sha: tuple(
-            TakeEntry(e["voice_id"], e["address"], e["clone"], e["applied_at"]) for e in entries
+            TakeEntry(
+                e["voice_id"],
+                e["address"],
+                e["clone"],
+                e["applied_at"],
+                e.get("logid", ""),
+                e.get("commit", ""),
+            )
+            for e in entries
         )
         for sha, entries in data["takes"].items()
     }
@@ -108,6 +116,16 @@ def _record(address: str, body: dict[str, Any]) -> VoiceRecord:
         created_at=body["created_at"],
         updated_at=body["updated_at"],
         orphaned_at=body.get("orphaned_at"),
+        verified=audio.get("verified", True),
+        remote=_facts(body.get("remote")),
+    )
+
+
+def _facts(body: dict[str, Any] | None) -> RemoteFacts | None:
+    if body is None:
+        return None
+    return RemoteFacts(
+        body["name"], body["available_training_times"], body["update_time"], body["read_at"]
     )
 
 
@@ -136,6 +154,29 @@ def record_json(record: VoiceRecord, *, with_address: bool = False) -> dict[str,
         body["address"] = record.address
     if record.orphaned_at is not None:
         body["orphaned_at"] = record.orphaned_at
+    if not record.verified:
+        body["audio"]["verified"] = False
+    if record.remote is not None:
+        body["remote"] = {
+            "name": record.remote.name,
+            "available_training_times": record.remote.available_training_times,
+            "update_time": record.remote.update_time,
+            "read_at": record.remote.read_at,
+        }
+    return body
+
+
+def entry_json(e: TakeEntry) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "voice_id": e.voice_id,
+        "address": e.address,
+        "clone": e.clone,
+        "applied_at": e.applied_at,
+    }
+    if e.logid:
+        body["logid"] = e.logid
+    if e.commit:
+        body["commit"] = e.commit
     return body
 
 
@@ -149,18 +190,7 @@ def to_json(state: State) -> dict[str, Any]:
             record_json(r, with_address=True)
             for r in sorted(state.orphans, key=lambda r: (r.orphaned_at or "", r.voice_id))
         ],
-        "takes": {
-            sha: [
-                {
-                    "voice_id": e.voice_id,
-                    "address": e.address,
-                    "clone": e.clone,
-                    "applied_at": e.applied_at,
-                }
-                for e in entries
-            ]
-            for sha, entries in state.takes.items()
-        },
+        "takes": {sha: [entry_json(e) for e in entries] for sha, entries in state.takes.items()},
     }
 
 
