@@ -58,13 +58,15 @@ class Journal:
         self._seq = _last_seq(path)
 
     @classmethod
-    def begin(cls, path: Path, base: State, at: str) -> Journal:
-        """Start a journal over ``base`` (the state as last written)."""
+    def begin(cls, path: Path, base: State, at: str, commit: str = "") -> Journal:
+        """Start a journal over ``base`` (the state as last written); ``commit`` is the
+        git commit applied from, recorded in the take index."""
         journal = cls(path)
         if path.stat().st_size == 0:
-            journal.append(
-                {"type": "begin", "lineage": base.lineage, "serial": base.serial, "at": at}
-            )
+            record = {"type": "begin", "lineage": base.lineage, "serial": base.serial, "at": at}
+            if commit:
+                record["commit"] = commit
+            journal.append(record)
         return journal
 
     def append(self, record: dict[str, Any]) -> None:
@@ -196,5 +198,12 @@ def replay(path: Path, state: State) -> Replayed | None:
         if result is None:
             pending.append(item)
         elif result["type"] == "done":
-            state = applied(state, item.change, result["at"], result.get("voice_id"))
+            state = applied(
+                state,
+                item.change,
+                result["at"],
+                result.get("voice_id"),
+                logid=str(result.get("logid") or ""),
+                commit=str(begin.get("commit") or ""),
+            )
     return Replayed(state, pending, len(records) - 1)
