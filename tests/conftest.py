@@ -102,4 +102,12 @@ class _Main:
         self.main_fn(list(args))
 
 
+
+@pytest.fixture(autouse=True)
+def _no_ambient_coze_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a real Coze: a token or base in the developer's shell is ignored."""
+    for name in ("COZE_API_TOKEN", "COZE_API_BASE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 __all__ = ["VoiceRepo", "cli", "write_wav"]

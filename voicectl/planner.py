@@ -94,8 +94,11 @@ def recorded_json(record: VoiceRecord) -> dict[str, Any]:
 
 
 def clones_left(record: VoiceRecord, remote: Mapping[str, RemoteVoice] | None) -> int:
-    """The budget left on a voice id: the lower of the state's and Coze's count."""
+    """The budget left on a voice id: the lower of the state's and Coze's count (read now,
+    or as ``voicectl refresh`` last recorded it)."""
     left = record.clones_left
+    if record.remote is not None:
+        left = min(left, max(0, record.remote.available_training_times))
     if remote is not None and record.voice_id in remote:
         left = min(left, max(0, remote[record.voice_id].available_training_times))
     return left
@@ -236,9 +239,7 @@ def _diff(
             f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
         )
     if remote is not None and record.voice_id not in remote:
-        notes.append(
-            f"voice {record.voice_id} is not on Coze's voice list (see `voicectl drift`)"
-        )
+        notes.append(f"voice {record.voice_id} is not on Coze's voice list (see `voicectl drift`)")
     change = partial(
         Change,
         address=address,

@@ -30,8 +30,13 @@ VERBS = {
 }
 
 
+def json_text(body: object) -> str:
+    """The one JSON style of voicectl's output: sorted keys, 2-space indent, UTF-8."""
+    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan_to_json(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_text(plan_to_json(plan))
 
 
 def _budget(change: Change) -> str:

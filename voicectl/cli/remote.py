@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from voicectl.cli.repo import _check_policy, _plan_options, _planned
-from voicectl.cli.root import _start, cli
-from voicectl.errors import (
-    EXIT_USER_ERROR,
-    UsageError,
+from voicectl.cli.repo import (
+    _check_policy,
+    _plan_options,
+    _planned,
+    declaration_digests,
+    plan_options,
 )
+from voicectl.cli.root import _start, cli
+from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError
 
 if TYPE_CHECKING:
+    from voicectl.client import CozeClient
     from voicectl.config import Config
+    from voicectl.model import Change, Plan, RemoteVoice, State
+    from voicectl.savedplan import SavedPlan
 
 
 def _adoptions(values: Sequence[str]) -> dict[str, str]:
@@ -32,20 +40,10 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _client(cfg: Config) -> Any:
-    from voicectl.client import CN_BASE, CozeClient, http_client
-
-    token = os.environ.get("COZE_API_TOKEN", "").strip()
-    if not token:
-        raise UsageError(
-            "COZE_API_TOKEN is not set: apply needs a Coze token with the "
-            "createVoice and listVoice permissions"
-        )
-    base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
-    return CozeClient(http_client(base), token)
-
-
 @cli.command()
+@click.argument(
+    "plan_file", metavar="[FILE]", required=False, type=click.Path(dir_okay=False, path_type=Path)
+)
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--parallelism",
@@ -60,55 +58,87 @@ def _client(cfg: Config) -> Any:
     metavar="ADDRESS=VOICE_ID",
     help="Settle a lost clone reply by naming the voice it created.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a streaming event log, one JSON object per line (needs --auto-approve or FILE).",
+)
 @_plan_options
 @click.pass_context
 def apply(
     ctx: click.Context,
     /,
+    plan_file: Path | None,
     auto_approve: bool,
     parallelism: int,
     adopt: tuple[str, ...],
+    as_json: bool,
     **opts: Any,
 ) -> int:
-    """Carry out the plan on Coze and record every outcome in the state."""
-    from voicectl import lock, recovery, render, repository
+    """Carry out the plan on Coze and record every outcome in the state.
+
+    With FILE (saved by `voicectl plan --out FILE`), carry out exactly that plan, without
+    asking, and refuse it if anything it is bound to has changed since.
+    """
+    from voicectl import gitrepo, lock, recovery, repository, savedplan
+    from voicectl.cli import account
     from voicectl.executor import Executor
     from voicectl.journal import Journal, journal_path
     from voicectl.state import now
     from voicectl.state import save as save_state
 
-    cfg = repository.open_config(_start(ctx))
+    start = _start(ctx)
+    cfg = repository.open_config(start)
     adoptions = _adoptions(adopt)
-    client = _client(cfg)
-    notice = _echo_err
-    with lock.locked(cfg.state_path, "voicectl apply", now(), notice):
+    saved = None
+    if plan_file is not None:
+        flags = {"targets": "--target", "excludes": "--exclude"}
+        given = sorted(flags.get(k, "--" + k.replace("_", "-")) for k, v in opts.items() if v)
+        if given:
+            raise UsageError(
+                f"{', '.join(given)}: a saved plan carries its own options; make a new one "
+                "with `voicectl plan --out FILE`"
+            )
+        saved = savedplan.load(start / plan_file, str(plan_file))
+    if as_json and not (auto_approve or saved):
+        raise UsageError("--json cannot ask for confirmation: pass --auto-approve or a FILE")
+    client = account.client_for(cfg, "apply")
+    out = _Output(as_json)
+    with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err):
         current, existed = repository.load_state(cfg)
         current = recovery.recover(
             cfg.state_path,
             current,
             lambda log: Executor(client, cfg.root, log, 1, _Progress(0)),
             adoptions,
-            notice,
+            _echo_err,
         )
-        result = _planned(ctx, cfg, current, opts)
-        click.echo(render.render_text(result), nl=False)
+        remote = account.remote_voices(client)
+        if saved is not None:
+            result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
+        else:
+            result, _ = _planned(cfg, current, plan_options(opts), remote, quiet=as_json)
+        out.plan(result)
         _check_policy(cfg, result)
         work = result.actionable
         blocked = [c for c in result.changes if c.action == "blocked"]
         if not work:
+            out.summary([], [], blocked, current)
             return EXIT_USER_ERROR if blocked else 0
-        if not auto_approve:
+        if not (auto_approve or saved):
             if not sys.stdin.isatty():
                 raise UsageError(
-                    "no terminal to confirm on: review the plan and pass --auto-approve"
+                    "no terminal to confirm on: review the plan and pass --auto-approve "
+                    "(or save it with `voicectl plan --out FILE` and run `voicectl apply FILE`)"
                 )
             if not click.confirm("Carry out this plan?", default=False):
                 click.echo("Nothing was changed.")
                 return EXIT_USER_ERROR
         if not existed:  # the journal must name a lineage that is on disk
             current = save_state(cfg.state_path, current)
-        progress = _Progress(len(work), bar=_interactive())
-        log = Journal.begin(journal_path(cfg.state_path), current, now())
+        progress = out.progress(len(work))
+        log = Journal.begin(journal_path(cfg.state_path), current, now(), gitrepo.head(cfg.root))
         try:
             outcome = Executor(client, cfg.root, log, parallelism, progress).run(
                 work, recovery.known_ids(current)
@@ -116,9 +146,145 @@ def apply(
         finally:
             progress.close()
             log.close()
-            final = recovery.fold_or_keep(cfg.state_path, current, notice)
-    click.echo(render.apply_summary(outcome.done, outcome.failed, blocked, final), nl=False)
+            final = recovery.fold_or_keep(cfg.state_path, current, _echo_err)
+        final = _record_remote(client, cfg, final, bool(outcome.done))
+    out.summary(outcome.done, outcome.failed, blocked, final)
     return EXIT_USER_ERROR if outcome.failed or blocked else 0
+
+
+def _verified(
+    cfg: Config,
+    current: State | None,
+    saved: SavedPlan,
+    remote: Mapping[str, RemoteVoice],
+    display: str,
+) -> Plan:
+    """The saved plan, if everything it is bound to is unchanged; else a clear refusal."""
+    from voicectl import planfile, repository, savedplan
+    from voicectl.hashing import sha256_file
+    from voicectl.state import new_state
+
+    snapshot = repository.read_valid(cfg)
+    bound_remote = remote if saved.binding.remote is not None else None
+    takes = {v.take.path: v.take.sha256 for v in snapshot.desired}
+    found = savedplan.differences(
+        saved.binding, current, declaration_digests(cfg), takes, bound_remote
+    )
+    uploads = {c.address for c in saved.plan.actionable if c.spends_clone}
+    for voice in snapshot.desired:  # what will be uploaded is hashed afresh, not from cache
+        if voice.decl.address in uploads and (
+            sha256_file(cfg.root / voice.take.path) != voice.take.sha256
+        ):
+            found.append(f"{voice.take.path}: audio changed while planning")
+    if not found:
+        base = current if current is not None else new_state()
+        fresh, _ = _planned(cfg, base, saved.options, bound_remote, quiet=True)
+        now_json = [planfile.change_to_json(c) for c in fresh.changes]
+        if now_json != [planfile.change_to_json(c) for c in saved.plan.changes]:
+            found.append(
+                "its changes differ from what voicectl plans now from the same inputs "
+                "(edited by hand, or made by another voicectl version)"
+            )
+    if found:
+        raise savedplan.SavedPlanError(
+            f"{display}: the saved plan is stale, nothing was applied:\n  - "
+            + "\n  - ".join(found)
+            + "\nMake and review a new one: `voicectl plan --out FILE`."
+        )
+    return saved.plan
+
+
+def _record_remote(client: CozeClient, cfg: Config, final: State, changed: bool) -> State:
+    """Record Coze's facts for the state's voices after an apply: drift's baseline.
+
+    Best effort: the clones are already safe in the state; if the read fails,
+    ``voicectl refresh`` records them later.
+    """
+    from voicectl import state, transition
+    from voicectl.cli import account
+
+    if not changed:
+        return final
+    try:
+        remote = account.remote_voices(client)
+    except VoicectlError as exc:
+        _echo_err(
+            f"could not read Coze's voices after the apply ({exc.message}); run "
+            "`voicectl refresh` later"
+        )
+        return final
+    updated = transition.refreshed(final, remote, state.now())
+    if updated == final:
+        return final
+    return state.save(cfg.state_path, updated)
+
+
+class _Output:
+    """Where apply's output goes: text for people, or one JSON event per line."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.started = time.monotonic()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        body = {"event": event, "elapsed": round(time.monotonic() - self.started, 3), **fields}
+        click.echo(json.dumps(body, sort_keys=True, ensure_ascii=False))
+
+    def plan(self, result: Plan) -> None:
+        from voicectl import render
+
+        if not self.as_json:
+            click.echo(render.render_text(result), nl=False)
+            return
+        cost = result.cost
+        self.emit(
+            "start",
+            changes=len(result.actionable),
+            summary=result.summary,
+            clones_to_spend=result.clones_spent,
+            one_time_cny=cost.one_time_cny,
+            monthly_cny_delta=cost.monthly_cny_delta,
+        )
+
+    def progress(self, total: int) -> _Progress:
+        if self.as_json:
+            return _Progress(total, events=self.emit)
+        return _Progress(total, bar=_interactive())
+
+    def summary(
+        self,
+        done: Sequence[tuple[Change, str | None]],
+        failed: Sequence[tuple[Change, str]],
+        blocked: Sequence[Change],
+        final: State,
+    ) -> None:
+        from voicectl import render
+
+        if not self.as_json:
+            click.echo(render.apply_summary(done, failed, blocked, final), nl=False)
+            return
+        voices = []
+        for change, voice_id in sorted(done, key=lambda item: item[0].address):
+            record = final.voices.get(change.address)
+            voices.append(
+                {
+                    "address": change.address,
+                    "action": change.action,
+                    "voice_id": voice_id,
+                    "clones_used": record.clones_used if record else None,
+                    "clones_left": record.clones_left if record else None,
+                }
+            )
+        self.emit(
+            "summary",
+            ok=not failed and not blocked,
+            done=voices,
+            failed=[{"address": c.address, "action": c.action, "error": e} for c, e in failed],
+            blocked=[{"address": c.address, "message": c.message} for c in blocked],
+            clones_spent=sum(1 for c, _ in done if c.spends_clone),
+            one_time_cny=sum(c.cost.one_time_cny for c, _ in done),
+            monthly_cny_delta=sum(c.cost.monthly_cny_delta for c, _ in done),
+        )
 
 
 class _Progress:
@@ -127,8 +293,14 @@ class _Progress:
     Events arrive from the worker threads; a lock keeps lines whole.
     """
 
-    def __init__(self, total: int, bar: bool = False) -> None:
+    def __init__(
+        self,
+        total: int,
+        bar: bool = False,
+        events: Callable[..., None] | None = None,
+    ) -> None:
         self.total, self.finished = total, 0
+        self.events = events
         self.lock = threading.Lock()
         self.bar: Any = None
         if bar and total:
@@ -148,6 +320,24 @@ class _Progress:
 
     def __call__(self, event: Any) -> None:
         with self.lock:
+            if self.events is not None:
+                kind = {"voice_done": "voice_complete", "reconcile": "voice_complete"}.get(
+                    event.kind, event.kind
+                )
+                fields = {
+                    "address": event.address,
+                    "action": event.action,
+                    "voice_id": event.voice_id,
+                    "seconds": round(event.elapsed, 3),
+                }
+                if event.kind == "voice_error":
+                    fields["error"] = event.error
+                if event.kind == "reconcile":
+                    fields["reconciled"] = True
+                if event.clones_left is not None:
+                    fields["clones_left"] = event.clones_left
+                self.events(kind, **fields)
+                return
             if event.kind == "voice_start":
                 return
             if event.kind == "voice_error":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,9 @@ from voicectl.errors import (
 if TYPE_CHECKING:
     from voicectl.config import Config
     from voicectl.model import Plan as Planned
-    from voicectl.model import State
+    from voicectl.model import RemoteVoice, State
+    from voicectl.planner import PlanOptions
+    from voicectl.repository import Snapshot
 
 
 @cli.command()
@@ -106,26 +108,47 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _planned(ctx: click.Context, cfg: Config, current: State, opts: dict[str, Any]) -> Planned:
-    """Read the repository and plan it against ``current``; shows warnings."""
-    from voicectl import planner, render, repository
+def plan_options(opts: dict[str, Any]) -> PlanOptions:
+    from voicectl.planner import PlanOptions
 
-    snapshot = repository.read_valid(cfg)
-    options = planner.PlanOptions(
+    return PlanOptions(
         targets=frozenset(opts["targets"]),
         excludes=frozenset(opts["excludes"]),
         retrain=frozenset(opts["retrain"]),
         replace=frozenset(opts["replace"]),
         allow_protected=opts["allow_protected"],
     )
+
+
+def _planned(
+    cfg: Config,
+    current: State,
+    options: PlanOptions,
+    remote: Mapping[str, RemoteVoice] | None = None,
+    *,
+    quiet: bool = False,
+) -> tuple[Planned, Snapshot]:
+    """Read the repository and plan it against ``current``; shows warnings."""
+    from voicectl import planner, render, repository
+
+    snapshot = repository.read_valid(cfg)
     unknown = planner.unknown_addresses(options, snapshot.desired, current)
     if unknown:
         raise UsageError(
             f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
         )
-    if snapshot.warnings:
+    if snapshot.warnings and not quiet:
         click.echo(render.render_problems(snapshot.warnings), nl=False, err=True)
-    return planner.plan(snapshot.desired, current, None, options)
+    return planner.plan(snapshot.desired, current, remote, options), snapshot
+
+
+def declaration_digests(cfg: Config) -> dict[str, str]:
+    """sha256 of voicectl.yaml and of every declaration file, by repository path."""
+    from voicectl import config, savedplan
+
+    return savedplan.file_digests(
+        cfg.root, [cfg.root / config.CONFIG_FILE, *config.declaration_files(cfg)]
+    )
 
 
 def _check_policy(cfg: Config, result: Planned) -> None:
@@ -136,6 +159,23 @@ def _check_policy(cfg: Config, result: Planned) -> None:
         raise PolicyError(
             "the plan exceeds the repository policy (voicectl.yaml):\n  " + "\n  ".join(violations)
         )
+
+
+def _read_remote(cfg: Config, refresh: bool | None) -> dict[str, RemoteVoice] | None:
+    """Coze's voices when refreshing (the default with a token), else None (offline)."""
+    from voicectl.cli import account
+
+    if refresh is None:
+        refresh = account.has_token()
+        if not refresh:
+            click.echo(
+                f"note: {account.TOKEN_VARIABLE} is not set: planned offline from the state "
+                "(budgets as recorded; with a token, plan reads Coze's account first)",
+                err=True,
+            )
+    if not refresh:
+        return None
+    return account.remote_voices(account.client_for(cfg, "plan --refresh"))
 
 
 @cli.command()
@@ -150,10 +190,27 @@ def _check_policy(cfg: Config, result: Planned) -> None:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error."
 )
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan, bound to its inputs, for `voicectl apply FILE`.",
+)
+@click.option(
+    "--refresh/--no-refresh",
+    default=None,
+    help="Read Coze's account first (default: when COZE_API_TOKEN is set).",
+)
 @_plan_options
 @click.pass_context
 def plan(
-    ctx: click.Context, /, as_json: bool, fmt: str | None, detailed_exitcode: bool, **opts: Any
+    ctx: click.Context,
+    /,
+    as_json: bool,
+    fmt: str | None,
+    detailed_exitcode: bool,
+    out: Path | None,
+    refresh: bool | None,
+    **opts: Any,
 ) -> int:
     """Show what apply would create, retrain, move or orphan, and what it costs."""
     from voicectl import render, repository
@@ -161,14 +218,69 @@ def plan(
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
     fmt = "json" if as_json else fmt or "text"
-    cfg = repository.open_config(_start(ctx))
+    start = _start(ctx)
+    cfg = repository.open_config(start)
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    result = _planned(ctx, cfg, current, opts)
+    remote = _read_remote(cfg, refresh)
+    options = plan_options(opts)
+    result, snapshot = _planned(cfg, current, options, remote)
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
     _check_policy(cfg, result)
+    if out is not None:
+        _save_plan(start / out, cfg, current, result, snapshot, options, remote)
+        click.echo(
+            f"Saved the plan to {out}; `voicectl apply {out}` carries out exactly it.", err=True
+        )
     return EXIT_CHANGES if detailed_exitcode and result.has_changes else 0
+
+
+def _save_plan(
+    path: Path,
+    cfg: Config,
+    current: State,
+    result: Planned,
+    snapshot: Snapshot,
+    options: PlanOptions,
+    remote: Mapping[str, RemoteVoice] | None,
+) -> None:
+    from voicectl import savedplan
+    from voicectl.atomic import write_atomic
+    from voicectl.state import now
+
+    on_disk = current if cfg.state_path.exists() else None
+    binding = savedplan.bind(result, on_disk, declaration_digests(cfg), snapshot.desired, remote)
+    saved = savedplan.SavedPlan(result, binding, options, now())
+    try:
+        write_atomic(path, savedplan.dumps(saved))
+    except OSError as exc:
+        raise UsageError(f"--out {path}: cannot write the plan: {exc.strerror}") from None
+
+
+@cli.command()
+@click.argument("plan_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default=None,
+    help="Output format (default text).",
+)
+@click.pass_context
+def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) -> None:
+    """Render a plan saved by `plan --out FILE`."""
+    from voicectl import render, savedplan
+
+    if as_json and fmt not in (None, "json"):
+        raise UsageError("--json and --format cannot disagree; use one of them")
+    fmt = "json" if as_json else fmt or "text"
+    saved = savedplan.load(_start(ctx) / plan_file, str(plan_file))
+    if fmt == "json":
+        click.echo(render.json_text(savedplan.to_json(saved)), nl=False)
+    else:
+        click.echo(render.PLAN_RENDERERS[fmt](saved.plan), nl=False)
 
 
 @cli.command()

@@ -1,0 +1,400 @@
+"""The GitOps flow: saved plans, refresh and drift, import, state commands, history.
+
+Coze is the project's emulator on a loopback socket; a voice is retrained "outside
+voicectl" with the official cozepy SDK, as a colleague in the console would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import VoiceRepo, write_wav
+from tests.test_apply import TOKEN, Coze, state_of
+from voicectl.emulator.server import running_emulator
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import cozepy
+
+
+@pytest.fixture
+def coze(tmp_path: Path) -> Iterator[Coze]:
+    with running_emulator(tmp_path / "emulator-data") as base:
+        yield Coze(base)
+
+
+def sdk(coze: Coze) -> cozepy.Coze:
+    return cozepy.Coze(auth=cozepy.TokenAuth(TOKEN), base_url=coze.base)
+
+
+def retrain_outside(coze: Coze, voice_id: str, name: str = "Console edit") -> None:
+    """A colleague retrains the voice directly on Coze, bypassing voicectl."""
+    wav = write_wav(Path(coze.base.split(":")[-1] + ".wav").resolve(), freq=999)
+    try:
+        sdk(coze).audio.voices.clone(
+            voice_name=name,
+            file=("take.wav", wav.read_bytes()),
+            audio_format="wav",
+            language="en",
+            voice_id=voice_id,
+        )
+    finally:
+        wav.unlink()
+
+
+def applied_repo(repo: VoiceRepo, coze: Coze, run, n: int = 2) -> None:
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 40 * i) for i in range(n)})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".voicectl" not in p.parts
+    }
+
+
+# --- saved plans -------------------------------------------------------------------
+
+
+def test_a_saved_plan_is_applied_exactly_without_asking(repo: VoiceRepo, coze: Coze, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=520)})
+    saved = run(repo.root, "plan", "--out", "plan.json", env=coze.env())
+    assert saved.exit_code == 0, saved.output
+    body = json.loads((repo.root / "plan.json").read_text())
+    assert body["saved"]["binding"]["remote"] == {}  # refreshed: no voice touched yet
+    assert set(body["saved"]["binding"]["files"]) == {"voicectl.yaml", "voices/voices.yaml"}
+    result = run(repo.root, "apply", "plan.json", env=coze.env())  # no --auto-approve, no TTY
+    assert result.exit_code == 0, result.output
+    assert sorted(c["voice_name"] for c in coze.ledger()) == ["A", "B"]
+    # Applied once, the same plan is stale: the state moved on.
+    again = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert again.exit_code == 1
+    assert "serial" in again.output and "nothing was applied" in again.output
+    assert len(coze.ledger()) == 2
+
+
+def _stale(repo: VoiceRepo, coze: Coze, run, change) -> str:
+    applied_repo(repo, coze, run)
+    repo.declare(
+        {
+            "v0": repo.voice("v0", freq=300, text="A new transcript."),
+            "v1": repo.voice("v1", freq=340),
+        }
+    )
+    assert run(repo.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    change()
+    before, ledger = tree_bytes(repo.root), coze.ledger()
+    result = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 1, result.output
+    assert "the saved plan is stale, nothing was applied" in result.output
+    assert "Traceback" not in result.output
+    assert coze.ledger() == ledger
+    assert tree_bytes(repo.root) == before
+    return result.output
+
+
+def test_saved_plan_refused_when_the_state_changed(repo: VoiceRepo, coze: Coze, run) -> None:
+    def bump() -> None:
+        assert run(repo.root, "state", "mv", "v1", "v9").exit_code == 0
+
+    assert "the state was written since the plan was made" in _stale(repo, coze, run, bump)
+
+
+def test_saved_plan_refused_when_a_declaration_changed(repo: VoiceRepo, coze: Coze, run) -> None:
+    def edit() -> None:
+        path = repo.root / "voices" / "voices.yaml"
+        path.write_text(path.read_text() + "# a reviewer's comment\n")
+
+    assert "voices/voices.yaml: changed since the plan was made" in _stale(repo, coze, run, edit)
+
+
+def test_saved_plan_refused_when_an_audio_byte_changed(repo: VoiceRepo, coze: Coze, run) -> None:
+    def flip() -> None:
+        path = repo.root / "audio" / "v0.wav"
+        data = bytearray(path.read_bytes())
+        data[-1] ^= 1
+        path.write_bytes(bytes(data))
+
+    assert "audio/v0.wav: audio changed since the plan" in _stale(repo, coze, run, flip)
+
+
+def test_saved_plan_refused_when_coze_retrained_the_voice(repo: VoiceRepo, coze: Coze, run) -> None:
+    def console() -> None:
+        retrain_outside(coze, state_of(repo.root)["voices"]["v0"]["voice_id"])
+
+    out = _stale(repo, coze, run, console)
+    assert "changed on Coze since the plan" in out and "retrained outside voicectl" in out
+
+
+def test_saved_plan_refused_when_edited_by_hand(repo: VoiceRepo, coze: Coze, run) -> None:
+    def tamper() -> None:
+        path = repo.root / "plan.json"
+        body = json.loads(path.read_text())
+        body["changes"][0]["after"]["audio"]["path"] = "/etc/passwd"
+        path.write_text(json.dumps(body))
+
+    assert "differ from what voicectl plans now" in _stale(repo, coze, run, tamper)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "not a plan file (invalid JSON"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b'{"format_version": 1}', "field (top level): 'changes' is a required property"),
+        (None, "no such plan file"),
+    ],
+    ids=["corrupt", "binary", "incomplete", "missing"],
+)
+def test_unreadable_plan_files_are_one_clear_error(
+    repo: VoiceRepo, coze: Coze, run, content: bytes | None, message: str
+) -> None:
+    repo.declare({"a": repo.voice("a")})
+    if content is not None:
+        (repo.root / "plan.json").write_bytes(content)
+    result = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert coze.ledger() == []
+
+
+def test_a_plan_from_another_repository_is_refused(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run
+) -> None:
+    applied_repo(repo, coze, run)
+    other = VoiceRepo(tmp_path / "other")
+    other.declare({"v0": other.voice("v0", freq=300, text="changed")})
+    assert run(other.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    other.declare({"v0": other.voice("v0", freq=301)})
+    assert run(other.root, "plan", "--out", "../theirs.json").exit_code == 0
+    result = run(repo.root, "apply", "../theirs.json", env=coze.env())
+    assert result.exit_code == 1
+    assert "the plan was made for another state (lineage" in result.output
+
+
+def test_a_plan_from_plan_json_is_not_a_saved_plan(repo: VoiceRepo, coze: Coze, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    (repo.root / "plan.json").write_text(run(repo.root, "plan", "--json").stdout)
+    result = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 1 and "voicectl plan --out FILE" in result.output
+
+
+def test_a_saved_plan_takes_no_plan_options(repo: VoiceRepo, coze: Coze, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--out", "plan.json").exit_code == 0
+    result = run(repo.root, "apply", "plan.json", "--target", "a", env=coze.env())
+    assert result.exit_code == 1 and "--targets" not in result.output
+    assert "a saved plan carries its own options" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_show_renders_a_saved_plan(repo: VoiceRepo, run, fmt: str) -> None:
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--out", "plan.json").exit_code == 0
+    result = run(repo.root, "show", "plan.json", "--format", fmt)
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        assert json.loads(result.stdout)["saved"]["kind"] == "voicectl-saved-plan"
+    else:
+        assert "1 to create" in result.stdout
+
+
+# --- refresh and drift ---------------------------------------------------------------
+
+
+def test_drift_exit_codes(repo: VoiceRepo, coze: Coze, run, tmp_path: Path) -> None:
+    applied_repo(repo, coze, run)
+    in_sync = run(repo.root, "drift", env=coze.env())
+    assert in_sync.exit_code == 0 and "In sync: 2 voice(s)" in in_sync.output
+    voice_id = state_of(repo.root)["voices"]["v0"]["voice_id"]
+    retrain_outside(coze, voice_id)
+    drifted = run(repo.root, "drift", "--json", env=coze.env())
+    assert drifted.exit_code == 2
+    kinds = {(d["address"], d["kind"]) for d in json.loads(drifted.stdout)["drift"]}
+    assert kinds == {("v0", "retrained"), ("v0", "renamed")}
+    # A voice the token cannot see is missing; a bad token is an error (1), not drift.
+    with running_emulator(tmp_path / "elsewhere") as other:
+        missing = run(repo.root, "drift", env={"COZE_API_BASE": other, "COZE_API_TOKEN": TOKEN})
+    assert missing.exit_code == 2 and missing.output.count("missing") == 2
+    no_token = run(repo.root, "drift", env={"COZE_API_BASE": coze.base, "COZE_API_TOKEN": ""})
+    assert no_token.exit_code == 1 and "COZE_API_TOKEN is not set" in no_token.output
+
+
+def test_plan_uses_the_lower_budget_and_refresh_records_it(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    applied_repo(repo, coze, run, n=1)
+    voice_id = state_of(repo.root)["voices"]["v0"]["voice_id"]
+    retrain_outside(coze, voice_id)
+    repo.declare({"v0": repo.voice("v0", freq=300, text="New words.")})
+    offline = json.loads(run(repo.root, "plan", "--json", "--no-refresh").stdout)
+    assert offline["changes"][0]["budget"] == {"limit": 10, "before": 9, "after": 8}
+    online = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
+    assert online["changes"][0]["budget"] == {"limit": 10, "before": 8, "after": 7}
+    refreshed = run(repo.root, "refresh", env=coze.env())
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "v0: retrained" in refreshed.output
+    remote = state_of(repo.root)["voices"]["v0"]["remote"]
+    assert remote["available_training_times"] == 8 and remote["name"] == "Console edit"
+    offline = json.loads(run(repo.root, "plan", "--json", "--no-refresh").stdout)
+    assert offline["changes"][0]["budget"]["before"] == 8
+    assert len(coze.ledger()) == 2  # refresh and plan never clone
+
+
+def test_plan_offline_says_so(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, "plan")
+    assert result.exit_code == 0 and "planned offline" in result.stderr
+    forced = run(repo.root, "plan", "--refresh", env={"COZE_API_TOKEN": ""})
+    assert forced.exit_code == 1 and "COZE_API_TOKEN is not set" in forced.output
+
+
+# --- import and state commands -------------------------------------------------------
+
+
+def test_import_then_plan(repo: VoiceRepo, coze: Coze, run) -> None:
+    console = sdk(coze).audio.voices.clone(
+        voice_name="Made in the console",
+        file=("take.wav", write_wav(repo.root / "console.wav", freq=777).read_bytes()),
+        audio_format="wav",
+        language="en",
+    )
+    retrain_outside(coze, console.voice_id, name="Made in the console")
+    repo.declare({"narrator": repo.voice("narrator", name="Made in the console")})
+    result = run(repo.root, "import", "narrator", console.voice_id, env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "2 of 10 clones used, 8 left" in result.output
+    record = state_of(repo.root)["voices"]["narrator"]
+    assert record["audio"]["verified"] is False and record["clones_used"] == 2
+    plan = run(repo.root, "plan", "--json", "--no-refresh")
+    (change,) = json.loads(plan.stdout)["changes"]
+    assert change["action"] == "noop" and "unverified" in change["notes"][0]
+    retrain = json.loads(run(repo.root, "plan", "--json", "--retrain", "narrator").stdout)
+    assert retrain["changes"][0]["action"] == "retrain"
+    assert retrain["changes"][0]["budget"] == {"limit": 10, "before": 8, "after": 7}
+    assert len(coze.ledger()) == 2  # import cloned nothing
+    again = run(repo.root, "import", "narrator", console.voice_id, env=coze.env())
+    assert again.exit_code == 1 and "already in the state" in again.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ghost", "7400000000000000001"), "ghost: not declared"),
+        (("a", "12ab"), "a Coze voice id is digits only"),
+        (("a", "7400000000000000999"), "is not on Coze's voice list"),
+    ],
+)
+def test_import_errors(
+    repo: VoiceRepo, coze: Coze, run, args: tuple[str, str], message: str
+) -> None:
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, "import", *args, env=coze.env())
+    assert result.exit_code == 1 and message in result.output, result.output
+    assert not (repo.root / "state" / "voicectl.state.json").exists()
+
+
+def test_state_list_show_mv_rm(repo: VoiceRepo, coze: Coze, run) -> None:
+    applied_repo(repo, coze, run)
+    listed = run(repo.root, "state", "list", "--json")
+    assert [v["address"] for v in json.loads(listed.stdout)["voices"]] == ["v0", "v1"]
+    shown = json.loads(run(repo.root, "state", "show", "v0").stdout)
+    assert shown["v0"]["history"][0]["clone"] == 1
+    serial = state_of(repo.root)["serial"]
+    assert run(repo.root, "state", "mv", "v0", "intro").exit_code == 0
+    assert state_of(repo.root)["serial"] == serial + 1
+    voice_id = state_of(repo.root)["voices"]["v1"]["voice_id"]
+    removed = run(repo.root, "state", "rm", "v1")
+    assert removed.exit_code == 0 and "kept among the orphans" in removed.output
+    after = state_of(repo.root)
+    assert set(after["voices"]) == {"intro"}
+    assert [o["voice_id"] for o in after["orphans"]] == [voice_id]  # never lost
+    for args, message in [
+        (("mv", "nope", "x"), "nope: not in the state"),
+        (("mv", "intro", "Bad Name"), "an address is lower-case"),
+        (("rm", "nope"), "nope: not in the state"),
+        (("show", "nope"), "nope: not in the state"),
+    ]:
+        bad = run(repo.root, "state", *args)
+        assert bad.exit_code == 1 and message in bad.output, (args, bad.output)
+    assert state_of(repo.root) == after
+
+
+def test_state_commands_wait_for_no_one_and_refuse_a_held_lock(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    applied_repo(repo, coze, run)
+    lock = repo.root / "state" / "voicectl.state.json.lock"
+    lock.write_text(
+        json.dumps({"user": "ci", "host": "elsewhere", "pid": 1, "at": "t", "command": "apply"})
+    )
+    result = run(repo.root, "state", "mv", "v0", "v9")
+    assert result.exit_code == 1 and "elsewhere" in result.output
+    assert "v0" in state_of(repo.root)["voices"]
+
+
+# --- protection ----------------------------------------------------------------------
+
+
+def test_protect_survives_removal_from_yaml(repo: VoiceRepo, coze: Coze, run) -> None:
+    repo.declare({"host": repo.voice("host", protect=True), "b": repo.voice("b", freq=600)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    assert state_of(repo.root)["voices"]["host"]["protect"] is True
+    # The protect line deleted and the take changed in the same pull request.
+    repo.declare({"host": repo.voice("host", freq=900), "b": repo.voice("b", freq=600)})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1 and "host is protected" in result.output
+    repo.declare({"b": repo.voice("b", freq=600)})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1 and "would be orphaned" in result.output
+    assert len(coze.ledger()) == 2 and "host" in state_of(repo.root)["voices"]
+    allowed = run(repo.root, "apply", "--auto-approve", "--allow-protected", env=coze.env())
+    assert allowed.exit_code == 0, allowed.output
+    assert state_of(repo.root)["orphans"][0]["address"] == "host"
+
+
+# --- apply's event log and history ---------------------------------------------------
+
+
+def test_apply_json_is_a_stream_of_events(repo: VoiceRepo, coze: Coze, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=520)})
+    result = run(repo.root, "apply", "--auto-approve", "--json", env=coze.env())
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "summary"
+    assert sorted(kinds[1:-1]) == ["voice_complete"] * 2 + ["voice_start"] * 2
+    assert events[-1]["ok"] and events[-1]["one_time_cny"] == 276
+    assert all(isinstance(e["elapsed"], float) for e in events)
+    needs_approval = run(repo.root, "apply", "--json", env=coze.env())
+    assert needs_approval.exit_code == 1 and "--auto-approve" in needs_approval.output
+
+
+def test_history_names_the_take_logid_and_commit(repo: VoiceRepo, coze: Coze, run) -> None:
+    git = ["git", "-C", str(repo.root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    repo.declare({"a": repo.voice("a")})
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "declare a"], check=True)
+    head = subprocess.run(
+        [*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({"a": repo.voice("a", freq=700)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    entries: list[dict[str, Any]] = json.loads(run(repo.root, "history", "a", "--json").stdout)
+    assert [e["clone"] for e in entries] == [1, 2]
+    assert entries[0]["commit"] == head and all(e["logid"] for e in entries)
+    assert entries[0]["sha256"] != entries[1]["sha256"]
+    text = run(repo.root, "history").stdout
+    assert "clone 2/10" in text and head[:12] in text and "2 clone(s)." in text

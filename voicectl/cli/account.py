@@ -1,0 +1,38 @@
+"""The Coze account as the commands see it: the token, the client, the voice list."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from voicectl.errors import UsageError
+
+if TYPE_CHECKING:
+    from voicectl.client import CozeClient
+    from voicectl.config import Config
+    from voicectl.model import RemoteVoice
+
+TOKEN_VARIABLE = "COZE_API_TOKEN"
+
+
+def has_token() -> bool:
+    return bool(os.environ.get(TOKEN_VARIABLE, "").strip())
+
+
+def client_for(cfg: Config, purpose: str) -> CozeClient:
+    """A client for the configured base; ``purpose`` says in the error what needs it."""
+    from voicectl.client import CN_BASE, CozeClient, http_client
+
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token:
+        raise UsageError(
+            f"{TOKEN_VARIABLE} is not set: {purpose} needs a Coze token (apply: createVoice "
+            "and listVoice permissions; read-only commands: listVoice)"
+        )
+    base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
+    return CozeClient(http_client(base), token)
+
+
+def remote_voices(client: CozeClient) -> dict[str, RemoteVoice]:
+    """Every custom voice the token can see, by voice id."""
+    return {voice.voice_id: voice for voice in client.voices()}

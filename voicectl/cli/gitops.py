@@ -1,0 +1,318 @@
+"""Commands for a team's GitOps flow: drift, refresh, import, state, history."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from voicectl.cli.root import _start, cli
+from voicectl.errors import EXIT_CHANGES, UsageError
+
+if TYPE_CHECKING:
+    from voicectl.config import Config
+    from voicectl.model import State, TakeEntry
+
+ADDRESS = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def _notice(message: str) -> None:
+    click.echo(f"notice: {message}", err=True)
+
+
+@contextmanager
+def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State], State]]]:
+    """The state under the apply lock, with a finished journal folded in; yields it with a
+    function that saves a new state (serial bumped, atomic)."""
+    from voicectl import lock, recovery, repository, state
+
+    with lock.locked(cfg.state_path, command, state.now(), _notice):
+        current, existed = repository.load_state(cfg)
+        if not existed:
+            raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
+        current = recovery.fold(cfg.state_path, current)
+        yield current, lambda new: state.save(cfg.state_path, new)
+
+
+def _config(ctx: click.Context) -> Config:
+    from voicectl import repository
+
+    return repository.open_config(_start(ctx))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.pass_context
+def drift(ctx: click.Context, as_json: bool) -> int:
+    """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
+    from voicectl import drift as drifts
+    from voicectl import render, repository
+    from voicectl.cli import account
+
+    cfg = _config(ctx)
+    current, warning = repository.effective_state(cfg)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    remote = account.remote_voices(account.client_for(cfg, "drift"))
+    found = drifts.find(current, remote)
+    if as_json:
+        click.echo(
+            render.json_text(
+                {
+                    "in_sync": not found,
+                    "voices": len(current.voices),
+                    "drift": [
+                        {
+                            "address": d.address,
+                            "kind": d.kind,
+                            "voice_id": d.voice_id,
+                            "detail": d.detail,
+                        }
+                        for d in found
+                    ],
+                }
+            ),
+            nl=False,
+        )
+    else:
+        for d in found:
+            click.echo(f"{d.address}: {d.kind}: voice {d.voice_id} {d.detail}")
+        if found:
+            click.echo(
+                f"Drift: {len(found)} finding(s) over {len(current.voices)} voice(s). "
+                "`voicectl refresh` records Coze's facts in the state."
+            )
+        else:
+            click.echo(f"In sync: {len(current.voices)} voice(s) match Coze's account.")
+    return EXIT_CHANGES if found else 0
+
+
+@cli.command()
+@click.pass_context
+def refresh(ctx: click.Context) -> None:
+    """Record Coze's facts (name, clones left, update time) in the state; never clones."""
+    from voicectl import drift as drifts
+    from voicectl import state, transition
+    from voicectl.cli import account
+
+    cfg = _config(ctx)
+    client = account.client_for(cfg, "refresh")
+    with _writing(cfg, "voicectl refresh") as (current, save):
+        remote = account.remote_voices(client)
+        for d in drifts.find(current, remote):
+            click.echo(f"{d.address}: {d.kind}: voice {d.voice_id} {d.detail}")
+        updated = transition.refreshed(current, remote, state.now())
+        written = save(updated)
+    seen = sum(1 for r in written.voices.values() if r.voice_id in remote)
+    click.echo(
+        f"Refreshed {seen} of {len(written.voices)} voice(s) from Coze "
+        f"(state serial {written.serial})."
+    )
+
+
+@cli.command("import")
+@click.argument("address")
+@click.argument("voice_id")
+@click.pass_context
+def import_(ctx: click.Context, address: str, voice_id: str) -> None:
+    """Adopt an existing Coze voice (cloned in the console, say) into the state, no clone."""
+    from voicectl import lock, recovery, repository, state, transition
+    from voicectl.cli import account
+    from voicectl.planner import desired_json
+
+    if not voice_id.isdigit():
+        raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
+    cfg = _config(ctx)
+    snapshot = repository.read_valid(cfg)
+    wanted = {v.decl.address: v for v in snapshot.desired}
+    if address not in wanted:
+        raise UsageError(
+            f"{address}: not declared; declare it (name, audio, text) first, so the state "
+            "knows which take the voice stands for"
+        )
+    client = account.client_for(cfg, "import")
+    with lock.locked(cfg.state_path, "voicectl import", state.now(), _notice):
+        current, _ = repository.load_state(cfg)
+        current = recovery.fold(cfg.state_path, current)
+        if address in current.voices:
+            raise UsageError(
+                f"{address}: already in the state as voice {current.voices[address].voice_id}"
+            )
+        for record in (*current.voices.values(), *current.orphans):
+            if record.voice_id == voice_id:
+                where = "an orphan" if record.orphaned_at else f"at {record.address}"
+                raise UsageError(f"voice {voice_id} is already in the state ({where})")
+        remote = account.remote_voices(client)
+        if voice_id not in remote:
+            raise UsageError(
+                f"voice {voice_id} is not on Coze's voice list for this token (wrong account, "
+                "region or space permission?)"
+            )
+        found = remote[voice_id]
+        updated = transition.imported(
+            current, address, desired_json(wanted[address]), found, state.now()
+        )
+        written = state.save(cfg.state_path, updated)
+    record = written.voices[address]
+    click.echo(
+        f"Imported voice {voice_id} ({found.name!r}) as {address}: {record.clones_used} of "
+        f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
+        "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends."
+    )
+
+
+@cli.group("state")
+def state_group() -> None:
+    """Read or edit the state: list, show, mv, rm (under the apply lock)."""
+
+
+@state_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def state_list(ctx: click.Context, as_json: bool) -> None:
+    """Every voice in the state, with its voice id and budget."""
+    from voicectl import render, repository
+
+    cfg = _config(ctx)
+    current, _ = repository.load_state(cfg)
+    rows: list[dict[str, Any]] = [
+        {
+            "address": a,
+            "voice_id": r.voice_id,
+            "clones_used": r.clones_used,
+            "clones_left": r.clones_left,
+            "protect": r.protect,
+            "verified": r.verified,
+            "updated_at": r.updated_at,
+        }
+        for a, r in sorted(current.voices.items())
+    ]
+    if as_json:
+        orphans = [
+            {"address": r.address, "voice_id": r.voice_id, "orphaned_at": r.orphaned_at}
+            for r in current.orphans
+        ]
+        click.echo(render.json_text({"voices": rows, "orphans": orphans}), nl=False)
+        return
+    width = max([len(r["address"]) for r in rows] + [7])
+    click.echo(f"{'ADDRESS':<{width}}  {'VOICE ID':<19}  CLONES  FLAGS")
+    for row in rows:
+        flags = ",".join(
+            f for f, on in (("protect", row["protect"]), ("unverified", not row["verified"])) if on
+        )
+        click.echo(
+            f"{row['address']:<{width}}  {row['voice_id']:<19}  "
+            f"{row['clones_used']:>2}/10   {flags or '-'}"
+        )
+    click.echo(f"{len(rows)} voice(s), {len(current.orphans)} orphan(s) (still billed on Coze).")
+
+
+@state_group.command("show")
+@click.argument("address")
+@click.pass_context
+def state_show(ctx: click.Context, address: str) -> None:
+    """One voice's record, as the state holds it, and its clone history."""
+    from voicectl import render, repository
+    from voicectl import state as states
+
+    cfg = _config(ctx)
+    current, _ = repository.load_state(cfg)
+    record = current.voices.get(address)
+    if record is None:
+        raise UsageError(f"{address}: not in the state ({cfg.state})")
+    body = states.record_json(record)
+    body["history"] = [
+        states.entry_json(e) | {"sha256": sha} for sha, e in _history(current, address)
+    ]
+    click.echo(render.json_text({address: body}), nl=False)
+
+
+@state_group.command("mv")
+@click.argument("old")
+@click.argument("new")
+@click.pass_context
+def state_mv(ctx: click.Context, old: str, new: str) -> None:
+    """Record that the voice at OLD is now declared at NEW (no clone)."""
+    from voicectl import transition
+
+    if not ADDRESS.match(new):
+        raise UsageError(f"{new!r}: an address is lower-case letters, digits, '_', '.', '-'")
+    cfg = _config(ctx)
+    with _writing(cfg, "voicectl state mv") as (current, save):
+        if old not in current.voices:
+            raise UsageError(f"{old}: not in the state ({cfg.state})")
+        if new in current.voices:
+            raise UsageError(f"{new}: already in the state as voice {current.voices[new].voice_id}")
+        written = save(transition.renamed(current, old, new))
+    click.echo(
+        f"Moved {old} -> {new} (voice {written.voices[new].voice_id}; state serial "
+        f"{written.serial})."
+    )
+
+
+@state_group.command("rm")
+@click.argument("address")
+@click.pass_context
+def state_rm(ctx: click.Context, address: str) -> None:
+    """Stop managing ADDRESS; its voice id is kept among the orphans (Coze cannot delete)."""
+    from voicectl import state as states
+    from voicectl import transition
+
+    cfg = _config(ctx)
+    with _writing(cfg, "voicectl state rm") as (current, save):
+        record = current.voices.get(address)
+        if record is None:
+            raise UsageError(f"{address}: not in the state ({cfg.state})")
+        if record.protect:
+            raise UsageError(f"{address} is protected; lift it with `protect: false` first")
+        written = save(transition.forgotten(current, address, states.now()))
+    click.echo(
+        f"Removed {address} from the state; voice {record.voice_id} stays on Coze (billed "
+        f"1 CNY a month) and is kept among the orphans (state serial {written.serial})."
+    )
+
+
+def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]:
+    """(sha256, entry) for every clone, oldest first; of one address's voice if named."""
+    ids: set[str] | None = None
+    if address is not None:
+        ids = {
+            r.voice_id for r in (*current.voices.values(), *current.orphans) if r.address == address
+        }
+    found = [
+        (sha, e)
+        for sha, entries in current.takes.items()
+        for e in entries
+        if ids is None or e.voice_id in ids or e.address == address
+    ]
+    return sorted(found, key=lambda item: (item[1].applied_at, item[1].voice_id, item[1].clone))
+
+
+@cli.command()
+@click.argument("address", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
+    """Every clone of every voice (or of ADDRESS): when, which take, logid, commit."""
+    from voicectl import render, repository
+    from voicectl import state as states
+
+    cfg = _config(ctx)
+    current, _ = repository.load_state(cfg)
+    known = set(current.voices) | {r.address for r in current.orphans}
+    if address is not None and address not in known:
+        raise UsageError(f"{address}: no voice in the state has been at this address")
+    found = _history(current, address)
+    if as_json:
+        body: list[dict[str, Any]] = [states.entry_json(e) | {"sha256": s} for s, e in found]
+        click.echo(render.json_text(body), nl=False)
+        return
+    for sha, e in found:
+        click.echo(
+            f"{e.applied_at}  {e.address}  voice {e.voice_id}  clone {e.clone}/10  "
+            f"take {sha[:12]}  logid {e.logid or '-'}  commit {e.commit[:12] or '-'}"
+        )
+    click.echo(f"{len(found)} clone(s).")
