@@ -111,7 +111,7 @@ def test_markdown_puts_the_summary_first_and_collapses_details(repo: VoiceRepo, 
     repo.declare({"a": repo.voice("a")})
     out = run(repo.root, "plan", "--format", "markdown").stdout
     lines = [line for line in out.splitlines() if line.strip()]
-    assert lines[1].startswith("**Plan: 1 to create")
+    assert lines[0].startswith("**Plan: 1 to create")
     assert "<details>" in out and "| `+` | `a` | create |" in out
 
 

@@ -90,57 +90,125 @@ def render_text(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+MARKDOWN_LIMIT = 65_536
+"""GitHub's limit on a pull-request comment, in characters."""
+MARKDOWN_MARKER = "<!-- voicectl-plan -->"
+"""Ends every markdown plan, so a CI job can find its comment and update it in place."""
+
+
 def _md_cell(value: object) -> str:
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
-def _field_rows(change: Change) -> list[tuple[str, object, object]]:
+def _short(value: object, width: int = 60) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _audio_facts(audio: dict[str, object] | None) -> str:
+    if not audio:
+        return ""
+    size = audio.get("size")
+    duration = audio.get("duration")
+    parts = [
+        f"`{str(audio.get('sha256') or '')[:12]}`",
+        f"{duration:.2f} s" if isinstance(duration, (int, float)) else "",
+        f"{size:,} B" if isinstance(size, int) else "",
+        str(audio.get("format") or ""),
+        f"`{audio.get('path')}`",
+    ]
+    return ", ".join(p for p in parts if p)
+
+
+def _details(change: Change) -> list[str]:
+    """The collapsed section of one change: message, field diffs, audio, text diff."""
+    import difflib
+
     before, after = change.before or {}, change.after or {}
-    rows = []
-    for key in ("name", "language", "space", "text", "preview_text", "protect"):
-        if before.get(key) != after.get(key):
-            rows.append((key, before.get(key), after.get(key)))
-    for key in ("sha256", "path", "format", "size", "duration"):
-        old = (before.get("audio") or {}).get(key)
-        new = (after.get("audio") or {}).get(key)
-        if old != new:
-            if key == "sha256":
-                old, new = (old or "")[:12] or None, (new or "")[:12] or None
-            rows.append((f"audio.{key}", old, new))
-    return rows
+    title = f"<code>{change.address}</code>: {change.action}"
+    if change.from_address:
+        title += f" (from <code>{change.from_address}</code>)"
+    out = ["<details>", f"<summary>{title}</summary>", ""]
+    if change.message:
+        out += [_md_cell(change.message), ""]
+    rows = [
+        (key, before.get(key), after.get(key))
+        for key in ("name", "language", "space", "preview_text", "protect")
+        if change.after is not None and before.get(key) != after.get(key)
+    ]
+    old_audio, new_audio = before.get("audio"), after.get("audio")
+    if change.after is not None and old_audio != new_audio:
+        rows.append(("audio", _audio_facts(old_audio), _audio_facts(new_audio)))
+    if rows:
+        out += ["| field | before | after |", "|---|---|---|"]
+        out += [
+            f"| {k} | {_md_cell(_short(b, 200))} | {_md_cell(_short(a, 200))} |" for k, b, a in rows
+        ]
+        out.append("")
+    old_text, new_text = before.get("text"), after.get("text")
+    if change.after is not None and old_text != new_text:
+        diff = difflib.unified_diff(
+            str(old_text or "").splitlines(),
+            str(new_text or "").splitlines(),
+            "text (state)",
+            "text (declared)",
+            lineterm="",
+        )
+        out += ["```diff", *(line.replace("```", "ˋˋˋ") for line in diff), "```", ""]
+    for note in change.notes:
+        out += [f"> {_md_cell(note)}", ""]
+    out += ["</details>", ""]
+    return out
 
 
-def render_markdown(plan: Plan) -> str:
-    """A pull-request comment: the summary first, a table, then collapsed details."""
+def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
+    """A pull-request comment: the summary line first, a table of changes with budgets,
+    then collapsed details per voice; at most ``limit`` characters, shortening the
+    details (then the table) and never the summary; the same plan gives the same text."""
     if not plan.has_changes:
-        return "### voicectl plan\n\n**No changes.**\n"
-    out = [
-        "### voicectl plan",
-        "",
-        f"**{summary_line(plan)}**",
-        "",
+        return f"**voicectl plan: no changes.**\n\n{MARKDOWN_MARKER}\n"
+    head = [f"**{summary_line(plan)}**", ""]
+    shown = [c for c in plan.changes if c.action != "noop"]
+    rows = [
         "| | address | action | reasons | clones left | cost |",
         "|---|---|---|---|---|---|",
     ]
-    shown = [c for c in plan.changes if c.action != "noop"]
-    for c in shown:
-        out.append(
-            f"| `{SYMBOLS[c.action]}` | `{c.address}` | {c.action} | "
-            f"{_md_cell(', '.join(c.reasons))} | {_budget(c)} | {_cost(c)} |"
-        )
-    out.append("")
-    for c in shown:
-        out += ["<details>", f"<summary><code>{c.address}</code>: {c.action}</summary>", ""]
-        if c.message:
-            out += [_md_cell(c.message), ""]
-        rows = _field_rows(c)
-        if rows:
-            out += ["| field | before | after |", "|---|---|---|"]
-            out += [f"| {k} | {_md_cell(b)} | {_md_cell(a)} |" for k, b, a in rows]
-            out.append("")
-        out += ["</details>", ""]
-    return "\n".join(out)
+    rows += [
+        f"| `{SYMBOLS[c.action]}` | `{c.address}` | {c.action} | "
+        f"{_md_cell(_short(', '.join(c.reasons), 80))} | {_budget(c)} | {_cost(c)} |"
+        for c in shown
+    ]
+    tail = ["", MARKDOWN_MARKER, ""]
+    reserve = 200  # for the "omitted" lines
+
+    def size(lines: list[str]) -> int:
+        return sum(len(line) + 1 for line in lines)
+
+    budget = limit - size(head) - size(tail) - reserve
+    table: list[str] = []
+    for n, row in enumerate(rows):
+        if size(table) + len(row) + 1 > budget:
+            table.append(
+                f"\n*…and {len(rows) - n} more change(s), not shown: the comment limit is "
+                f"{limit:,} characters; `voicectl show` on the saved plan lists them all.*"
+            )
+            break
+        table.append(row)
+    table.append("")
+    budget -= size(table)
+    details: list[str] = []
+    for n, change in enumerate(shown):
+        block = _details(change)
+        if size(details) + size(block) > budget:
+            details.append(
+                f"*Details of {len(shown) - n} more change(s) left out to stay under "
+                f"{limit:,} characters.*"
+            )
+            details.append("")
+            break
+        details += block
+    return "\n".join([*head, *table, *details, *tail]).rstrip("\n") + "\n"
 
 
 def apply_summary(

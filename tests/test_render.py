@@ -1,0 +1,65 @@
+"""Renderers: the pull-request comment's size limit, stability and content."""
+
+from __future__ import annotations
+
+from tests.test_planner import rec, state, want
+from voicectl.planner import plan
+from voicectl.render import MARKDOWN_LIMIT, MARKDOWN_MARKER, render_markdown, summary_line
+
+LONG = "A transcript long enough to matter in a comment, spoken slowly and clearly. " * 13
+
+
+def big_plan(n: int = 500):  # type: ignore[no-untyped-def]
+    """n changed voices: half new, half retrained with a new transcript, all with long text."""
+    desired, records = [], []
+    for i in range(n):
+        address = f"voice-{i:04d}"
+        desired.append(want(address, i + 1, text=LONG + str(i), name=f"Voice {i}"))
+        if i % 2:
+            records.append(rec(address, i + 1, voice_id=f"7400000000{i:09d}", text="old words"))
+    return plan(desired, state(*records))
+
+
+def test_a_comment_for_500_changed_voices_fits_with_its_summary_intact() -> None:
+    result = big_plan()
+    assert result.summary["create"] == 250 and result.summary["retrain"] == 250
+    text = render_markdown(result)
+    assert len(text) <= MARKDOWN_LIMIT
+    assert text.splitlines()[0] == f"**{summary_line(result)}**"
+    assert "250 to create, 250 to retrain" in text.splitlines()[0]
+    assert "more change(s) left out to stay under 65,536 characters" in text
+    assert text.rstrip().endswith(MARKDOWN_MARKER)
+    assert text == render_markdown(big_plan())  # stable from run to run
+    # Every change is still in the table even though details were shortened.
+    assert all(f"`voice-{i:04d}`" in text for i in range(500))
+
+
+def test_a_tiny_limit_shortens_the_table_but_never_the_summary() -> None:
+    result = big_plan(50)
+    text = render_markdown(result, limit=3000)
+    assert len(text) <= 3000
+    assert text.startswith(f"**{summary_line(result)}**")
+    assert "more change(s), not shown" in text
+
+
+def test_details_show_field_diffs_audio_facts_and_a_text_diff() -> None:
+    old = rec("a", 1, name="Old name", text="hello there\nsecond line")
+    result = plan(
+        [want("a", 2, name="New name", text="hello there\nsecond line, edited")], state(old)
+    )
+    text = render_markdown(result)
+    assert "| name | Old name | New name |" in text
+    # before and after: sha256 prefix, duration, size, format, path
+    assert text.count("`000000000000`, 12.00 s, 100 B, wav, `audio/a.wav`") == 2
+    assert "```diff" in text and "-second line" in text and "+second line, edited" in text
+
+
+def test_markdown_escapes_what_would_break_a_table_or_inject_html() -> None:
+    result = plan([want("a", name="a | b <script>")], state())
+    text = render_markdown(result)
+    assert "a \\| b &lt;script>" in text and "<script>" not in text
+
+
+def test_no_changes_is_one_line_and_the_marker() -> None:
+    text = render_markdown(plan([want("a")], state(rec("a"))))
+    assert text == f"**voicectl plan: no changes.**\n\n{MARKDOWN_MARKER}\n"
