@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import struct
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,37 @@ def run() -> Callable[..., Result]:
     def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
         from voicectl.cli import main
 
+        token = (env or {}).get("COZE_API_TOKEN", "")
+        if len(token) >= 8:
+            SECRETS.add(token)
         runner = CliRunner()
-        return runner.invoke(_Main(main), ["-C", str(root), *args], env=env, catch_exceptions=False)
+        result = runner.invoke(
+            _Main(main), ["-C", str(root), *args], env=env, catch_exceptions=False
+        )
+        texts = [result.stdout, result.stderr, result.output, repr(result.exception)]
+        for secret in SECRETS:
+            assert not any(secret in text for text in texts), "the token leaked into output"
+        return result
 
     return invoke
+
+
+SECRETS: set[str] = set()
+"""Every token a test handed to voicectl: none may appear in any output or file."""
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_on_disk(tmp_path: Path) -> Iterator[None]:
+    """After each test, no file voicectl could have written (state, journal, lock, saved
+    plans, caches) holds a token it was given."""
+    yield
+    if not SECRETS:
+        return
+    needles = [s.encode() for s in SECRETS]
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_size < 5_000_000:
+            data = path.read_bytes()
+            assert not any(n in data for n in needles), f"a token was written to {path}"
 
 
 class _Main:
@@ -100,7 +127,6 @@ class _Main:
 
     def main(self, args: list[str], prog_name: str | None = None, **_: Any) -> None:
         self.main_fn(list(args))
-
 
 
 @pytest.fixture(autouse=True)

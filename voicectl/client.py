@@ -96,13 +96,26 @@ class Retry:
 
 
 def check_base_url(base: str) -> str:
-    """Coze's API base: https, or plain http only to a loopback host (the emulator)."""
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise VoicectlError(f"COZE_API_BASE {base!r} is not an http(s) URL, e.g. {CN_BASE}")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    """Coze's API base: https, or plain http only to a loopback host (the emulator).
+
+    Errors show the URL without any user info or query, where a secret could hide.
+    """
+    try:
+        parts = urlsplit(base)
+        host = parts.hostname
+        shown = f"{parts.scheme}://{host or ''}{parts.path}" if parts.scheme else "(not a URL)"
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        raise VoicectlError(f"COZE_API_BASE is not a valid URL; expected e.g. {CN_BASE}") from None
+    if parts.scheme not in ("http", "https") or not host or not port_ok:
+        raise VoicectlError(f"COZE_API_BASE {shown!r} is not an http(s) URL, e.g. {CN_BASE}")
+    if parts.username is not None or parts.password is not None:
         raise VoicectlError(
-            f"COZE_API_BASE {base!r}: plain http is only allowed to a loopback "
+            f"COZE_API_BASE {shown!r} carries credentials; put the token in COZE_API_TOKEN"
+        )
+    if parts.scheme == "http" and not _loopback(host):
+        raise VoicectlError(
+            f"COZE_API_BASE {shown!r}: plain http is only allowed to a loopback "
             "host (127.0.0.1, ::1, localhost); use https"
         )
     return base.rstrip("/")
@@ -126,6 +139,15 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
         verify=True,
         headers={"User-Agent": "voicectl"},
     )
+
+
+def _reason(exc: httpx.HTTPError) -> str:
+    """Why a request got no answer, in words; TLS failures are named as such."""
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        detail = text.split("] ", 1)[-1].split(" (_ssl", 1)[0]
+        return f"TLS certificate verification failed ({detail}); voicectl never turns it off"
+    return type(exc).__name__
 
 
 def _logid(response: httpx.Response, body: Any) -> str:
@@ -211,7 +233,7 @@ class CozeClient:
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The connection was never made, so nothing was sent: safe to try again.
                 if attempt + 1 >= self._retry.attempts:
-                    raise TransportError(f"cannot reach Coze: {type(exc).__name__}") from None
+                    raise TransportError(f"cannot reach Coze: {_reason(exc)}") from None
                 self._retry.sleep(self._retry.delay(attempt, None))
                 attempt += 1
                 continue
@@ -255,7 +277,7 @@ class CozeClient:
                     self._retry.rate_limit_attempts if exc.rate_limited else self._retry.attempts
                 )
             except httpx.HTTPError as exc:
-                failure = TransportError(f"cannot list voices on Coze: {type(exc).__name__}")
+                failure = TransportError(f"cannot list voices on Coze: {_reason(exc)}")
                 limit = self._retry.attempts
             if attempt + 1 >= limit:
                 raise failure from None
