@@ -14,10 +14,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from voicectl.errors import Problem
-from voicectl.hashing import TakeCache, sha256_file
+from voicectl.hashing import TakeCache, sha256_handle
 from voicectl.model import Declaration, Take
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -60,7 +60,7 @@ def sniff(head: bytes, name: str) -> str | None:
     return None
 
 
-def _mutagen_info(path: Path, fmt: str) -> Any:
+def _mutagen_info(handle: BinaryIO, fmt: str) -> Any:
     import mutagen
     from mutagen.aac import AAC
     from mutagen.mp3 import MP3
@@ -69,38 +69,52 @@ def _mutagen_info(path: Path, fmt: str) -> Any:
 
     opener = {"wav": WAVE, "mp3": MP3, "m4a": MP4, "aac": AAC}.get(fmt)
     try:
-        handle = opener(path) if opener else mutagen.File(path)  # type: ignore[no-untyped-call]
+        handle.seek(0)
+        info = opener(handle) if opener else mutagen.File(handle)  # type: ignore[no-untyped-call]
     except Exception as exc:  # mutagen raises many types for broken files
-        raise AudioError(f"cannot be decoded as {fmt}: {exc}") from exc
-    if handle is None or getattr(handle, "info", None) is None:
+        detail = str(exc).strip("\"' ") or f"{type(exc).__name__}, the file is cut short"
+        raise AudioError(f"cannot be decoded as {fmt}: {detail}") from exc
+    if info is None or getattr(info, "info", None) is None:
         raise AudioError(f"cannot be decoded as {fmt}")
-    return handle.info
+    return info.info
 
 
 def read_facts(path: Path, size: int) -> dict[str, Any]:
-    """Digest, format and duration of a regular file already checked for size."""
-    with open(path, "rb") as handle:
+    """Digest, format and duration of a regular file already checked for size.
+
+    The file is opened once, without following a symlink and without blocking, and
+    checked again through its descriptor: a file swapped for a FIFO, a device or a
+    bigger file since it was stat-ed is refused, not read.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+            raise AudioError("changed while it was being checked; run again")
         head = handle.read(64)
-    fmt = sniff(head, path.name)
-    if fmt is None:
-        raise AudioError("is not audio Coze accepts (wav, mp3, ogg, m4a, aac, or .pcm)")
-    if fmt == "pcm":
-        if size % 2:
-            raise AudioError("pcm data must be 16-bit samples (an even number of bytes)")
-        duration = size / PCM_BYTES_PER_SECOND
-        rate: int | None = 24_000
-        channels: int | None = 1
-    else:
-        info = _mutagen_info(path, fmt)
-        duration = float(getattr(info, "length", 0.0) or 0.0)
-        rate = getattr(info, "sample_rate", None)
-        channels = getattr(info, "channels", None)
-        if fmt == "wav":
-            _check_wav_complete(path, size, info)
-    if duration <= 0:
-        raise AudioError(f"holds no audio (a {fmt} file of duration 0)")
+        fmt = sniff(head, path.name)
+        if fmt is None:
+            raise AudioError("is not audio Coze accepts (wav, mp3, ogg, m4a, aac, or .pcm)")
+        if fmt == "pcm":
+            if size % 2:
+                raise AudioError("pcm data must be 16-bit samples (an even number of bytes)")
+            duration = size / PCM_BYTES_PER_SECOND
+            rate: int | None = 24_000
+            channels: int | None = 1
+        else:
+            info = _mutagen_info(handle, fmt)
+            duration = float(getattr(info, "length", 0.0) or 0.0)
+            rate = getattr(info, "sample_rate", None)
+            channels = getattr(info, "channels", None)
+            if fmt == "wav":
+                _check_wav_complete(size, info)
+        if not duration > 0:
+            raise AudioError(f"holds no audio (a {fmt} file of duration 0)")
+        handle.seek(0)
+        digest = sha256_handle(handle)
     return {
-        "sha256": sha256_file(path),
+        "sha256": digest,
         "format": fmt,
         "duration": round(duration, 3),
         "sample_rate": rate,
@@ -108,7 +122,7 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
     }
 
 
-def _check_wav_complete(path: Path, size: int, info: Any) -> None:
+def _check_wav_complete(size: int, info: Any) -> None:
     """A WAV cut short still has a header promising the full length: catch it."""
     bits = getattr(info, "bits_per_sample", 0) or 0
     rate = getattr(info, "sample_rate", 0) or 0

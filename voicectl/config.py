@@ -6,19 +6,20 @@ reported; nothing here raises on bad input except through :class:`ValidationFail
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import posixpath
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from jsonschema import ValidationError
+from urllib.parse import urlsplit
 
 from voicectl import schemas
 from voicectl.errors import ConfigError, Problem
 from voicectl.model import LANGUAGES, Declaration
-from voicectl.yamlload import MAX_FILE_BYTES, Document, Path_, dotted, load_bytes
+from voicectl.yamlload import MAX_FILE_BYTES, Document, Path_, dotted, load_bytes, show
 
 CONFIG_FILE = "voicectl.yaml"
 DEFAULT_VOICES = ("voices/**/*.yaml",)
@@ -37,6 +38,8 @@ class Config:
     api_base: str | None = None
     max_new_voices: int | None = None
     max_one_time_cny: int | None = None
+    # Where each of ``voices`` is in voicectl.yaml, for problems found when globbing.
+    voices_at: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
     @property
     def state_path(self) -> Path:
@@ -68,69 +71,40 @@ def find_root(start: Path) -> Path:
     )
 
 
-def _read(path: Path, display: str) -> Document:
+def _problem(file: str, message: str) -> Document:
+    doc = Document(file)
+    doc.at(1, 1, message)
+    return doc
+
+
+def _read(path: Path, display: str, root: Path | None = None) -> Document:
+    """Load one YAML file: a regular file inside ``root``, stat-ed before it is opened."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            doc = Document(display)
-            doc.problems.append(
-                Problem(
-                    display,
-                    0,
-                    0,
-                    "",
-                    f"file too large ({size} bytes; the limit is {MAX_FILE_BYTES})",
-                )
+        real = Path(os.path.realpath(path))
+        if root is not None and not _inside(real, root):
+            return _problem(display, "resolves outside the repository (through a symlink)")
+        st = real.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return _problem(display, "is not a regular file")
+        if st.st_size > MAX_FILE_BYTES:
+            return _problem(
+                display, f"file too large ({st.st_size} bytes; the limit is {MAX_FILE_BYTES})"
             )
-            return doc
-        raw = path.read_bytes()
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
+                return _problem(display, "is not a regular file")
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        doc = Document(display)
-        doc.problems.append(Problem(display, 0, 0, "", f"cannot read: {exc.strerror}"))
-        return doc
+        return _problem(display, f"cannot be read: {exc.strerror or exc}")
+    if len(raw) > MAX_FILE_BYTES:
+        return _problem(display, f"file too large (over {MAX_FILE_BYTES} bytes)")
     return load_bytes(raw, display)
 
 
-def _schema_problems(doc: Document, schema: str) -> None:
-    for error in sorted(schemas.validator(schema).iter_errors(doc.data), key=_error_key):
-        _report_schema_error(doc, error)
-
-
-def _error_key(error: ValidationError) -> tuple[str, str]:
-    return (dotted(tuple(error.absolute_path)), error.message)
-
-
-def _report_schema_error(doc: Document, error: ValidationError) -> None:
-    path: Path_ = tuple(error.absolute_path)
-    kind = error.validator
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    if kind == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = set(schema.get("properties", {}))
-        for extra in sorted(k for k in error.instance if k not in allowed):
-            hint = ", ".join(sorted(allowed))
-            doc.problem((*path, extra), f"unknown field {extra!r} (allowed: {hint})", key=True)
-        return
-    if kind == "propertyNames":
-        bad = str(error.instance)
-        doc.problem(
-            (*path, bad),
-            f"address {bad!r} must be lower-case letters, digits, "
-            "'_', '.' or '-', starting with a letter or digit",
-            key=True,
-        )
-        return
-    if kind == "required":
-        doc.problem(path, error.message.replace("is a required property", "is required"))
-        return
-    if kind == "pattern" and path and path[-1] == "space":
-        doc.problem(path, f"{error.instance!r} is not a Coze workspace id (digits only)")
-        return
-    if kind == "enum":
-        values = error.validator_value
-        options = ", ".join(str(v) for v in values) if isinstance(values, list) else str(values)
-        doc.problem(path, f"{error.instance!r} is not one of {options}")
-        return
-    doc.problem(path, error.message)
+def _inside(real: Path, root: Path) -> bool:
+    root_real = os.path.realpath(root)
+    return os.path.commonpath([root_real, real]) == root_real
 
 
 def load_config(root: Path) -> tuple[Config, list[Problem]]:
@@ -140,20 +114,28 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         return Config(root=root), doc.problems
     data = {} if doc.data is None else doc.data
     if not isinstance(data, dict):
-        doc.problem((), "voicectl.yaml must be a mapping")
+        doc.problem((), f"{CONFIG_FILE} must be a mapping, not {schemas.kind(data)}")
         return Config(root=root), doc.problems
     doc.data = data
-    _schema_problems(doc, "config")
-    voices = tuple(data.get("voices") or DEFAULT_VOICES)
-    for i, pattern in enumerate(voices):
-        if isinstance(pattern, str) and _escapes(pattern):
-            doc.problem(("voices", i), f"pattern {pattern!r} must stay inside the repository")
-    state = data.get("state", DEFAULT_STATE)
-    if isinstance(state, str) and _escapes(state):
-        doc.problem(("state",), f"state path {state!r} must stay inside the repository")
+    schemas.report(doc, "config")
     if doc.problems:
         return Config(root=root), doc.problems
+    voices = tuple(data.get("voices") or DEFAULT_VOICES)
+    for i, pattern in enumerate(voices):
+        reason = _pattern_problem(pattern)
+        if reason:
+            doc.problem(("voices", i), f"pattern {show(pattern)} {reason}")
+    state = data.get("state", DEFAULT_STATE)
+    reason = _state_problem(root, state)
+    if reason:
+        doc.problem(("state",), f"state path {show(state)} {reason}")
     defaults: dict[str, Any] = data.get("defaults") or {}
+    api_base = defaults.get("api_base")
+    reason = api_base_problem(api_base) if isinstance(api_base, str) else None
+    if reason:
+        doc.problem(("defaults", "api_base"), f"{show(api_base)} {reason}")
+    if doc.problems:
+        return Config(root=root), doc.problems
     policy: dict[str, Any] = data.get("policy") or {}
     return Config(
         root=root,
@@ -161,10 +143,61 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         state=state,
         default_space=_space(defaults.get("space")),
         default_language=defaults.get("language"),
-        api_base=defaults.get("api_base"),
+        api_base=api_base,
         max_new_voices=policy.get("max_new_voices"),
         max_one_time_cny=policy.get("max_one_time_cny"),
+        voices_at=tuple(doc.where(("voices", i)) for i in range(len(voices))),
     ), []
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    """Why a glob of declaration files cannot work, or None (pathlib would raise later)."""
+    if _escapes(pattern):
+        return "must stay inside the repository"
+    parts = [p for p in pattern.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts:
+        return "names no files (give e.g. voices/**/*.yaml)"
+    if any("**" in part and part != "**" for part in parts):
+        return "is not a valid glob: '**' must be a whole path component (e.g. voices/**/*.yaml)"
+    return None
+
+
+def _state_problem(root: Path, state: str) -> str | None:
+    if _escapes(state):
+        return "must stay inside the repository"
+    if state.endswith(("/", "\\")) or posixpath.normpath(state) in (".", ""):
+        return "must name a file, not a directory"
+    path = root / state
+    if path.is_dir():
+        return "is a directory; it must name a file, e.g. state/voicectl.state.json"
+    if not _inside(Path(os.path.realpath(path)), root):
+        return "resolves outside the repository (through a symlink)"
+    return None
+
+
+def api_base_problem(base: str) -> str | None:
+    """Why ``base`` cannot be Coze's API base: https, or plain http to loopback only."""
+    parts = urlsplit(base)
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme not in ("http", "https") or not host:
+        return "is not an http(s) URL, e.g. https://api.coze.cn"
+    if parts.scheme == "http" and not _loopback(host):
+        return (
+            "uses plain http to a host that is not loopback (127.0.0.1, ::1, localhost); use https"
+        )
+    return None
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _absolute(path: str) -> bool:
@@ -180,11 +213,24 @@ def _escapes(relative: str) -> bool:
 
 
 def declaration_files(config: Config) -> list[Path]:
+    """The regular files inside the repository that the config's globs match."""
+    root = config.root
+    return [
+        p for p in _matches(config, []) if p.is_file() and _inside(Path(os.path.realpath(p)), root)
+    ]
+
+
+def _matches(config: Config, problems: list[Problem]) -> list[Path]:
+    """Everything but directories the globs match; a glob pathlib refuses is a problem."""
     found: set[Path] = set()
-    for pattern in config.voices:
-        for path in config.root.glob(pattern):
-            if path.is_file():
-                found.add(path)
+    for i, pattern in enumerate(config.voices):
+        try:
+            found.update(p for p in config.root.glob(pattern) if not p.is_dir())
+        except (ValueError, NotImplementedError, IndexError, OSError) as exc:
+            line, column = config.voices_at[i] if i < len(config.voices_at) else (1, 1)
+            problems.append(
+                Problem(CONFIG_FILE, line, column, f"voices.{i}", f"pattern {show(pattern)}: {exc}")
+            )
     return sorted(found)
 
 
@@ -192,8 +238,8 @@ def load_declarations(config: Config) -> Loaded:
     """Load and check every declaration file named by the config's globs."""
     loaded = Loaded()
     first_seen: dict[str, Declaration] = {}
-    files = declaration_files(config)
-    if not files:
+    files = _matches(config, loaded.problems)
+    if not files and not loaded.problems:
         patterns = ", ".join(config.voices)
         loaded.problems.append(
             Problem(
@@ -203,14 +249,14 @@ def load_declarations(config: Config) -> Loaded:
     for path in files:
         display = path.relative_to(config.root).as_posix()
         loaded.files.append(display)
-        doc = _read(path, display)
+        doc = _read(path, display, config.root)
         if not doc.problems:
             if not isinstance(doc.data, dict):
                 doc.problem(
                     (), "a declaration file must be a mapping with a top-level `voices:` key"
                 )
             else:
-                _schema_problems(doc, "voices")
+                schemas.report(doc, "voices")
         for decl in _declarations(doc, config):
             earlier = first_seen.get(decl.address)
             if earlier is not None:
@@ -243,7 +289,8 @@ def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:
             doc.problem(
                 path,
                 "language is required (or set defaults.language in voicectl.yaml)",
-                field_name=f"voices.{address}.language",
+                key=True,
+                field_name=dotted((*path, "language")),
             )
         space = _space(body.get("space", config.default_space))
         if not fields_ok or not isinstance(language, str) or language not in LANGUAGES:

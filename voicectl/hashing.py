@@ -11,28 +11,55 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeGuard
 
 from voicectl.atomic import write_atomic
+from voicectl.model import AUDIO_FORMATS
 
 CACHE_FORMAT = 1
 CHUNK = 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as handle:
-        if sys.version_info >= (3, 11):
-            return hashlib.file_digest(handle, "sha256").hexdigest()
-        digest = hashlib.sha256()
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-        return digest.hexdigest()
+        return sha256_handle(handle)
+
+
+def sha256_handle(handle: BinaryIO) -> str:
+    """SHA-256 of an open binary file from its current position to its end."""
+    if sys.version_info >= (3, 11):
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _sound(facts: object) -> TypeGuard[dict[str, Any]]:
+    """A cache is a hint, not an input: a hand-edited or half-written entry is ignored."""
+    if not isinstance(facts, dict):
+        return False
+    sha, duration = facts.get("sha256"), facts.get("duration")
+    optional_ints = (facts.get("sample_rate"), facts.get("channels"))
+    return (
+        isinstance(sha, str)
+        and _SHA256.fullmatch(sha) is not None
+        and facts.get("format") in AUDIO_FORMATS
+        and isinstance(duration, (int, float))
+        and not isinstance(duration, bool)
+        and duration >= 0
+        and all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in optional_ints
+        )
+    )
 
 
 class TakeCache:
@@ -56,11 +83,12 @@ class TakeCache:
                 self.entries = entries
 
     def get(self, relative: str, st: os.stat_result) -> dict[str, Any] | None:
+        """The facts remembered for ``relative`` if its stat is unchanged and they are sound."""
         entry = self.entries.get(relative)
-        if entry is None or entry.get("stat") != stat_key(st):
+        if not isinstance(entry, dict) or entry.get("stat") != stat_key(st):
             return None
         facts = entry.get("facts")
-        return facts if isinstance(facts, dict) else None
+        return facts if _sound(facts) else None
 
     def put(self, relative: str, st: os.stat_result, facts: dict[str, Any]) -> None:
         self.entries[relative] = {"stat": stat_key(st), "facts": facts}
