@@ -8,8 +8,9 @@ has shown that it did not happen.
 from __future__ import annotations
 
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from voicectl import reconcile
 from voicectl.client import CozeClient, CozeError, OutcomeUnknown
 from voicectl.errors import VoicectlError
 from voicectl.journal import Journal, Pending
-from voicectl.model import Change
+from voicectl.model import NEW_VOICE_ACTIONS, Change
 from voicectl.state import now
 
 RECONCILE_ROUNDS = 3
@@ -77,27 +78,87 @@ class Executor:
                     )
                 )
         known = set(known_ids)
-        for _ in range(RECONCILE_ROUNDS):
-            unknown = self._clone_all(clones, outcome)
-            if not unknown:
-                return outcome
-            clones = self.resolve(unknown, known, outcome)
-        for change in clones:
-            outcome.failed.append((change, "the clone's outcome stayed unknown"))
+        sends: Counter[str] = Counter()
+        while clones:
+            unknown, deferred = self._clone_all(clones, outcome, known, sends)
+            again = self.resolve(unknown, known, outcome) if unknown else []
+            clones = []
+            for change in again:
+                if sends[change.address] >= RECONCILE_ROUNDS:
+                    outcome.failed.append(
+                        (
+                            change,
+                            f"Coze did not answer {sends[change.address]} tries (its voice "
+                            "list shows none was carried out); apply again later",
+                        )
+                    )
+                else:
+                    clones.append(change)
+            clones += deferred
         return outcome
 
-    def _clone_all(self, changes: Sequence[Change], outcome: Outcome) -> list[Pending]:
+    def _clone_all(
+        self,
+        changes: Sequence[Change],
+        outcome: Outcome,
+        known: set[str],
+        sends: Counter[str],
+    ) -> tuple[list[Pending], list[Change]]:
+        """Send ``changes``, ``parallelism`` at a time; returns the clones of unknown outcome
+        and the changes held back for the next round.
+
+        Coze's list tells a lost create's result only by name, so two new voices of one
+        name are never in doubt at once: a create or replace waits until the one before it
+        of the same name has an answer, and for the next round if that one has none. New
+        ids join ``known`` as they come back, so they are never taken for a lost one.
+        """
+        results: dict[str, str | Pending] = {}
+        waiting: dict[str, deque[Change]] = {}
+        deferred: list[Change] = []
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            results = list(pool.map(self._clone, changes))
+            running: dict[Future[str | Pending], Change] = {}
+
+            def send(change: Change) -> None:
+                sends[change.address] += 1
+                running[pool.submit(self._clone, change)] = change
+
+            for change in changes:
+                name = _new_voice_name(change)
+                if name is not None and name in waiting:
+                    waiting[name].append(change)
+                    continue
+                if name is not None:
+                    waiting[name] = deque()
+                send(change)
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    change = running.pop(future)
+                    result = results[change.address] = future.result()
+                    name = _new_voice_name(change)
+                    if name is None:
+                        continue
+                    if isinstance(result, Pending):
+                        deferred += waiting.pop(name)
+                        continue
+                    if not result.startswith("error:"):
+                        known.add(result)
+                    if waiting[name]:
+                        send(waiting[name].popleft())
+                    else:
+                        del waiting[name]
         unknown = []
-        for change, result in zip(changes, results, strict=True):
-            if isinstance(result, Pending):
-                unknown.append(result)
-            elif isinstance(result, str) and result.startswith("error:"):
-                outcome.failed.append((change, result.removeprefix("error:")))
+        for change in changes:
+            answer = results.get(change.address)
+            if answer is None:
+                continue  # held back
+            if isinstance(answer, Pending):
+                unknown.append(answer)
+            elif answer.startswith("error:"):
+                outcome.failed.append((change, answer.removeprefix("error:")))
             else:
-                outcome.done.append((change, result))
-        return unknown
+                outcome.done.append((change, answer))
+        return unknown, deferred
 
     def _clone(self, change: Change) -> str | Pending:
         """The new voice id, "error:<message>", or the Pending whose outcome is unknown."""
@@ -163,11 +224,23 @@ class Executor:
         for pending in unknown:
             change = pending.change
             found = reconcile.candidates(pending, remote, known)
+            ids = ", ".join(v.voice_id for v in found)
             chosen = (adopt or {}).get(change.address)
             if chosen is not None:
+                # A wrong id must not read as "never carried out": that would clone again.
+                if chosen not in {v.voice_id for v in found}:
+                    raise Ambiguous(
+                        f"--adopt {change.address}={chosen}: voice {chosen} cannot be the "
+                        f"result of the {change.action} sent at {pending.started_at} "
+                        + (
+                            f"(the voices that can: {ids})"
+                            if found
+                            else "(Coze lists no voice that can, so it was never carried out; "
+                            f"drop --adopt {change.address} to send it again)"
+                        )
+                    )
                 found = [v for v in found if v.voice_id == chosen]
             if len(found) > 1:
-                ids = ", ".join(v.voice_id for v in found)
                 raise Ambiguous(
                     f"{change.address}: a {change.action} sent at {pending.started_at} got no "
                     f"answer and {len(found)} voices on Coze could be its result ({ids}); "
@@ -196,3 +269,10 @@ class Executor:
                 self.journal.failed(pending.seq, now(), "not found on Coze: never carried out")
                 again.append(change)
         return again
+
+
+def _new_voice_name(change: Change) -> str | None:
+    """The voice_name a create or replace gives its new voice id; None for a retrain."""
+    if change.action not in NEW_VOICE_ACTIONS:
+        return None
+    return str((change.after or {}).get("name", ""))

@@ -10,9 +10,12 @@ A clone without ``space_id`` goes to the personal space ``DEFAULT_SPACE_ID``. A 
 whose ``text`` contains ``[wer-mismatch]`` fails with 1109 (WERError), committing nothing.
 
 Admin endpoints, without auth (loopback tooling): ``GET /_emulator/ledger``,
-``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, and ``POST /_emulator/voices``
+``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, ``POST /_emulator/voices``
 with ``{"name", "space_id"?}``, which makes a voice slot in state ``init`` as the Coze
-console does (its first upload is then a clone with its ``voice_id``).
+console does (its first upload is then a clone with its ``voice_id``), and
+``GET /_emulator/activity``: ``{"in_flight": {endpoint: n}}``, the Coze API requests
+being handled right now. A client killed mid-request leaves its request running here
+(as on Coze); a fault campaign waits for it to settle before checking what it did.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from starlette.routing import Route
 
 from voicectl.emulator.faults import (
     CODE_MESSAGES,
+    ENDPOINTS,
     RATE_LIMIT_CODE,
     Faults,
     FaultSpecError,
@@ -98,10 +102,12 @@ class Emulator:
         self.store, self.grants, self.strict_docs = store, grants, strict_docs
         self.faults = Faults()
         self.lock = asyncio.Lock()
+        self.in_flight = dict.fromkeys(ENDPOINTS, 0)
 
     async def api(self, request: Request, endpoint: str, scope: str, handler: _Handler) -> Response:
         """Latency, rate limit, injected failure, auth, then the endpoint; errors as envelopes."""
         logid = new_logid()
+        self.in_flight[endpoint] += 1
         try:
             if self.faults.latency_ms:
                 await anyio.sleep(self.faults.latency_ms / 1000)
@@ -116,6 +122,7 @@ class Emulator:
         except ApiError as exc:
             return envelope(logid, exc.code, exc.msg, status=exc.http_status)
         finally:
+            self.in_flight[endpoint] -= 1
             await request.close()  # the uploaded file's spool
 
     def _authorize(self, request: Request, scope: str) -> TokenGrant:
@@ -201,6 +208,9 @@ class Emulator:
     async def admin_ledger(self, request: Request) -> Response:
         return _plain({"clones": [entry.to_json() for entry in self.store.ledger]})
 
+    async def admin_activity(self, request: Request) -> Response:
+        return _plain({"in_flight": dict(self.in_flight)})
+
     async def admin_faults(self, request: Request) -> Response:
         if request.method == "POST":
             try:
@@ -256,6 +266,7 @@ def create_app(
         Route(LIST_PATH, api("list", "listVoice", emulator.list_voices), methods=["GET"]),
         Route(SPEECH_PATH, api("speech", "createSpeech", emulator.speech), methods=["POST"]),
         Route("/_emulator/ledger", emulator.admin_ledger, methods=["GET"]),
+        Route("/_emulator/activity", emulator.admin_activity, methods=["GET"]),
         Route("/_emulator/faults", emulator.admin_faults, methods=["GET", "POST"]),
         Route("/_emulator/reset", emulator.admin_reset, methods=["POST"]),
         Route("/_emulator/voices", emulator.admin_add_slot, methods=["POST"]),

@@ -1,0 +1,640 @@
+"""Fault campaign: randomized applies against the Coze emulator, faults and kill -9 included.
+
+Each run mutates a real voice repository (new voices, retrains, renames, moved files,
+removals, re-added orphans, a space change now and then), arms random faults on the
+emulator (latency, 5xx, 429 storms, a token-bucket rate limit, replies lost after the
+clone was committed) and runs ``python -m voicectl apply --auto-approve`` as a
+subprocess, sometimes SIGKILLed at a random moment. Then, faults cleared, apply runs
+again until the plan is empty, and the invariants are checked against the emulator's
+ledger (the clones Coze really made) and its list endpoint:
+
+- every needed clone happened exactly once: per take, the ledger holds as many clones as
+  the campaign's own model of the repository asked for (no double clone);
+- no voice id is lost: every voice id in the ledger is in the state (voice or orphan);
+- the state's voices and orphans are exactly the emulator's voices, with the same name,
+  language and clone budget; a voice keeps its id across renames, moves and retrains;
+- no journal or lock is left, the state file validates against state.schema.json and
+  planning it again finds nothing to do.
+
+    python scripts/campaign.py --runs 200 --seed 7
+
+The core (:func:`campaign`) is importable: ``tests/test_campaign.py`` runs a small one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import yaml  # noqa: E402
+from jsonschema import Draft202012Validator  # noqa: E402
+
+from voicectl import planner, repository  # noqa: E402
+from voicectl.emulator.server import running_emulator  # noqa: E402
+
+TOKEN = "pat_campaign_token_K7x2"
+SPACES = ("7350000000000000001", "7350000000000000002")
+CLONE_LIMIT = 10
+STATE = Path("state") / "voicectl.state.json"
+STATE_SCHEMA = Draft202012Validator(json.loads((ROOT / "schemas/state.schema.json").read_text()))
+ADOPT_HINT = re.compile(r"--adopt ([a-z0-9][a-z0-9_.-]*)=VOICE_ID")
+LANGUAGES = ("en", "zh", "ja", "es")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How hard the faults hit: ``ci`` keeps a few dozen runs within a minute."""
+
+    max_latency_ms: int
+    max_fail_count: int
+    max_storm_count: int
+    rate_limit_p: float
+    max_new: int
+    runs_per_world: int
+
+
+PROFILES = {
+    "ci": Profile(60, 2, 2, 0.08, 2, 6),
+    "full": Profile(250, 3, 4, 0.15, 3, 8),
+}
+
+
+@dataclass
+class Counts:
+    """What a campaign did and found; ``violations`` says what broke, run by run."""
+
+    runs: int = 0
+    worlds: int = 0
+    applies: int = 0
+    clones: int = 0
+    kills: int = 0
+    kills_missed: int = 0  # the apply had already finished when the signal was due
+    double_clones: int = 0
+    lost_ids: int = 0
+    adoption_runs: int = 0
+    recovery_applies: int = 0  # applies after the faulty one, until the plan was empty
+    faults: Counter[str] = field(default_factory=Counter)
+    ops: Counter[str] = field(default_factory=Counter)
+    violations: list[str] = field(default_factory=list)
+    wall: float = 0.0
+
+    def report(self) -> str:
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(self.ops.items()))
+        return "\n".join(
+            [
+                f"runs: {self.runs} (in {self.worlds} repositories), applies: {self.applies} "
+                f"({self.recovery_applies} after a faulty one), clones: {self.clones}",
+                f"changes made: {ops}",
+                f"faults injected: {faults}",
+                f"kills: {self.kills} landed, {self.kills_missed} after the apply had ended",
+                f"double clones: {self.double_clones}",
+                f"lost voice ids: {self.lost_ids}",
+                f"runs needing --adopt: {self.adoption_runs}",
+                f"invariant violations: {len(self.violations)}",
+                f"wall time: {self.wall:.1f} s",
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class Voice:
+    """The campaign's own model of one declared voice: the oracle for the checks."""
+
+    address: str
+    name: str
+    audio: str  # file name under audio/
+    text: str
+    language: str
+    space: str
+    sha: str
+    voice_id: str | None = None  # learnt from the state once its clone has converged
+
+
+def write_wav(path: Path, tone: float, seconds: float = 10.5, rate: int = 4000) -> str:
+    """A real mono 16-bit WAV (a tone, distinct per ``tone``); returns its SHA-256."""
+    import hashlib
+
+    frames = b"".join(
+        struct.pack("<h", int(6000 * math.sin(2 * math.pi * tone * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(frames)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Emulator:
+    """The emulator seen from the campaign: admin endpoints and the list, over loopback."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=30)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "COZE_API_BASE": self.base, "COZE_API_TOKEN": TOKEN, "CI": "1"}
+
+    def ledger(self) -> list[dict[str, Any]]:
+        clones: list[dict[str, Any]] = self.http.get("/_emulator/ledger").json()["clones"]
+        return clones
+
+    def faults(self, **settings: Any) -> None:
+        self.http.post("/_emulator/faults", json=settings).raise_for_status()
+
+    def clear_faults(self) -> None:
+        self.faults(latency_ms=None, fail=None, drop_after_commit=None, rate_limit_qps=None)
+
+    def reset(self) -> None:
+        self.http.post("/_emulator/reset").raise_for_status()
+
+    def settle(self, limit: float = 15.0) -> None:
+        """Wait until no request is being handled: a killed client's clone may still run."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if not any(self.http.get("/_emulator/activity").json()["in_flight"].values()):
+                return
+            time.sleep(0.01)
+
+    def voices(self) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for page in range(1, 1000):
+            params: dict[str, Any] = {"voice_state": "all", "page_num": page, "page_size": 100}
+            body = self.http.get(
+                "/v1/audio/voices",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                params={**params, "filter_system_voice": "true"},
+            ).json()
+            found.update({v["voice_id"]: v for v in body["data"]["voice_list"]})
+            if not body["data"]["has_more"]:
+                break
+        return found
+
+
+class World:
+    """One voice repository and its model; the emulator is reset when a world begins."""
+
+    def __init__(self, root: Path, rng: random.Random) -> None:
+        self.root, self.rng = root, rng
+        self.voices: dict[str, Voice] = {}
+        self.removed: list[Voice] = []  # orphaned by a removed declaration: may come back
+        self.retired: set[str] = set()  # voice ids left behind by a replace
+        self.expected: Counter[str] = Counter()  # take sha -> clones it should have had
+        self.clones_used: Counter[str] = Counter()  # voice id -> clones, from the model
+        self.serial = 0
+        root.mkdir(parents=True)
+        config = {"defaults": {"language": "en", "space": SPACES[0]}}
+        (root / "voicectl.yaml").write_text(yaml.safe_dump(config))
+
+    def fresh(self, prefix: str) -> str:
+        self.serial += 1
+        return f"{prefix}{self.serial:03d}"
+
+    def take(self, audio: str) -> str:
+        return write_wav(self.root / "audio" / audio, tone=150 + 7.3 * self.serial)
+
+    def declare(self) -> None:
+        body = {}
+        for v in self.voices.values():
+            item = {"name": v.name, "audio": f"../audio/{v.audio}", "text": v.text}
+            if v.language != "en":
+                item["language"] = v.language
+            if v.space != SPACES[0]:
+                item["space"] = v.space
+            body[v.address] = item
+        path = self.root / "voices" / "voices.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump({"voices": body}, allow_unicode=True, sort_keys=False))
+
+    # -- mutations: each returns the takes it should cost a clone -------------------------
+
+    def add(self) -> list[str]:
+        address = self.fresh("v")
+        names = [v.name for v in self.voices.values()]
+        shared = names and self.rng.random() < 0.25  # names are not unique on Coze
+        name = self.rng.choice(names) if shared else f"Voice {address}"
+        language = self.rng.choice(LANGUAGES) if self.rng.random() < 0.3 else "en"
+        audio = f"{self.fresh('t')}.wav"
+        voice = Voice(address, name, audio, f"Take {audio}.", language, SPACES[0], self.take(audio))
+        self.voices[address] = voice
+        return [voice.sha]
+
+    def retrain(self, v: Voice) -> list[str]:
+        how = self.rng.choice(("audio", "audio", "audio", "text", "language"))
+        if how == "audio":
+            self.fresh("")
+            new = replace(v, sha=self.take(v.audio))
+        elif how == "text":
+            new = replace(v, text=f"{v.text} Again {self.fresh('')}.")
+        else:
+            new = replace(v, language=self.rng.choice([x for x in LANGUAGES if x != v.language]))
+        self.voices[v.address] = new
+        return [new.sha]
+
+    def rename(self, v: Voice) -> list[str]:
+        del self.voices[v.address]
+        new = replace(v, address=self.fresh("r"))
+        self.voices[new.address] = new
+        return []
+
+    def move_file(self, v: Voice) -> list[str]:
+        audio = f"{self.fresh('m')}.wav"
+        (self.root / "audio" / v.audio).rename(self.root / "audio" / audio)
+        self.voices[v.address] = replace(v, audio=audio)
+        return []
+
+    def remove(self, v: Voice) -> list[str]:
+        del self.voices[v.address]
+        self.removed.append(v)
+        return []
+
+    def readd(self, v: Voice) -> list[str]:
+        self.removed.remove(v)
+        address = v.address if v.address not in self.voices else self.fresh("b")
+        self.voices[address] = replace(v, address=address)
+        return []
+
+    def respace(self, v: Voice) -> list[str]:
+        assert v.voice_id is not None
+        self.retired.add(v.voice_id)
+        space = SPACES[1] if v.space == SPACES[0] else SPACES[0]
+        self.voices[v.address] = replace(v, space=space, voice_id=None)
+        return [v.sha]
+
+    def rename_voice(self, v: Voice) -> list[str]:
+        self.voices[v.address] = replace(v, name=f"{v.name} {self.fresh('n')}")
+        return []  # a name alone waits for the next retrain
+
+    def mutate(self, profile: Profile, ops: Counter[str]) -> Counter[str]:
+        """Change the repository at random; returns the takes that should be cloned."""
+        wanted: Counter[str] = Counter()
+        if not self.voices:
+            for _ in range(self.rng.randint(2, 4)):
+                wanted.update(self.add())
+                ops["create"] += 1
+            self.declare()
+            return wanted
+        weights = {
+            "create": 3,
+            "retrain": 3,
+            "rename": 2,
+            "move_file": 2,
+            "remove": 1 if len(self.voices) > 2 else 0,
+            "readd": 1 if self.removed else 0,
+            "respace": 0.4,
+            "rename_voice": 0.6,
+        }
+        touched: set[str] = set()
+        new = 0
+        for _ in range(self.rng.randint(1, 3)):
+            op = self.rng.choices(list(weights), list(weights.values()))[0]
+            before = set(self.voices)
+            if op == "create":
+                if new >= profile.max_new:
+                    continue
+                new += 1
+                wanted.update(self.add())
+            elif op == "readd":
+                v = self.rng.choice(self.removed)
+                if v.address in touched:
+                    continue
+                self.readd(v)
+            else:
+                free = [v for v in self.voices.values() if v.address not in touched]
+                if op in ("retrain", "respace"):
+                    free = [v for v in free if v.voice_id is not None]
+                if op == "retrain":
+                    free = [v for v in free if self.clones_used[v.voice_id or ""] < CLONE_LIMIT - 1]
+                if not free:
+                    continue
+                v = self.rng.choice(free)
+                touched.add(v.address)
+                wanted.update(getattr(self, op)(v))
+            touched |= before ^ set(self.voices)
+            ops[op] += 1
+        self.declare()
+        return wanted
+
+
+def choose_faults(rng: random.Random, profile: Profile) -> tuple[dict[str, Any], list[str]]:
+    settings: dict[str, Any] = {}
+    kinds = []
+    if rng.random() < 0.5:
+        settings["latency_ms"] = rng.randint(5, profile.max_latency_ms)
+        kinds.append("latency")
+    roll = rng.random()
+    if roll < 0.3:
+        settings["fail"] = {
+            "code": 5000,
+            "http_status": rng.choice((500, 502, 503, 504)),
+            "count": rng.randint(1, profile.max_fail_count),
+            "endpoint": rng.choice(("clone", "clone", "list", None)),
+        }
+        kinds.append("5xx")
+    elif roll < 0.45:
+        settings["fail"] = {
+            "code": 4013,
+            "http_status": 429,
+            "count": rng.randint(1, profile.max_storm_count),
+            "endpoint": rng.choice(("clone", None)),
+        }
+        kinds.append("429_storm")
+    if rng.random() < profile.rate_limit_p:
+        settings["rate_limit_qps"] = rng.choice((3, 5, 8))
+        kinds.append("rate_limit")
+    if rng.random() < 0.4:
+        settings["drop_after_commit"] = rng.randint(1, 3)
+        kinds.append("lost_reply")
+    return settings, kinds
+
+
+def apply_command(root: Path, parallelism: int, adopt: Sequence[str] = ()) -> list[str]:
+    command = [sys.executable, "-m", "voicectl", "-C", str(root), "apply", "--auto-approve"]
+    command += ["--parallelism", str(parallelism)]
+    for item in adopt:
+        command += ["--adopt", item]
+    return command
+
+
+@contextmanager
+def _output() -> Iterator[Any]:
+    with tempfile.TemporaryFile("w+") as handle:
+        yield handle
+
+
+def run_apply(
+    coze: Emulator,
+    root: Path,
+    rng: random.Random,
+    parallelism: int,
+    kill: str | None = None,
+    expected: int = 0,
+    adopt: Sequence[str] = (),
+) -> tuple[int | None, str, bool]:
+    """One apply as a subprocess; ``kill`` ("time" or "ledger") SIGKILLs it mid-way.
+
+    Returns its exit status (None when killed), its output, and whether a kill landed.
+    """
+    before = len(coze.ledger())
+    with _output() as out:
+        process = subprocess.Popen(
+            apply_command(root, parallelism, adopt),
+            env=coze.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        landed = False
+        if kill is not None:
+            if kill == "time":
+                time.sleep(rng.uniform(0.0, 0.35 + 0.05 * expected))
+            else:  # after a random number of clones reached Coze
+                target = before + rng.randint(0, max(0, expected - 1))
+                while process.poll() is None and len(coze.ledger()) < target:
+                    time.sleep(0.005)
+                time.sleep(rng.uniform(0.0, 0.03))
+            landed = process.poll() is None
+            if landed:
+                process.send_signal(signal.SIGKILL)
+        try:
+            status = process.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            status = -1
+        out.seek(0)
+        text = out.read()
+    return (None if landed else status), text, landed
+
+
+def state_of(root: Path) -> dict[str, Any] | None:
+    path = root / STATE
+    data: dict[str, Any] | None = json.loads(path.read_text()) if path.exists() else None
+    return data
+
+
+def pending_plan(root: Path) -> list[str]:
+    """What voicectl would still do (anything but noop), read as plan does."""
+    cfg = repository.open_config(root)
+    current, _ = repository.effective_state(cfg)
+    snapshot = repository.read_valid(cfg)
+    result = planner.plan(snapshot.desired, current)
+    return [f"{c.action} {c.address}" for c in result.changes if c.action != "noop"]
+
+
+def adoption(output: str, world: World, coze: Emulator) -> list[str]:
+    """--adopt arguments for an ambiguous lost clone, chosen by the ledger's take hashes."""
+    state = state_of(world.root) or {"voices": {}, "orphans": []}
+    known = {r["voice_id"] for r in [*state["voices"].values(), *state["orphans"]]}
+    picks = []
+    for address in ADOPT_HINT.findall(output):
+        voice = world.voices.get(address)
+        if voice is None:
+            continue
+        ids = [
+            e["voice_id"]
+            for e in coze.ledger()
+            if e["kind"] == "create" and e["audio_sha256"] == voice.sha
+        ]
+        fresh = [i for i in ids if i not in known]
+        if fresh:
+            picks.append(f"{address}={fresh[-1]}")
+    return picks
+
+
+def check(world: World, coze: Emulator, counts: Counts, tag: str) -> None:
+    """The campaign's invariants, after a run converged; violations go to ``counts``."""
+    problems: list[str] = []
+    state = state_of(world.root)
+    if state is None:
+        counts.violations.append(f"{tag}: no state file")
+        return
+    problems += [f"state schema: {e.message}" for e in STATE_SCHEMA.iter_errors(state)]
+    for leftover in ("voicectl.state.json.journal", "voicectl.state.json.lock"):
+        if (world.root / "state" / leftover).exists():
+            problems.append(f"{leftover} left behind")
+    records = {**{r["voice_id"]: r for r in state["orphans"]}}
+    records.update({r["voice_id"]: r for r in state["voices"].values()})
+    ledger = coze.ledger()
+    lost = {e["voice_id"] for e in ledger} - set(records)
+    counts.lost_ids += len(lost)
+    problems += [f"voice {i} is on Coze's ledger but not in the state" for i in sorted(lost)]
+    cloned = Counter(e["audio_sha256"] for e in ledger)
+    for sha in sorted(set(cloned) | set(world.expected)):
+        extra = cloned[sha] - world.expected[sha]
+        if extra > 0:
+            counts.double_clones += extra
+            problems.append(f"take {sha[:12]} cloned {cloned[sha]}x, wanted {world.expected[sha]}")
+        elif extra < 0:
+            problems.append(f"take {sha[:12]} cloned {cloned[sha]}x, wanted {world.expected[sha]}")
+    indexed = Counter(
+        (e["voice_id"], sha) for sha, entries in state["takes"].items() for e in entries
+    )
+    if indexed != Counter((e["voice_id"], e["audio_sha256"]) for e in ledger):
+        problems.append("the state's take index does not match Coze's ledger")
+    remote = coze.voices()
+    if set(remote) != set(records):
+        problems.append(f"state ids {sorted(records)} != Coze's {sorted(remote)}")
+    for voice_id, record in records.items():
+        found = remote.get(voice_id)
+        if found is None:
+            continue
+        facts = (found["name"], found["language_code"], found["available_training_times"])
+        if facts != (record["name"], record["language"], CLONE_LIMIT - record["clones_used"]):
+            problems.append(f"voice {voice_id}: Coze has {facts}, the state {record['name']!r}")
+    for gone in world.retired:
+        if gone not in {r["voice_id"] for r in state["orphans"]}:
+            problems.append(f"replaced voice {gone} is not kept as an orphan")
+    if set(state["voices"]) != set(world.voices):
+        problems.append(f"addresses {sorted(state['voices'])} != declared {sorted(world.voices)}")
+    for address, voice in list(world.voices.items()):
+        record = state["voices"].get(address)
+        if record is None:
+            continue
+        if record["audio"]["sha256"] != voice.sha:
+            problems.append(f"{address}: the state's take is not the declared one")
+        if voice.voice_id not in (None, record["voice_id"]):
+            problems.append(f"{address}: voice {voice.voice_id} became {record['voice_id']}")
+        world.voices[address] = replace(voice, voice_id=record["voice_id"])
+        world.clones_used[record["voice_id"]] = record["clones_used"]
+    for removed in world.removed:
+        if removed.voice_id and removed.voice_id not in records:
+            problems.append(f"removed voice {removed.voice_id} was forgotten")
+    problems += [f"still planned: {item}" for item in pending_plan(world.root)]
+    counts.violations += [f"{tag}: {p}" for p in problems]
+
+
+def one_run(
+    world: World,
+    coze: Emulator,
+    profile: Profile,
+    counts: Counts,
+    tag: str,
+    log: Callable[[str], None],
+) -> None:
+    rng = world.rng
+    ledger_before = len(coze.ledger())
+    wanted = world.mutate(profile, counts.ops)
+    world.expected.update(wanted)
+    settings, kinds = choose_faults(rng, profile)
+    kill = rng.choice(("time", "ledger")) if rng.random() < 0.4 else None
+    # Draws whose number depends on timing come from their own generator, so that a
+    # seed always makes the same repositories and faults.
+    timing = random.Random(rng.random())
+    counts.faults.update(kinds + (["kill"] if kill else []))
+    if settings:
+        coze.faults(**settings)
+    parallelism = rng.randint(1, 4)
+    status, output, landed = run_apply(
+        coze, world.root, timing, parallelism, kill, sum(wanted.values())
+    )
+    counts.applies += 1
+    counts.kills += landed
+    counts.kills_missed += bool(kill) and not landed
+    coze.clear_faults()
+    coze.settle()
+    log(
+        f"{tag}: {sum(wanted.values())} clone(s), faults {kinds}, kill {kill}: "
+        f"{'killed' if landed else f'exit {status}'}"
+    )
+    if status not in (0, None):
+        log(output)
+    adopted = False
+    for _ in range(4):
+        if status == 0 and not pending_plan(world.root):
+            break
+        adopt = adoption(output, world, coze)
+        adopted = adopted or bool(adopt)
+        status, output, _ = run_apply(coze, world.root, timing, timing.randint(1, 4), adopt=adopt)
+        counts.applies += 1
+        counts.recovery_applies += 1
+        log(f"{tag}: again{' --adopt ' + ' '.join(adopt) if adopt else ''}: exit {status}")
+        if status != 0:
+            log(output)
+    else:
+        counts.violations.append(f"{tag}: did not converge; last output:\n{output[-1500:]}")
+    counts.adoption_runs += adopted
+    delta = coze.ledger()[ledger_before:]
+    counts.clones += len(delta)
+    if Counter(e["audio_sha256"] for e in delta) != wanted:
+        counts.violations.append(
+            f"{tag}: this run cloned {len(delta)} take(s), wanted {sum(wanted.values())}"
+        )
+    check(world, coze, counts, tag)
+
+
+def campaign(
+    runs: int,
+    seed: int,
+    workdir: Path,
+    profile: Profile = PROFILES["full"],
+    log: Callable[[str], None] = lambda line: None,
+) -> Counts:
+    """``runs`` randomized runs from ``seed``; a new repository every few runs."""
+    rng = random.Random(seed)
+    counts = Counts()
+    started = time.monotonic()
+    with running_emulator(workdir / "emulator") as base:
+        coze = Emulator(base)
+        world: World | None = None
+        for number in range(runs):
+            if world is None or number % profile.runs_per_world == 0:
+                coze.reset()
+                counts.worlds += 1
+                world = World(workdir / f"repo{counts.worlds:03d}", random.Random(rng.random()))
+            began = time.monotonic()
+            one_run(world, coze, profile, counts, f"run {number}", log)
+            log(f"run {number}: {time.monotonic() - began:.1f} s")
+            counts.runs += 1
+    counts.wall = time.monotonic() - started
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--keep", type=Path, help="Work in this directory and keep it.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.verbose else None
+    with tempfile.TemporaryDirectory(prefix="voicectl-campaign-") as tmp:
+        workdir = args.keep or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        counts = campaign(
+            args.runs, args.seed, workdir, PROFILES[args.profile], log or (lambda line: None)
+        )
+    print(counts.report())
+    for violation in counts.violations:
+        print(f"VIOLATION {violation}")
+    return 1 if counts.violations else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
