@@ -1,0 +1,81 @@
+"""The scale benchmark (bench/scale.py) runs end to end at a small N and its answers are right.
+
+Only correctness is asserted: timings belong to the benchmark's report, never to a test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="the bench commits to git")
+
+
+@pytest.fixture(scope="module")
+def quick(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "scale.py"),
+            "--quick",
+            "--voices",
+            "40",
+            "--out",
+            str(out / "RESULTS.md"),
+            "--json",
+            str(out / "results.json"),
+            "--workdir",
+            str(out / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done, out
+
+
+def test_quick_bench_passes_every_correctness_check(
+    quick: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """Every command exits as expected, each voice is cloned once, states hold every voice."""
+    done, out = quick
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    failed = [c for c in results["checks"] if not c["ok"]]
+    assert failed == []
+    names = {c["name"] for c in results["checks"]}
+    assert "apply of 40: each voice cloned once" in names
+    assert "warm plan: no changes" in names
+    assert "latency apply: the emulator cloned 20 voices" in names
+
+
+def test_quick_bench_reports_every_figure_with_a_floor(
+    quick: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """Each figure of issue 5 is in the report, each with a positive floor to divide by."""
+    _, out = quick
+    results = json.loads((out / "results.json").read_text())
+    figures = {f["name"].strip(): f for f in results["figures"]}
+    for prefix in (
+        "voicectl --version",
+        "cold plan (no cache)",
+        "warm plan, nothing changed",
+        "plan on a fresh git clone",
+        "apply 20 voices at 20 ms",
+        "apply 40 at no latency",
+        "peak RSS, warm plan",
+        "peak RSS, apply of all N",
+    ):
+        assert any(name.startswith(prefix) for name in figures), prefix
+    assert all(f["floor"] > 0 and f["value"] > 0 for f in figures.values())
+    text = (out / "RESULTS.md").read_text()
+    assert "## Machine" in text and "## Figures" in text and "## Checks" in text
