@@ -808,14 +808,10 @@ def test_bad_state_is_reported_and_never_overwritten(
     assert audit.network == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="state.parse names the field but not its line:column (fix in voicectl/state.py)",
-)
 @pytest.mark.parametrize(
     ("body", "where"),
     [
-        pytest.param(_edited(serial="three"), f"{S}:4:13:", id="hand-edited"),
+        pytest.param(_edited(serial="three"), f"{S}:5:13:", id="hand-edited"),
         pytest.param(_edited(format_version=99), f"{S}:2:21:", id="future-version"),
     ],
 )

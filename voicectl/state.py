@@ -16,12 +16,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from voicectl import schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
 
 FORMAT_VERSION = 1
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def now() -> str:
@@ -60,8 +64,9 @@ def parse(raw: bytes, display: str) -> State:
         raise StateError(f"{display}: the state file must hold a JSON object{keep}")
     version = data.get("format_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        at = _at(raw, display, ["format_version"])
         raise StateError(
-            f"{display}: written by a newer voicectl (state format {version}; this "
+            f"{at}: written by a newer voicectl (state format {version}; this "
             f"voicectl reads format {FORMAT_VERSION}); upgrade voicectl"
         )
     errors = sorted(
@@ -72,8 +77,30 @@ def parse(raw: bytes, display: str) -> State:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise StateError(f"{display}: field {where}: {first.message}{more}{keep}")
+        at = _at(raw, display, list(first.absolute_path))
+        raise StateError(f"{at}: field {where}: {first.message}{more}{keep}")
     return from_json(data)
+
+
+def _at(raw: bytes, display: str, path: list[str | int]) -> str:
+    """``display:line:column`` of the value at ``path`` in the JSON text, or ``display``.
+
+    Only on the error path: JSON is YAML, so the YAML composer gives every node's mark.
+    """
+    try:
+        node = yaml.compose(raw.decode("utf-8"), Loader=_Loader)
+        for step in path:
+            if isinstance(node, yaml.MappingNode):
+                node = next(v for k, v in node.value if k.value == step)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                node = node.value[step]
+            else:
+                return display
+    except (yaml.YAMLError, StopIteration, IndexError, UnicodeDecodeError):
+        return display
+    if node is None:
+        return display
+    return f"{display}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
 
 
 def from_json(data: dict[str, Any]) -> State:
