@@ -428,3 +428,70 @@ def test_an_imported_voice_is_not_retrained_but_the_plan_says_what_a_retrain_sen
 def test_a_voice_missing_from_coze_is_noted_when_the_remote_is_known() -> None:
     result = plan([want("a")], state(rec("a")), remote={})
     assert any("not on Coze's voice list" in n for n in result.changes[0].notes)
+
+
+def moves(result: Any) -> set[tuple[str, str, str | None]]:
+    return {(c.address, c.action, c.voice_id) for c in result.changes}
+
+
+def test_a_swap_of_two_addresses_is_two_moves() -> None:
+    a, b = rec("a", 1), rec("b", 2)
+    result = plan([want("a", 2, path="audio/b.wav"), want("b", 1, path="audio/a.wav")], state(a, b))
+    assert moves(result) == {("a", "move", b.voice_id), ("b", "move", a.voice_id)}
+    assert result.clones_spent == 0
+
+
+def test_a_rename_chain_is_moves() -> None:
+    """a -> b and b -> c with the same takes: two moves, nothing spent."""
+    a, b = rec("a", 1), rec("b", 2)
+    desired = [want("b", 1, path="audio/a.wav"), want("c", 2, path="audio/b.wav")]
+    result = plan(desired, state(a, b))
+    assert moves(result) == {("b", "move", a.voice_id), ("c", "move", b.voice_id)}
+    assert result.clones_spent == 0 and result.cost.one_time_cny == 0
+
+
+def test_a_chain_that_would_take_a_kept_address_s_voice_is_not_made() -> None:
+    """a keeps its address with a new take: a's voice stays at a (a retrain), so b and
+    c are ordinary changes; voice ids stay with the addresses applications know."""
+    a, b = rec("a", 1), rec("b", 2)
+    desired = [want("a", 3), want("b", 1, path="audio/a.wav"), want("c", 2, path="audio/b.wav")]
+    result = plan(desired, state(a, b))
+    assert moves(result) == {
+        ("a", "retrain", a.voice_id),
+        ("b", "retrain", b.voice_id),
+        ("c", "create", None),
+    }
+
+
+def test_an_address_keeps_its_voice_unless_another_takes_it() -> None:
+    """b takes a's old take while a gets a new one: no chain completes, so each address
+    keeps its own voice and retrains (taking a's voice would leave b's an orphan at a
+    kept address, and a would need a new voice)."""
+    a, b = rec("a", 1), rec("b", 2)
+    result = plan([want("a", 3), want("b", 1, path="audio/a.wav")], state(a, b))
+    assert moves(result) == {("a", "retrain", a.voice_id), ("b", "retrain", b.voice_id)}
+
+
+def test_a_take_rolled_back_to_an_orphans_retrains_rather_than_orphan_a_kept_address() -> None:
+    a, old = rec("a", 1), rec("z", 2, orphaned=True)
+    result = plan([want("a", 2)], state(a, orphans=(old,)))
+    assert moves(result) == {("a", "retrain", a.voice_id)}
+
+
+def test_two_voices_on_one_take_are_told_apart_by_their_transcripts() -> None:
+    a = rec("a", 1, voice_id="7400000000000000011", text="hello")
+    b = rec("b", 1, voice_id="7400000000000000012", text="good morning")
+    desired = [
+        want("c", 1, path="audio/x.wav", text="good morning"),
+        want("d", 1, path="audio/x.wav", text="hello"),
+    ]
+    result = plan(desired, state(a, b))
+    assert moves(result) == {("c", "move", b.voice_id), ("d", "move", a.voice_id)}
+
+
+def test_an_orphan_declared_again_at_its_old_address_is_moved_back() -> None:
+    """Regression (fault campaign run 22): matched by take at its own old address, the
+    orphan read as a noop and stayed an orphan while declared."""
+    old = rec("a", 1, orphaned=True)
+    (change,) = plan([want("a", 1)], state(orphans=(old,))).changes
+    assert (change.action, change.voice_id, change.from_address) == ("move", old.voice_id, "a")

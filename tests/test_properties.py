@@ -7,9 +7,8 @@ real repository meets (budgets spent by earlier applies, protection). An apply h
 exactly that fold, with a fresh voice id for every create and replace.
 
 CI runs derandomized with a modest number of examples, so it sees the same inputs every
-time; ``HYPOTHESIS_PROFILE=thorough`` runs many more, randomly seeded. Known bugs are
-pinned by the strict-xfail regression tests at the end; the properties step around
-exactly those inputs (``_known_adoption_bug``) until they are fixed.
+time; ``HYPOTHESIS_PROFILE=thorough`` runs many more, randomly seeded. The bugs these
+properties found are pinned by the regression tests at the end (``test_bug_*``).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -444,7 +442,6 @@ def test_moving_or_renaming_declarations_never_costs_a_clone(
     before = plan(desired, current)
     assert before.actionable == ()
     moved = data.draw(relocated(desired), label="relocated")
-    assume(not _known_adoption_bug(moved, current))
     result = plan(moved, current)
     assert result.clones_spent == 0 and result.cost == Cost(), result.changes
     changes = by_address(result)
@@ -569,12 +566,7 @@ def test_plans_and_states_survive_their_files(world: World) -> None:
     assert statefile.dumps(statefile.parse(raw, "state")) == raw
 
 
-# --- known bugs, pinned ------------------------------------------------------------------
-
-
-def _known_adoption_bug(desired: Sequence[DesiredVoice], current: State) -> bool:
-    """Inputs where the pinned adoption bugs below can show."""
-    return False
+# --- regressions: bugs these properties found ------------------------------------------
 
 
 S1 = SPACES[0]
@@ -609,13 +601,7 @@ def _summary(result: Plan) -> set[tuple[str, str, Any]]:
     return {(c.address, c.action, c.voice_id) for c in result.changes}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="planner._adoptable picks among voices on one take by recency, not by what "
-    "they sound like: two voices on one take with different transcripts are crossed on "
-    "rename and both retrained",
-)
-def test_renaming_two_voices_that_share_a_take_keeps_each_voice() -> None:
+def test_bug_renaming_two_voices_that_share_a_take_crossed_them() -> None:
     """a and b read one take with different transcripts; renamed, each keeps its voice."""
     current = _state(
         _record("a", "7400000000000000001", 1, "hello", stamp(1)),
@@ -630,12 +616,7 @@ def test_renaming_two_voices_that_share_a_take_keeps_each_voice() -> None:
     assert result.clones_spent == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transition.imported does not index the take, and planner._adoptable finds "
-    "voices only through the take index: renaming an imported voice creates a new one",
-)
-def test_renaming_an_imported_voice_moves_it() -> None:
+def test_bug_renaming_an_imported_voice_created_a_new_one() -> None:
     """voicectl import, then rename the address: a move, not 138 CNY for a new voice."""
     voice = desire("a", 1)
     coze = RemoteVoice("7400000000000000001", "Voice", 9, 0, 0, "en")
@@ -646,12 +627,7 @@ def test_renaming_an_imported_voice_moves_it() -> None:
     assert result.cost == Cost()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the planner matches an address before a take: renaming a to b while b "
-    "becomes c retrains b's voice with a's audio and creates c (138 CNY)",
-)
-def test_renaming_a_to_b_and_b_to_c_moves_both() -> None:
+def test_bug_a_chain_of_renames_retrained_and_created() -> None:
     """A chain of renames (a -> b, b -> c) with the same takes spends nothing."""
     current = _state(
         _record("a", "7400000000000000001", 1, "hello", stamp(1)),
@@ -666,14 +642,32 @@ def test_renaming_a_to_b_and_b_to_c_moves_both() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transition.facts records Coze's available_training_times unclamped; a "
-    "negative count is written to a state file its own schema then refuses to read",
-)
-def test_a_refresh_never_writes_a_state_that_cannot_be_read_back() -> None:
+def test_bug_a_refresh_wrote_a_negative_budget_the_schema_refuses() -> None:
     """Coze reporting -1 trainings left (as the planner already tolerates) keeps the state valid."""
     current = _state(_record("a", "7400000000000000001", 1, "hello", stamp(1)))
     coze = {"7400000000000000001": RemoteVoice("7400000000000000001", "Voice", -1, 0, 0)}
     refreshed = transition.refreshed(current, coze, stamp(2))
     statefile.parse(statefile.dumps(refreshed), "state")
+
+
+def test_bug_a_chain_applied_in_any_order_keeps_every_voice_id() -> None:
+    """A move onto an address whose voice is moved on by a later change: applied first,
+    it overwrote that voice in the state (its id lost) before the later move ran."""
+    import itertools
+
+    current = _state(
+        _record("a", "7400000000000000001", 1, "hello", stamp(1)),
+        _record("b", "7400000000000000002", 2, "hello", stamp(1)),
+    )
+    moved = [desire("b", 1, path="audio/a.wav"), desire("c", 2, path="audio/b.wav")]
+    changes = plan(moved, current).actionable
+    ends = set()
+    for order in itertools.permutations(changes):
+        after = current
+        for change in order:
+            after = transition.applied(after, change, stamp(2))
+        ids = {r.voice_id for r in (*after.voices.values(), *after.orphans)}
+        assert {"7400000000000000001", "7400000000000000002"} <= ids
+        ends.add(tuple(sorted((a, r.voice_id) for a, r in after.voices.items() if a != "a")))
+        assert plan(moved, after).actionable == ()
+    assert ends == {(("b", "7400000000000000001"), ("c", "7400000000000000002"))}

@@ -16,16 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from voicectl import schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
 
 FORMAT_VERSION = 1
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def now() -> str:
@@ -83,24 +79,11 @@ def parse(raw: bytes, display: str) -> State:
 
 
 def _at(raw: bytes, display: str, path: list[str | int]) -> str:
-    """``display:line:column`` of the value at ``path`` in the JSON text, or ``display``.
+    """``display:line:column`` of the value at ``path`` in the JSON text, or ``display``."""
+    from voicectl.yamlload import json_position
 
-    Only on the error path: JSON is YAML, so the YAML composer gives every node's mark.
-    """
-    try:
-        node = yaml.compose(raw.decode("utf-8"), Loader=_Loader)
-        for step in path:
-            if isinstance(node, yaml.MappingNode):
-                node = next(v for k, v in node.value if k.value == step)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-                node = node.value[step]
-            else:
-                return display
-    except (yaml.YAMLError, StopIteration, IndexError, UnicodeDecodeError):
-        return display
-    if node is None:
-        return display
-    return f"{display}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+    found = json_position(raw, path)
+    return display if found is None else f"{display}:{found[0]}:{found[1]}"
 
 
 def from_json(data: dict[str, Any]) -> State:

@@ -54,6 +54,17 @@ def _find(state: State, voice_id: str) -> VoiceRecord:
     raise KeyError(voice_id)
 
 
+def _placed(state: State, record: VoiceRecord, at: str) -> State:
+    """``record`` at its address. A different voice still there (its address is taken
+    over in a chain of renames whose other half is not applied yet) is kept as an orphan,
+    where the rest of the plan finds it; it is never dropped."""
+    displaced = state.voices.get(record.address)
+    orphans = state.orphans
+    if displaced is not None and displaced.voice_id != record.voice_id:
+        orphans = (*orphans, replace(displaced, orphaned_at=at))
+    return replace(state, voices={**state.voices, record.address: record}, orphans=orphans)
+
+
 def _without(state: State, record: VoiceRecord) -> State:
     voices = {a: r for a, r in state.voices.items() if r.voice_id != record.voice_id}
     orphans = tuple(r for r in state.orphans if r.voice_id != record.voice_id)
@@ -97,8 +108,8 @@ def applied(
             created_at=at,
             updated_at=at,
         )
-        voices = {**state.voices, change.address: record}
-        return replace(state, voices=voices, takes=_indexed(state, record, at, logid, commit))
+        state = replace(state, takes=_indexed(state, record, at, logid, commit))
+        return _placed(state, record, at)
     if change.voice_id is None:
         raise ValueError(f"{change.action} of {change.address} names no voice id")
     old = _find(state, change.voice_id)
@@ -119,11 +130,8 @@ def applied(
             orphaned_at=None,
             verified=True,
         )
-        return replace(
-            state,
-            voices={**state.voices, change.address: record},
-            takes=_indexed(state, record, at, logid, commit),
-        )
+        state = replace(state, takes=_indexed(state, record, at, logid, commit))
+        return _placed(state, record, at)
     if change.action in ("move", "update"):
         after = change.after or {}
         audio = after["audio"]
@@ -134,7 +142,7 @@ def applied(
             protect=_protect(old, after),
             orphaned_at=None,
         )
-        return replace(state, voices={**state.voices, change.address: record})
+        return _placed(state, record, at)
     if change.action == "orphan":
         return replace(state, orphans=(*state.orphans, replace(old, orphaned_at=at)))
     raise ValueError(f"{change.action} changes nothing in the state")
@@ -169,7 +177,9 @@ def imported(
 
 
 def facts(remote: RemoteVoice, at: str) -> RemoteFacts:
-    return RemoteFacts(remote.name, remote.available_training_times, remote.update_time, at)
+    """What Coze said of a voice; a count below zero (Coze has been seen to) reads as 0."""
+    left = max(0, remote.available_training_times)
+    return RemoteFacts(remote.name, left, remote.update_time, at)
 
 
 def refreshed(state: State, remote: Mapping[str, RemoteVoice], at: str) -> State:

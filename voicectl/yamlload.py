@@ -13,6 +13,7 @@ C stack and kill the process.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -411,3 +412,26 @@ def load_bytes(raw: bytes, file: str) -> Document:
     if text is None:
         return doc
     return load_text(text, file)
+
+
+def json_position(raw: bytes, path: Sequence[str | int]) -> tuple[int, int] | None:
+    """1-based (line, column) of the value at ``path`` in a JSON document, or None.
+
+    For error messages only: JSON is YAML, so the composer marks every node.
+    """
+    try:
+        node = yaml.compose(
+            raw.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        )
+        for step in path:
+            if isinstance(node, yaml.MappingNode):
+                node = next(v for k, v in node.value if k.value == step)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                node = node.value[step]
+            else:
+                return None
+    except (yaml.YAMLError, StopIteration, IndexError, UnicodeDecodeError):
+        return None
+    if node is None:
+        return None
+    return node.start_mark.line + 1, node.start_mark.column + 1
