@@ -113,6 +113,11 @@ def check_base_url(base: str) -> str:
         raise VoicectlError(
             f"COZE_API_BASE {shown!r} carries credentials; put the token in COZE_API_TOKEN"
         )
+    if parts.query or parts.fragment:
+        raise VoicectlError(
+            f"COZE_API_BASE {shown!r} carries a query or fragment; give only the base, "
+            f"e.g. {CN_BASE} (and the token in COZE_API_TOKEN)"
+        )
     if parts.scheme == "http" and not _loopback(host):
         raise VoicectlError(
             f"COZE_API_BASE {shown!r}: plain http is only allowed to a loopback "
@@ -141,10 +146,16 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     )
 
 
+def _tls_failure(exc: httpx.HTTPError) -> bool:
+    """A certificate that does not verify: not transient, so never worth a retry."""
+    text = str(exc)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text
+
+
 def _reason(exc: httpx.HTTPError) -> str:
     """Why a request got no answer, in words; TLS failures are named as such."""
     text = str(exc)
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+    if _tls_failure(exc):
         detail = text.split("] ", 1)[-1].split(" (_ssl", 1)[0]
         return f"TLS certificate verification failed ({detail}); voicectl never turns it off"
     return type(exc).__name__
@@ -232,7 +243,7 @@ class CozeClient:
                     )
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The connection was never made, so nothing was sent: safe to try again.
-                if attempt + 1 >= self._retry.attempts:
+                if attempt + 1 >= self._retry.attempts or _tls_failure(exc):
                     raise TransportError(f"cannot reach Coze: {_reason(exc)}") from None
                 self._retry.sleep(self._retry.delay(attempt, None))
                 attempt += 1
@@ -278,7 +289,7 @@ class CozeClient:
                 )
             except httpx.HTTPError as exc:
                 failure = TransportError(f"cannot list voices on Coze: {_reason(exc)}")
-                limit = self._retry.attempts
+                limit = 1 if _tls_failure(exc) else self._retry.attempts
             if attempt + 1 >= limit:
                 raise failure from None
             self._retry.sleep(self._retry.delay(attempt, retry_after))

@@ -92,15 +92,21 @@ def running_emulator(
     slot_quota: int | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    tls: tuple[Path, Path] | None = None,
 ) -> Iterator[str]:
     """Serve the emulator from a background thread; yields its base URL.
 
     The port defaults to a free one. On exit the server shuts down and the thread is
-    joined, so a second emulator may reopen the same data dir at once.
+    joined, so a second emulator may reopen the same data dir at once. ``tls`` (a
+    certificate chain file and its key file) serves https, for tests of certificate
+    verification.
     """
     app = create_app(data_dir, tokens, strict_docs, slot_quota=slot_quota)
     sock = _bind(host, port)
-    server = uvicorn.Server(_config(app, log_level="warning", quiet=True))
+    config = _config(app, log_level="warning", quiet=True)
+    if tls is not None:
+        config.ssl_certfile, config.ssl_keyfile = str(tls[0]), str(tls[1])
+    server = uvicorn.Server(config)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="coze-emulator", daemon=True
     )
@@ -113,7 +119,8 @@ def running_emulator(
             raise EmulatorError("the emulator did not start")
         time.sleep(0.005)
     try:
-        yield _url(sock)
+        url = _url(sock)
+        yield url.replace("http://", "https://", 1) if tls is not None else url
     finally:
         server.should_exit = True
         thread.join(timeout=10)

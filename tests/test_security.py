@@ -1,0 +1,283 @@
+"""Security: the token never leaves voicectl, no input can make it upload a file from
+outside the repository, and TLS is always verified.
+
+The token sweep runs every command that can reach Coze, also under ``--debug`` and
+against an account that refuses the token, a failing and a reply-losing Coze, with a
+canary token; ``tests/conftest.py`` checks every output stream and exception of each
+run, and every file under the test's directory afterwards, for it. Confinement is
+checked with a Python audit hook (PEP 578, ``tests/badinput.py``): the outside file is
+never even opened, and the emulator's ledger shows what was uploaded.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import shutil
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from tests.badinput import audited
+from tests.conftest import SECRETS, VoiceRepo, write_wav
+from tests.test_apply import TOKEN, Coze, state_of
+from voicectl.emulator.server import running_emulator
+
+PROJECT = Path(__file__).resolve().parent.parent
+CANARY = "pat_CANARY_0f3c9a7e5d1b2468ace13579bdf02468"
+
+
+@pytest.fixture
+def coze(tmp_path: Path) -> Iterator[Coze]:
+    with running_emulator(tmp_path / "emulator") as base:
+        yield Coze(base)
+
+
+# --- the token --------------------------------------------------------------------------
+
+
+def canary_env(coze: Coze) -> dict[str, str]:
+    return {"COZE_API_BASE": coze.base, "COZE_API_TOKEN": CANARY}
+
+
+def every_command(repo: VoiceRepo) -> list[list[str]]:
+    """Every command that reads the token or talks to Coze, and the read-only ones."""
+    return [
+        ["validate"],
+        ["plan"],
+        ["plan", "--json"],
+        ["plan", "--format", "markdown"],
+        ["plan", "--out", "plan.json"],
+        ["show", "plan.json"],
+        ["apply", "plan.json"],
+        ["apply", "--auto-approve"],
+        ["apply", "--auto-approve", "--json"],
+        ["drift"],
+        ["refresh"],
+        ["import", "imported", "7400000000000000999"],
+        ["state", "list"],
+        ["state", "show", "a"],
+        ["history"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "account",
+    ["accepting", "refusing-the-token", "failing-with-5xx", "losing-replies"],
+)
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_the_token_appears_in_no_output_file_or_error(
+    repo: VoiceRepo, run, tmp_path: Path, account: str, debug: bool
+) -> None:
+    """Every command, every account behaviour, with and without --debug tracebacks."""
+    repo.declare({"a": repo.voice("a", freq=300), "b": repo.voice("b", freq=600)})
+    tokens = () if account != "refusing-the-token" else ("pat_someone_else_entirely",)
+    with running_emulator(tmp_path / "emulator", tokens) as base:
+        coze = Coze(base)
+        if account == "failing-with-5xx":
+            coze.faults(fail={"code": 5000, "http_status": 502, "count": 1000, "endpoint": "clone"})
+        elif account == "losing-replies":
+            coze.faults(drop_after_commit=1)
+        exits = []
+        for args in every_command(repo):
+            result = run(repo.root, *(["--debug"] if debug else []), *args, env=canary_env(coze))
+            exits.append(result.exit_code)
+            assert CANARY not in result.output
+        if account == "accepting":
+            assert len(coze.ledger()) == 2  # the sweep really reached Coze
+        if account == "refusing-the-token":
+            assert coze.ledger() == []
+            assert 1 in exits
+    assert CANARY in SECRETS  # so the conftest checks scan for it after this test too
+    hits = [p for p in tmp_path.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
+    assert hits == []
+
+
+def test_a_refused_token_is_named_but_never_shown(repo: VoiceRepo, run, tmp_path: Path) -> None:
+    repo.declare({"a": repo.voice("a")})
+    with running_emulator(tmp_path / "emulator", ("pat_someone_else_entirely",)) as base:
+        result = run(repo.root, "apply", "--auto-approve", env=canary_env(Coze(base)))
+    assert result.exit_code == 1
+    assert "4100" in result.output and "the token is invalid" in result.output
+    assert CANARY not in result.output and CANARY[-8:] not in result.output
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        f"https://user:{CANARY}@api.coze.cn",
+        f"https://api.coze.cn/?token={CANARY}",
+        f"https://api.coze.cn:99999/{CANARY}",
+    ],
+    ids=["credentials", "query", "bad-port"],
+)
+def test_a_secret_in_coze_api_base_is_never_echoed(repo: VoiceRepo, run, base: str) -> None:
+    repo.declare({"a": repo.voice("a")})
+    with audited() as audit:
+        result = run(
+            repo.root,
+            "apply",
+            "--auto-approve",
+            env={"COZE_API_BASE": base, "COZE_API_TOKEN": TOKEN},
+        )
+    assert result.exit_code == 1
+    assert "COZE_API_BASE" in result.output
+    assert CANARY not in result.output
+    assert audit.network == []
+
+
+# --- confinement --------------------------------------------------------------------------
+
+
+def secret_file(repo: VoiceRepo) -> Path:
+    """A valid take outside the repository: what a hostile change would like to upload."""
+    return write_wav(repo.root.parent / "home" / ".ssh" / "id_rsa.wav", freq=777)
+
+
+def uploaded(coze: Coze) -> set[str]:
+    return {e["audio_sha256"] for e in coze.ledger()}
+
+
+def test_a_hand_edited_state_cannot_point_voicectl_at_an_outside_file(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """The state's take paths are records, never inputs: edited to name a file outside
+    the repository (absolute or by ..), no command opens it and nothing is uploaded."""
+    secret = secret_file(repo)
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    state_path = repo.root / "state" / "voicectl.state.json"
+    for bad_path in (str(secret), "../home/.ssh/id_rsa.wav", "/etc/passwd"):
+        data = state_of(repo.root)
+        data["voices"]["a"]["audio"]["path"] = bad_path
+        data["voices"]["a"]["audio"]["sha256"] = hashlib.sha256(secret.read_bytes()).hexdigest()
+        state_path.write_text(json.dumps(data, indent=2))
+        with audited() as audit:
+            for args in (["plan"], ["apply", "--auto-approve"], ["drift"], ["history"]):
+                run(repo.root, *args, env=coze.env())
+        assert not audit.touched(secret)
+        assert not audit.touched(Path("/etc/passwd"))
+        assert hashlib.sha256(secret.read_bytes()).hexdigest() not in uploaded(coze)
+    # The create, then per edit a retrain (the state no longer matches a.wav): every
+    # upload is a.wav, the declared take inside the repository.
+    assert len(coze.ledger()) == 4
+    assert uploaded(coze) == {
+        hashlib.sha256((repo.root / "audio/a.wav").read_bytes()).hexdigest()
+    }
+
+
+def test_a_saved_plan_naming_an_outside_file_is_refused_unread(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A plan file is reviewed JSON that anyone in the pull request could edit: a change
+    rewritten to upload a file outside the repository is refused before any upload,
+    and the file is never opened."""
+    secret = secret_file(repo)
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--out", "plan.json").exit_code == 0
+    plan_path = repo.root / "plan.json"
+    original = json.loads(plan_path.read_text())
+    for bad_path in (str(secret), "../home/.ssh/id_rsa.wav"):
+        data = json.loads(json.dumps(original))
+        (change,) = data["changes"]
+        change["after"]["audio"]["path"] = bad_path
+        plan_path.write_text(json.dumps(data))
+        with audited() as audit:
+            result = run(repo.root, "apply", "plan.json", env=coze.env())
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+        assert not audit.touched(secret)
+        assert coze.ledger() == []
+
+
+def test_a_take_swapped_for_a_link_outside_after_review_is_refused(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Between review and apply the take becomes a symlink to an outside file with the
+    same bytes: the plan still matches by hash, but the path leaves the repository."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--out", "plan.json").exit_code == 0
+    take = repo.root / "audio" / "a.wav"
+    outside = repo.root.parent / "elsewhere.wav"
+    shutil.copyfile(take, outside)
+    take.unlink()
+    take.symlink_to(outside)
+    result = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 1
+    assert "resolves outside the repository" in result.output
+    assert coze.ledger() == []
+
+
+# --- transport ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> tuple[trustme.CA, Path, Path]:
+    """A throw-away certificate authority and a certificate from it for 127.0.0.1."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    keys = tmp_path / "tls"
+    keys.mkdir()
+    cert.private_key_pem.write_to_path(keys / "key.pem")
+    cert.cert_chain_pems[0].write_to_path(keys / "cert.pem")
+    ca.cert_pem.write_to_path(keys / "ca.pem")
+    return ca, keys / "cert.pem", keys / "key.pem"
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert.parent / "ca.pem"))
+
+
+def test_an_untrusted_certificate_stops_apply_before_any_upload(
+    repo: VoiceRepo, run, tmp_path: Path, tls: tuple[trustme.CA, Path, Path]
+) -> None:
+    """https to a server whose certificate no trusted authority signed (a man in the
+    middle, say) fails: named as a TLS failure, exit 1, nothing cloned."""
+    _, cert, key = tls
+    repo.declare({"a": repo.voice("a")})
+    with running_emulator(tmp_path / "emulator", tls=(cert, key)) as base:
+        assert base.startswith("https://127.0.0.1:")
+        result = run(
+            repo.root,
+            "apply",
+            "--auto-approve",
+            env={"COZE_API_BASE": base, "COZE_API_TOKEN": TOKEN},
+        )
+        ledger = httpx.get(f"{base}/_emulator/ledger", verify=trusting(cert))
+    assert result.exit_code == 1
+    assert "TLS certificate verification failed" in result.output
+    assert "Traceback" not in result.output
+    assert ledger.json() == {"clones": []}
+
+
+def test_a_private_authority_is_trusted_through_ssl_cert_file_not_by_turning_checks_off(
+    repo: VoiceRepo, run, tmp_path: Path, tls: tuple[trustme.CA, Path, Path]
+) -> None:
+    """A company proxy's authority is added with SSL_CERT_FILE; verification stays on."""
+    _, cert, key = tls
+    repo.declare({"a": repo.voice("a")})
+    with running_emulator(tmp_path / "emulator", tls=(cert, key)) as base:
+        env = {
+            "COZE_API_BASE": base,
+            "COZE_API_TOKEN": TOKEN,
+            "SSL_CERT_FILE": str(cert.parent / "ca.pem"),
+        }
+        result = run(repo.root, "apply", "--auto-approve", env=env)
+        ledger = httpx.get(f"{base}/_emulator/ledger", verify=trusting(cert))
+    assert result.exit_code == 0, result.output
+    assert len(ledger.json()["clones"]) == 1
+
+
+def test_no_code_path_turns_tls_verification_off() -> None:
+    """No ``verify=False`` (or any verify but True) in voicectl's own client code."""
+    for path in (PROJECT / "voicectl").rglob("*.py"):
+        if "emulator" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.keyword) and node.arg == "verify":
+                assert isinstance(node.value, ast.Constant) and node.value.value is True, path
