@@ -22,7 +22,7 @@ from typing import Any
 from voicectl.errors import StateError
 from voicectl.model import Change, State
 from voicectl.planfile import change_from_json, change_to_json
-from voicectl.transition import applied
+from voicectl.transition import Done, applied_all
 
 
 def journal_path(state_path: Path) -> Path:
@@ -192,18 +192,15 @@ def replay(path: Path, state: State) -> Replayed | None:
         elif record.get("type") in ("done", "failed"):
             outcome[seq] = record
     pending = []
+    done = []
+    commit = str(begin.get("commit") or "")
     for seq in sorted(changes):
         item = changes[seq]
         result = outcome.get(seq)
         if result is None:
             pending.append(item)
         elif result["type"] == "done":
-            state = applied(
-                state,
-                item.change,
-                result["at"],
-                result.get("voice_id"),
-                logid=str(result.get("logid") or ""),
-                commit=str(begin.get("commit") or ""),
-            )
+            logid = str(result.get("logid") or "")
+            done.append(Done(item.change, result["at"], result.get("voice_id"), logid, commit))
+    state = applied_all(state, done)  # one pass, however long the journal
     return Replayed(state, pending, len(records) - 1)
