@@ -7,10 +7,12 @@ has shown that it did not happen.
 
 from __future__ import annotations
 
+import functools
+import queue
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,38 +117,43 @@ class Executor:
         results: dict[str, str | Pending] = {}
         waiting: dict[str, deque[Change]] = {}
         deferred: list[Change] = []
+        ready: deque[Change] = deque()
+        for change in changes:
+            name = _new_voice_name(change)
+            if name is not None and name in waiting:
+                waiting[name].append(change)
+                continue
+            if name is not None:
+                waiting[name] = deque()
+            ready.append(change)
+        # Only ``parallelism`` clones are handed to the pool at a time, and each reports
+        # through a queue: waiting on all of 10,000 futures at once costs O(N) per answer,
+        # and an interrupted apply must not leave thousands queued to be sent anyway.
+        answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]] = queue.SimpleQueue()
+        in_flight = 0
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            running: dict[Future[str | Pending], Change] = {}
-
-            def send(change: Change) -> None:
-                sends[change.address] += 1
-                running[pool.submit(self._clone, change)] = change
-
-            for change in changes:
+            while ready or in_flight:
+                while ready and in_flight < self.parallelism:
+                    change = ready.popleft()
+                    sends[change.address] += 1
+                    future = pool.submit(self._clone, change)
+                    future.add_done_callback(functools.partial(_answered, answers, change))
+                    in_flight += 1
+                change, future = answers.get()
+                in_flight -= 1
+                result = results[change.address] = future.result()
                 name = _new_voice_name(change)
-                if name is not None and name in waiting:
-                    waiting[name].append(change)
+                if name is None:
                     continue
-                if name is not None:
-                    waiting[name] = deque()
-                send(change)
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    change = running.pop(future)
-                    result = results[change.address] = future.result()
-                    name = _new_voice_name(change)
-                    if name is None:
-                        continue
-                    if isinstance(result, Pending):
-                        deferred += waiting.pop(name)
-                        continue
-                    if not result.startswith("error:"):
-                        known.add(result)
-                    if waiting[name]:
-                        send(waiting[name].popleft())
-                    else:
-                        del waiting[name]
+                if isinstance(result, Pending):
+                    deferred += waiting.pop(name)
+                    continue
+                if not result.startswith("error:"):
+                    known.add(result)
+                if waiting[name]:
+                    ready.append(waiting[name].popleft())
+                else:
+                    del waiting[name]
         unknown = []
         for change in changes:
             answer = results.get(change.address)
@@ -269,6 +276,14 @@ class Executor:
                 self.journal.failed(pending.seq, now(), "not found on Coze: never carried out")
                 again.append(change)
         return again
+
+
+def _answered(
+    answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]],
+    change: Change,
+    future: Future[str | Pending],
+) -> None:
+    answers.put((change, future))
 
 
 def _new_voice_name(change: Change) -> str | None:
