@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.conftest import VoiceRepo
+from tests.test_apply import Coze, assert_converged, many
 from tests.test_properties import (
     LINEAGE,
     PROFILE,
@@ -20,6 +25,7 @@ from tests.test_properties import (
     stamp,
 )
 from voicectl import transition
+from voicectl.emulator.server import running_emulator
 from voicectl.model import NEW_VOICE_ACTIONS, Budget, Change, Cost, State
 from voicectl.planner import plan
 from voicectl.transition import Done, applied, applied_all
@@ -132,3 +138,39 @@ def test_applied_all_of_nothing_is_the_state() -> None:
     state = State(LINEAGE, 3)
     assert applied_all(state, []) == state
     assert transition.applied_all(replace(state, serial=4), []).serial == 4
+
+
+# --- rate limits, against the emulator on a loopback socket --------------------------------
+
+
+@pytest.fixture
+def coze(tmp_path: Path) -> Iterator[Coze]:
+    with running_emulator(tmp_path / "emulator-data") as base:
+        yield Coze(base)
+
+
+def test_an_apply_under_a_rate_limit_slows_down_and_clones_every_voice_once(
+    repo: VoiceRepo, coze: Coze, run: Callable[..., Any]
+) -> None:
+    """Coze's 429s (code 4013, Retry-After) reject clones it never carried out: each is
+    sent again after its pause, nothing fails, and no voice is cloned twice."""
+    many(repo, 14)
+    coze.faults(rate_limit_qps=3)
+    result = run(repo.root, "apply", "--auto-approve", "--parallelism", "8", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "failed" not in result.output
+    coze.faults(rate_limit_qps=None)
+    assert len(coze.ledger()) == 14
+    assert sorted(c["voice_name"] for c in coze.ledger()) == sorted(f"V{i:02d}" for i in range(14))
+    assert_converged(repo.root, coze)
+
+
+def test_a_rate_limited_list_is_retried_not_failed(
+    repo: VoiceRepo, coze: Coze, run: Callable[..., Any]
+) -> None:
+    """The reads before and after the clones go through the same limit and also wait."""
+    many(repo, 2)
+    coze.faults(fail={"code": 4013, "http_status": 429, "count": 2, "endpoint": "list"})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert_converged(repo.root, coze)

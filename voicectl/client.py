@@ -13,8 +13,11 @@ The token is sent in a header and never appears in a message.
 from __future__ import annotations
 
 import ipaddress
+import random
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,14 +88,79 @@ class Retry:
     """Backoff policy; ``sleep`` is injectable so tests need not wait."""
 
     attempts: int = 6
-    rate_limit_attempts: int = 12  # a 429 storm slows an apply down rather than failing it
+    # A 429 storm slows an apply down rather than failing it: a request Coze rejected for
+    # its rate was not carried out, so it is sent again, for minutes if need be.
+    rate_limit_attempts: int = 40
     base: float = 0.5
     cap: float = 8.0
+    jitter: float = 0.25  # rate-limit waits are lengthened by up to this share, at random
     sleep: Callable[[float], None] = time.sleep
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
         backoff = min(self.cap, self.base * 2**attempt)
         return float(max(backoff, min(retry_after, 60.0))) if retry_after is not None else backoff
+
+    def rate_delay(self, attempt: int, retry_after: float | None) -> float:
+        """The wait after a rate-limit rejection: never shorter than Retry-After, and
+        spread so that the senders it stopped together do not all come back at once."""
+        return self.delay(attempt, retry_after) * (1 + random.uniform(0, self.jitter))
+
+
+class Throttle:
+    """How many requests of one client may be in flight, adapted to Coze's rate limit.
+
+    Additive increase, multiplicative decrease (TCP's rule): a rate-limit rejection halves
+    the window (once per round: rejections of requests sent before the last cut do not
+    cut again) and holds back every request not yet sent until its Retry-After has
+    passed; each answer that is not a rejection widens the window by 1/window, up to
+    ``ceiling``. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        ceiling: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.ceiling, self.window = ceiling, float(ceiling)
+        self.clock, self.sleep = clock, sleep
+        self.in_flight = self.round = 0
+        self.resume_at = 0.0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def slot(self, *, hold_back: bool = True) -> Iterator[Slot]:
+        """A place for one request; ``hold_back=False`` for one that has just waited its
+        own Retry-After."""
+        if hold_back:
+            with self._changed:
+                pause = self.resume_at - self.clock()
+            if pause > 0:
+                self.sleep(pause)
+        with self._changed:
+            while self.in_flight >= max(1, int(self.window)):
+                self._changed.wait()
+            self.in_flight += 1
+            slot = Slot(self.round)
+        try:
+            yield slot
+        finally:
+            with self._changed:
+                self.in_flight -= 1
+                if slot.pause is None:
+                    self.window = min(float(self.ceiling), self.window + 1 / self.window)
+                else:
+                    if slot.round == self.round:
+                        self.window = max(1.0, (self.in_flight + 1) / 2)
+                        self.round += 1
+                    self.resume_at = max(self.resume_at, self.clock() + slot.pause)
+                self._changed.notify_all()
+
+
+@dataclass
+class Slot:
+    round: int
+    pause: float | None = None  # set when Coze rejected the request for its rate
 
 
 def check_base_url(base: str) -> str:
@@ -179,12 +247,28 @@ def _retry_after(response: httpx.Response) -> float | None:
 class CozeClient:
     """Clone and list voices on Coze through ``http`` (an httpx.Client with a base_url)."""
 
-    def __init__(self, http: httpx.Client, token: str, retry: Retry = Retry()) -> None:
+    def __init__(
+        self,
+        http: httpx.Client,
+        token: str,
+        retry: Retry = Retry(),
+        throttle: Throttle | None = None,
+    ) -> None:
         if not token:
             raise VoicectlError("COZE_API_TOKEN is empty")
         self._http = http
         self._auth = {"Authorization": f"Bearer {token}"}
         self._retry = retry
+        self._throttle = throttle or Throttle(sleep=retry.sleep)
+
+    def _answer(self, response: httpx.Response, slot: Slot, attempt: int) -> Any:
+        """``_data`` of ``response``; a rate-limit rejection also tells the throttle."""
+        try:
+            return self._data(response)
+        except CozeError as exc:
+            if exc.rate_limited:
+                slot.pause = self._retry.rate_delay(attempt, _retry_after(response))
+            raise
 
     def _data(self, response: httpx.Response) -> Any:
         try:
@@ -231,34 +315,38 @@ class CozeClient:
             "space_id": space_id,
         }
         form = {k: v for k, v in fields.items() if v is not None}
-        attempt = 0
+        attempt = limited = 0
+        waited = False  # this request has just waited out its own rate-limit pause
         while True:
             try:
-                with open(audio, "rb") as handle:  # streamed from disk by httpx
-                    response = self._http.post(
-                        CLONE_PATH,
-                        data=form,
-                        headers=self._auth,
-                        files={"file": (audio.name, handle)},
-                    )
+                with self._throttle.slot(hold_back=not waited) as slot:
+                    with open(audio, "rb") as handle:  # streamed from disk by httpx
+                        response = self._http.post(
+                            CLONE_PATH,
+                            data=form,
+                            headers=self._auth,
+                            files={"file": (audio.name, handle)},
+                        )
+                    data, logid = self._answer(response, slot, limited)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # The connection was never made, so nothing was sent: safe to try again.
-                if attempt + 1 >= self._retry.attempts or _tls_failure(exc):
+                if attempt + 1 >= self._retry.attempts:
                     raise TransportError(f"cannot reach Coze: {_reason(exc)}") from None
                 self._retry.sleep(self._retry.delay(attempt, None))
                 attempt += 1
+                waited = False
                 continue
             except httpx.HTTPError as exc:
                 raise OutcomeUnknown(
                     f"no answer to the clone request ({type(exc).__name__}); "
                     "it may or may not have been carried out"
                 ) from None
-            try:
-                data, logid = self._data(response)
             except CozeError as exc:
-                if exc.rate_limited and attempt + 1 < self._retry.rate_limit_attempts:
-                    self._retry.sleep(self._retry.delay(attempt, _retry_after(response)))
-                    attempt += 1
+                # Rejected for its rate: Coze did not carry it out, so it may go again.
+                if slot.pause is not None and limited + 1 < self._retry.rate_limit_attempts:
+                    self._retry.sleep(slot.pause)
+                    limited += 1
+                    waited = True
                     continue
                 if exc.server_side:
                     raise OutcomeUnknown(
@@ -272,28 +360,34 @@ class CozeClient:
             return CloneResult(new_id, logid)
 
     def _get(self, params: dict[str, Any]) -> Any:
-        attempt = 0
+        attempt = limited = 0
+        waited = False
         while True:
-            retry_after: float | None = None
             try:
-                response = self._http.get(LIST_PATH, params=params, headers=self._auth)
-                data, _ = self._data(response)
-                return data
+                with self._throttle.slot(hold_back=not waited) as slot:
+                    response = self._http.get(LIST_PATH, params=params, headers=self._auth)
+                    data, _ = self._answer(response, slot, limited)
+                    return data
             except CozeError as exc:
-                if not (exc.rate_limited or exc.server_side):
+                if slot.pause is not None:
+                    if limited + 1 >= self._retry.rate_limit_attempts:
+                        raise
+                    self._retry.sleep(slot.pause)
+                    limited += 1
+                    waited = True
+                    continue
+                if not exc.server_side:
                     raise
                 failure: VoicectlError = exc
                 retry_after = _retry_after(response)
-                limit = (
-                    self._retry.rate_limit_attempts if exc.rate_limited else self._retry.attempts
-                )
             except httpx.HTTPError as exc:
                 failure = TransportError(f"cannot list voices on Coze: {_reason(exc)}")
-                limit = 1 if _tls_failure(exc) else self._retry.attempts
-            if attempt + 1 >= limit:
+                retry_after = None
+            if attempt + 1 >= self._retry.attempts:
                 raise failure from None
             self._retry.sleep(self._retry.delay(attempt, retry_after))
             attempt += 1
+            waited = False
 
     def voices(
         self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES
