@@ -9,8 +9,9 @@ without reading them.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,12 @@ from typing import Any, BinaryIO
 
 from voicectl.errors import Problem
 from voicectl.hashing import TakeCache, sha256_handle
-from voicectl.model import Declaration, Take
+from voicectl.model import Declaration, Take, TakeRef
 
 MAX_BYTES = 10 * 1024 * 1024
 MIN_SECONDS, MAX_SECONDS = 10.0, 30.0
 PCM_BYTES_PER_SECOND = 24_000 * 2  # Coze's pcm: 24 kHz, mono, 16-bit
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 _EXTENSIONS = {
     ".wav": "wav",
     ".mp3": "mp3",
@@ -93,6 +95,11 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
         if not stat.S_ISREG(st.st_mode) or st.st_size != size:
             raise AudioError("changed while it was being checked; run again")
         head = handle.read(64)
+        if head.startswith(LFS_POINTER):
+            raise AudioError(
+                "is a Git LFS pointer, not audio: its content was not pulled "
+                "(run `git lfs pull`, or fetch LFS objects in CI)"
+            )
         fmt = sniff(head, path.name)
         if fmt is None:
             raise AudioError("is not audio Coze accepts (wav, mp3, ogg, m4a, aac, or .pcm)")
@@ -140,54 +147,94 @@ class Inspection:
     problems: list[Problem]
 
 
-def _check_file(root_real: str, root: Path, relative: str) -> tuple[Path, os.stat_result]:
-    full = root / relative
-    real = os.path.realpath(full)
-    if os.path.commonpath([root_real, real]) != root_real:
-        raise AudioError("resolves outside the repository (through a symlink)")
-    try:
-        st = os.stat(real)
-    except FileNotFoundError:
-        raise AudioError("file not found") from None
-    except OSError as exc:
-        raise AudioError(f"cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise AudioError(f"is {kind}")
-    if st.st_size > MAX_BYTES:
-        raise AudioError(f"is {st.st_size} bytes; Coze accepts at most {MAX_BYTES} (10 MB)")
-    if st.st_size == 0:
-        raise AudioError("is empty")
-    return Path(real), st
+class _Resolver:
+    """Real paths of takes, resolving each directory once rather than every file's path.
+
+    ``realpath(dir/name) == realpath(dir)/name`` whenever ``name`` is not a symlink, and
+    the lstat that tells so is the stat the check needs anyway: ten thousand takes in
+    twenty directories cost twenty realpath walks, not ten thousand.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root_real = os.path.realpath(root)
+        self.dirs: dict[str, str | None] = {}
+
+    def inside(self, real: str) -> bool:
+        return os.path.commonpath([self.root_real, real]) == self.root_real
+
+    def directory(self, parent: str) -> str | None:
+        if parent not in self.dirs:
+            real = os.path.realpath(self.root / parent)
+            self.dirs[parent] = real if self.inside(real) else None
+        return self.dirs[parent]
+
+    def check(self, relative: str) -> tuple[str, os.stat_result]:
+        parent, name = posixpath.split(relative)
+        real_dir = self.directory(parent)
+        if real_dir is None:
+            raise AudioError("resolves outside the repository (through a symlink)")
+        real = os.path.join(real_dir, name)
+        try:
+            st = os.lstat(real)
+            if stat.S_ISLNK(st.st_mode):
+                real = os.path.realpath(real)
+                if not self.inside(real):
+                    raise AudioError("resolves outside the repository (through a symlink)")
+                st = os.stat(real)
+        except FileNotFoundError:
+            raise AudioError("file not found") from None
+        except OSError as exc:
+            raise AudioError(f"cannot be read: {exc.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise AudioError(f"is {kind}")
+        if st.st_size > MAX_BYTES:
+            raise AudioError(f"is {st.st_size} bytes; Coze accepts at most {MAX_BYTES} (10 MB)")
+        if st.st_size == 0:
+            raise AudioError("is empty")
+        return real, st
 
 
 def inspect(
-    root: Path, declarations: Iterable[Declaration], cache: TakeCache, workers: int | None = None
+    root: Path,
+    declarations: Iterable[Declaration],
+    cache: TakeCache,
+    workers: int | None = None,
+    recorded: Iterable[TakeRef] = (),
+    blobs: Callable[[], Mapping[str, str]] | None = None,
 ) -> Inspection:
-    """Facts of every declared take, reading only files whose stat changed."""
+    """Facts of every declared take, reading only files whose stat changed.
+
+    A take the cache does not know is trusted unread when the state ``recorded`` it with
+    a git blob id and git (asked once, through ``blobs``, only if some take needs it)
+    reports the file clean with that very blob and the size matches: a fresh clone is
+    not read again. Anything else is read and hashed.
+    """
     by_path: dict[str, list[Declaration]] = {}
     for decl in declarations:
         by_path.setdefault(decl.audio, []).append(decl)
-    root_real = os.path.realpath(root)
+    resolver = _Resolver(root)
     takes: dict[str, Take] = {}
     failures: dict[str, str] = {}
-    to_read: list[tuple[str, Path, os.stat_result]] = []
+    unknown: list[tuple[str, str, os.stat_result]] = []
     for relative in by_path:
         try:
-            real, st = _check_file(root_real, root, relative)
+            real, st = resolver.check(relative)
         except AudioError as exc:
             failures[relative] = str(exc)
             continue
         facts = cache.get(relative, st)
         if facts is None:
-            to_read.append((relative, real, st))
+            unknown.append((relative, real, st))
         else:
             takes[relative] = _take(relative, st.st_size, facts)
+    to_read = _trust_git(unknown, recorded, blobs, cache, takes)
 
-    def work(item: tuple[str, Path, os.stat_result]) -> tuple[str, dict[str, Any] | str]:
+    def work(item: tuple[str, str, os.stat_result]) -> tuple[str, dict[str, Any] | str]:
         relative, real, st = item
         try:
-            return relative, read_facts(real, st.st_size)
+            return relative, read_facts(Path(real), st.st_size)
         except AudioError as exc:
             return relative, str(exc)
         except OSError as exc:
@@ -208,6 +255,40 @@ def inspect(
         for decl in decls:
             problems.extend(_problems(decl, takes.get(relative), failures.get(relative)))
     return Inspection(takes, problems)
+
+
+def _trust_git(
+    unknown: list[tuple[str, str, os.stat_result]],
+    recorded: Iterable[TakeRef],
+    blobs: Callable[[], Mapping[str, str]] | None,
+    cache: TakeCache,
+    takes: dict[str, Take],
+) -> list[tuple[str, str, os.stat_result]]:
+    """Takes git vouches for go into ``takes`` (and the cache); the rest must be read."""
+    if not unknown or blobs is None:
+        return unknown
+    # A blob id names content, wherever it is: a renamed take is still known.
+    by_blob = {r.git_blob: r for r in recorded if r.git_blob}
+    if not by_blob:
+        return unknown
+    clean = blobs()
+    to_read = []
+    for item in unknown:
+        relative, _, st = item
+        ref = by_blob.get(clean.get(relative, ""))
+        if ref is None or ref.size != st.st_size:  # e.g. an LFS pointer not pulled
+            to_read.append(item)
+            continue
+        facts = {
+            "sha256": ref.sha256,
+            "format": ref.format,
+            "duration": ref.duration,
+            "sample_rate": None,
+            "channels": None,
+        }
+        cache.put(relative, st, facts)
+        takes[relative] = _take(relative, st.st_size, facts)
+    return to_read
 
 
 def _take(relative: str, size: int, facts: dict[str, Any]) -> Take:

@@ -6,6 +6,7 @@ reported; nothing here raises on bad input except through :class:`ValidationFail
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import posixpath
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from voicectl import schemas
+from voicectl import schemacheck, schemas
+from voicectl.declcache import DeclarationCache
 from voicectl.errors import ConfigError, Problem
 from voicectl.model import LANGUAGES, Declaration
 from voicectl.yamlload import MAX_FILE_BYTES, Document, Path_, dotted, load_bytes, show
@@ -40,6 +42,8 @@ class Config:
     max_one_time_cny: int | None = None
     # Where each of ``voices`` is in voicectl.yaml, for problems found when globbing.
     voices_at: tuple[tuple[int, int], ...] = field(default=(), compare=False)
+    # sha256 of voicectl.yaml as read: part of the declaration cache's identity.
+    digest: str = field(default="", compare=False)
 
     @property
     def state_path(self) -> Path:
@@ -79,27 +83,49 @@ def _problem(file: str, message: str) -> Document:
 
 def _read(path: Path, display: str, root: Path | None = None) -> Document:
     """Load one YAML file: a regular file inside ``root``, stat-ed before it is opened."""
+    found = _read_raw(path, display, root)
+    return found if isinstance(found, Document) else load_bytes(found[1], display)
+
+
+def _checked_stat(path: Path, display: str, root: Path | None) -> os.stat_result | Document:
+    """The stat of a YAML file that may be read, or a Document holding why not."""
     try:
         real = Path(os.path.realpath(path))
         if root is not None and not _inside(real, root):
             return _problem(display, "resolves outside the repository (through a symlink)")
         st = real.stat()
-        if not stat.S_ISREG(st.st_mode):
-            return _problem(display, "is not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            return _problem(
-                display, f"file too large ({st.st_size} bytes; the limit is {MAX_FILE_BYTES})"
-            )
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        return _problem(display, f"cannot be read: {exc.strerror or exc}")
+    if not stat.S_ISREG(st.st_mode):
+        return _problem(display, "is not a regular file")
+    if st.st_size > MAX_FILE_BYTES:
+        return _problem(
+            display, f"file too large ({st.st_size} bytes; the limit is {MAX_FILE_BYTES})"
+        )
+    return st
+
+
+def _read_raw(
+    path: Path, display: str, root: Path | None, st: os.stat_result | None = None
+) -> Document | tuple[os.stat_result, bytes]:
+    """The bytes of one YAML file (and its stat), or a Document holding why not."""
+    if st is None:
+        checked = _checked_stat(path, display, root)
+        if isinstance(checked, Document):
+            return checked
+        st = checked
+    try:
+        fd = os.open(os.path.realpath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         with os.fdopen(fd, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the stat
+            opened = os.fstat(handle.fileno())
+            if not stat.S_ISREG(opened.st_mode):  # swapped since the stat
                 return _problem(display, "is not a regular file")
             raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         return _problem(display, f"cannot be read: {exc.strerror or exc}")
     if len(raw) > MAX_FILE_BYTES:
         return _problem(display, f"file too large (over {MAX_FILE_BYTES} bytes)")
-    return load_bytes(raw, display)
+    return opened, raw
 
 
 def _inside(real: Path, root: Path) -> bool:
@@ -109,7 +135,11 @@ def _inside(real: Path, root: Path) -> bool:
 
 def load_config(root: Path) -> tuple[Config, list[Problem]]:
     """Read voicectl.yaml at ``root``; problems are returned, not raised."""
-    doc = _read(root / CONFIG_FILE, CONFIG_FILE)
+    found = _read_raw(root / CONFIG_FILE, CONFIG_FILE, None)
+    if isinstance(found, Document):
+        return Config(root=root), found.problems
+    digest = hashlib.sha256(found[1]).hexdigest()
+    doc = load_bytes(found[1], CONFIG_FILE)
     if doc.problems:
         return Config(root=root), doc.problems
     data = {} if doc.data is None else doc.data
@@ -117,7 +147,8 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         doc.problem((), f"{CONFIG_FILE} must be a mapping, not {schemas.kind(data)}")
         return Config(root=root), doc.problems
     doc.data = data
-    schemas.report(doc, "config")
+    if not schemacheck.surely_valid("config", data):
+        schemas.report(doc, "config")
     if doc.problems:
         return Config(root=root), doc.problems
     voices = tuple(data.get("voices") or DEFAULT_VOICES)
@@ -147,6 +178,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         max_new_voices=policy.get("max_new_voices"),
         max_one_time_cny=policy.get("max_one_time_cny"),
         voices_at=tuple(doc.where(("voices", i)) for i in range(len(voices))),
+        digest=digest,
     ), []
 
 
@@ -234,8 +266,12 @@ def _matches(config: Config, problems: list[Problem]) -> list[Path]:
     return sorted(found)
 
 
-def load_declarations(config: Config) -> Loaded:
-    """Load and check every declaration file named by the config's globs."""
+def load_declarations(config: Config, cache: DeclarationCache | None = None) -> Loaded:
+    """Load and check every declaration file named by the config's globs.
+
+    With a ``cache``, a file whose stat is unchanged is not read again: its declarations
+    and problems are taken as they were found (see :mod:`voicectl.declcache`).
+    """
     loaded = Loaded()
     first_seen: dict[str, Declaration] = {}
     files = _matches(config, loaded.problems)
@@ -249,29 +285,65 @@ def load_declarations(config: Config) -> Loaded:
     for path in files:
         display = path.relative_to(config.root).as_posix()
         loaded.files.append(display)
-        doc = _read(path, display, config.root)
-        if not doc.problems:
-            if not isinstance(doc.data, dict):
-                doc.problem(
-                    (), "a declaration file must be a mapping with a top-level `voices:` key"
-                )
-            else:
-                schemas.report(doc, "voices")
-        for decl in _declarations(doc, config):
+        decls, problems = _load_file(path, display, config, cache)
+        loaded.problems.extend(problems)
+        for decl in decls:
             earlier = first_seen.get(decl.address)
             if earlier is not None:
-                doc.problem(
-                    ("voices", decl.address),
-                    f"address {decl.address!r} is already "
-                    f"declared at {earlier.file}:{earlier.line}",
-                    key=True,
+                loaded.problems.append(
+                    Problem(
+                        display,
+                        decl.line,
+                        decl.column,
+                        dotted(("voices", decl.address)),
+                        f"address {decl.address!r} is already "
+                        f"declared at {earlier.file}:{earlier.line}",
+                    )
                 )
                 continue
             first_seen[decl.address] = decl
             loaded.declarations.append(decl)
-        loaded.problems.extend(doc.problems)
+    if cache is not None:
+        cache.keep_only(set(loaded.files))
     loaded.problems.sort()
     return loaded
+
+
+def _load_file(
+    path: Path, display: str, config: Config, cache: DeclarationCache | None
+) -> tuple[list[Declaration], list[Problem]]:
+    """One declaration file's declarations and problems (duplicates across files aside)."""
+    checked = _checked_stat(path, display, config.root)
+    if isinstance(checked, Document):
+        return [], checked.problems
+    if cache is not None:
+        hit = cache.get(display, checked)
+        if hit is not None:
+            return hit
+    found = _read_raw(path, display, config.root, checked)
+    if isinstance(found, Document):
+        return [], found.problems
+    opened, raw = found
+    doc = load_bytes(raw, display)
+    if not doc.problems:
+        if not isinstance(doc.data, dict):
+            doc.problem((), "a declaration file must be a mapping with a top-level `voices:` key")
+        elif not schemacheck.surely_valid("voices", doc.data):
+            schemas.report(doc, "voices")
+    decls = list(_declarations(doc, config))
+    if cache is not None and _same_file(checked, opened):
+        cache.put(display, opened, decls, doc.problems)
+    return decls, doc.problems
+
+
+def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
+    """The file read is the one stat-ed, unchanged: only then may its findings be cached."""
+    return (before.st_ino, before.st_dev, before.st_size, before.st_mtime_ns) == (
+        after.st_ino,
+        after.st_dev,
+        after.st_size,
+        after.st_mtime_ns,
+    )
 
 
 def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:

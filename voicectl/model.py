@@ -72,6 +72,9 @@ class TakeRef:
     format: str
     size: int
     duration: float
+    # The git blob id of the file when it was last seen clean with this sha256 (for Git
+    # LFS, the pointer's blob): lets a fresh clone trust the take without reading it.
+    git_blob: str = ""
 
 
 @dataclass(frozen=True)

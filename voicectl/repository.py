@@ -6,15 +6,21 @@ cache) and the state; the CLI calls it, the planner never sees a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import os
+import stat
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from voicectl import audio, config, state
+from voicectl import __version__, audio, config, gitrepo, schemas, state
+from voicectl.declcache import DeclarationCache
 from voicectl.errors import Problem, ValidationFailed
-from voicectl.hashing import TakeCache
+from voicectl.hashing import TakeCache, sha256_file
 from voicectl.model import DesiredVoice, State
 
 CACHE_FILE = Path(".voicectl") / "cache" / "takes.json"
+DECLARATIONS_CACHE = Path(".voicectl") / "cache" / "declarations.json"
+STATE_CHECKED = Path(".voicectl") / "cache" / "state-checked.json"
 
 
 @dataclass
@@ -43,11 +49,28 @@ def open_config(start: Path) -> config.Config:
     return cfg
 
 
-def read(cfg: config.Config, *, use_cache: bool = True) -> Snapshot:
-    """Load declarations and inspect their takes; problems are collected, not raised."""
-    loaded = config.load_declarations(cfg)
+def read(cfg: config.Config, *, use_cache: bool = True, recorded: State | None = None) -> Snapshot:
+    """Load declarations and inspect their takes; problems are collected, not raised.
+
+    With the ``recorded`` state, takes it knows by git blob id are trusted unread when
+    git reports them clean (see :func:`audio.inspect`).
+    """
+    declarations = DeclarationCache(
+        cfg.root / DECLARATIONS_CACHE if use_cache else None, _cache_identity(cfg)
+    )
+    loaded = config.load_declarations(cfg, declarations)
+    declarations.save()
     cache = TakeCache(cfg.root / CACHE_FILE if use_cache else None)
-    inspection = audio.inspect(cfg.root, loaded.declarations, cache)
+    refs = (
+        [] if recorded is None else [r.take for r in (*recorded.voices.values(), *recorded.orphans)]
+    )
+    inspection = audio.inspect(
+        cfg.root,
+        loaded.declarations,
+        cache,
+        recorded=refs,
+        blobs=lambda: gitrepo.clean_blobs(cfg.root),
+    )
     cache.save()
     desired = [
         DesiredVoice(d, inspection.takes[d.audio])
@@ -58,9 +81,15 @@ def read(cfg: config.Config, *, use_cache: bool = True) -> Snapshot:
     return Snapshot(cfg, desired, problems, loaded.files)
 
 
-def read_valid(cfg: config.Config) -> Snapshot:
+def _cache_identity(cfg: config.Config) -> dict[str, str]:
+    """What every cached declaration depends on besides its own file."""
+    schema = hashlib.sha256(schemas.schema_path("voices").read_bytes()).hexdigest()
+    return {"voicectl": __version__, "config": cfg.digest, "schema": schema}
+
+
+def read_valid(cfg: config.Config, recorded: State | None = None) -> Snapshot:
     """Like :func:`read`, but any error stops here with every problem listed."""
-    snapshot = read(cfg)
+    snapshot = read(cfg, recorded=recorded)
     if snapshot.errors:
         raise ValidationFailed(snapshot.problems)
     return snapshot
@@ -68,7 +97,7 @@ def read_valid(cfg: config.Config) -> Snapshot:
 
 def load_state(cfg: config.Config) -> tuple[State, bool]:
     """The repository's state as last written, or a fresh empty one (flag: it existed)."""
-    current = state.load(cfg.state_path, cfg.state)
+    current = state.load(cfg.state_path, cfg.state, cfg.root / STATE_CHECKED)
     if current is None:
         return state.new_state(), False
     return current, True
@@ -77,7 +106,51 @@ def load_state(cfg: config.Config) -> tuple[State, bool]:
 def effective_state(cfg: config.Config) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
     memory (so completed clones are not planned again), and a warning if there was one."""
+    current, _ = load_state(cfg)
+    from voicectl.journal import journal_path
+
+    if not os.path.lexists(
+        journal_path(cfg.state_path)
+    ):  # the common case: no need to import the apply path
+        return current, ""
     from voicectl.recovery import pending_warning
 
-    current, _ = load_state(cfg)
     return pending_warning(cfg.state_path, current)
+
+
+def remember_blobs(cfg: config.Config, current: State) -> State:
+    """Record in the state the git blob id of each voice's take that git reports clean
+    and whose bytes are the recorded take (checked through the local cache, else read),
+    so that a fresh clone trusts it unread. Saves only if anything was learnt."""
+    blobs = gitrepo.clean_blobs(cfg.root)
+    if not blobs:
+        return current
+    cache = TakeCache(cfg.root / CACHE_FILE)
+    voices = dict(current.voices)
+    for address, record in current.voices.items():
+        take = record.take
+        blob = blobs.get(take.path)
+        if blob is None or blob == take.git_blob or not record.verified:
+            continue
+        if _holds(cfg.root, take.path, take.sha256, take.size, cache):
+            voices[address] = replace(record, take=replace(take, git_blob=blob))
+    if voices == current.voices:
+        return current
+    return state.save(cfg.state_path, replace(current, voices=voices))
+
+
+def _holds(root: Path, relative: str, sha256: str, size: int, cache: TakeCache) -> bool:
+    """Whether the regular file at ``relative`` is ``size`` bytes hashing to ``sha256``."""
+    try:
+        st = os.lstat(root / relative)
+    except OSError:
+        return False
+    if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+        return False
+    facts = cache.get(relative, st)
+    if facts is not None:
+        return bool(facts["sha256"] == sha256)
+    try:
+        return sha256_file(root / relative) == sha256
+    except OSError:
+        return False

@@ -11,11 +11,12 @@ import json
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from voicectl.yamlload import Document, Path_, dotted, show
+
+if TYPE_CHECKING:  # jsonschema costs ~100 ms to import: only when a check needs it
+    from jsonschema import Draft202012Validator, ValidationError
 
 NAMES = ("config", "voices", "state", "plan")
 
@@ -43,6 +44,8 @@ def load(name: str) -> dict[str, Any]:
 @cache
 def validator(name: str) -> Draft202012Validator:
     """A validator compiled once per process for the named schema."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(load(name))
 
 

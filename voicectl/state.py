@@ -9,6 +9,8 @@ newer-format file is an error and is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import uuid
 from dataclasses import replace
@@ -16,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from voicectl import schemas
+from voicectl import schemacheck, schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
@@ -32,15 +34,42 @@ def new_state() -> State:
     return State(lineage=str(uuid.uuid4()), serial=0)
 
 
-def load(path: Path, display: str) -> State | None:
-    """The state at ``path``, or None when there is none yet."""
+def load(path: Path, display: str, checked: Path | None = None) -> State | None:
+    """The state at ``path``, or None when there is none yet.
+
+    ``checked`` names a local cache file recording the digest of the last state found
+    valid against the schema (with voicectl's version and the schema's digest): the same
+    bytes are not checked again. A cache is a hint; a wrong one only costs the check.
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise StateError(f"{display}: cannot read the state: {exc.strerror}") from None
-    return parse(raw, display)
+    if checked is None:
+        return parse(raw, display)
+    token = _validity_token(raw)
+    try:
+        known = checked.read_bytes() == token
+    except OSError:
+        known = False
+    if known:
+        data = json.loads(raw)
+        if isinstance(data, dict):
+            return from_json(data)
+    result = parse(raw, display)
+    with contextlib.suppress(OSError):
+        write_atomic(checked, token)
+    return result
+
+
+def _validity_token(raw: bytes) -> bytes:
+    from voicectl import __version__
+
+    schema = hashlib.sha256(schemas.schema_path("state").read_bytes()).hexdigest()
+    body = {"state": hashlib.sha256(raw).hexdigest(), "schema": schema, "voicectl": __version__}
+    return json.dumps(body, sort_keys=True).encode()
 
 
 def parse(raw: bytes, display: str) -> State:
@@ -65,6 +94,8 @@ def parse(raw: bytes, display: str) -> State:
             f"{at}: written by a newer voicectl (state format {version}; this "
             f"voicectl reads format {FORMAT_VERSION}); upgrade voicectl"
         )
+    if schemacheck.surely_valid("state", data):
+        return from_json(data)
     errors = sorted(
         schemas.validator("state").iter_errors(data),
         key=lambda e: [str(p) for p in e.absolute_path],
@@ -119,7 +150,12 @@ def _record(address: str, body: dict[str, Any]) -> VoiceRecord:
         text=body["text"],
         preview_text=body.get("preview_text"),
         take=TakeRef(
-            audio["sha256"], audio["path"], audio["format"], audio["size"], float(audio["duration"])
+            audio["sha256"],
+            audio["path"],
+            audio["format"],
+            audio["size"],
+            float(audio["duration"]),
+            audio.get("git_blob", ""),
         ),
         clones_used=body["clones_used"],
         protect=body["protect"],
@@ -166,6 +202,8 @@ def record_json(record: VoiceRecord, *, with_address: bool = False) -> dict[str,
         body["orphaned_at"] = record.orphaned_at
     if not record.verified:
         body["audio"]["verified"] = False
+    if record.take.git_blob:
+        body["audio"]["git_blob"] = record.take.git_blob
     if record.remote is not None:
         body["remote"] = {
             "name": record.remote.name,

@@ -148,6 +148,7 @@ def apply(
             log.close()
             final = recovery.fold_or_keep(cfg.state_path, current, _echo_err)
         final = _record_remote(client, cfg, final, bool(outcome.done))
+        final = repository.remember_blobs(cfg, final)  # lets a fresh clone skip hashing
     out.summary(outcome.done, outcome.failed, blocked, final)
     return EXIT_USER_ERROR if outcome.failed or blocked else 0
 

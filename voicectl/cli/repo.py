@@ -131,7 +131,7 @@ def _planned(
     """Read the repository and plan it against ``current``; shows warnings."""
     from voicectl import planner, render, repository
 
-    snapshot = repository.read_valid(cfg)
+    snapshot = repository.read_valid(cfg, current)
     unknown = planner.unknown_addresses(options, snapshot.desired, current)
     if unknown:
         raise UsageError(
