@@ -313,3 +313,33 @@ def test_an_unknown_keyword_leaves_the_check_to_jsonschema() -> None:
     check = schemacheck.compile_schema({"type": "integer", "minimum": 0})
     assert check is not None
     assert check(3) and not check(True) and not check(-1) and not check(1.0)
+
+
+# --- libyaml's composer where it is safe -------------------------------------------------
+
+YAML_CASES = [
+    "voices:\n  a:\n    name: A\n    text: 'x: y'\n",
+    "voices: {a: {name: A}, b: [1, 2.5, null, true, 2020-01-01]}\n",
+    "a: 1\na: 2\n",
+    "a: 1\n---\nb: 2\n",
+    "a: [1, 2\n",
+    "a: &x {b: 1}\nc: *x\n",
+    "a: !!python/object:os.system x\n",
+    "[" * 65 + "]" * 65 + "\n",
+    "[" * 64 + "]" * 64 + "\n",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", YAML_CASES)
+def test_the_c_composer_fast_path_agrees_with_the_careful_composer(text: str) -> None:
+    from voicectl import yamlload
+
+    fast = yamlload.load_text(text, "f.yaml")
+    careful = yamlload.load_text(text, "f.yaml", fast=False)
+    assert (fast.data, fast.values, fast.keys, fast.problems) == (
+        careful.data,
+        careful.values,
+        careful.keys,
+        careful.problems,
+    )

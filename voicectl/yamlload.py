@@ -372,12 +372,65 @@ def _byte_position(raw: bytes, offset: int) -> tuple[int, int]:
     return line, column
 
 
-def load_text(text: str, file: str) -> Document:
-    """Compose and build one YAML document; problems are collected, never raised."""
-    doc = Document(file)
+# Characters every level of nesting needs one of; their count bounds the depth.
+_NESTING_CHARS = ("[", "{", "-", ":", "?")
+_C_DEPTH_BOUND = 10_000
+
+
+def _compose_in_c(text: str) -> Node | None:
+    """libyaml's own composer, where it is known to be safe and to agree with
+    :func:`_compose`; None otherwise (and for an empty document), so that the careful
+    composer runs and words any problem exactly as it always does.
+
+    Safe: without ``&`` or ``*`` there is no anchor or alias to check, and with fewer
+    nesting indicators than :data:`_C_DEPTH_BOUND` its recursion cannot exhaust the C
+    stack; the depth found is then held to :data:`MAX_DEPTH` like any other document.
+    Any error, or more than one document, also goes back to the careful composer.
+    """
+    if _Loader is yaml.SafeLoader or "&" in text or "*" in text:
+        return None
+    if sum(text.count(c) for c in _NESTING_CHARS) >= _C_DEPTH_BOUND:
+        return None
     loader = _Loader(text)
     try:
-        node = _compose(loader)
+        node: Node | None = loader.get_single_node()
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
+    if node is None or _depth(node) > MAX_DEPTH:
+        return None
+    return node
+
+
+def _depth(root: Node) -> int:
+    """How deeply collections nest in a tree of nodes (no aliases: it is a tree)."""
+    deepest, pending = 0, [(root, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, ScalarNode):
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if isinstance(node, SequenceNode):
+            pending.extend((child, depth) for child in node.value)
+        else:
+            for key, value in node.value:
+                pending.append((key, depth))
+                pending.append((value, depth))
+    return deepest
+
+
+def load_text(text: str, file: str, *, fast: bool = True) -> Document:
+    """Compose and build one YAML document; problems are collected, never raised.
+
+    ``fast=False`` always uses the careful composer (tests compare the two).
+    """
+    doc = Document(file)
+    composed = _compose_in_c(text) if fast else None
+    loader = _Loader(text)
+    try:
+        node = composed if composed is not None else _compose(loader)
         if node is not None:
             doc.data = _Builder(doc, budget=len(text) + _EXPANSION_SLACK).build(node, ())
     except yaml.MarkedYAMLError as exc:
