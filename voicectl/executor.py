@@ -126,14 +126,15 @@ class Executor:
             if name is not None:
                 waiting[name] = deque()
             ready.append(change)
-        # Only ``parallelism`` clones are handed to the pool at a time, and each reports
-        # through a queue: waiting on all of 10,000 futures at once costs O(N) per answer,
-        # and an interrupted apply must not leave thousands queued to be sent anyway.
+        # Only twice ``parallelism`` clones are handed to the pool at a time (a worker that
+        # finishes finds the next one waiting), and each reports through a queue: waiting
+        # on all of 10,000 futures at once costs O(N) per answer, and an interrupted apply
+        # must not leave thousands queued to be sent anyway.
         answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]] = queue.SimpleQueue()
         in_flight = 0
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
             while ready or in_flight:
-                while ready and in_flight < self.parallelism:
+                while ready and in_flight < 2 * self.parallelism:
                     change = ready.popleft()
                     sends[change.address] += 1
                     future = pool.submit(self._clone, change)
