@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,3 +196,21 @@ def test_tls_verification_is_on_for_https() -> None:
     c = http_client("https://api.coze.cn")
     transport = c._transport  # httpx keeps the SSL context on its pool
     assert transport._pool._ssl_context.verify_mode.name == "CERT_REQUIRED"  # type: ignore[attr-defined]
+
+
+def test_a_take_is_streamed_from_disk_not_read_into_memory(base: str, tmp_path: Path) -> None:
+    """A 24 MB upload leaves a few chunks in memory at a time (Coze refuses it as over
+    its 10 MB limit only once it has all arrived)."""
+    big = tmp_path / "big.wav"
+    with open(big, "wb") as handle:
+        handle.truncate(24 * 1024 * 1024)
+    c = client(base)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CozeError) as caught:
+            clone(c, big)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert caught.value.code == 4302
+    assert peak < 6 * 1024 * 1024, f"{peak / 1e6:.1f} MB held at once"
