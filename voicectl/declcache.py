@@ -3,7 +3,7 @@ parsed again.
 
 It lives in ``.voicectl/cache/declarations.json`` (git-ignored) and maps each
 declaration file's repository path to what loading it found when its (size, mtime_ns,
-ctime_ns, inode) were last seen: the declarations and the problems, both already
+ctime_ns, inode, device) were last seen: the declarations and the problems, both already
 checked against the schema. The whole cache belongs to one voicectl version, one
 voices schema and one voicectl.yaml (its defaults shape every declaration); any other
 cache is ignored. A cache is a hint: a corrupt, foreign or hand-edited one is silently
@@ -32,7 +32,7 @@ _PROBLEM_FIELDS = 5
 
 
 def stat_key(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 def _decl_row(d: Declaration) -> list[Any]:
