@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,41 +147,46 @@ class Journal:
 
 def _last_seq(path: Path) -> int:
     last = 0
-    for record in _records(path):
+    for _, record in _records(path):
         if isinstance(record.get("seq"), int):
             last = max(last, record["seq"])
     return last
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
+def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Each record with its line, read one line at a time (a migration's journal runs to
+    megabytes: it is never held whole, as bytes or as parsed records)."""
     try:
-        raw = path.read_bytes()
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the last line
     except FileNotFoundError:
-        return []
-    records = []
-    lines = raw.split(b"\n")
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            if number == len(lines):  # a line torn by a crash mid-write: it never happened
-                break
-            raise StateError(
-                f"{path}:{number}: the apply journal is corrupt; it was left unchanged"
-            ) from None
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+        return
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                if not line.endswith(b"\n"):  # torn by a crash mid-write: it never happened
+                    break
+                raise StateError(
+                    f"{path}:{number}: the apply journal is corrupt; it was left unchanged"
+                ) from None
+            if isinstance(record, dict):
+                yield line, record
 
 
 def replay(path: Path, state: State) -> Replayed | None:
-    """The state with the journal's completed changes applied, and what is unresolved."""
+    """The state with the journal's completed changes applied, and what is unresolved.
+
+    Changes are kept as their journal lines until they are folded, one at a time, so
+    replaying 10,000 clones holds a few megabytes of text, not 10,000 parsed changes.
+    """
     records = _records(path)
-    if not records:
+    first = next(records, None)
+    if first is None:
         return None
-    begin = records[0]
+    begin = first[1]
     if begin.get("type") != "begin":
         raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
     if begin.get("lineage") != state.lineage:
@@ -190,32 +196,35 @@ def replay(path: Path, state: State) -> Replayed | None:
             "aside if that state is gone"
         )
     if state.serial > int(begin.get("serial", 0)):
-        return Replayed(state, [], len(records) - 1, stale=True)
-    changes: dict[int, Pending] = {}
+        return Replayed(state, [], sum(1 for _ in records), stale=True)
+    started: dict[int, bytes] = {}
     outcome: dict[int, dict[str, Any]] = {}
-    for record in records[1:]:
+    entries = 0
+    for line, record in records:
+        entries += 1
         seq = record.get("seq")
         if not isinstance(seq, int):
             continue
         if record.get("type") == "pending":
-            changes[seq] = Pending(
-                seq,
-                change_from_json(record["change"]),
-                record["started_at"],
-                float(record["started_unix"]),
-            )
+            started[seq] = line
         elif record.get("type") in ("done", "failed"):
-            outcome[seq] = record
-    pending = []
-    done = []
+            outcome[seq] = {k: record.get(k) for k in ("type", "at", "voice_id", "logid")}
     commit = str(begin.get("commit") or "")
-    for seq in sorted(changes):
-        item = changes[seq]
-        result = outcome.get(seq)
-        if result is None:
-            pending.append(item)
-        elif result["type"] == "done":
-            logid = str(result.get("logid") or "")
-            done.append(Done(item.change, result["at"], result.get("voice_id"), logid, commit))
-    state = applied_all(state, done)  # one pass, however long the journal
-    return Replayed(state, pending, len(records) - 1)
+    pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
+
+    def done() -> Iterator[Done]:
+        for seq in sorted(started):
+            result = outcome.get(seq)
+            if result is not None and result["type"] == "done":
+                change = _pending(seq, started.pop(seq)).change
+                logid = str(result.get("logid") or "")
+                yield Done(change, result["at"], result.get("voice_id"), logid, commit)
+
+    return Replayed(applied_all(state, done()), pending, entries)
+
+
+def _pending(seq: int, line: bytes) -> Pending:
+    record = json.loads(line)
+    return Pending(
+        seq, change_from_json(record["change"]), record["started_at"], float(record["started_unix"])
+    )
