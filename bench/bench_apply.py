@@ -4,7 +4,10 @@ Runs the real CLI (`python -m voicectl apply`) as a subprocess against the emula
 served on loopback from this process, into an empty state. Prints the wall time, the
 floor ceil(N/P)*L, and their ratio; also the same apply with nothing to do (the fixed
 cost of starting Python, reading the repository and listing nothing), so the ratio of
-the clone phase alone is visible too.
+the clone phase alone is visible too. Then it tells the emulator's share from
+voicectl's: the same requests from a bare httpx client against the emulator
+(bench/floors.py), and the same apply against bench/stub.py, whose cost per request
+does not grow with the voices it holds.
 
     python bench/bench_apply.py                 # N=64, L=200 ms, P=8
     python bench/bench_apply.py --n 1000 --parallelism 8 --latency-ms 200
@@ -27,6 +30,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "bench"))
+from stub import running_stub  # noqa: E402
 
 from voicectl.emulator.server import running_emulator  # noqa: E402
 
@@ -96,6 +102,13 @@ def main() -> None:
             wall = timed_apply(root, base, p)
             clones = len(httpx.get(f"{base}/_emulator/ledger").json()["clones"])
             fixed = timed_apply(root, base, p)  # nothing left to do: the fixed cost
+        with running_emulator(Path(tmp) / "emulator-bare") as base:
+            httpx.post(f"{base}/_emulator/faults", json={"latency_ms": args.latency_ms})
+            bare = timed_floor(root, base, p)
+        (root / "state" / "voicectl.state.json").unlink()
+        with running_stub(latency) as (base, ledger):
+            stub = timed_apply(root, base, p)
+            stub_clones = len(ledger.names)
     floor = math.ceil(n / p) * latency
     print(f"apply N={n} L={latency * 1000:.0f}ms P={p}: {clones} clones")
     print(f"  wall time              {wall:8.3f} s")
@@ -103,8 +116,29 @@ def main() -> None:
     print(f"  ratio wall/floor       {wall / floor:8.3f}")
     print(f"  no-op apply (fixed)    {fixed:8.3f} s")
     print(f"  ratio (wall-fixed)/floor {(wall - fixed) / floor:6.3f}")
-    if clones != n:
-        raise SystemExit(f"expected {n} clones, the emulator's ledger has {clones}")
+    print(
+        f"  bare client, emulator  {bare:8.3f} s   ratio {bare / floor:6.3f} (the emulator's share)"
+    )
+    print(f"  apply, bench/stub.py   {stub:8.3f} s   ratio {stub / floor:6.3f} (voicectl's share)")
+    if clones != n or stub_clones != n:
+        raise SystemExit(f"expected {n} clones, got {clones} (emulator), {stub_clones} (stub)")
+
+
+def timed_floor(root: Path, base: str, parallelism: int) -> float:
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "floors.py"),
+            "clones",
+            str(root),
+            base,
+            str(parallelism),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":
