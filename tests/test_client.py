@@ -84,6 +84,17 @@ def test_list_pages_until_the_end(base: str, take: Path) -> None:
     assert {v.voice_id for v in c.voices(page_size=2)} == ids
 
 
+@pytest.mark.parametrize("ahead", [1, 3, 8])
+def test_pages_read_several_at_once_give_each_voice_once_in_order(
+    base: str, take: Path, ahead: int
+) -> None:
+    c = client(base)
+    ids = [clone(c, take, voice_name=f"v{i}") for i in range(11)]
+    listed = [v.voice_id for v in c.voices(page_size=2, ahead=ahead)]
+    assert sorted(listed) == sorted(ids) and len(listed) == 11
+    assert listed == [v.voice_id for v in c.voices(page_size=2, ahead=1)]
+
+
 def test_list_stops_at_the_page_cap(base: str, take: Path) -> None:
     c = client(base)
     for i in range(3):
