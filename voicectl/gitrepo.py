@@ -34,51 +34,90 @@ def head(root: Path) -> str:
     return commit if len(commit) >= 40 and all(c in "0123456789abcdef" for c in commit) else ""
 
 
-def _git_bytes(root: Path, *args: str, timeout: float = 60) -> bytes | None:
-    exe = shutil.which("git")
-    if exe is None:
-        return None
-    try:
-        done = subprocess.run(
-            [exe, "-C", str(root), *args],
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
+class CleanBlobs:
+    """The blob id of every tracked regular file under ``root`` whose work-tree copy git
+    reports unmodified, by path relative to ``root``; {} when git cannot tell.
+
+    Two cheap questions, asked once for the whole tree and started together as soon as
+    the object is made, so that git works while voicectl parses YAML: ``ls-files
+    --stage`` gives the index's blob ids, ``diff-files`` the files whose work-tree copy
+    differs from the index (read-only: it compares stat data, and content where stat
+    cannot decide, as on a fresh clone). A file marked assume-unchanged or skip-worktree
+    is left out, since git no longer looks at it, and so is anything in a merge conflict.
+    A file git calls clean holds exactly its blob's content after git's own filters (for
+    Git LFS, the blob is the pointer).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.children: list[subprocess.Popen[bytes]] = []
+        exe = shutil.which("git")
+        if exe is None:
+            return
+        questions = (
+            ["ls-files", "--stage", "-v", "-z"],
+            ["diff-files", "--name-only", "--relative", "-z"],
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
+        try:
+            for args in questions:
+                self.children.append(
+                    subprocess.Popen(
+                        [exe, "-C", str(root), *args],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+        except OSError:
+            self.close()
+
+    def _answers(self) -> list[bytes] | None:
+        if len(self.children) != 2:
+            return None
+        answers = []
+        for child in self.children:
+            try:
+                out, _ = child.communicate(timeout=120)
+            except subprocess.SubprocessError:
+                return None
+            if child.returncode != 0:
+                return None
+            answers.append(out)
+        return answers
+
+    def result(self) -> dict[str, str]:
+        try:
+            answers = self._answers()
+        finally:
+            self.close()
+        if answers is None:
+            return {}
+        listing, modified = answers
+        dirty = set(modified.split(b"\0"))
+        blobs: dict[str, str] = {}
+        for item in listing.split(b"\0"):
+            info, _, name = item.partition(b"\t")
+            parts = info.split(b" ")
+            if len(parts) != 4 or parts[0] != b"H" or parts[3] != b"0" or name in dirty:
+                continue
+            if parts[1] not in (b"100644", b"100755"):  # symlinks, submodules
+                continue
+            try:
+                blobs[name.decode()] = parts[2].decode("ascii")
+            except UnicodeDecodeError:
+                continue
+        return blobs
+
+    def close(self) -> None:
+        """Stop and reap whatever is still running (the answer was not needed)."""
+        for child in self.children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        self.children = []
 
 
 def clean_blobs(root: Path) -> dict[str, str]:
-    """Blob id of every tracked regular file under ``root`` whose work-tree copy git
-    reports unmodified, by path relative to ``root``; {} when git cannot tell.
-
-    Two cheap questions, asked once for the whole tree: ``ls-files --stage`` gives the
-    index's blob ids, ``diff-files`` the files whose work-tree copy differs from the
-    index (read-only: it compares stat data, and content where stat cannot decide). A
-    file marked assume-unchanged or skip-worktree is left out, since git no longer looks
-    at it, and so is anything in a merge conflict. A file git calls clean holds exactly
-    its blob's content (after git's own filters: for Git LFS, the blob is the pointer).
-    """
-    listing = _git_bytes(root, "ls-files", "--stage", "-v", "-z")
-    if listing is None:
-        return {}
-    modified = _git_bytes(root, "diff-files", "--name-only", "--relative", "-z")
-    if modified is None:
-        return {}
-    dirty = set(modified.split(b"\0"))
-    blobs: dict[str, str] = {}
-    for item in listing.split(b"\0"):
-        info, _, name = item.partition(b"\t")
-        parts = info.split(b" ")
-        if len(parts) != 4 or parts[0] != b"H" or parts[3] != b"0" or name in dirty:
-            continue
-        if parts[1] not in (b"100644", b"100755"):  # symlinks, submodules
-            continue
-        try:
-            blobs[name.decode()] = parts[2].decode("ascii")
-        except UnicodeDecodeError:
-            continue
-    return blobs
+    """See :class:`CleanBlobs`: asked and answered at once."""
+    return CleanBlobs(root).result()

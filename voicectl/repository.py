@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -53,25 +54,33 @@ def read(cfg: config.Config, *, use_cache: bool = True, recorded: State | None =
     """Load declarations and inspect their takes; problems are collected, not raised.
 
     With the ``recorded`` state, takes it knows by git blob id are trusted unread when
-    git reports them clean (see :func:`audio.inspect`).
+    git reports them clean (see :func:`audio.inspect`). ``use_cache=False`` reads every
+    file afresh: no cache, no git.
     """
-    declarations = DeclarationCache(
-        cfg.root / DECLARATIONS_CACHE if use_cache else None, _cache_identity(cfg)
-    )
-    loaded = config.load_declarations(cfg, declarations)
-    declarations.save()
-    cache = TakeCache(cfg.root / CACHE_FILE if use_cache else None)
-    refs = (
-        [] if recorded is None else [r.take for r in (*recorded.voices.values(), *recorded.orphans)]
-    )
-    inspection = audio.inspect(
-        cfg.root,
-        loaded.declarations,
-        cache,
-        recorded=refs,
-        blobs=lambda: gitrepo.clean_blobs(cfg.root),
-    )
-    cache.save()
+    blobs = _early_blobs(cfg, use_cache, recorded)
+    try:
+        declarations = DeclarationCache(
+            cfg.root / DECLARATIONS_CACHE if use_cache else None, _cache_identity(cfg)
+        )
+        loaded = config.load_declarations(cfg, declarations)
+        declarations.save()
+        cache = TakeCache(cfg.root / CACHE_FILE if use_cache else None)
+        refs = (
+            []
+            if recorded is None
+            else [r.take for r in (*recorded.voices.values(), *recorded.orphans)]
+        )
+        inspection = audio.inspect(
+            cfg.root,
+            loaded.declarations,
+            cache,
+            recorded=refs,
+            blobs=_blob_source(cfg, use_cache, blobs),
+        )
+        cache.save()
+    finally:
+        if blobs is not None:
+            blobs.close()
     desired = [
         DesiredVoice(d, inspection.takes[d.audio])
         for d in loaded.declarations
@@ -79,6 +88,26 @@ def read(cfg: config.Config, *, use_cache: bool = True, recorded: State | None =
     ]
     problems = sorted([*loaded.problems, *inspection.problems])
     return Snapshot(cfg, desired, problems, loaded.files)
+
+
+def _early_blobs(
+    cfg: config.Config, use_cache: bool, recorded: State | None
+) -> gitrepo.CleanBlobs | None:
+    """Ask git right away when it will surely be needed (no take cache yet, as on a fresh
+    clone, and a state that records blob ids): git then works while YAML is parsed."""
+    if not use_cache or recorded is None or (cfg.root / CACHE_FILE).exists():
+        return None
+    if not any(r.take.git_blob for r in recorded.voices.values()):
+        return None
+    return gitrepo.CleanBlobs(cfg.root)
+
+
+def _blob_source(
+    cfg: config.Config, use_cache: bool, early: gitrepo.CleanBlobs | None
+) -> Callable[[], Mapping[str, str]] | None:
+    if early is not None:
+        return early.result
+    return (lambda: gitrepo.clean_blobs(cfg.root)) if use_cache else None
 
 
 def _cache_identity(cfg: config.Config) -> dict[str, str]:
