@@ -205,6 +205,28 @@ def bench_cold(b: Bench, repo: synth.Repo) -> None:
     )
     b.extra["rss_cold_plan_mb"] = max(p.rss_mb for p in runs)
 
+    # The hashing alone: the takes' cache gone, the declarations' kept (as after a
+    # checkout that touched every take but no YAML), against the same plan warm.
+    def takes_cold() -> Proc:
+        (root / ".voicectl" / "cache" / "takes.json").unlink(missing_ok=True)
+        return b.voicectl(root, "plan", codes=(0,))
+
+    b.voicectl(root, "plan", codes=(0,))
+    floor_t, takes, _ = interleaved(
+        b.args.repeat_cold, lambda: b.floor("hash", str(root)), takes_cold
+    )
+    hashing_only = takes.wall - warm_empty.wall
+    b.extra["cold_takes_hashing_phase_s"] = hashing_only
+    b.figure(
+        report.Figure(
+            "takes' cache removed minus the same plan warm (hashing only)",
+            hashing_only,
+            floor_t.wall,
+            "parallel hashlib (a process of its own)",
+            1.25,
+        )
+    )
+
 
 def bench_applies(b: Bench, repo: synth.Repo) -> None:
     sizes = apply_sizes(repo.voices, b.args.per_file)
