@@ -15,6 +15,7 @@ from voicectl.client import (
     CozeError,
     OutcomeUnknown,
     Retry,
+    Throttle,
     TransportError,
     check_base_url,
     http_client,
@@ -225,3 +226,44 @@ def test_a_take_is_streamed_from_disk_not_read_into_memory(base: str, tmp_path: 
         tracemalloc.stop()
     assert caught.value.code == 4302
     assert peak < 6 * 1024 * 1024, f"{peak / 1e6:.1f} MB held at once"
+
+
+class Clock:
+    """An injected clock and sleep: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_throttle_halves_on_a_rate_limit_and_widens_again_on_answers() -> None:
+    clock = Clock()
+    throttle = Throttle(ceiling=8, clock=clock, sleep=clock.sleep)
+    with throttle.slot() as first, throttle.slot(), throttle.slot(), throttle.slot():
+        first.pause = 2.0  # Coze said 429, Retry-After: 2, with four requests in flight
+    assert throttle.window == 2.0
+    with throttle.slot():  # a request not yet sent waits out the pause first
+        pass
+    assert clock.slept == [2.0]
+    for _ in range(20):
+        with throttle.slot():
+            pass
+    assert 2.0 < throttle.window <= 8.0
+
+
+def test_throttle_cuts_once_for_rejections_of_requests_sent_together() -> None:
+    clock = Clock()
+    throttle = Throttle(ceiling=8, clock=clock, sleep=clock.sleep)
+    with throttle.slot() as a, throttle.slot() as b, throttle.slot(), throttle.slot():
+        a.pause = b.pause = 1.0
+    assert throttle.window == 2.0  # not 1: b was sent before a's cut
+    with throttle.slot(hold_back=False) as c:
+        c.pause = 1.0
+    assert throttle.window == 1.0  # a new round: cut again, never below one

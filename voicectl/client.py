@@ -112,10 +112,11 @@ class Throttle:
     """How many requests of one client may be in flight, adapted to Coze's rate limit.
 
     Additive increase, multiplicative decrease (TCP's rule): a rate-limit rejection halves
-    the window (once per round: rejections of requests sent before the last cut do not
-    cut again) and holds back every request not yet sent until its Retry-After has
-    passed; each answer that is not a rejection widens the window by 1/window, up to
-    ``ceiling``. Safe to share between threads.
+    the window, or the most requests that were in flight if fewer (once per round:
+    rejections of requests sent before the last cut do not cut again), and holds back
+    every request not yet sent until its Retry-After has passed; each answer that is not
+    a rejection widens the window by 1/window, up to ``ceiling``. Safe to share between
+    threads.
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class Throttle:
         self.ceiling, self.window = ceiling, float(ceiling)
         self.clock, self.sleep = clock, sleep
         self.in_flight = self.round = 0
+        self.busiest = 0  # the most requests in flight at once since the last cut
         self.resume_at = 0.0
         self._changed = threading.Condition()
 
@@ -143,6 +145,7 @@ class Throttle:
             while self.in_flight >= max(1, int(self.window)):
                 self._changed.wait()
             self.in_flight += 1
+            self.busiest = max(self.busiest, self.in_flight)
             slot = Slot(self.round)
         try:
             yield slot
@@ -153,7 +156,8 @@ class Throttle:
                     self.window = min(float(self.ceiling), self.window + 1 / self.window)
                 else:
                     if slot.round == self.round:
-                        self.window = max(1.0, (self.in_flight + 1) / 2)
+                        self.window = max(1.0, min(self.window, self.busiest) / 2)
+                        self.busiest = self.in_flight
                         self.round += 1
                     self.resume_at = max(self.resume_at, self.clock() + slot.pause)
                 self._changed.notify_all()
