@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from voicectl.atomic import write_atomic
 from voicectl.errors import Problem
+from voicectl.hashing import write_cache
 from voicectl.model import LANGUAGES, Declaration
 
 CACHE_FORMAT = 1
@@ -145,7 +145,7 @@ class DeclarationCache:
             return
         body = {"format": CACHE_FORMAT, "identity": self.identity, "files": self.entries}
         try:
-            write_atomic(self.path, json.dumps(body, separators=(",", ":")).encode())
+            write_cache(self.path, json.dumps(body, separators=(",", ":")).encode())
         except OSError:
             return
         self.dirty = False

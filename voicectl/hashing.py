@@ -8,20 +8,37 @@ bytes are trusted unread; anything else reads the file again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from voicectl.atomic import write_atomic
 from voicectl.model import AUDIO_FORMATS
 
 CACHE_FORMAT = 1
 CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def write_cache(path: Path, data: bytes) -> None:
+    """Replace a cache file at once, but without fsync: a cache needs no durability (a
+    torn one is ignored), and after a large checkout an fsync can wait for the file
+    system to write back everything the checkout wrote."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def sha256_file(path: Path) -> str:
@@ -102,7 +119,7 @@ class TakeCache:
             {"format": CACHE_FORMAT, "entries": self.entries}, separators=(",", ":"), sort_keys=True
         )
         try:
-            write_atomic(self.path, body.encode())
+            write_cache(self.path, body.encode())
             gitignore = self.path.parent.parent / ".gitignore"
             if not gitignore.exists():
                 gitignore.write_text("*\n")

@@ -21,6 +21,7 @@ from typing import Any
 from voicectl import schemacheck, schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
+from voicectl.hashing import write_cache
 from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
 
 FORMAT_VERSION = 1
@@ -60,7 +61,7 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
             return from_json(data)
     result = parse(raw, display)
     with contextlib.suppress(OSError):
-        write_atomic(checked, token)
+        write_cache(checked, token)
     return result
 
 
