@@ -343,3 +343,79 @@ def test_the_c_composer_fast_path_agrees_with_the_careful_composer(text: str) ->
         careful.keys,
         careful.problems,
     )
+
+
+def _valid_state() -> dict[str, Any]:
+    from voicectl import state
+    from voicectl.model import State, TakeEntry, TakeRef, VoiceRecord
+
+    sha = "a" * 64
+    record = VoiceRecord(
+        "narrator",
+        "7400000000000000001",
+        "7350000000000000001",
+        "Narrator",
+        "en",
+        "Hello.",
+        None,
+        TakeRef(sha, "audio/n.wav", "wav", 1000, 12.5, "b" * 40),
+        1,
+        False,
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:00Z",
+    )
+    entry = TakeEntry("7400000000000000001", "narrator", 1, "2026-01-01T00:00:00Z")
+    current = State(
+        "12345678-1234-1234-1234-123456789abc",
+        3,
+        voices={"narrator": record},
+        takes={sha: (entry,)},
+    )
+    return state.to_json(current)
+
+
+STATE_MUTATIONS: list[tuple[str, Any]] = [
+    ("voices.narrator.voice_id", "abc"),
+    ("voices.narrator.clones_used", 11),
+    ("voices.narrator.clones_used", True),
+    ("voices.narrator.audio.format", "flac"),
+    ("voices.narrator.audio.git_blob", "not-a-blob"),
+    ("voices.narrator.audio.duration", -1),
+    ("voices.narrator.audio.size", 1.5),
+    ("voices.narrator.extra", 1),
+    ("voices.narrator.protect", "no"),
+    ("lineage", "nope"),
+    ("serial", -1),
+    ("format_version", 2),
+    ("orphans", {}),
+]
+
+
+@pytest.mark.parametrize(("where", "value"), STATE_MUTATIONS)
+def test_the_compiled_state_check_never_passes_what_jsonschema_refuses(
+    where: str, value: Any
+) -> None:
+    data = _valid_state()
+    assert schemacheck.surely_valid("state", data)
+    assert not list(schemas.validator("state").iter_errors(data))
+    *parents, last = where.split(".")
+    target = data
+    for part in parents:
+        target = target[part]
+    target[last] = value
+    assert not schemacheck.surely_valid("state", data)
+    assert list(schemas.validator("state").iter_errors(data))
+
+
+def test_a_state_without_git_blobs_is_still_read(tmp_path: Path) -> None:
+    """States written before git_blob existed stay readable (the field is optional)."""
+    from voicectl import state
+
+    data = _valid_state()
+    del data["voices"]["narrator"]["audio"]["git_blob"]
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(data))
+    loaded = state.load(path, "state.json")
+    assert loaded is not None
+    assert loaded.voices["narrator"].take.git_blob == ""
+    assert "git_blob" not in state.to_json(loaded)["voices"]["narrator"]["audio"]
