@@ -103,9 +103,14 @@ class Retry:
         return float(max(backoff, min(retry_after, 60.0))) if retry_after is not None else backoff
 
     def rate_delay(self, attempt: int, retry_after: float | None) -> float:
-        """The wait after a rate-limit rejection: never shorter than Retry-After, and
+        """The wait after a rate-limit rejection: Coze's Retry-After when it gives one (the
+        throttle, not a growing wait, is what slows the apply down), else exponential;
         spread so that the senders it stopped together do not all come back at once."""
-        return self.delay(attempt, retry_after) * (1 + random.uniform(0, self.jitter))
+        if retry_after is None:
+            wait = self.delay(attempt, None)
+        else:
+            wait = max(self.base, min(retry_after, 60.0))
+        return wait * (1 + random.uniform(0, self.jitter))
 
 
 class Throttle:
