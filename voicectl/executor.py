@@ -133,28 +133,34 @@ class Executor:
         answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]] = queue.SimpleQueue()
         in_flight = 0
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            while ready or in_flight:
-                while ready and in_flight < 2 * self.parallelism:
-                    change = ready.popleft()
-                    sends[change.address] += 1
-                    future = pool.submit(self._clone, change)
-                    future.add_done_callback(functools.partial(_answered, answers, change))
-                    in_flight += 1
-                change, future = answers.get()
-                in_flight -= 1
-                result = results[change.address] = future.result()
-                name = _new_voice_name(change)
-                if name is None:
-                    continue
-                if isinstance(result, Pending):
-                    deferred += waiting.pop(name)
-                    continue
-                if not result.startswith("error:"):
-                    known.add(result)
-                if waiting[name]:
-                    ready.append(waiting[name].popleft())
-                else:
-                    del waiting[name]
+            try:
+                while ready or in_flight:
+                    while ready and in_flight < 2 * self.parallelism:
+                        change = ready.popleft()
+                        sends[change.address] += 1
+                        future = pool.submit(self._clone, change)
+                        future.add_done_callback(functools.partial(_answered, answers, change))
+                        in_flight += 1
+                    change, future = answers.get()
+                    in_flight -= 1
+                    result = results[change.address] = future.result()
+                    name = _new_voice_name(change)
+                    if name is None:
+                        continue
+                    if isinstance(result, Pending):
+                        deferred += waiting.pop(name)
+                        continue
+                    if not result.startswith("error:"):
+                        known.add(result)
+                    if waiting[name]:
+                        ready.append(waiting[name].popleft())
+                    else:
+                        del waiting[name]
+            except BaseException:
+                # ^C or a bug: clones not yet started are never sent; those on the wire
+                # finish and are journaled as the with-block waits for them.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         unknown = []
         for change in changes:
             answer = results.get(change.address)
