@@ -222,6 +222,9 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
         follow_redirects=False,
         verify=True,
         headers={"User-Agent": "voicectl"},
+        # Keep a connection alive for each of up to 64 parallel clones (httpx keeps 20):
+        # one past that would be closed after every request and made again.
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
     )
 
 
