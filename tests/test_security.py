@@ -166,9 +166,7 @@ def test_a_hand_edited_state_cannot_point_voicectl_at_an_outside_file(
     # The create, then per edit a retrain (the state no longer matches a.wav): every
     # upload is a.wav, the declared take inside the repository.
     assert len(coze.ledger()) == 4
-    assert uploaded(coze) == {
-        hashlib.sha256((repo.root / "audio/a.wav").read_bytes()).hexdigest()
-    }
+    assert uploaded(coze) == {hashlib.sha256((repo.root / "audio/a.wav").read_bytes()).hexdigest()}
 
 
 def test_a_saved_plan_naming_an_outside_file_is_refused_unread(
