@@ -12,6 +12,8 @@ import pytest
 from voicectl.emulator import EmulatorError, create_app, running_emulator
 from voicectl.emulator.store import DATA_FILE
 
+LOG = DATA_FILE + ".log"
+
 
 def coze_at(url: str) -> cozepy.Coze:
     return cozepy.Coze(auth=cozepy.TokenAuth("pat_any"), base_url=url)
@@ -37,15 +39,35 @@ def test_voices_and_ledger_survive_a_restart(data_dir: Path, wav: bytes) -> None
     assert int(newer.voice_id) > int(voice.voice_id)  # the id sequence continues
 
 
-def test_the_data_file_is_replaced_whole_and_no_temp_file_is_left(
+def test_clones_are_appended_to_a_log_folded_into_the_data_file_on_restart(
     data_dir: Path, wav: bytes
 ) -> None:
     with running_emulator(data_dir) as url:
         for n in range(3):
             coze_at(url).audio.voices.clone(voice_name=f"v{n}", file=wav, audio_format="wav")
+        assert len((data_dir / LOG).read_text(encoding="utf-8").splitlines()) == 3
+    with running_emulator(data_dir) as url:
+        assert len(httpx.get(f"{url}/_emulator/ledger").json()["clones"]) == 3
     assert [p.name for p in data_dir.iterdir()] == [DATA_FILE]
     document = json.loads((data_dir / DATA_FILE).read_text(encoding="utf-8"))
     assert len(document["voices"]) == len(document["ledger"]) == 3
+
+
+def test_a_torn_last_log_line_was_never_acknowledged_and_is_dropped(
+    data_dir: Path, wav: bytes
+) -> None:
+    """The emulator killed mid-append: complete lines are clones it answered."""
+    with running_emulator(data_dir) as url:
+        for n in range(2):
+            coze_at(url).audio.voices.clone(voice_name=f"v{n}", file=wav, audio_format="wav")
+    assert not (data_dir / DATA_FILE).exists()  # the log was never folded yet
+    log = data_dir / LOG
+    with open(log, "a", encoding="utf-8") as handle:
+        handle.write('{"voice": {"voice_id": "74')
+    with running_emulator(data_dir) as url:
+        names = {v.name for v in coze_at(url).audio.voices.list(filter_system_voice=True)}
+    assert names == {"v0", "v1"}
+    assert not log.exists()
 
 
 def test_reset_clears_voices_ledger_and_faults_on_disk_too(data_dir: Path, wav: bytes) -> None:
@@ -68,8 +90,8 @@ def test_a_corrupt_data_file_is_refused_with_a_clear_error(data_dir: Path) -> No
 
 def test_a_failed_write_answers_5000_and_commits_nothing(data_dir: Path, wav: bytes) -> None:
     with running_emulator(data_dir) as url:
-        blocker = data_dir / DATA_FILE / "in-the-way"
-        blocker.mkdir(parents=True)  # the data file's path is now a non-empty directory
+        blocker = data_dir / LOG / "in-the-way"
+        blocker.mkdir(parents=True)  # the log's path is now a non-empty directory
         reply = httpx.post(
             f"{url}/v1/audio/voices/clone",
             headers={"Authorization": "Bearer t"},
@@ -80,7 +102,7 @@ def test_a_failed_write_answers_5000_and_commits_nothing(data_dir: Path, wav: by
         assert reply.json()["detail"]["logid"] == reply.headers["x-tt-logid"]
         assert list(coze_at(url).audio.voices.list(filter_system_voice=True)) == []
         blocker.rmdir()
-        (data_dir / DATA_FILE).rmdir()
+        (data_dir / LOG).rmdir()
         voice = coze_at(url).audio.voices.clone(voice_name="saved", file=wav, audio_format="wav")
         assert [v.voice_id for v in coze_at(url).audio.voices.list(filter_system_voice=True)] == [
             voice.voice_id

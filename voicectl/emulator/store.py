@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 from voicectl.errors import VoicectlError
 
@@ -152,7 +153,8 @@ def check_clone_fields(
 
 
 class VoiceStore:
-    """Custom voices, the ledger and the id sequence, persisted in one JSON file."""
+    """Custom voices, the ledger and the id sequence: a JSON snapshot plus an fsync'd
+    append-only log of the clones since, folded into the snapshot on the next start."""
 
     def __init__(
         self,
@@ -167,6 +169,7 @@ class VoiceStore:
         self._voices: dict[str, Voice] = {}
         self._ledger: list[LedgerEntry] = []
         self._last_id = 0
+        self._log: TextIO | None = None
         self._load()
 
     # -- reading -------------------------------------------------------------------
@@ -320,15 +323,44 @@ class VoiceStore:
         )
 
     def _commit(self, voice: Voice, entry: LedgerEntry | None) -> None:
-        voices = {**self._voices, voice.voice_id: voice}
-        ledger = self._ledger + ([entry] if entry else [])
+        """Make one clone durable, then visible: a line appended to the log and fsync'd.
+
+        Appending costs the same however many voices the store holds (rewriting the
+        whole file per clone made a long apply slower with every voice); the log is
+        folded into the snapshot when the store is next opened.
+        """
         last_id = max(self._last_id, int(voice.voice_id))
-        self._write(voices, ledger, last_id)
-        self._voices, self._ledger, self._last_id = voices, ledger, last_id
+        record = {"voice": asdict(voice), "entry": asdict(entry) if entry else None}
+        line = json.dumps({**record, "last_id": str(last_id)}, ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._log is None:
+            self._log = open(self._log_path, "a", encoding="utf-8")  # noqa: SIM115
+            _fsync_dir(self.path.parent)
+        start = self._log.tell()
+        try:
+            self._log.write(line)
+            self._log.flush()
+            os.fsync(self._log.fileno())
+        except BaseException:
+            # Nothing was acknowledged: take back any part of the line (a disk full).
+            self._log.close()
+            self._log = None
+            with open(self._log_path, "r+b") as handle:
+                handle.truncate(start)
+            raise
+        self._voices[voice.voice_id] = voice
+        if entry:
+            self._ledger.append(entry)
+        self._last_id = last_id
+
+    @property
+    def _log_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".log")
 
     def _write(
         self, voices: dict[str, Voice], ledger: list[LedgerEntry], last_id: int | None = None
     ) -> None:
+        """Replace the snapshot atomically, then drop the log it now contains."""
         document = {
             "format": FORMAT,
             "last_id": str(self._last_id if last_id is None else last_id),
@@ -347,24 +379,50 @@ class VoiceStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        self._log_path.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
 
     def _load(self) -> None:
         try:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return
+            text = None
         except OSError as exc:
             raise EmulatorError(f"cannot read the emulator data file {self.path}: {exc}") from exc
         try:
-            document = json.loads(text)
-            if document.get("format") != FORMAT:
-                raise ValueError(f"unsupported format {document.get('format')!r}")
-            self._voices = {v["voice_id"]: Voice(**v) for v in document["voices"]}
-            self._ledger = [LedgerEntry(**e) for e in document["ledger"]]
-            self._last_id = int(document["last_id"])
+            if text is not None:
+                document = json.loads(text)
+                if document.get("format") != FORMAT:
+                    raise ValueError(f"unsupported format {document.get('format')!r}")
+                self._voices = {v["voice_id"]: Voice(**v) for v in document["voices"]}
+                self._ledger = [LedgerEntry(**e) for e in document["ledger"]]
+                self._last_id = int(document["last_id"])
+            replayed = self._replay()
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EmulatorError(f"the emulator data file {self.path} is corrupt: {exc}") from exc
+        if replayed:
+            self._write(self._voices, self._ledger)
+
+    def _replay(self) -> int:
+        """Apply the log's complete lines; a torn last line (a crash mid-append) was
+        never acknowledged, so it is dropped."""
+        try:
+            lines = self._log_path.read_text(encoding="utf-8").splitlines(keepends=True)
+        except FileNotFoundError:
+            return 0
+        for line in lines:
+            if not line.endswith("\n"):
+                break
+            record = json.loads(line)
+            voice = Voice(**record["voice"])
+            self._voices[voice.voice_id] = voice
+            if record["entry"] is not None:
+                self._ledger.append(LedgerEntry(**record["entry"]))
+            self._last_id = max(self._last_id, int(record["last_id"]))
+        return len(lines) or 1
 
 
 def _fsync_dir(directory: Path) -> None:
