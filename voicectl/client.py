@@ -13,13 +13,9 @@ The token is sent in a header and never appears in a message.
 from __future__ import annotations
 
 import ipaddress
-import random
-import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +25,7 @@ import httpx
 
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
+from voicectl.pacing import Retry, Slot, Throttle
 
 CN_BASE = "https://api.coze.cn"
 COM_BASE = "https://api.coze.com"
@@ -83,95 +80,6 @@ class OutcomeUnknown(VoicectlError):
 class CloneResult:
     voice_id: str
     logid: str
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Backoff policy; ``sleep`` is injectable so tests need not wait."""
-
-    attempts: int = 6
-    # A 429 storm slows an apply down rather than failing it: a request Coze rejected for
-    # its rate was not carried out, so it is sent again, for minutes if need be.
-    rate_limit_attempts: int = 40
-    base: float = 0.5
-    cap: float = 8.0
-    jitter: float = 0.25  # rate-limit waits are lengthened by up to this share, at random
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        backoff = min(self.cap, self.base * 2**attempt)
-        return float(max(backoff, min(retry_after, 60.0))) if retry_after is not None else backoff
-
-    def rate_delay(self, attempt: int, retry_after: float | None) -> float:
-        """The wait after a rate-limit rejection: Coze's Retry-After when it gives one (the
-        throttle, not a growing wait, is what slows the apply down), else exponential;
-        spread so that the senders it stopped together do not all come back at once."""
-        if retry_after is None:
-            wait = self.delay(attempt, None)
-        else:
-            wait = max(self.base, min(retry_after, 60.0))
-        return wait * (1 + random.uniform(0, self.jitter))
-
-
-class Throttle:
-    """How many requests of one client may be in flight, adapted to Coze's rate limit.
-
-    Additive increase, multiplicative decrease (TCP's rule): a rate-limit rejection halves
-    the window, or the most requests that were in flight if fewer (once per round:
-    rejections of requests sent before the last cut do not cut again), and holds back
-    every request not yet sent until its Retry-After has passed; each answer that is not
-    a rejection widens the window by 1/window, up to ``ceiling``. Safe to share between
-    threads.
-    """
-
-    def __init__(
-        self,
-        ceiling: int = 64,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.ceiling, self.window = ceiling, float(ceiling)
-        self.clock, self.sleep = clock, sleep
-        self.in_flight = self.round = 0
-        self.busiest = 0  # the most requests in flight at once since the last cut
-        self.resume_at = 0.0
-        self._changed = threading.Condition()
-
-    @contextmanager
-    def slot(self, *, hold_back: bool = True) -> Iterator[Slot]:
-        """A place for one request; ``hold_back=False`` for one that has just waited its
-        own Retry-After."""
-        if hold_back:
-            with self._changed:
-                pause = self.resume_at - self.clock()
-            if pause > 0:
-                self.sleep(pause)
-        with self._changed:
-            while self.in_flight >= max(1, int(self.window)):
-                self._changed.wait()
-            self.in_flight += 1
-            self.busiest = max(self.busiest, self.in_flight)
-            slot = Slot(self.round)
-        try:
-            yield slot
-        finally:
-            with self._changed:
-                self.in_flight -= 1
-                if slot.pause is None:
-                    self.window = min(float(self.ceiling), self.window + 1 / self.window)
-                else:
-                    if slot.round == self.round:
-                        self.window = max(1.0, min(self.window, self.busiest) / 2)
-                        self.busiest = self.in_flight
-                        self.round += 1
-                    self.resume_at = max(self.resume_at, self.clock() + slot.pause)
-                self._changed.notify_all()
-
-
-@dataclass
-class Slot:
-    round: int
-    pause: float | None = None  # set when Coze rejected the request for its rate
 
 
 def check_base_url(base: str) -> str:
