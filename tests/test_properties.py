@@ -506,7 +506,14 @@ def test_every_address_and_voice_is_accounted_for_once(world: World) -> None:
     wanted = {v.decl.address for v in desired}
     assert len(addresses) == len(set(addresses))
     assert wanted <= set(addresses)
-    renamed_from = [c.from_address for c in result.changes if c.from_address]
+    # Moves of a departing address's own voice (an orphan taken back names the address
+    # it once had, which may be a departing address too: that is not this address).
+    renamed_from = [
+        c.from_address
+        for c in result.changes
+        if c.from_address in current.voices
+        and current.voices[c.from_address].voice_id == c.voice_id
+    ]
     for address in set(current.voices) - wanted:
         assert (address in addresses) + renamed_from.count(address) == 1, address
     assert set(addresses) <= wanted | set(current.voices)

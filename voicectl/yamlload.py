@@ -421,14 +421,15 @@ def _depth(root: Node) -> int:
     return deepest
 
 
-def load_text(text: str, file: str, *, fast: bool = True) -> Document:
+def load_text(text: str, file: str, *, fast: bool = True, loader_class: Any = None) -> Document:
     """Compose and build one YAML document; problems are collected, never raised.
 
     ``fast=False`` always uses the careful composer (tests compare the two).
     """
+    loader_class = loader_class or _Loader
     doc = Document(file)
     composed = _compose_in_c(text) if fast else None
-    loader = _Loader(text)
+    loader = loader_class(text)
     try:
         node = composed if composed is not None else _compose(loader)
         if node is not None:
@@ -442,6 +443,11 @@ def load_text(text: str, file: str, *, fast: bool = True) -> Document:
         doc.at(1, 1, f"invalid YAML: {exc}")
         doc.data = None
     except _Refused as exc:
+        if "maximum nesting depth" in exc.message and loader_class is not yaml.SafeLoader:
+            # libyaml (0.2.5+) scans ahead and stops at its own depth limit before the
+            # composer reaches MAX_DEPTH: compose with the Python scanner instead, so
+            # the message names the level and the field as for any other document.
+            return load_text(text, file, fast=False, loader_class=yaml.SafeLoader)
         line, column = _position(exc.mark)
         doc.problems.append(Problem(file, line, column, dotted(exc.path), exc.message))
         doc.data = None
