@@ -245,8 +245,10 @@ class VoiceStore:
 
     def check_slot(self, space_id: str) -> None:
         """4019 when every purchased slot of the space is taken (init slots count)."""
+        if self.slot_quota is None:
+            return  # no quota: skip counting (it would cost O(voices) per clone)
         in_space = sum(1 for v in self._voices.values() if v.space_id == space_id)
-        if self.slot_quota is not None and in_space >= self.slot_quota:
+        if in_space >= self.slot_quota:
             raise ApiError(
                 4019,
                 f"No voice slot left in space {space_id} ({self.slot_quota} in use). "
