@@ -96,6 +96,18 @@ def test_pages_read_several_at_once_give_each_voice_once_in_order(
     assert listed == [v.voice_id for v in c.voices(page_size=2, ahead=1)]
 
 
+@pytest.mark.parametrize("expected", [0, 4, 11, 30])
+def test_expected_voices_ask_for_their_pages_at_once_and_still_list_each_once(
+    base: str, take: Path, expected: int
+) -> None:
+    """However far the state's count is from the account's (fewer, equal, many more)."""
+    c = client(base)
+    ids = [clone(c, take, voice_name=f"v{i}") for i in range(11)]
+    listed = [v.voice_id for v in c.voices(page_size=2, expected=expected)]
+    assert listed == [v.voice_id for v in c.voices(page_size=2, ahead=1)]
+    assert sorted(listed) == sorted(ids)
+
+
 def test_list_stops_at_the_page_cap(base: str, take: Path) -> None:
     c = client(base)
     for i in range(3):

@@ -315,20 +315,30 @@ class CozeClient:
             waited = False
 
     def voices(
-        self, page_size: int = PAGE_SIZE, max_pages: int = MAX_PAGES, ahead: int = 8
+        self,
+        page_size: int = PAGE_SIZE,
+        max_pages: int = MAX_PAGES,
+        ahead: int = 8,
+        expected: int = 0,
     ) -> Iterator[RemoteVoice]:
         """Every custom voice the token can see, paging until the last page.
 
         The first page is read alone (most accounts fit in it); after it, up to ``ahead``
-        pages are in flight at once, so 10,000 voices take 13 round trips, not 100.
+        pages are in flight at once, so 10,000 voices take 13 round trips, not 100. When
+        the caller expects more than a page (``expected``, e.g. the voices in the state),
+        the pages it expects, up to 16, are asked for at once from the first.
         """
-        first = self._page(1, page_size)
-        yield from first[0]
-        if first[1]:
-            return
+        page = 1
+        if expected < page_size:
+            first = self._page(1, page_size)
+            yield from first[0]
+            if first[1]:
+                return
+            page = 2
+        else:
+            ahead = max(ahead, min(16, expected // page_size + 1))
         with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
             queued: deque[Future[tuple[list[RemoteVoice], bool]]] = deque()
-            page = 2
             try:
                 while True:
                     while len(queued) < max(1, ahead) and page <= max_pages:

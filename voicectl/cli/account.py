@@ -33,6 +33,7 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
     return CozeClient(http_client(base), token)
 
 
-def remote_voices(client: CozeClient) -> dict[str, RemoteVoice]:
-    """Every custom voice the token can see, by voice id."""
-    return {voice.voice_id: voice for voice in client.voices()}
+def remote_voices(client: CozeClient, expected: int = 0) -> dict[str, RemoteVoice]:
+    """Every custom voice the token can see, by voice id; ``expected``, the voices the
+    state knows, lets the list ask for that many pages at once."""
+    return {voice.voice_id: voice for voice in client.voices(expected=expected)}

@@ -114,7 +114,7 @@ def apply(
             adoptions,
             _echo_err,
         )
-        remote = account.remote_voices(client)
+        remote = account.remote_voices(client, len(current.voices) + len(current.orphans))
         if saved is not None:
             result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
         else:
@@ -207,7 +207,7 @@ def _record_remote(client: CozeClient, cfg: Config, final: State, changed: bool)
     if not changed:
         return final
     try:
-        remote = account.remote_voices(client)
+        remote = account.remote_voices(client, len(final.voices) + len(final.orphans))
     except VoicectlError as exc:
         _echo_err(
             f"could not read Coze's voices after the apply ({exc.message}); run "
