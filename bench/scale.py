@@ -183,12 +183,13 @@ def bench_cold(b: Bench, repo: synth.Repo) -> None:
     b.check("cold plan shows every voice as a create", creates == repo.voices, f"{creates} creates")
     b.figure(
         report.Figure(
-            "cold plan (no cache): hashing speed",
+            "cold plan (no cache): the whole command",
             subject.wall,
             floor.wall,
             f"parallel hashlib over the same {repo.audio_bytes / 1e6:.0f} MB",
-            1.25,
-            note="the target is the issue's 'cold hashing >= 80% of the floor', as time",
+            None,
+            note="also parses every declaration file and plans and prints N creates; "
+            "the hashing target is judged on the 'hashing only' figure below",
         )
     )
     warm_empty = best([b.voicectl(root, "plan", codes=(0,)) for _ in range(b.args.repeat)])
@@ -196,11 +197,11 @@ def bench_cold(b: Bench, repo: synth.Repo) -> None:
     b.extra["cold_plan_hashing_phase_s"] = hashing
     b.figure(
         report.Figure(
-            "cold plan minus the same plan warm (the hashing phase)",
+            "cold plan minus the same plan warm (hashing and parsing)",
             hashing,
             floor.wall,
             "parallel hashlib",
-            1.25,
+            None,
         )
     )
     b.extra["rss_cold_plan_mb"] = max(p.rss_mb for p in runs)
@@ -224,6 +225,7 @@ def bench_cold(b: Bench, repo: synth.Repo) -> None:
             floor_t.wall,
             "parallel hashlib (a process of its own)",
             1.25,
+            note="the issue's 'cold hashing >= 80% of the floor', as time",
         )
     )
 
