@@ -230,6 +230,25 @@ def test_drift_exit_codes(repo: VoiceRepo, coze: Coze, run, tmp_path: Path) -> N
     assert no_token.exit_code == 1 and "COZE_API_TOKEN is not set" in no_token.output
 
 
+def test_refresh_acknowledges_drift_and_plan_shows_it_until_then(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A voice retrained and renamed in the console: drift and the plan both say so;
+    after `voicectl refresh` records Coze's facts, drift is in sync again."""
+    applied_repo(repo, coze, run, n=1)
+    voice_id = state_of(repo.root)["voices"]["v0"]["voice_id"]
+    retrain_outside(coze, voice_id)
+    plan = run(repo.root, "plan", env=coze.env())
+    assert plan.exit_code == 0 and "retrained outside voicectl" in plan.output
+    assert run(repo.root, "drift", env=coze.env()).exit_code == 2
+    assert run(repo.root, "refresh", env=coze.env()).exit_code == 0
+    after = run(repo.root, "drift", env=coze.env())
+    assert after.exit_code == 0 and "In sync" in after.output, after.output
+    assert "outside voicectl" not in run(repo.root, "plan", env=coze.env()).output
+    retrain_outside(coze, voice_id)  # and again: new drift after the acknowledged one
+    assert run(repo.root, "drift", env=coze.env()).exit_code == 2
+
+
 def test_plan_uses_the_lower_budget_and_refresh_records_it(
     repo: VoiceRepo, coze: Coze, run
 ) -> None:

@@ -495,3 +495,19 @@ def test_an_orphan_declared_again_at_its_old_address_is_moved_back() -> None:
     old = rec("a", 1, orphaned=True)
     (change,) = plan([want("a", 1)], state(orphans=(old,))).changes
     assert (change.action, change.voice_id, change.from_address) == ("move", old.voice_id, "a")
+
+
+def test_a_create_named_like_a_voice_coze_has_but_the_state_lacks_suggests_import() -> None:
+    """A lost state file would otherwise quietly pay 138 CNY again for each voice."""
+    remote = {
+        "7400000000000000077": RemoteVoice("7400000000000000077", "Voice", 9, 0, 0),
+        "7400000000000000001": RemoteVoice("7400000000000000001", "Voice", 9, 0, 0),
+    }
+    known = rec("b", 1, voice_id="7400000000000000001")
+    changes = {
+        c.address: c for c in plan([want("a", 2), want("b", 1)], state(known), remote).changes
+    }
+    (note,) = changes["a"].notes
+    assert "voicectl import a 7400000000000000077" in note
+    assert changes["b"].notes == ()
+    assert plan([want("a", 2)], state()).changes[0].notes == ()  # offline: nothing to say

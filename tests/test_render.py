@@ -63,3 +63,11 @@ def test_markdown_escapes_what_would_break_a_table_or_inject_html() -> None:
 def test_no_changes_is_one_line_and_the_marker() -> None:
     text = render_markdown(plan([want("a")], state(rec("a"))))
     assert text == f"**voicectl plan: no changes.**\n\n{MARKDOWN_MARKER}\n"
+
+
+def test_protect_left_unsaid_is_no_field_change() -> None:
+    """Deleting nothing and saying nothing keeps the recorded protection: not a diff row."""
+    result = plan([want("a", 2)], state(rec("a", 1)))
+    assert "| protect |" not in render_markdown(result)
+    lifted = plan([want("a", 2, protect=False)], state(rec("a", 1, protect=True)))
+    assert "| protect | True | False |" in render_markdown(lifted, limit=MARKDOWN_LIMIT)

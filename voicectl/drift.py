@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from voicectl.model import RemoteVoice, State
+from voicectl.model import RemoteVoice, State, VoiceRecord
 
 
 @dataclass(frozen=True, order=True)
@@ -17,7 +17,11 @@ class Drift:
 
 
 def find(state: State, remote: Mapping[str, RemoteVoice]) -> list[Drift]:
-    """Every managed voice that is missing on Coze, retrained or renamed outside voicectl."""
+    """Every managed voice that is missing on Coze, retrained or renamed outside voicectl.
+
+    The baseline is what voicectl last knew: its own record, and Coze's facts as last
+    read (``voicectl refresh`` records them, so a change it has seen is no longer drift).
+    """
     found = []
     for address, record in state.voices.items():
         voice = remote.get(record.voice_id)
@@ -32,34 +36,36 @@ def find(state: State, remote: Mapping[str, RemoteVoice]) -> list[Drift]:
                 )
             )
             continue
-        seen = record.remote
-        if voice.available_training_times < record.clones_left:
-            found.append(
-                Drift(
-                    address,
-                    "retrained",
-                    record.voice_id,
-                    f"Coze has {voice.available_training_times} clones left, the state expects "
-                    f"{record.clones_left}: retrained outside voicectl",
-                )
-            )
-        elif seen is not None and voice.update_time > seen.update_time:
-            found.append(
-                Drift(
-                    address,
-                    "retrained",
-                    record.voice_id,
-                    f"updated on Coze (update_time {voice.update_time}) after voicectl last read "
-                    f"it ({seen.update_time})",
-                )
-            )
-        if voice.name != record.name:
-            found.append(
-                Drift(
-                    address,
-                    "renamed",
-                    record.voice_id,
-                    f"named {voice.name!r} on Coze, {record.name!r} in the state",
-                )
-            )
+        found += [
+            Drift(address, kind, record.voice_id, detail) for kind, detail in changes(record, voice)
+        ]
     return sorted(found)
+
+
+def changes(record: VoiceRecord, voice: RemoteVoice) -> list[tuple[str, str]]:
+    """(kind, detail) of each way ``voice`` on Coze differs from what voicectl knew of it."""
+    seen = record.remote
+    found = []
+    expected = record.clones_left
+    if seen is not None:
+        expected = min(expected, seen.available_training_times)
+    if voice.available_training_times < expected:
+        found.append(
+            (
+                "retrained",
+                f"Coze has {voice.available_training_times} clones left, voicectl expects "
+                f"{expected}: retrained outside voicectl",
+            )
+        )
+    elif seen is not None and voice.update_time > seen.update_time:
+        found.append(
+            (
+                "retrained",
+                f"updated on Coze (update_time {voice.update_time}) after voicectl last read "
+                f"it ({seen.update_time})",
+            )
+        )
+    known = {record.name} | ({seen.name} if seen is not None else set())
+    if voice.name not in known:
+        found.append(("renamed", f"named {voice.name!r} on Coze, {record.name!r} in the state"))
+    return found

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from voicectl import drift
 from voicectl.matching import match
 from voicectl.model import (
     CLONE_LIMIT,
@@ -122,13 +123,14 @@ def plan(
     """Every change needed to make Coze match the declarations, in a stable order."""
     wanted = {v.decl.address: v for v in desired}
     records = match(wanted, state)
+    unknown_by_name = _unknown_by_name(state, remote)
     claimed = {r.voice_id for r in records.values()}
     changes: list[Change] = []
     for address in sorted(wanted):
         voice = wanted[address]
         record = records.get(address)
         if record is None:
-            changes.append(_create(voice))
+            changes.append(_create(voice, unknown_by_name.get(voice.decl.name, ())))
         else:
             # Any voice but this address's own (another's, or an orphan, even one once
             # at this address) is moved here: the state must take it back into voices.
@@ -150,7 +152,28 @@ def _selected(change: Change, options: PlanOptions) -> bool:
     return not names & options.excludes
 
 
-def _create(voice: DesiredVoice) -> Change:
+def _unknown_by_name(
+    state: State, remote: Mapping[str, RemoteVoice] | None
+) -> dict[str, tuple[str, ...]]:
+    """Voice ids on Coze that the state does not know, by name (a lost state file, or a
+    voice made in the console): a create of the same name may be one of them."""
+    if not remote:
+        return {}
+    known = {r.voice_id for r in (*state.voices.values(), *state.orphans)}
+    found: dict[str, list[str]] = {}
+    for voice in remote.values():
+        if voice.voice_id not in known:
+            found.setdefault(voice.name, []).append(voice.voice_id)
+    return {name: tuple(sorted(ids)) for name, ids in found.items()}
+
+
+def _create(voice: DesiredVoice, same_name: Sequence[str] = ()) -> Change:
+    notes = [
+        f"Coze already has voice {voice_id} named {voice.decl.name!r}, unknown to the state: "
+        f"if it is this voice, `voicectl import {voice.decl.address} {voice_id}` adopts it "
+        "without a clone (138 CNY saved)"
+        for voice_id in same_name
+    ]
     return Change(
         address=voice.decl.address,
         action="create",
@@ -161,6 +184,7 @@ def _create(voice: DesiredVoice) -> Change:
         budget=Budget(before=None, after=CLONE_LIMIT - 1),
         cost=NEW_VOICE_COST,
         message="a new voice id: 138 CNY once, then 1 CNY a month",
+        notes=tuple(notes),
     )
 
 
@@ -207,6 +231,12 @@ def _diff(
         )
     if remote is not None and record.voice_id not in remote:
         notes.append(f"voice {record.voice_id} is not on Coze's voice list (see `voicectl drift`)")
+    elif remote is not None:
+        notes += [
+            f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "
+            "acknowledges it)"
+            for _, detail in drift.changes(record, remote[record.voice_id])
+        ]
     change = partial(
         Change,
         address=address,

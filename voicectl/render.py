@@ -135,7 +135,10 @@ def _details(change: Change) -> list[str]:
     rows = [
         (key, before.get(key), after.get(key))
         for key in ("name", "language", "space", "preview_text", "protect")
-        if change.after is not None and before.get(key) != after.get(key)
+        if change.after is not None
+        and before.get(key) != after.get(key)
+        # protect unsaid in YAML keeps the recorded value: no change to show
+        and not (key == "protect" and after.get(key) is None)
     ]
     old_audio, new_audio = before.get("audio"), after.get("audio")
     if change.after is not None and old_audio != new_audio:

@@ -231,6 +231,10 @@ def differences(
                         f"voice {voice_id} changed on Coze since the plan (update_time "
                         f"{facts['update_time']} -> {now.update_time}, clones left "
                         f"{facts['available_training_times']} -> {now.available_training_times})"
-                        ": retrained outside voicectl?"
+                        + (
+                            ""  # the state moved on too: an apply, perhaps of this very plan
+                            if state is not None and state.serial != saved.serial
+                            else ": retrained outside voicectl?"
+                        )
                     )
     return found
