@@ -416,4 +416,8 @@ def test_history_names_the_take_logid_and_commit(repo: VoiceRepo, coze: Coze, ru
     assert entries[0]["commit"] == head and all(e["logid"] for e in entries)
     assert entries[0]["sha256"] != entries[1]["sha256"]
     text = run(repo.root, "history").stdout
-    assert "clone 2/10" in text and head[:12] in text and "2 clone(s)." in text
+    assert "clone  2/10" in text and head[:12] in text and "2 clone(s)." in text
+    repo.declare({"a": repo.voice("a", freq=700), "long.address": repo.voice("b", freq=900)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    rows = run(repo.root, "history").stdout.splitlines()[:-1]
+    assert len({row.index(" voice ") for row in rows}) == 1  # columns line up

@@ -310,9 +310,10 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
         body: list[dict[str, Any]] = [states.entry_json(e) | {"sha256": s} for s, e in found]
         click.echo(render.json_text(body), nl=False)
         return
+    width = max((len(e.address) for _, e in found), default=0)
     for sha, e in found:
         click.echo(
-            f"{e.applied_at}  {e.address}  voice {e.voice_id}  clone {e.clone}/10  "
+            f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone {e.clone:>2}/10  "
             f"take {sha[:12]}  logid {e.logid or '-'}  commit {e.commit[:12] or '-'}"
         )
     click.echo(f"{len(found)} clone(s).")
