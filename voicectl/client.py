@@ -12,23 +12,20 @@ The token is sent in a header and never appears in a message.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
+from voicectl import apibase
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
 from voicectl.pacing import Retry, Slot, Throttle
 
-CN_BASE = "https://api.coze.cn"
-COM_BASE = "https://api.coze.com"
 CLONE_PATH = "/v1/audio/voices/clone"
 LIST_PATH = "/v1/audio/voices"
 RATE_LIMIT_CODES = frozenset({4009, 4013, 4020})
@@ -83,43 +80,14 @@ class CloneResult:
 
 
 def check_base_url(base: str) -> str:
-    """Coze's API base: https, or plain http only to a loopback host (the emulator).
+    """Coze's API base (see :func:`voicectl.apibase.problem`), without a trailing slash.
 
     Errors show the URL without any user info or query, where a secret could hide.
     """
-    try:
-        parts = urlsplit(base)
-        host = parts.hostname
-        shown = f"{parts.scheme}://{host or ''}{parts.path}" if parts.scheme else "(not a URL)"
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError:
-        raise VoicectlError(f"COZE_API_BASE is not a valid URL; expected e.g. {CN_BASE}") from None
-    if parts.scheme not in ("http", "https") or not host or not port_ok:
-        raise VoicectlError(f"COZE_API_BASE {shown!r} is not an http(s) URL, e.g. {CN_BASE}")
-    if parts.username is not None or parts.password is not None:
-        raise VoicectlError(
-            f"COZE_API_BASE {shown!r} carries credentials; put the token in COZE_API_TOKEN"
-        )
-    if parts.query or parts.fragment:
-        raise VoicectlError(
-            f"COZE_API_BASE {shown!r} carries a query or fragment; give only the base, "
-            f"e.g. {CN_BASE} (and the token in COZE_API_TOKEN)"
-        )
-    if parts.scheme == "http" and not _loopback(host):
-        raise VoicectlError(
-            f"COZE_API_BASE {shown!r}: plain http is only allowed to a loopback "
-            "host (127.0.0.1, ::1, localhost); use https"
-        )
+    reason = apibase.problem(base)
+    if reason is not None:
+        raise VoicectlError(f"COZE_API_BASE {apibase.shown(base)!r} {reason}")
     return base.rstrip("/")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def http_client(base: str, timeout: float = 600.0) -> httpx.Client:

@@ -7,7 +7,6 @@ reported; nothing here raises on bad input except through :class:`ValidationFail
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import os
 import posixpath
 import stat
@@ -15,9 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from voicectl import schemacheck, schemas
+from voicectl import apibase, schemacheck, schemas
 from voicectl.declcache import DeclarationCache
 from voicectl.errors import ConfigError, Problem
 from voicectl.model import LANGUAGES, Declaration
@@ -162,7 +160,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         doc.problem(("state",), f"state path {show(state)} {reason}")
     defaults: dict[str, Any] = data.get("defaults") or {}
     api_base = defaults.get("api_base")
-    reason = api_base_problem(api_base) if isinstance(api_base, str) else None
+    reason = apibase.problem(api_base) if isinstance(api_base, str) else None
     if reason:
         doc.problem(("defaults", "api_base"), f"{show(api_base)} {reason}")
     if doc.problems:
@@ -205,31 +203,6 @@ def _state_problem(root: Path, state: str) -> str | None:
     if not _inside(Path(os.path.realpath(path)), root):
         return "resolves outside the repository (through a symlink)"
     return None
-
-
-def api_base_problem(base: str) -> str | None:
-    """Why ``base`` cannot be Coze's API base: https, or plain http to loopback only."""
-    parts = urlsplit(base)
-    try:
-        host = parts.hostname
-    except ValueError:
-        host = None
-    if parts.scheme not in ("http", "https") or not host:
-        return "is not an http(s) URL, e.g. https://api.coze.cn"
-    if parts.scheme == "http" and not _loopback(host):
-        return (
-            "uses plain http to a host that is not loopback (127.0.0.1, ::1, localhost); use https"
-        )
-    return None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _absolute(path: str) -> bool:

@@ -21,7 +21,8 @@ def has_token() -> bool:
 
 def client_for(cfg: Config, purpose: str) -> CozeClient:
     """A client for the configured base; ``purpose`` says in the error what needs it."""
-    from voicectl.client import CN_BASE, CozeClient, http_client
+    from voicectl.apibase import CN_BASE
+    from voicectl.client import CozeClient, http_client
 
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:

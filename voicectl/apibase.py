@@ -1,0 +1,60 @@
+"""Coze's API base URL: one rule for voicectl.yaml's ``api_base`` and ``COZE_API_BASE``.
+
+Pure and import-light (no httpx), so reading the config does not pay for the client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+CN_BASE = "https://api.coze.cn"
+COM_BASE = "https://api.coze.com"
+
+
+def problem(base: str) -> str | None:
+    """Why ``base`` cannot be Coze's API base, as a phrase following the base; or None.
+
+    https, or plain http only to a loopback host (the emulator); no credentials, query or
+    fragment, where a secret could hide.
+    """
+    try:
+        parts = urlsplit(base)
+        host = parts.hostname
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        return f"is not a valid URL, e.g. {CN_BASE}"
+    if parts.scheme not in ("http", "https") or not host or not port_ok:
+        return f"is not an http(s) URL, e.g. {CN_BASE}"
+    if parts.username is not None or parts.password is not None:
+        return "carries credentials; put the token in COZE_API_TOKEN"
+    if parts.query or parts.fragment:
+        return (
+            f"carries a query or fragment; give only the base, e.g. {CN_BASE} "
+            "(and the token in COZE_API_TOKEN)"
+        )
+    if parts.scheme == "http" and not _loopback(host):
+        return (
+            "uses plain http to a host that is not loopback: plain http is only allowed to "
+            "a loopback host (127.0.0.1, ::1, localhost); use https"
+        )
+    return None
+
+
+def shown(base: str) -> str:
+    """``base`` as safe to print: scheme, host and path, never user info or query."""
+    try:
+        parts = urlsplit(base)
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # not a URL: show none of it
+        return "(not a URL)"
+    return f"{parts.scheme}://{host or ''}{parts.path}" if parts.scheme else "(not a URL)"
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
