@@ -111,6 +111,14 @@ class Bench:
         self.figures.append(figure)
         print("  " + report.line(figure), flush=True)
 
+    def difference(self, figure: report.Figure) -> None:
+        """A figure that is one time minus another: at a small N the two are within noise
+        of each other, and a difference at or below zero measures nothing."""
+        if figure.value > 0:
+            self.figure(figure)
+        else:
+            print(f"  {figure.name}: not measurable at this N ({figure.value:+.3f} s)")
+
     def note(self, command: str) -> None:
         self.commands.append(command)
 
@@ -195,7 +203,7 @@ def bench_cold(b: Bench, repo: synth.Repo) -> None:
     warm_empty = best([b.voicectl(root, "plan", codes=(0,)) for _ in range(b.args.repeat)])
     hashing = subject.wall - warm_empty.wall
     b.extra["cold_plan_hashing_phase_s"] = hashing
-    b.figure(
+    b.difference(
         report.Figure(
             "cold plan minus the same plan warm (hashing and parsing)",
             hashing,
@@ -218,7 +226,7 @@ def bench_cold(b: Bench, repo: synth.Repo) -> None:
     )
     hashing_only = takes.wall - warm_empty.wall
     b.extra["cold_takes_hashing_phase_s"] = hashing_only
-    b.figure(
+    b.difference(
         report.Figure(
             "takes' cache removed minus the same plan warm (hashing only)",
             hashing_only,

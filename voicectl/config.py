@@ -79,12 +79,6 @@ def _problem(file: str, message: str) -> Document:
     return doc
 
 
-def _read(path: Path, display: str, root: Path | None = None) -> Document:
-    """Load one YAML file: a regular file inside ``root``, stat-ed before it is opened."""
-    found = _read_raw(path, display, root)
-    return found if isinstance(found, Document) else load_bytes(found[1], display)
-
-
 def _checked_stat(path: Path, display: str, root: Path | None) -> os.stat_result | Document:
     """The stat of a YAML file that may be read, or a Document holding why not."""
     try:
@@ -215,14 +209,6 @@ def _escapes(relative: str) -> bool:
         return True
     normal = posixpath.normpath(relative.replace("\\", "/"))
     return normal == ".." or normal.startswith("../")
-
-
-def declaration_files(config: Config) -> list[Path]:
-    """The regular files inside the repository that the config's globs match."""
-    root = config.root
-    return [
-        p for p in _matches(config, []) if p.is_file() and _inside(Path(os.path.realpath(p)), root)
-    ]
 
 
 def _matches(config: Config, problems: list[Problem]) -> list[Path]:

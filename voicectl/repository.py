@@ -6,7 +6,6 @@ cache) and the state; the CLI calls it, the planner never sees a file.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -112,7 +111,7 @@ def _blob_source(
 
 def _cache_identity(cfg: config.Config) -> dict[str, str]:
     """What every cached declaration depends on besides its own file."""
-    schema = hashlib.sha256(schemas.schema_path("voices").read_bytes()).hexdigest()
+    schema = schemas.digest("voices")
     return {"voicectl": __version__, "config": cfg.digest, "schema": schema}
 
 

@@ -13,7 +13,6 @@ as it is for the validators voicectl builds (no format checker).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from functools import cache
@@ -197,10 +196,9 @@ def compile_schema(schema: dict[str, Any]) -> Check | None:
 @cache
 def checker(name: str) -> Check | None:
     """The compiled check for voicectl's schema ``name`` (read from the one schema dir)."""
-    from voicectl.schemas import schema_path
+    from voicectl import schemas
 
-    with open(schema_path(name), encoding="utf-8") as handle:
-        return compile_schema(json.load(handle))
+    return compile_schema(schemas.load(name))
 
 
 def surely_valid(name: str, data: Any) -> bool:

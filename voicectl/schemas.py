@@ -7,6 +7,7 @@ editable install reads them from the project root.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import date, datetime
 from functools import cache
@@ -39,6 +40,12 @@ def schema_path(name: str) -> Path:
 def load(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(schema_path(name).read_text(encoding="utf-8"))
     return data
+
+
+@cache
+def digest(name: str) -> str:
+    """sha256 of schema ``name``'s file: part of every cache key that trusts a check."""
+    return hashlib.sha256(schema_path(name).read_bytes()).hexdigest()
 
 
 @cache

@@ -68,7 +68,7 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
 def _validity_token(raw: bytes) -> bytes:
     from voicectl import __version__
 
-    schema = hashlib.sha256(schemas.schema_path("state").read_bytes()).hexdigest()
+    schema = schemas.digest("state")
     body = {"state": hashlib.sha256(raw).hexdigest(), "schema": schema, "voicectl": __version__}
     return json.dumps(body, sort_keys=True).encode()
 

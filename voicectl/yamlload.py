@@ -67,6 +67,9 @@ class Document:
     # Values the loader already reported (and left empty): a schema check would only
     # repeat the problem in other words.
     reported: set[Path_] = field(default_factory=set)
+    # (line, column, message) of each problem() made: a set, so that checking costs the
+    # same however many problems a large file has.
+    _made: set[tuple[int, int, str]] = field(default_factory=set, repr=False)
 
     def was_reported(self, path: Path_) -> bool:
         return any(path[:i] in self.reported for i in range(len(path) + 1))
@@ -95,7 +98,8 @@ class Document:
         name = field_name if field_name is not None else dotted(path)
         p = Problem(self.file, line, column, name, message, severity)
         # An aliased subtree is built once per alias: report each fault in it once.
-        if not any((q.line, q.column, q.message) == (line, column, message) for q in self.problems):
+        if (line, column, message) not in self._made:
+            self._made.add((line, column, message))
             self.problems.append(p)
         return p
 
@@ -429,9 +433,9 @@ def load_text(text: str, file: str, *, fast: bool = True, loader_class: Any = No
     loader_class = loader_class or _Loader
     doc = Document(file)
     composed = _compose_in_c(text) if fast else None
-    loader = loader_class(text)
+    loader = None if composed is not None else loader_class(text)  # only to fall back
     try:
-        node = composed if composed is not None else _compose(loader)
+        node = composed if loader is None else _compose(loader)
         if node is not None:
             doc.data = _Builder(doc, budget=len(text) + _EXPANSION_SLACK).build(node, ())
     except yaml.MarkedYAMLError as exc:
@@ -461,7 +465,8 @@ def load_text(text: str, file: str, *, fast: bool = True, loader_class: Any = No
         doc.at(1, 1, "the document nests too deeply")
         doc.data = None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return doc
 
 

@@ -169,7 +169,7 @@ def _verified(
     bound_remote = remote if saved.binding.remote is not None else None
     takes = {v.take.path: v.take.sha256 for v in snapshot.desired}
     found = savedplan.differences(
-        saved.binding, current, declaration_digests(cfg), takes, bound_remote
+        saved.binding, current, declaration_digests(cfg, snapshot.files), takes, bound_remote
     )
     uploads = {c.address for c in saved.plan.actionable if c.spends_clone}
     for voice in snapshot.desired:  # what will be uploaded is hashed afresh, not from cache

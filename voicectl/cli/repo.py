@@ -142,13 +142,13 @@ def _planned(
     return planner.plan(snapshot.desired, current, remote, options), snapshot
 
 
-def declaration_digests(cfg: Config) -> dict[str, str]:
-    """sha256 of voicectl.yaml and of every declaration file, by repository path."""
+def declaration_digests(cfg: Config, files: list[str]) -> dict[str, str]:
+    """sha256 of voicectl.yaml (as it was read) and of the declaration ``files`` (a valid
+    snapshot's), by repository path."""
     from voicectl import config, savedplan
 
-    return savedplan.file_digests(
-        cfg.root, [cfg.root / config.CONFIG_FILE, *config.declaration_files(cfg)]
-    )
+    digests = savedplan.file_digests(cfg.root, [cfg.root / f for f in files])
+    return {config.CONFIG_FILE: cfg.digest, **digests}
 
 
 def _check_policy(cfg: Config, result: Planned) -> None:
@@ -250,7 +250,9 @@ def _save_plan(
     from voicectl.state import now
 
     on_disk = current if cfg.state_path.exists() else None
-    binding = savedplan.bind(result, on_disk, declaration_digests(cfg), snapshot.desired, remote)
+    binding = savedplan.bind(
+        result, on_disk, declaration_digests(cfg, snapshot.files), snapshot.desired, remote
+    )
     saved = savedplan.SavedPlan(result, binding, options, now())
     try:
         write_atomic(path, savedplan.dumps(saved))
