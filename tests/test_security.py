@@ -279,3 +279,27 @@ def test_no_code_path_turns_tls_verification_off() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.keyword) and node.arg == "verify":
                 assert isinstance(node.value, ast.Constant) and node.value.value is True, path
+
+
+def test_a_tls_failure_is_not_retried(tmp_path: Path, tls: tuple[trustme.CA, Path, Path]) -> None:
+    """No retry mends a certificate: neither the list nor a clone backs off and retries."""
+    from voicectl.client import CozeClient, TransportError, http_client
+    from voicectl.pacing import Retry
+
+    _, cert, key = tls
+    waits: list[float] = []
+    with running_emulator(tmp_path / "emulator", tls=(cert, key)) as base:
+        client = CozeClient(http_client(base), TOKEN, retry=Retry(sleep=waits.append))
+        with pytest.raises(TransportError, match="TLS certificate verification failed"):
+            list(client.voices())
+        with pytest.raises(TransportError, match="TLS certificate verification failed"):
+            client.clone(
+                audio=write_wav(tmp_path / "take.wav"),
+                audio_format="wav",
+                voice_name="v",
+                language="en",
+                text="hello",
+                preview_text=None,
+                space_id=None,
+            )
+    assert waits == []

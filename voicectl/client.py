@@ -12,6 +12,7 @@ The token is sent in a header and never appears in a message.
 
 from __future__ import annotations
 
+import ssl
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -104,10 +105,17 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     )
 
 
-def _tls_failure(exc: httpx.HTTPError) -> bool:
-    """A certificate that does not verify: not transient, so never worth a retry."""
-    text = str(exc)
-    return "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text
+def _tls_failure(exc: BaseException) -> bool:
+    """A certificate that does not verify: not transient, so never worth a retry.
+
+    httpx wraps the ssl error (through httpcore), so the chain of causes is walked.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _reason(exc: httpx.HTTPError) -> str:
@@ -222,8 +230,9 @@ class CozeClient:
                         response = self._http.send(request)
                     data, logid = self._answer(response, slot, limited)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-                # The connection was never made, so nothing was sent: safe to try again.
-                if attempt + 1 >= self._retry.attempts:
+                # The connection was never made, so nothing was sent: safe to try again,
+                # unless the certificate failed to verify, which no retry mends.
+                if attempt + 1 >= self._retry.attempts or _tls_failure(exc):
                     raise TransportError(f"cannot reach Coze: {_reason(exc)}") from None
                 self._retry.sleep(self._retry.delay(attempt, None))
                 attempt += 1
@@ -276,6 +285,8 @@ class CozeClient:
             except httpx.HTTPError as exc:
                 failure = TransportError(f"cannot list voices on Coze: {_reason(exc)}")
                 retry_after = None
+                if _tls_failure(exc):
+                    raise failure from None
             if attempt + 1 >= self._retry.attempts:
                 raise failure from None
             self._retry.sleep(self._retry.delay(attempt, retry_after))
