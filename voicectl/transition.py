@@ -1,8 +1,7 @@
 """How a carried-out change updates the state: pure functions, no I/O.
 
-:func:`applied` gives the state after one completed change; :func:`applied_all` folds a
-whole apply's changes at once (the journal's replay), with the same result as calling
-:func:`applied` for each in turn but at a cost linear in the number of changes. A voice
+:func:`applied_all` folds a whole apply's changes at once (the journal's replay) at a
+cost linear in the number of changes; :func:`applied` is the same for one change. A voice
 id, once in the state, is never dropped: orphaned and replaced voices move to ``orphans``.
 """
 
@@ -37,39 +36,6 @@ def _protect(old: VoiceRecord | None, after: dict[str, Any]) -> bool:
     if said is None:
         return bool(old and old.protect)
     return bool(said)
-
-
-def _indexed(
-    state: State, record: VoiceRecord, at: str, logid: str = "", commit: str = ""
-) -> dict[str, tuple[TakeEntry, ...]]:
-    takes = dict(state.takes)
-    entry = TakeEntry(record.voice_id, record.address, record.clones_used, at, logid, commit)
-    takes[record.take.sha256] = (*takes.get(record.take.sha256, ()), entry)
-    return takes
-
-
-def _find(state: State, voice_id: str) -> VoiceRecord:
-    for record in (*state.voices.values(), *state.orphans):
-        if record.voice_id == voice_id:
-            return record
-    raise KeyError(voice_id)
-
-
-def _placed(state: State, record: VoiceRecord, at: str) -> State:
-    """``record`` at its address. A different voice still there (its address is taken
-    over in a chain of renames whose other half is not applied yet) is kept as an orphan,
-    where the rest of the plan finds it; it is never dropped."""
-    displaced = state.voices.get(record.address)
-    orphans = state.orphans
-    if displaced is not None and displaced.voice_id != record.voice_id:
-        orphans = (*orphans, replace(displaced, orphaned_at=at))
-    return replace(state, voices={**state.voices, record.address: record}, orphans=orphans)
-
-
-def _without(state: State, record: VoiceRecord) -> State:
-    voices = {a: r for a, r in state.voices.items() if r.voice_id != record.voice_id}
-    orphans = tuple(r for r in state.orphans if r.voice_id != record.voice_id)
-    return replace(state, voices=voices, orphans=orphans)
 
 
 def _created(change: Change, voice_id: str, at: str) -> VoiceRecord:
@@ -133,30 +99,7 @@ def applied(
     ``logid`` (Coze's request id) and ``commit`` (the git commit applied from) go into
     the take index for ``voicectl history``.
     """
-    if change.action in ("create", "replace"):
-        if voice_id is None:
-            raise ValueError(f"{change.action} needs the new voice id")
-        if change.action == "replace" and change.voice_id:
-            old = _find(state, change.voice_id)
-            state = _without(state, old)
-            retired = replace(old, orphaned_at=at)
-            state = replace(state, orphans=(*state.orphans, retired))
-        record = _created(change, voice_id, at)
-        state = replace(state, takes=_indexed(state, record, at, logid, commit))
-        return _placed(state, record, at)
-    if change.voice_id is None:
-        raise ValueError(f"{change.action} of {change.address} names no voice id")
-    old = _find(state, change.voice_id)
-    state = _without(state, old)
-    if change.action == "retrain":
-        record = _retrained(old, change, at)
-        state = replace(state, takes=_indexed(state, record, at, logid, commit))
-        return _placed(state, record, at)
-    if change.action in ("move", "update"):
-        return _placed(state, _moved(old, change), at)
-    if change.action == "orphan":
-        return replace(state, orphans=(*state.orphans, replace(old, orphaned_at=at)))
-    raise ValueError(f"{change.action} changes nothing in the state")
+    return applied_all(state, [Done(change, at, voice_id, logid, commit)])
 
 
 class Done(NamedTuple):
@@ -183,7 +126,7 @@ def applied_all(state: State, done: Iterable[Done]) -> State:
 
 
 class _Batch:
-    """A state under construction; every method mirrors the pure helper of its name."""
+    """A state under construction, in mutable form, with where each voice id is."""
 
     def __init__(self, state: State) -> None:
         self.base = state
@@ -232,6 +175,9 @@ class _Batch:
                 del self.orphans[place]
 
     def placed(self, record: VoiceRecord, at: str) -> None:
+        """``record`` at its address. A different voice still there (its address taken
+        over in a chain of renames whose other half is not applied yet) is kept as an
+        orphan, where the rest of the plan finds it: never dropped."""
         displaced = self.voices.get(record.address)
         if displaced is not None and displaced.voice_id != record.voice_id:
             self.where[displaced.voice_id].remove(record.address)
