@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from scripts.campaign import PROFILES, campaign
-from tests.conftest import VoiceRepo
+from tests.conftest import VoiceRepo, write_wav
 from tests.test_apply import Coze, assert_converged, state_of
 from voicectl.emulator.server import running_emulator
 
@@ -81,9 +81,38 @@ def test_bug_two_same_named_creates_with_lost_replies_need_adopt(
 
 
 def test_the_emulator_reports_requests_in_flight(tmp_path: Path) -> None:
+    """The campaign waits on this count after a kill -9: it must see a slow clone."""
+    import threading
+    import time
+
+    take = write_wav(tmp_path / "take.wav")
     with running_emulator(tmp_path / "emulator") as base:
-        activity = httpx.get(f"{base}/_emulator/activity").json()
-    assert activity == {"in_flight": {"clone": 0, "list": 0, "speech": 0}}
+        idle = httpx.get(f"{base}/_emulator/activity").json()
+        httpx.post(f"{base}/_emulator/faults", json={"latency_ms": 1500}).raise_for_status()
+
+        def clone() -> None:
+            httpx.post(
+                f"{base}/v1/audio/voices/clone",
+                headers={"Authorization": "Bearer t"},
+                data={"voice_name": "slow", "audio_format": "wav"},
+                files={"file": take.read_bytes()},
+                timeout=10,
+            )
+
+        sender = threading.Thread(target=clone)
+        sender.start()
+        seen = []
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            counts = httpx.get(f"{base}/_emulator/activity").json()["in_flight"]
+            if counts["clone"]:
+                seen.append(counts)
+            time.sleep(0.02)
+        sender.join()
+        after = httpx.get(f"{base}/_emulator/activity").json()
+    assert idle == {"in_flight": {"clone": 0, "list": 0, "speech": 0}}
+    assert seen == [{"clone": 1, "list": 0, "speech": 0}]
+    assert after == idle
 
 
 def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
