@@ -138,6 +138,10 @@ class State:
     orphans: tuple[VoiceRecord, ...] = ()
     takes: dict[str, tuple[TakeEntry, ...]] = field(default_factory=dict)
 
+    def voice_ids(self) -> set[str]:
+        """Every voice id the state holds, declared or orphaned."""
+        return {r.voice_id for r in (*self.voices.values(), *self.orphans)}
+
 
 @dataclass(frozen=True)
 class RemoteVoice:

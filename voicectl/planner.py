@@ -159,7 +159,7 @@ def _unknown_by_name(
     voice made in the console): a create of the same name may be one of them."""
     if not remote:
         return {}
-    known = {r.voice_id for r in (*state.voices.values(), *state.orphans)}
+    known = state.voice_ids()
     found: dict[str, list[str]] = {}
     for voice in remote.values():
         if voice.voice_id not in known:

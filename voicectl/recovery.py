@@ -12,10 +12,6 @@ from voicectl.executor import Event, Executor, Outcome
 from voicectl.model import State
 
 
-def known_ids(current: State) -> set[str]:
-    return {r.voice_id for r in (*current.voices.values(), *current.orphans)}
-
-
 def fold(state_path: Path, current: State) -> State:
     """Write the journal's completed changes into the state and remove the journal.
 
@@ -67,7 +63,7 @@ def recover(
         log = journal.Journal(path)
         try:
             executor = executor_for(log)
-            executor.resolve(replayed.pending, known_ids(replayed.state), Outcome(), adopt)
+            executor.resolve(replayed.pending, replayed.state.voice_ids(), Outcome(), adopt)
         finally:
             log.close()
     return fold(state_path, current)
@@ -85,4 +81,4 @@ def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
     )
 
 
-__all__ = ["Event", "fold", "fold_or_keep", "known_ids", "pending_warning", "recover"]
+__all__ = ["Event", "fold", "fold_or_keep", "pending_warning", "recover"]

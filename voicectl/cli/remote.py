@@ -141,7 +141,7 @@ def apply(
         log = Journal.begin(journal_path(cfg.state_path), current, now(), gitrepo.head(cfg.root))
         try:
             outcome = Executor(client, cfg.root, log, parallelism, progress).run(
-                work, recovery.known_ids(current)
+                work, current.voice_ids()
             )
         finally:
             progress.close()

@@ -334,8 +334,8 @@ class VoiceStore:
         last_id = max(self._last_id, int(voice.voice_id))
         record = {"voice": asdict(voice), "entry": asdict(entry) if entry else None}
         line = json.dumps({**record, "last_id": str(last_id)}, ensure_ascii=False) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         if self._log is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._log = open(self._log_path, "a", encoding="utf-8")  # noqa: SIM115
             _fsync_dir(self.path.parent)
         start = self._log.tell()
@@ -402,19 +402,19 @@ class VoiceStore:
                 self._voices = {v["voice_id"]: Voice(**v) for v in document["voices"]}
                 self._ledger = [LedgerEntry(**e) for e in document["ledger"]]
                 self._last_id = int(document["last_id"])
-            replayed = self._replay()
+            logged = self._replay()
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise EmulatorError(f"the emulator data file {self.path} is corrupt: {exc}") from exc
-        if replayed:
+        if logged:  # fold the log into the snapshot, and start a new one
             self._write(self._voices, self._ledger)
 
-    def _replay(self) -> int:
-        """Apply the log's complete lines; a torn last line (a crash mid-append) was
-        never acknowledged, so it is dropped."""
+    def _replay(self) -> bool:
+        """Apply the log's complete lines, if there is a log; a torn last line (a crash
+        mid-append) was never acknowledged, so it is dropped."""
         try:
             lines = self._log_path.read_text(encoding="utf-8").splitlines(keepends=True)
         except FileNotFoundError:
-            return 0
+            return False
         for line in lines:
             if not line.endswith("\n"):
                 break
@@ -424,7 +424,7 @@ class VoiceStore:
             if record["entry"] is not None:
                 self._ledger.append(LedgerEntry(**record["entry"]))
             self._last_id = max(self._last_id, int(record["last_id"]))
-        return len(lines) or 1
+        return True
 
 
 def _fsync_dir(directory: Path) -> None:
