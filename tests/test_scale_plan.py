@@ -419,3 +419,18 @@ def test_a_state_without_git_blobs_is_still_read(tmp_path: Path) -> None:
     assert loaded is not None
     assert loaded.voices["narrator"].take.git_blob == ""
     assert "git_blob" not in state.to_json(loaded)["voices"]["narrator"]["audio"]
+
+
+def test_every_cache_keeps_voicectl_s_folder_out_of_git(repo: VoiceRepo, run) -> None:
+    """Whichever cache is written first (declarations, state check, takes), git ignores
+    ``.voicectl/`` in a repository that has no .gitignore of its own; before, only the
+    take cache wrote it, so the others showed up in `git status`."""
+    from voicectl.hashing import write_cache
+
+    for name in ("declarations.json", "state-checked.json", "takes.json"):
+        folder = repo.root / f"fresh-{name}" / ".voicectl"
+        write_cache(folder / "cache" / name, b"{}")
+        assert (folder / ".gitignore").read_text() == "*\n"
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "validate").exit_code == 0
+    assert (repo.root / ".voicectl" / ".gitignore").read_text() == "*\n"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from voicectl.errors import Problem
-from voicectl.hashing import write_cache
+from voicectl.hashing import read_cache, write_cache
 from voicectl.model import LANGUAGES, Declaration
 
 CACHE_FORMAT = 1
@@ -86,16 +86,8 @@ class DeclarationCache:
             self._load(path)
 
     def _load(self, path: Path) -> None:
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return
-        if (
-            isinstance(data, dict)
-            and data.get("format") == CACHE_FORMAT
-            and data.get("identity") == self.identity
-            and isinstance(data.get("files"), dict)
-        ):
+        data = read_cache(path, format=CACHE_FORMAT, identity=self.identity)
+        if data is not None and isinstance(data.get("files"), dict):
             self.entries = data["files"]
 
     def get(

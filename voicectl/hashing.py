@@ -25,11 +25,27 @@ CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
+def read_cache(path: Path, **header: Any) -> dict[str, Any] | None:
+    """A cache file's JSON object if every ``header`` key holds the given value; None
+    when missing, unreadable, torn or foreign (a cache is a hint, never an input)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in header.items()):
+        return None
+    return data
+
+
 def write_cache(path: Path, data: bytes) -> None:
-    """Replace a cache file at once, but without fsync: a cache needs no durability (a
-    torn one is ignored), and after a large checkout an fsync can wait for the file
-    system to write back everything the checkout wrote."""
+    """Replace a cache file (under ``.voicectl/cache/``) at once, but without fsync: a
+    cache needs no durability (a torn one is ignored), and after a large checkout an fsync
+    can wait for the file system to write back everything the checkout wrote. The first
+    write also keeps ``.voicectl/`` out of git, whichever cache comes first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    gitignore = path.parent.parent / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("*\n")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -90,14 +106,9 @@ class TakeCache:
             self._load(path)
 
     def _load(self, path: Path) -> None:
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return
-        if isinstance(data, dict) and data.get("format") == CACHE_FORMAT:
-            entries = data.get("entries")
-            if isinstance(entries, dict):
-                self.entries = entries
+        data = read_cache(path, format=CACHE_FORMAT)
+        if data is not None and isinstance(data.get("entries"), dict):
+            self.entries = data["entries"]
 
     def get(self, relative: str, st: os.stat_result) -> dict[str, Any] | None:
         """The facts remembered for ``relative`` if its stat is unchanged and they are sound."""
@@ -120,9 +131,6 @@ class TakeCache:
         )
         try:
             write_cache(self.path, body.encode())
-            gitignore = self.path.parent.parent / ".gitignore"
-            if not gitignore.exists():
-                gitignore.write_text("*\n")
         except OSError:
             return
         self.dirty = False
