@@ -386,3 +386,15 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     assert state_of(repo.root)["voices"]["v00"]["voice_id"] == ids[1]
     assert len(coze.ledger()) == 2
     assert [r["voice_id"] for r in state_of(repo.root)["orphans"]] == []
+
+
+def test_a_policy_limit_stops_apply_before_any_clone(repo: VoiceRepo, coze: Coze, run) -> None:
+    """voicectl.yaml's guardrails hold for apply too, not only for plan."""
+    repo.write_config(policy={"max_new_voices": 1, "max_one_time_cny": 200})
+    repo.declare({"a": repo.voice("a", freq=300), "b": repo.voice("b", freq=600)})
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1
+    assert "policy.max_new_voices is 1" in result.output
+    assert "policy.max_one_time_cny is 200" in result.output
+    assert coze.ledger() == []
+    assert not (repo.root / "state" / "voicectl.state.json").exists()
