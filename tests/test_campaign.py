@@ -55,10 +55,28 @@ def assert_each_voice_holds_its_own_take(repo: VoiceRepo, coze: Coze) -> None:
 def test_bug_lost_reply_of_a_same_named_create_is_ambiguous_with_its_answered_twin(
     repo: VoiceRepo, coze: Coze, run
 ) -> None:
-    """The twin's id, answered in the same apply, is known: it is no candidate."""
+    """The twin's id, answered in the same apply, is known: it is no candidate.
+
+    The reply lost is the second create's, after its twin was answered (a slow Coze, and
+    the fault armed once the first clone is in the ledger): both voices then match the
+    lost one by name and time, and only the known id tells them apart.
+    """
+    import threading
+    import time
+
     twins(repo)
-    coze.faults(drop_after_commit=1)
+    coze.faults(latency_ms=1000)
+
+    def arm_after_the_first_clone() -> None:
+        deadline = time.monotonic() + 20
+        while not coze.ledger() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        coze.faults(latency_ms=1000, drop_after_commit=1)
+
+    armer = threading.Thread(target=arm_after_the_first_clone)
+    armer.start()
     result = run(repo.root, "apply", "--auto-approve", "--parallelism", "1", env=coze.env())
+    armer.join()
     assert result.exit_code == 0, result.output
     assert "found on Coze after a lost reply" in result.output
     assert len(coze.ledger()) == 2
