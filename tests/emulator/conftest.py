@@ -1,7 +1,9 @@
 """Fixtures for the emulator tests: a real uvicorn server on a loopback port, cozepy clients.
 
 One emulator serves a whole module (reset before each test, so tests stay independent);
-tests that need their own settings (strict docs, quotas, no tokens) start their own.
+tests that need their own settings (the documented clone reply, quotas, no tokens) start
+their own. The shared one answers clones with the full Voice record
+(``full_clone_reply``): cozepy 0.20.0 cannot read the documented ``{"voice_id"}`` reply.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def wav() -> bytes:
 
 @pytest.fixture(scope="module")
 def shared_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with running_emulator(tmp_path_factory.mktemp("emulator"), tokens=TOKEN_SPECS) as url:
+    data_dir = tmp_path_factory.mktemp("emulator")
+    with running_emulator(data_dir, tokens=TOKEN_SPECS, full_clone_reply=True) as url:
         yield url
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cozepy
 import httpx
+import pydantic
 import pytest
 
 from tests.emulator.conftest import FULL, LIST_ONLY, SPACE_A, SPACE_A_ONLY, make_wav
@@ -143,7 +144,6 @@ def test_wer_marker_on_retrain_leaves_the_voice_unchanged(coze: cozepy.Coze, wav
         ({"voice_name": "x" * 129}, "voice_name over 128 bytes"),
         ({"voice_name": "声" * 43}, "voice_name over 128 bytes in UTF-8 (129)"),
         ({"audio_format": ""}, "empty audio_format"),
-        ({"audio_format": "flac"}, "unsupported audio_format"),
         ({"language": "fr"}, "unsupported language"),
         ({"text": "a" * 1025}, "text over 1024 bytes"),
         ({"text": "字" * 342}, "text over 1024 bytes in UTF-8 (1026)"),
@@ -205,27 +205,54 @@ def test_a_console_slot_in_init_state_becomes_cloned_on_its_first_upload(
     assert (voice.state, voice.available_training_times) == ("cloned", 9)
 
 
-def test_strict_docs_mode_answers_a_clone_with_only_the_voice_id(
-    data_dir: Path, wav: bytes
-) -> None:
-    with running_emulator(data_dir, strict_docs=True) as url:
+def test_by_default_a_clone_is_answered_with_only_the_voice_id(data_dir: Path, wav: bytes) -> None:
+    """The documented reply: ``data`` is exactly ``{"voice_id": ...}``."""
+    with running_emulator(data_dir) as url:
         reply = httpx.post(
             f"{url}/v1/audio/voices/clone",
             headers={"Authorization": "Bearer anything"},
-            data={"voice_name": "strict", "audio_format": "wav"},
+            data={"voice_name": "documented", "audio_format": "wav"},
             files={"file": ("upload", wav)},
         )
     body = reply.json()
     assert body["code"] == 0 and body["msg"] == ""
-    assert list(body["data"]) == ["voice_id"]
+    assert list(body["data"]) == ["voice_id"] and body["data"]["voice_id"].isdigit()
     assert body["detail"]["logid"] == reply.headers["x-tt-logid"]
 
 
-def test_slot_quota_exhausted_gives_4019(data_dir: Path, wav: bytes) -> None:
-    with running_emulator(data_dir, slot_quota=1) as url:
+def test_cozepy_fails_validation_on_the_documented_reply_after_the_clone_committed(
+    data_dir: Path, wav: bytes
+) -> None:
+    """Why cozepy users need full_clone_reply: the clone is billed, then cozepy raises."""
+    with running_emulator(data_dir) as url:
+        coze = cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
+        with pytest.raises(pydantic.ValidationError) as caught:
+            clone(coze, wav, voice_name="billed")
+        ledger = httpx.get(f"{url}/_emulator/ledger").json()["clones"]
+        [listed] = coze.audio.voices.list(filter_system_voice=True)
+    assert not isinstance(caught.value, cozepy.CozeAPIError)
+    assert {e["loc"][0] for e in caught.value.errors()} >= {"name", "state", "preview_audio"}
+    assert [(e["kind"], e["voice_name"]) for e in ledger] == [("create", "billed")]
+    assert listed.voice_id == ledger[0]["voice_id"]
+
+
+def test_full_clone_reply_answers_the_whole_voice_record(data_dir: Path, wav: bytes) -> None:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
+        coze = cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
+        voice = clone(coze, wav, voice_name="full")
+    assert (voice.name, voice.state, voice.available_training_times) == ("full", "cloned", 9)
+
+
+def test_slot_quota_exhausted_gives_4019_saying_an_expansion_pack_is_needed(
+    data_dir: Path, wav: bytes
+) -> None:
+    with running_emulator(data_dir, slot_quota=1, full_clone_reply=True) as url:
         coze = cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
         voice = clone(coze, wav)
-        assert api_error(lambda: clone(coze, wav)).code == 4019
+        error = api_error(lambda: clone(coze, wav))
+        assert error.code == 4019
+        assert "no voice slot left" in error.msg.lower()
+        assert "voice-clone expansion pack" in error.msg
         assert clone(coze, wav, voice_id=voice.voice_id).voice_id == voice.voice_id
         assert clone(coze, wav, space_id=SPACE_A).available_training_times == 9
 

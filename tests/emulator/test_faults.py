@@ -59,10 +59,11 @@ def test_a_failure_aimed_at_clone_spares_list_and_commits_nothing(
 def test_cozepy_raises_the_injected_code_with_the_logid(
     coze: cozepy.Coze, admin: httpx.Client
 ) -> None:
-    admin.post("/_emulator/faults", json={"fail": {"code": 4013, "http_status": 429}})
+    admin.post("/_emulator/faults", json={"fail": {"code": 4013, "http_status": 200}})
     with pytest.raises(cozepy.CozeAPIError) as caught:
         coze.audio.voices.list()
     assert caught.value.code == 4013 and caught.value.logid
+    assert "model service" in caught.value.msg  # a model error, not a rate limit
 
 
 def test_an_injected_429_carries_retry_after(raw: httpx.Client, admin: httpx.Client) -> None:
@@ -75,14 +76,15 @@ def test_an_injected_429_carries_retry_after(raw: httpx.Client, admin: httpx.Cli
     )
 
 
-def test_rate_limit_answers_429_4013_beyond_the_rate(
+def test_rate_limit_answers_429_with_the_documented_rpm_code_4020_beyond_the_rate(
     raw: httpx.Client, admin: httpx.Client
 ) -> None:
     admin.post("/_emulator/faults", json={"rate_limit_qps": 2}).raise_for_status()
     replies = [raw.get("/v1/audio/voices") for _ in range(6)]
     limited = [r for r in replies if r.status_code == 429]
     assert replies[0].status_code == 200 and limited
-    assert all(r.json()["code"] == 4013 and int(r.headers["retry-after"]) >= 1 for r in limited)
+    assert all(r.json()["code"] == 4020 and int(r.headers["retry-after"]) >= 1 for r in limited)
+    assert all("RPM" in r.json()["msg"] for r in limited)
     admin.post("/_emulator/faults", json={"rate_limit_qps": None})
     assert raw.get("/v1/audio/voices").status_code == 200
 
@@ -164,6 +166,18 @@ def test_latency_overlaps_for_concurrent_requests(data_dir: Path, wav: bytes) ->
         {"fail": {"count": 0}},
         {"rate_limit_qps": 0},
         {"drop_after_commit": 1.5},
+        {"fail": {"body": 5}},
+        {"fail": {"content_type": "text/plain"}},  # a content type needs a body
+        {"fail": {"body": "", "content_type": "text/html\r\nX-Evil: 1"}},
+        {"fail_after_commit": {"endpoint": "clone"}},  # always the clone endpoint
+        {"fail_after_commit": {"count": 0}},
+        {"fail_after_commit": {"http_status": 600}},
+        {"fail_after_commit": "yes"},
+        {"list_page_cap": 0},
+        {"list_page_cap": "2"},
+        {"list_repeat_from": 1},
+        {"list_endless": 1},
+        {"latency_ms": 5, "list_repeat_from": 0},  # one bad key: the good one is not applied
     ],
 )
 def test_a_bad_faults_payload_is_refused_and_changes_nothing(
@@ -186,4 +200,6 @@ def test_faults_merge_and_get_shows_what_is_left(admin: httpx.Client) -> None:
         "http_status": 500,
         "count": 3,
         "endpoint": None,
+        "body": None,
+        "content_type": None,
     }

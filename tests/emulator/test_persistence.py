@@ -20,13 +20,13 @@ def coze_at(url: str) -> cozepy.Coze:
 
 
 def test_voices_and_ledger_survive_a_restart(data_dir: Path, wav: bytes) -> None:
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         voice = coze_at(url).audio.voices.clone(voice_name="kept", file=wav, audio_format="wav")
         coze_at(url).audio.voices.clone(
             voice_name="kept2", file=wav, audio_format="wav", voice_id=voice.voice_id
         )
         ledger = httpx.get(f"{url}/_emulator/ledger").json()
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         [listed] = coze_at(url).audio.voices.list(filter_system_voice=True)
         assert httpx.get(f"{url}/_emulator/ledger").json() == ledger
         newer = coze_at(url).audio.voices.clone(voice_name="new", file=wav, audio_format="wav")
@@ -42,11 +42,11 @@ def test_voices_and_ledger_survive_a_restart(data_dir: Path, wav: bytes) -> None
 def test_clones_are_appended_to_a_log_folded_into_the_data_file_on_restart(
     data_dir: Path, wav: bytes
 ) -> None:
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         for n in range(3):
             coze_at(url).audio.voices.clone(voice_name=f"v{n}", file=wav, audio_format="wav")
         assert len((data_dir / LOG).read_text(encoding="utf-8").splitlines()) == 3
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         assert len(httpx.get(f"{url}/_emulator/ledger").json()["clones"]) == 3
     assert [p.name for p in data_dir.iterdir()] == [DATA_FILE]
     document = json.loads((data_dir / DATA_FILE).read_text(encoding="utf-8"))
@@ -57,26 +57,26 @@ def test_a_torn_last_log_line_was_never_acknowledged_and_is_dropped(
     data_dir: Path, wav: bytes
 ) -> None:
     """The emulator killed mid-append: complete lines are clones it answered."""
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         for n in range(2):
             coze_at(url).audio.voices.clone(voice_name=f"v{n}", file=wav, audio_format="wav")
     assert not (data_dir / DATA_FILE).exists()  # the log was never folded yet
     log = data_dir / LOG
     with open(log, "a", encoding="utf-8") as handle:
         handle.write('{"voice": {"voice_id": "74')
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         names = {v.name for v in coze_at(url).audio.voices.list(filter_system_voice=True)}
     assert names == {"v0", "v1"}
     assert not log.exists()
 
 
 def test_reset_clears_voices_ledger_and_faults_on_disk_too(data_dir: Path, wav: bytes) -> None:
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         coze_at(url).audio.voices.clone(voice_name="gone", file=wav, audio_format="wav")
         httpx.post(f"{url}/_emulator/faults", json={"latency_ms": 5})
         httpx.post(f"{url}/_emulator/reset").raise_for_status()
         assert httpx.get(f"{url}/_emulator/faults").json()["latency_ms"] == 0
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         assert list(coze_at(url).audio.voices.list(filter_system_voice=True)) == []
         assert httpx.get(f"{url}/_emulator/ledger").json() == {"clones": []}
 
@@ -89,7 +89,7 @@ def test_a_corrupt_data_file_is_refused_with_a_clear_error(data_dir: Path) -> No
 
 
 def test_a_failed_write_answers_5000_and_commits_nothing(data_dir: Path, wav: bytes) -> None:
-    with running_emulator(data_dir) as url:
+    with running_emulator(data_dir, full_clone_reply=True) as url:
         blocker = data_dir / LOG / "in-the-way"
         blocker.mkdir(parents=True)  # the log's path is now a non-empty directory
         reply = httpx.post(

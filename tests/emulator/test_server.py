@@ -20,7 +20,7 @@ from pathlib import Path
 from voicectl.emulator import serve
 try:
     echo = lambda line: print(line, flush=True)
-    serve("127.0.0.1", 0, Path(sys.argv[1]), sys.argv[2:], False, echo)
+    serve("127.0.0.1", 0, Path(sys.argv[1]), sys.argv[2:], echo)
 except KeyboardInterrupt:
     sys.exit(130)
 """
@@ -48,14 +48,19 @@ def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
     return process.stdout.read(), process.stderr.read()
 
 
-def test_serve_announces_its_url_and_open_auth_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+def test_serve_announces_url_auth_and_clone_reply_and_stops_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
     process, url, lines = start(tmp_path)
     try:
         reply = httpx.get(f"{url}/v1/audio/voices", headers={"Authorization": "Bearer x"})
         assert reply.json()["code"] == 0
     finally:
         out, _ = stop(process)
-    assert "any non-empty bearer token" in "".join(lines) + out
+    printed = "".join(lines) + out
+    assert "any non-empty bearer token" in printed
+    assert 'only {"voice_id"}' in printed and "cozepy" in printed
+    assert "full_clone_reply" in printed
 
 
 def test_serve_never_prints_a_token_value(tmp_path: Path) -> None:
@@ -77,11 +82,11 @@ def test_serve_refuses_an_address_in_use(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(EmulatorError, match=f"127.0.0.1:{port}"):
-            serve("127.0.0.1", port, tmp_path, [], False, print)
+            serve("127.0.0.1", port, tmp_path, [], print)
 
 
 def test_serve_refuses_a_bad_token_spec_before_listening(tmp_path: Path) -> None:
     echoed: list[str] = []
     with pytest.raises(EmulatorError, match="token spec #1"):
-        serve("127.0.0.1", 0, tmp_path, ["pat:scopes=everything"], False, echoed.append)
+        serve("127.0.0.1", 0, tmp_path, ["pat:scopes=everything"], echoed.append)
     assert echoed == []

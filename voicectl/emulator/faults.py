@@ -1,110 +1,101 @@
-"""Fault injection settings of the Coze emulator: token grants, and faults set over HTTP.
+"""Runtime faults of the Coze emulator, set over HTTP; every key is documented here.
 
-Token grants make authentication and permission failures (4100, 4101) reproducible. They
-are fixed at start from token specs (``voicectl emulator --token SPEC``, repeatable)::
+Faults are set with ``POST /_emulator/faults`` and a JSON object. Every key is optional:
+a key that is present replaces that setting, a key that is absent leaves it as it is,
+and ``null`` clears it; a payload with any bad key changes nothing (HTTP 400, code
+4000). ``GET /_emulator/faults`` shows the settings, with what is left of the counts;
+``POST /_emulator/reset`` clears them. They live in memory only. (Token grants, fixed at
+start, are in :mod:`voicectl.emulator.tokens`.)
 
-    TOKEN                                  every scope, every space
-    TOKEN:scopes=listVoice,createSpeech    only these scopes (createVoice, listVoice, createSpeech)
-    TOKEN:spaces=7350000000000000000,123   only voices in these spaces
-    TOKEN:scopes=createVoice:spaces=123    both limits; ``scopes=`` alone grants no scope at all
-
-With no spec at all, any non-empty bearer token is accepted with every scope and space.
-A request without ``Authorization: Bearer <known token>`` gets 4100 (HTTP 401); one whose
-token lacks the endpoint's scope, or the voice's space, gets 4101 (HTTP 403).
-
-Runtime faults are set with ``POST /_emulator/faults`` and a JSON object. Every key is
-optional: a key that is present replaces that setting, a key that is absent leaves it
-as it is, and ``null`` clears it; a payload with any bad key changes nothing (HTTP 400,
-code 4000). ``GET /_emulator/faults`` shows the settings, with what is left of the
-counts; ``POST /_emulator/reset`` clears them. They live in memory only.
+Requests and replies:
 
 - ``latency_ms`` (int >= 0): each Coze API request (clone, list, speech) sleeps this long
   before it is handled. Concurrent requests sleep concurrently, so N requests sent P at a
   time take about ceil(N/P) times the latency.
+- ``rate_limit_qps`` (number > 0): a token bucket of that rate (burst ``max(1, qps)``)
+  in front of the Coze API; a request beyond it gets HTTP 429, code 4020 (RPM exceeded,
+  a documented rate-limit code) and ``Retry-After`` (whole seconds until a token is
+  free, at least 1). Nothing is committed.
 - ``fail`` (object): the next ``count`` requests (default 1) to ``endpoint`` (``"clone"``,
-  ``"list"`` or ``"speech"``; absent or null means any of them) get the JSON envelope with
-  ``code`` (default 5000) and ``msg`` (default: a message matching the code) at HTTP
-  ``http_status`` (200..599, default 500). Nothing is committed. A 429 carries
-  ``Retry-After: 1``.
-- ``drop_after_commit`` (int >= 0): the next N successful clones are committed (voice
+  ``"list"`` or ``"speech"``; absent or null means any of them) are refused before
+  anything happens (nothing is committed) with a *reply*:
+
+  - by default the JSON envelope with ``code`` (default 5000) and ``msg`` (default: a
+    message matching the code) at HTTP ``http_status`` (200..599, default 500);
+  - with ``body`` (a string), exactly that text instead, with ``content_type`` (default
+    ``text/html; charset=utf-8``) at ``http_status``: a reply that is not a Coze
+    envelope, such as an empty body (``""``) or a gateway's HTML error page. It carries
+    no ``X-Tt-Logid``; ``code`` and ``msg`` are then unused.
+
+  Any reply at HTTP 429 carries ``Retry-After: 1``.
+
+Clones that commit, then lose or spoil their reply (the outcome is unknown to the client):
+
+- ``drop_after_commit`` (int >= 0): the next N clones that succeed are committed (voice
   store and ledger, on disk) and then the connection is closed without any reply: the
   lost-response case.
-- ``rate_limit_qps`` (number > 0): a token bucket of that rate (burst ``max(1, qps)``)
-  in front of the Coze API; a request beyond it gets HTTP 429, code 4013 and
-  ``Retry-After`` (whole seconds until a token is free, at least 1).
+- ``fail_after_commit`` (object): the next ``count`` clones that succeed are committed
+  (store and ledger, on disk) and then answered with the reply described as for ``fail``
+  (``code``, ``http_status``, ``count``, ``msg``, ``body``, ``content_type``; no
+  ``endpoint``: it is always the clone endpoint) instead of success. A clone that is
+  refused (bad field, no slot, 1109, ...) spends neither count; when both are set, a
+  clone spends ``drop_after_commit`` first.
 
-The order inside a request is: latency, rate limit, injected failure, authentication,
-then the endpoint itself.
+List pages (``GET /v1/audio/voices``; each stays until cleared, null or false):
+
+- ``list_page_cap`` (int >= 1): every page holds at most this many voices whatever
+  ``page_size`` asks; pages are cut at ``min(page_size, cap)`` (page k holds items
+  ``[(k-1)*cap, k*cap)``) and ``has_more`` stays exact. A client asking for 100 gets
+  short pages with ``has_more: true``, which the docs allow: only has_more ends a list.
+- ``list_repeat_from`` (int >= 2): a request for any ``page_num >= N`` gets exactly page
+  N-1 again, and page N-1, once it holds any voice, says ``has_more: true`` whatever
+  follows it: a client that trusts has_more loops on that page, however short the list.
+  Pages before N-1 are unchanged; so is an empty page N-1 (nothing to repeat: an empty
+  account still lists as empty).
+- ``list_endless`` (bool): ``has_more`` is always true; pages past the end are empty.
+
+The order inside a request is: latency, rate limit, injected failure (``fail``),
+authentication, then the endpoint itself; after a clone commits, ``drop_after_commit``
+then ``fail_after_commit``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from voicectl.emulator.store import EmulatorError
-
 ENDPOINTS = ("clone", "list", "speech")
-SCOPES = ("createVoice", "listVoice", "createSpeech")
+RATE_LIMIT_CODE = 4020  # RPM exceeded; 4013 is a model-service error, not a rate limit
+DEFAULT_FAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 
-RATE_LIMIT_CODE = 4013
-
-# Default messages for injected codes, close to what Coze says for them.
+# Default messages for the codes the emulator answers or injects, close to Coze's meaning.
 CODE_MESSAGES: dict[int, str] = {
+    1109: "WERError: the audio does not match the given text.",
+    1123: "Upload limit reached: a voice can be uploaded at most 10 times.",
     4000: "The request parameters are incorrect.",
+    4008: "The daily request limit of this account has been reached. Please try again tomorrow.",
     4009: "The system is currently at its request limit. Please try again later.",
     4011: "The balance of Coze tokens is insufficient.",
-    4013: "The request rate exceeds the limit. Please try again later.",
+    4013: "The model service failed. Please try again later.",
     4019: "Your account has an overdue balance. Please top up and try again.",
-    4020: "The RPM limit has been exceeded. Please try again later.",
+    4020: "The requests per minute (RPM) limit has been exceeded. Please try again later.",
+    4022: "The model service is in arrears. Please top up and try again.",
     4100: "authentication is invalid",
     4101: (
         "Your token does not have permission to access resource. "
         "Please verify whether the resource ID or token is correct."
     ),
+    4102: "The request was blocked by risk control.",
     4200: "The resource does not exist.",
+    4300: "The file is empty or missing.",
+    4301: "Only one file can be uploaded per request.",
+    4302: "The file exceeds the 10 MB size limit.",
+    4303: "The file type is not supported.",
+    4304: "The file is invalid.",
     5000: "The service encountered an internal error. Please try again later.",
 }
-
-
-@dataclass(frozen=True)
-class TokenGrant:
-    """What one token may do; None means no limit."""
-
-    scopes: frozenset[str] | None = None
-    spaces: frozenset[str] | None = None
-
-    def covers(self, space_id: str) -> bool:
-        return self.spaces is None or space_id in self.spaces
-
-
-def parse_token_specs(specs: Sequence[str]) -> dict[str, TokenGrant]:
-    """Token specs to grants; errors name a spec by its position, never by its token."""
-    grants: dict[str, TokenGrant] = {}
-    for number, spec in enumerate(specs, start=1):
-        token, *options = spec.split(":")
-        if not token or token != token.strip():
-            raise EmulatorError(f"token spec #{number}: the token is empty or has blanks")
-        limits: dict[str, frozenset[str]] = {}
-        for option in options:
-            key, sep, value = option.partition("=")
-            if not sep or key not in ("scopes", "spaces") or key in limits:
-                raise EmulatorError(
-                    f"token spec #{number}: expected scopes=A,B or spaces=ID,ID after ':'"
-                )
-            limits[key] = frozenset(item.strip() for item in value.split(",") if item.strip())
-        unknown = sorted(limits.get("scopes", frozenset()) - set(SCOPES))
-        if unknown:
-            raise EmulatorError(
-                f"token spec #{number}: unknown scope(s) {', '.join(unknown)} "
-                f"(known: {', '.join(SCOPES)})"
-            )
-        if token in grants:
-            raise EmulatorError(f"token spec #{number} repeats an earlier token")
-        grants[token] = TokenGrant(limits.get("scopes"), limits.get("spaces"))
-    return grants
 
 
 class FaultSpecError(ValueError):
@@ -113,22 +104,26 @@ class FaultSpecError(ValueError):
 
 @dataclass(frozen=True)
 class FailRule:
-    """Injected failures still to be served."""
+    """Injected replies still to be served (``fail`` or ``fail_after_commit``)."""
 
     code: int
     http_status: int
     count: int
-    endpoint: str | None
     msg: str
+    endpoint: str | None = None
+    body: str | None = None  # not None: this exact text instead of the JSON envelope
+    content_type: str | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {
+    def to_json(self, *, with_endpoint: bool = True) -> dict[str, object]:
+        shown: dict[str, object] = {
             "code": self.code,
             "http_status": self.http_status,
             "count": self.count,
-            "endpoint": self.endpoint,
             "msg": self.msg,
+            "body": self.body,
+            "content_type": self.content_type,
         }
+        return {**shown, "endpoint": self.endpoint} if with_endpoint else shown
 
 
 @dataclass
@@ -137,43 +132,41 @@ class Faults:
 
     latency_ms: int = 0
     fail: FailRule | None = None
+    fail_after_commit: FailRule | None = None
     drop_after_commit: int = 0
     rate_limit_qps: float | None = None
+    list_page_cap: int | None = None
+    list_repeat_from: int | None = None
+    list_endless: bool = False
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _tokens: float = field(default=0.0, repr=False)
     _refilled_at: float = field(default=0.0, repr=False)
 
     def to_json(self) -> dict[str, object]:
+        fail, after = self.fail, self.fail_after_commit
         return {
             "latency_ms": self.latency_ms,
-            "fail": self.fail.to_json() if self.fail else None,
+            "fail": fail.to_json() if fail else None,
+            "fail_after_commit": after.to_json(with_endpoint=False) if after else None,
             "drop_after_commit": self.drop_after_commit,
             "rate_limit_qps": self.rate_limit_qps,
+            "list_page_cap": self.list_page_cap,
+            "list_repeat_from": self.list_repeat_from,
+            "list_endless": self.list_endless,
         }
 
     def reset(self) -> None:
-        self.latency_ms, self.fail, self.drop_after_commit = 0, None, 0
-        self.rate_limit_qps = None
+        for name, parse in _SETTINGS.items():
+            setattr(self, name, parse(None))
 
     def update(self, payload: object) -> None:
         """Apply a faults payload; validates everything first, so a bad one changes nothing."""
         if not isinstance(payload, Mapping):
             raise FaultSpecError("the faults payload must be a JSON object")
-        unknown = sorted(
-            set(payload) - {"latency_ms", "fail", "drop_after_commit", "rate_limit_qps"}
-        )
+        unknown = sorted(set(payload) - set(_SETTINGS))
         if unknown:
             raise FaultSpecError(f"unknown fault setting(s): {', '.join(unknown)}")
-        changes: dict[str, object] = {}
-        if "latency_ms" in payload:
-            changes["latency_ms"] = _int(payload["latency_ms"], "latency_ms", minimum=0, null=0)
-        if "drop_after_commit" in payload:
-            value = payload["drop_after_commit"]
-            changes["drop_after_commit"] = _int(value, "drop_after_commit", minimum=0, null=0)
-        if "fail" in payload:
-            changes["fail"] = _fail_rule(payload["fail"])
-        if "rate_limit_qps" in payload:
-            changes["rate_limit_qps"] = _qps(payload["rate_limit_qps"])
+        changes = {name: _SETTINGS[name](value) for name, value in payload.items()}
         for name, value in changes.items():
             setattr(self, name, value)
         if "rate_limit_qps" in changes:
@@ -184,7 +177,7 @@ class Faults:
         rule = self.fail
         if rule is None or rule.endpoint not in (None, endpoint):
             return None
-        self.fail = replace(rule, count=rule.count - 1) if rule.count > 1 else None
+        self.fail = _spend(rule)
         return rule
 
     def take_drop(self) -> bool:
@@ -193,6 +186,25 @@ class Faults:
             return False
         self.drop_after_commit -= 1
         return True
+
+    def take_after_commit(self) -> FailRule | None:
+        """Consume one spoiled reply; not None when this committed clone must get it."""
+        rule = self.fail_after_commit
+        if rule is not None:
+            self.fail_after_commit = _spend(rule)
+        return rule
+
+    def page(self, total: int, page_num: int, page_size: int) -> tuple[int, int, bool]:
+        """The items ``[start, stop)`` of ``total`` matching voices on a list page, and
+        its ``has_more``: exact without list faults, as the list faults say with them."""
+        size = min(page_size, self.list_page_cap or page_size)
+        last = None if self.list_repeat_from is None else self.list_repeat_from - 1
+        if last is not None and page_num > last:
+            page_num = last
+        start = (page_num - 1) * size
+        repeated = page_num == last and total > start  # page N-1 holds a voice to repeat
+        has_more = repeated or self.list_endless or total > start + size
+        return min(start, total), min(start + size, total), has_more
 
     def admit(self) -> int | None:
         """Take a token from the rate limiter: None if admitted, else Retry-After seconds."""
@@ -211,11 +223,29 @@ class Faults:
         return max(1.0, self.rate_limit_qps or 0.0)
 
 
-def _int(value: object, name: str, *, minimum: int, null: int) -> int:
-    if value is None:
-        return null
+def _spend(rule: FailRule) -> FailRule | None:
+    return replace(rule, count=rule.count - 1) if rule.count > 1 else None
+
+
+def _int(value: object, name: str, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise FaultSpecError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return value
+
+
+def _count(name: str) -> Callable[[object], int]:
+    return lambda value: 0 if value is None else _int(value, name, minimum=0)
+
+
+def _optional_int(name: str, minimum: int) -> Callable[[object], int | None]:
+    return lambda value: None if value is None else _int(value, name, minimum=minimum)
+
+
+def _flag(value: object) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise FaultSpecError(f"list_endless must be true, false or null, not {value!r}")
     return value
 
 
@@ -229,25 +259,54 @@ def _qps(value: object) -> float | None:
     return float(value)
 
 
-def _fail_rule(value: object) -> FailRule | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise FaultSpecError("fail must be an object or null")
-    unknown = sorted(set(value) - {"code", "http_status", "count", "endpoint", "msg"})
-    if unknown:
-        raise FaultSpecError(f"unknown fail setting(s): {', '.join(unknown)}")
-    code = _int(value.get("code", 5000), "fail.code", minimum=1, null=5000)
-    status = _int(value.get("http_status", 500), "fail.http_status", minimum=200, null=500)
-    if status > 599:
-        raise FaultSpecError(f"fail.http_status must be an HTTP status (200..599), not {status}")
-    count = _int(value.get("count", 1), "fail.count", minimum=1, null=1)
-    endpoint = value.get("endpoint")
-    if endpoint is not None and endpoint not in ENDPOINTS:
-        raise FaultSpecError(f"fail.endpoint must be one of {', '.join(ENDPOINTS)} or null")
-    msg = value.get("msg")
-    if msg is None:
-        msg = CODE_MESSAGES.get(code, f"injected fault (code {code})")
-    if not isinstance(msg, str) or not msg:
-        raise FaultSpecError("fail.msg must be a non-empty string")
-    return FailRule(code=code, http_status=status, count=count, endpoint=endpoint, msg=msg)
+def _rule(name: str, *, with_endpoint: bool) -> Callable[[object], FailRule | None]:
+    keys = {"code", "http_status", "count", "msg", "body", "content_type"}
+    keys |= {"endpoint"} if with_endpoint else set()
+
+    def parse(value: object) -> FailRule | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise FaultSpecError(f"{name} must be an object or null")
+        unknown = sorted(set(value) - keys)
+        if unknown:
+            raise FaultSpecError(f"unknown {name} setting(s): {', '.join(unknown)}")
+        code = _int(_or(value.get("code"), 5000), f"{name}.code", minimum=1)
+        status = _int(_or(value.get("http_status"), 500), f"{name}.http_status", minimum=200)
+        if status > 599:
+            raise FaultSpecError(f"{name}.http_status must be an HTTP status (200..599)")
+        count = _int(_or(value.get("count"), 1), f"{name}.count", minimum=1)
+        endpoint = value.get("endpoint")
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise FaultSpecError(f"{name}.endpoint must be one of {', '.join(ENDPOINTS)} or null")
+        msg = _or(value.get("msg"), CODE_MESSAGES.get(code, f"injected fault (code {code})"))
+        if not isinstance(msg, str) or not msg:
+            raise FaultSpecError(f"{name}.msg must be a non-empty string")
+        body, content_type = value.get("body"), value.get("content_type")
+        if body is not None and not isinstance(body, str):
+            raise FaultSpecError(f"{name}.body must be a string or null")
+        if body is None and content_type is not None:
+            raise FaultSpecError(f"{name}.content_type needs a body")
+        if body is not None:
+            content_type = _or(content_type, DEFAULT_FAULT_CONTENT_TYPE)
+            if not isinstance(content_type, str) or not content_type.isprintable():
+                raise FaultSpecError(f"{name}.content_type must be a one-line string")
+        return FailRule(code, status, count, msg, endpoint, body, content_type)
+
+    return parse
+
+
+def _or(value: object, default: object) -> object:
+    return default if value is None else value
+
+
+_SETTINGS: dict[str, Callable[[object], object]] = {
+    "latency_ms": _count("latency_ms"),
+    "fail": _rule("fail", with_endpoint=True),
+    "fail_after_commit": _rule("fail_after_commit", with_endpoint=False),
+    "drop_after_commit": _count("drop_after_commit"),
+    "rate_limit_qps": _qps,
+    "list_page_cap": _optional_int("list_page_cap", 1),
+    "list_repeat_from": _optional_int("list_repeat_from", 2),
+    "list_endless": _flag,
+}

@@ -53,13 +53,19 @@ def serve(
     port: int,
     data_dir: Path,
     tokens: Sequence[str],
-    strict_docs: bool,
     echo: Callable[[str], None],
     *,
+    full_clone_reply: bool = False,
     slot_quota: int | None = None,
     log_level: str = "info",
 ) -> None:
     """Run the emulator until interrupted; blocks. ``echo`` gets the start-up lines.
+
+    A clone's reply is ``{"voice_id"}`` only, as Coze documents, unless
+    ``full_clone_reply``: cozepy 0.20.0 validates the clone reply as a full Voice and
+    raises pydantic's ``ValidationError`` on the documented body, so a client cloning
+    through cozepy needs ``full_clone_reply``. ``slot_quota`` caps the voices per space
+    (a new clone beyond it gets 4019); None: unlimited.
 
     Raises :class:`EmulatorError`, before listening, for a bad token spec, an unusable
     data dir or an address that cannot be bound. On Ctrl+C or SIGTERM uvicorn shuts down
@@ -67,7 +73,7 @@ def serve(
     uvicorn's log (``log_level``; "info" shows one access line per request) goes to
     stderr. Token values are never echoed or logged.
     """
-    app = create_app(data_dir, tokens, strict_docs, slot_quota=slot_quota)
+    app = create_app(data_dir, tokens, full_clone_reply=full_clone_reply, slot_quota=slot_quota)
     sock = _bind(host, port)
     echo(f"Coze emulator listening on {_url(sock)} (data: {data_dir})")
     if tokens:
@@ -75,10 +81,16 @@ def serve(
     else:
         echo("No --token given: accepting any non-empty bearer token, with every scope.")
     echo(f"Clones without space_id go to the personal space {DEFAULT_SPACE_ID}.")
-    if strict_docs:
-        echo("Strict docs mode: a clone's reply data is only {voice_id}.")
+    if full_clone_reply:
+        echo("Clone replies carry the full Voice record (a superset of Coze's documented reply).")
+    else:
+        echo(
+            'Clone replies carry only {"voice_id"}, as Coze documents. cozepy 0.20.0 '
+            "validates them as a full Voice and raises pydantic's ValidationError: "
+            "clients cloning through cozepy need full_clone_reply."
+        )
     if slot_quota is not None:
-        echo(f"Voice slots per space: {slot_quota}.")
+        echo(f"Voice slots per space: {slot_quota} (a new voice beyond them gets 4019).")
     server = uvicorn.Server(_config(app, log_level=log_level, quiet=False))
     server.run(sockets=[sock])
 
@@ -87,21 +99,26 @@ def serve(
 def running_emulator(
     data_dir: Path,
     tokens: Sequence[str] = (),
-    strict_docs: bool = False,
     *,
+    full_clone_reply: bool = False,
     slot_quota: int | None = None,
+    clock: Callable[[], float] = time.time,
     host: str = "127.0.0.1",
     port: int = 0,
     tls: tuple[Path, Path] | None = None,
 ) -> Iterator[str]:
     """Serve the emulator from a background thread; yields its base URL.
 
-    The port defaults to a free one. On exit the server shuts down and the thread is
+    ``full_clone_reply`` and ``slot_quota`` are as for :func:`serve` (tests that clone
+    through cozepy need ``full_clone_reply=True``); ``clock`` dates voices and expires
+    preview links. The port defaults to a free one. On exit the server shuts down and the thread is
     joined, so a second emulator may reopen the same data dir at once. ``tls`` (a
     certificate chain file and its key file) serves https, for tests of certificate
     verification.
     """
-    app = create_app(data_dir, tokens, strict_docs, slot_quota=slot_quota)
+    app = create_app(
+        data_dir, tokens, full_clone_reply=full_clone_reply, slot_quota=slot_quota, clock=clock
+    )
     sock = _bind(host, port)
     config = _config(app, log_level="warning", quiet=True)
     if tls is not None:

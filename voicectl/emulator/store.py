@@ -38,12 +38,8 @@ LANGUAGE_NAMES = {
     "id": "印尼语",
     "pt": "葡萄牙语",
 }
-AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
-MAX_AUDIO_BYTES = 10 * 1024 * 1024
 MAX_NAME_BYTES = 128
 MAX_TEXT_BYTES = 1024
-SPEECH_FORMATS = ("mp3", "wav", "pcm", "ogg_opus")
-SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 WER_MARKER = "[wer-mismatch]"  # in a clone's ``text``: fail with 1109, commit nothing
 _ID_BASE = 7_400_000_000_000_000_000
 
@@ -134,24 +130,6 @@ SYSTEM_VOICES = (
 )
 
 
-def check_clone_fields(
-    *, name: str | None, audio_format: str | None, language: str | None, text: str | None
-) -> None:
-    """Coze's 4000 checks on a clone's text fields (section 9.6 of the contract)."""
-    if not name or not name.strip():
-        raise ApiError(4000, "voice_name is required and cannot be empty.")
-    if len(name.encode()) > MAX_NAME_BYTES:
-        raise ApiError(4000, f"voice_name exceeds {MAX_NAME_BYTES} bytes.")
-    if not audio_format:
-        raise ApiError(4000, "audio_format is required.")
-    if audio_format not in AUDIO_FORMATS:
-        raise ApiError(4000, f"audio_format must be one of {', '.join(AUDIO_FORMATS)}.")
-    if language and language not in LANGUAGE_NAMES:
-        raise ApiError(4000, f"language must be one of {', '.join(LANGUAGE_NAMES)}.")
-    if len((text or "").encode()) > MAX_TEXT_BYTES:
-        raise ApiError(4000, f"text exceeds {MAX_TEXT_BYTES} bytes.")
-
-
 class VoiceStore:
     """Custom voices, the ledger and the id sequence: a JSON snapshot plus an fsync'd
     append-only log of the clones since, folded into the snapshot on the next start."""
@@ -196,33 +174,6 @@ class VoiceStore:
         ]
         return sorted(found, key=lambda v: (v.create_time, int(v.voice_id)), reverse=True)
 
-    def check_speech(self, body: object) -> tuple[Voice, str, int]:
-        """A speech request's voice, response_format and sample_rate; else 4000 or 4200."""
-        if not isinstance(body, dict):
-            raise ApiError(4000, "The request body must be a JSON object.")
-        text, voice_id = body.get("input"), body.get("voice_id")
-        fmt, rate = body.get("response_format", "mp3"), body.get("sample_rate", 24000)
-        if not isinstance(text, str) or not text or len(text.encode()) > MAX_TEXT_BYTES:
-            raise ApiError(4000, f"input is required, at most {MAX_TEXT_BYTES} bytes in UTF-8.")
-        if fmt not in SPEECH_FORMATS:
-            raise ApiError(4000, f"response_format must be one of {', '.join(SPEECH_FORMATS)}.")
-        if rate not in SAMPLE_RATES:
-            raise ApiError(4000, f"sample_rate must be one of {SAMPLE_RATES}.")
-        voice = self.get(voice_id) if isinstance(voice_id, str) and voice_id else None
-        if voice is None:
-            raise ApiError(4200, f"The voice {voice_id} does not exist.")
-        if voice.state != "cloned":
-            raise ApiError(4000, f"The voice {voice_id} has not been trained yet.")
-        speed = body.get("speed", 1)
-        low, high = (0.5, 2.0) if voice.model_type == "big" else (0.2, 3.0)
-        if (
-            isinstance(speed, bool)
-            or not isinstance(speed, int | float)
-            or not low <= speed <= high
-        ):
-            raise ApiError(4000, f"speed must be {low}..{high} for a {voice.model_type} voice.")
-        return voice, fmt, rate
-
     # -- committing -------------------------------------------------------------------
 
     def create(self, space_id: str, fields: Mapping[str, str | None], audio_sha256: str) -> Voice:
@@ -251,8 +202,9 @@ class VoiceStore:
         if in_space >= self.slot_quota:
             raise ApiError(
                 4019,
-                f"No voice slot left in space {space_id} ({self.slot_quota} in use). "
-                "Buy a voice clone expansion pack and try again.",
+                f"No voice slot left in space {space_id}: all {self.slot_quota} purchased "
+                "voice slots are in use. A new voice needs a voice-clone expansion pack "
+                "(bought by an admin); retraining an existing voice needs no slot.",
             )
 
     def check_retrain(self, voice_id: str) -> Voice:
