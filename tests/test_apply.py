@@ -190,7 +190,7 @@ def test_a_lost_retrain_reply_is_adopted(repo: VoiceRepo, coze: Coze, run) -> No
 
 def test_a_429_storm_slows_down_and_converges(repo: VoiceRepo, coze: Coze, run) -> None:
     many(repo, 2)
-    coze.faults(fail={"code": 4013, "http_status": 429, "count": 2})
+    coze.faults(fail={"code": 4020, "http_status": 429, "count": 2})
     result = run(repo.root, "apply", "--auto-approve", env=coze.env())
     assert result.exit_code == 0, result.output
     assert len(coze.ledger()) == 2
@@ -210,9 +210,12 @@ def test_one_failing_voice_does_not_stop_the_others(repo: VoiceRepo, coze: Coze,
     assert [c["address"] for c in again["changes"] if c["action"] != "noop"] == ["bad"]
 
 
-def test_strict_docs_clone_reply_is_enough(tmp_path: Path, repo: VoiceRepo, run) -> None:
+def test_a_full_voice_record_in_the_clone_reply_changes_nothing(
+    tmp_path: Path, repo: VoiceRepo, run
+) -> None:
+    """The fixture's emulator answers as Coze documents ({voice_id}); the superset too."""
     many(repo, 2)
-    with running_emulator(tmp_path / "strict", strict_docs=True) as base:
+    with running_emulator(tmp_path / "full", full_clone_reply=True) as base:
         coze = Coze(base)
         result = run(repo.root, "apply", "--auto-approve", env=coze.env())
         assert result.exit_code == 0, result.output

@@ -32,7 +32,10 @@ OFFLINE = {"COZE_API_TOKEN": "", "COZE_API_BASE": ""}  # plan refreshes given a 
 
 
 def voice(
-    *extra: str, name: str = "Anna", audio: str = "../audio/a.wav", text: str = "The take of a."
+    *extra: str,
+    name: str = "Annabelle",
+    audio: str = "../audio/a.wav",
+    text: str = "The take of a.",
 ) -> str:
     """voices/voices.yaml declaring ``a``: name at 3:11, audio at 4:12, text at 5:11."""
     lines = ["voices:", "  a:", f"    name: {name}", f"    audio: {audio}", f"    text: {text}"]
@@ -124,7 +127,7 @@ DECLARATIONS = [
         id="unknown-top-level-field",
     ),
     pytest.param(
-        "voices:\n  a:\n    name: Anna\n    audio: ../audio/a.wav\n",
+        "voices:\n  a:\n    name: Annabelle\n    audio: ../audio/a.wav\n",
         Expect(V, 2, 3, "voices.a.text", "text is required"),
         id="missing-required-field",
     ),
@@ -245,7 +248,7 @@ DECLARATIONS = [
         id="two-documents",
     ),
     pytest.param(
-        voice(name="[Anna"),
+        voice(name="[Annabelle"),
         Expect(V, 4, 10, "voices.a.name.1", "invalid YAML: did not find expected ',' or ']'"),
         id="yaml-syntax-error",
     ),
@@ -313,7 +316,7 @@ def test_bad_declaration(bad: VoiceRepo, run, body: str | bytes, expected: Expec
 
 def test_duplicate_address_across_files(bad: VoiceRepo, run) -> None:
     """The second file to declare an address is the one reported, naming the first."""
-    bad.write("voices/more.yaml", voice().replace("Anna", "Other Anna"))
+    bad.write("voices/more.yaml", voice().replace("Annabelle", "Other Annabelle"))
     expected = Expect(V, 2, 3, "voices.a", "address 'a' is already declared at voices/more.yaml:2")
     check(bad, run, expected, ("validate", "plan"))
 
@@ -461,13 +464,13 @@ AUDIO_CASES = [
     pytest.param(
         lambda r: _sparse(r, "huge.wav", 10 * 1024 * MB),
         "../audio/huge.wav",
-        "audio/huge.wav: is 10737418240 bytes; Coze accepts at most 10485760 (10 MB)",
+        "audio/huge.wav: is 10,737,418,240 bytes; Coze accepts at most 10,000,000 (10 MB)",
         id="sparse-10-gb",
     ),
     pytest.param(
-        lambda r: _sparse(r, "big.wav", 10 * MB + 1),
+        lambda r: _sparse(r, "big.wav", 10_000_001),
         "../audio/big.wav",
-        "audio/big.wav: is 10485761 bytes; Coze accepts at most 10485760",
+        "audio/big.wav: is 10,000,001 bytes; Coze accepts at most 10,000,000",
         id="one-byte-over-10-mb",
     ),
     pytest.param(

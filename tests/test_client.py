@@ -13,6 +13,7 @@ from tests.conftest import write_wav
 from voicectl.client import (
     CozeClient,
     CozeError,
+    ListingIncomplete,
     OutcomeUnknown,
     Retry,
     Throttle,
@@ -112,7 +113,7 @@ def test_list_stops_at_the_page_cap(base: str, take: Path) -> None:
     c = client(base)
     for i in range(3):
         clone(c, take, voice_name=f"v{i}")
-    with pytest.raises(TransportError, match="did not end after 2 pages"):
+    with pytest.raises(ListingIncomplete, match="has_more was still true after 2 pages"):
         list(c.voices(page_size=1, max_pages=2))
 
 
@@ -154,7 +155,7 @@ def test_bad_request_is_4000(base: str, take: Path) -> None:
 
 def test_rate_limited_clone_is_retried_honouring_retry_after(base: str, take: Path) -> None:
     sleeps = Sleeps()
-    faults(base, fail={"code": 4013, "http_status": 429, "count": 3, "endpoint": "clone"})
+    faults(base, fail={"code": 4020, "http_status": 429, "count": 3, "endpoint": "clone"})
     clone(client(base, sleeps=sleeps), take)
     assert len(sleeps) == 3 and all(s >= 1.0 for s in sleeps)  # the emulator says Retry-After: 1
     ledger = httpx.get(f"{base}/_emulator/ledger").json()["clones"]
@@ -184,7 +185,7 @@ def test_list_retries_5xx_with_exponential_backoff(base: str) -> None:
 
 def test_list_gives_up_after_the_attempts(base: str) -> None:
     faults(base, fail={"code": 5000, "http_status": 500, "count": 50, "endpoint": "list"})
-    with pytest.raises(CozeError):
+    with pytest.raises(ListingIncomplete, match="page 1: Coze error 5000"):
         list(client(base).voices())
 
 

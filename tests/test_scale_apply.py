@@ -147,7 +147,7 @@ def coze(tmp_path: Path) -> Iterator[Coze]:
 def test_an_apply_under_a_rate_limit_slows_down_and_clones_every_voice_once(
     repo: VoiceRepo, coze: Coze, run: Callable[..., Any]
 ) -> None:
-    """Coze's 429s (code 4013, Retry-After) reject clones it never carried out: each is
+    """Coze's 429s (code 4020, Retry-After) reject clones it never carried out: each is
     sent again after its pause, nothing fails, and no voice is cloned twice."""
     many(repo, 14)
     coze.faults(rate_limit_qps=3)
@@ -165,7 +165,7 @@ def test_a_rate_limited_list_is_retried_not_failed(
 ) -> None:
     """The reads before and after the clones go through the same limit and also wait."""
     many(repo, 2)
-    coze.faults(fail={"code": 4013, "http_status": 429, "count": 2, "endpoint": "list"})
+    coze.faults(fail={"code": 4020, "http_status": 429, "count": 2, "endpoint": "list"})
     result = run(repo.root, "apply", "--auto-approve", env=coze.env())
     assert result.exit_code == 0, result.output
     assert_converged(repo.root, coze)

@@ -22,7 +22,7 @@ from voicectl.errors import Problem
 from voicectl.hashing import TakeCache, sha256_handle
 from voicectl.model import Declaration, Take, TakeRef
 
-MAX_BYTES = 10 * 1024 * 1024
+MAX_BYTES = 10_000_000  # Coze's "10 MB": read as the stricter 10**6, not 2**20
 MIN_SECONDS, MAX_SECONDS = 10.0, 30.0
 PCM_BYTES_PER_SECOND = 24_000 * 2  # Coze's pcm: 24 kHz, mono, 16-bit
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
@@ -222,7 +222,7 @@ class _Resolver:
             kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
             raise AudioError(f"is {kind}")
         if st.st_size > MAX_BYTES:
-            raise AudioError(f"is {st.st_size} bytes; Coze accepts at most {MAX_BYTES} (10 MB)")
+            raise AudioError(f"is {st.st_size:,} bytes; Coze accepts at most {MAX_BYTES:,} (10 MB)")
         if st.st_size == 0:
             raise AudioError("is empty")
         return real, st

@@ -1,12 +1,13 @@
 """The one place that talks to Coze: clone and list over an injected httpx.Client.
 
-Coze replies with an envelope ``{code, msg, data, detail: {logid}}``; anything but code
-0 becomes a typed :class:`CozeError` with the logid and a hint a human can act on.
-Listing is retried with exponential backoff (honouring ``Retry-After``) on rate limits,
-5xx and transport errors. A clone is billed and has no idempotency key, so it is retried
-only when Coze provably did not take it (an explicit rate-limit rejection, or a
-connection that was never made); any other failure after the request may have left is
-:class:`OutcomeUnknown`, for the caller to reconcile through the list before resending.
+Coze replies with an envelope ``{code, msg, data, detail: {logid}}``; anything but a
+success becomes a :class:`CozeError` with the logid, a hint a human can act on, and what
+the reply proves (:mod:`voicectl.replies`). Listing is read-only, so it is retried with
+backoff (honouring ``Retry-After``) on everything but a request error. A clone is billed
+and has no idempotency key, so it is sent again only when Coze provably did not take it
+(a rate-limit refusal, or a connection that was never made); any other failure after the
+request may have left is :class:`OutcomeUnknown`, for the caller to reconcile through a
+complete listing before resending.
 The token is sent in a header and never appears in a message.
 """
 
@@ -22,56 +23,37 @@ from typing import Any
 
 import httpx
 
-from voicectl import apibase
+from voicectl import apibase, replies
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
 from voicectl.pacing import Retry, Slot, Throttle
+from voicectl.replies import CozeError, Verdict
 
 CLONE_PATH = "/v1/audio/voices/clone"
 LIST_PATH = "/v1/audio/voices"
-RATE_LIMIT_CODES = frozenset({4009, 4013, 4020})
 MAX_PAGES = 1000
+MAX_EMPTY_PAGES = 5  # empty pages in a row that still claim more: the listing never ends
 PAGE_SIZE = 100
-
-HINTS = {
-    4100: "the token is invalid or expired, or belongs to the other region: a coze.com token "
-    "does not work on api.coze.cn and the reverse (set COZE_API_BASE)",
-    4101: "the token lacks a permission (createVoice to clone, listVoice to list) or access "
-    "to this workspace",
-    1109: "Coze found the audio does not match `text`; fix the transcript or the take",
-    1123: "this voice id has used all 10 clones; `--replace ADDRESS` makes a new voice id",
-    4011: "the Coze token balance is insufficient",
-    4019: "the account is in arrears or out of voice slots; top up or buy a voice pack",
-    4000: "Coze rejected a parameter",
-    4200: "Coze does not know this voice id (or it belongs to another account)",
-}
-FILE_HINT = "Coze rejected the audio file (empty, too large, unsupported or invalid)"
-
-
-class CozeError(VoicectlError):
-    """Coze answered with an error code; carries code, msg and logid."""
-
-    def __init__(self, code: int, msg: str, logid: str, http_status: int) -> None:
-        self.code, self.msg, self.logid, self.http_status = code, msg, logid, http_status
-        hint = HINTS.get(code) or (FILE_HINT if 4300 <= code < 4400 else "")
-        text = f"Coze error {code}: {msg or '(no message)'} (logid {logid or 'none'})"
-        super().__init__(f"{text}; {hint}" if hint else text)
-
-    @property
-    def rate_limited(self) -> bool:
-        return self.http_status == 429 or self.code in RATE_LIMIT_CODES
-
-    @property
-    def server_side(self) -> bool:
-        return self.http_status >= 500 or self.code == 5000
+# Raised before a single byte of the request left: nothing can have been committed.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class TransportError(VoicectlError):
     """Coze could not be reached or did not answer; for a clone see OutcomeUnknown."""
 
 
+class ListingIncomplete(TransportError):
+    """Coze's voice list could not be read to its end: it proves nothing about absence."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"Coze's voice list could not be read to its end ({why}); nothing is concluded "
+            "from it about the voices it did not show"
+        )
+
+
 class OutcomeUnknown(VoicectlError):
-    """A clone request may have reached Coze but no answer came back."""
+    """A clone request may have reached Coze and no reply proves what became of it."""
 
 
 @dataclass(frozen=True)
@@ -127,14 +109,6 @@ def _reason(exc: httpx.HTTPError) -> str:
     return type(exc).__name__
 
 
-def _logid(response: httpx.Response, body: Any) -> str:
-    header = response.headers.get("x-tt-logid", "")
-    if header:
-        return str(header)
-    detail = body.get("detail") if isinstance(body, dict) else None
-    return str(detail.get("logid", "")) if isinstance(detail, dict) else ""
-
-
 def _retry_after(response: httpx.Response) -> float | None:
     try:
         return float(response.headers["retry-after"])
@@ -159,36 +133,20 @@ class CozeClient:
         self._retry = retry
         self._throttle = throttle or Throttle(sleep=retry.sleep)
 
-    def _answer(self, response: httpx.Response, slot: Slot, attempt: int) -> Any:
-        """``_data`` of ``response``; a rate-limit rejection also tells the throttle."""
+    @property
+    def base_url(self) -> str:
+        """The API base, as the operator chose it (check_base_url refused credentials)."""
+        return str(self._http.base_url).rstrip("/")
+
+    def _answer(self, response: httpx.Response, slot: Slot, attempt: int) -> tuple[Any, str]:
+        """``data`` and logid of a success; else CozeError, telling the throttle of a
+        rate-limit rejection."""
         try:
-            return self._data(response)
+            return replies.read(response)
         except CozeError as exc:
-            if exc.rate_limited:
+            if exc.verdict is Verdict.THROTTLED:
                 slot.pause = self._retry.rate_delay(attempt, _retry_after(response))
             raise
-
-    def _data(self, response: httpx.Response) -> Any:
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        logid = _logid(response, body)
-        if not isinstance(body, dict) or "code" not in body:
-            text = response.text[:200].strip() or "(empty body)"
-            raise CozeError(
-                response.status_code,
-                f"HTTP {response.status_code}: {text}",
-                logid,
-                response.status_code,
-            )
-        try:
-            code = int(body["code"])
-        except (TypeError, ValueError):
-            code = -1
-        if code != 0:
-            raise CozeError(code, str(body.get("msg") or ""), logid, response.status_code)
-        return body.get("data"), logid
 
     def clone(
         self,
@@ -202,7 +160,13 @@ class CozeClient:
         space_id: str | None,
         voice_id: str | None = None,
     ) -> CloneResult:
-        """One clone (a retrain when ``voice_id`` is given); never sent twice blindly."""
+        """One clone (a retrain when ``voice_id`` is given), never sent twice blindly.
+
+        It is sent again only when nothing left (no connection was made) or Coze's reply
+        proves it was refused for its rate (see :mod:`voicectl.replies`). A request error
+        raises CozeError; every other failure raises OutcomeUnknown, for the caller to
+        look for the clone on the account before anything is resent.
+        """
         fields = {
             "voice_name": voice_name,
             "audio_format": audio_format,
@@ -229,7 +193,7 @@ class CozeClient:
                         request.stream = _Coalesced(request.stream)
                         response = self._http.send(request)
                     data, logid = self._answer(response, slot, limited)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except _NOT_SENT as exc:
                 # The connection was never made, so nothing was sent: safe to try again,
                 # unless the certificate failed to verify, which no retry mends.
                 if attempt + 1 >= self._retry.attempts or _tls_failure(exc):
@@ -244,24 +208,28 @@ class CozeClient:
                     "it may or may not have been carried out"
                 ) from None
             except CozeError as exc:
-                # Rejected for its rate: Coze did not carry it out, so it may go again.
-                if slot.pause is not None and limited + 1 < self._retry.rate_limit_attempts:
-                    self._retry.sleep(slot.pause)
+                if exc.verdict is Verdict.REFUSED:
+                    raise
+                if exc.verdict is Verdict.THROTTLED:
+                    if limited + 1 >= self._retry.rate_limit_attempts:
+                        raise  # refused every time: certainly never carried out
+                    self._retry.sleep(slot.pause or self._retry.delay(limited, None))
                     limited += 1
                     waited = True
                     continue
-                if exc.server_side:
-                    raise OutcomeUnknown(
-                        f"Coze failed while cloning ({exc.message}); the clone "
-                        "may or may not have been carried out"
-                    ) from None
-                raise
-            new_id = data.get("voice_id") if isinstance(data, dict) else None
-            if not isinstance(new_id, str) or not new_id:
-                raise OutcomeUnknown(f"Coze's clone reply has no voice_id (logid {logid})")
+                raise OutcomeUnknown(
+                    f"{exc.message}; that reply does not prove the clone was refused, "
+                    "so it may have been carried out"
+                ) from None
+            new_id = replies.voice_id(data.get("voice_id") if isinstance(data, dict) else None)
+            if new_id is None:
+                raise OutcomeUnknown(
+                    f"Coze's clone reply has no valid voice_id (logid {logid or 'none'})"
+                )
             return CloneResult(new_id, logid)
 
     def _get(self, params: dict[str, Any]) -> Any:
+        """One list request; read-only, so retried on anything but a request error."""
         attempt = limited = 0
         waited = False
         while True:
@@ -271,15 +239,15 @@ class CozeClient:
                     data, _ = self._answer(response, slot, limited)
                     return data
             except CozeError as exc:
-                if slot.pause is not None:
+                if exc.verdict is Verdict.REFUSED:
+                    raise
+                if exc.verdict is Verdict.THROTTLED:
                     if limited + 1 >= self._retry.rate_limit_attempts:
                         raise
-                    self._retry.sleep(slot.pause)
+                    self._retry.sleep(slot.pause or self._retry.delay(limited, None))
                     limited += 1
                     waited = True
                     continue
-                if not exc.server_side:
-                    raise
                 failure: VoicectlError = exc
                 retry_after = _retry_after(response)
             except httpx.HTTPError as exc:
@@ -300,7 +268,13 @@ class CozeClient:
         ahead: int = 8,
         expected: int = 0,
     ) -> Iterator[RemoteVoice]:
-        """Every custom voice the token can see, paging until the last page.
+        """Every custom voice the token can see, paging while Coze says ``has_more``.
+
+        Only ``has_more`` ends the listing: a short page is legal (Coze merges system
+        voices and every workspace the token sees into one list). A listing that cannot
+        be read to its end (a page fails or is malformed, a page repeats the one before,
+        ``has_more`` never ends within ``max_pages``) raises ListingIncomplete, never a
+        shorter answer: callers conclude from it that a voice is absent.
 
         The first page is read alone (most accounts fit in it); after it, up to ``ahead``
         pages are in flight at once, so 10,000 voices take 13 round trips, not 100. When
@@ -308,16 +282,33 @@ class CozeClient:
         the pages it expects, up to 16, are asked for at once from the first.
         """
         page = 1
+        previous: tuple[str, ...] = ()
+        empty = 0
+
+        def take(result: _Page) -> bool:
+            """Yield-side checks of one page, in order; true when it is the last."""
+            nonlocal previous, empty
+            if result.ids and result.ids == previous:
+                raise ListingIncomplete(f"page {result.number} repeats the page before it")
+            empty = 0 if result.ids else empty + 1
+            if empty >= MAX_EMPTY_PAGES and result.has_more:
+                raise ListingIncomplete(
+                    f"{empty} empty pages in a row up to page {result.number} still say has_more"
+                )
+            previous = result.ids
+            return not result.has_more
+
         if expected < page_size:
             first = self._page(1, page_size)
-            yield from first[0]
-            if first[1]:
+            last = take(first)
+            yield from first.voices
+            if last:
                 return
             page = 2
         else:
             ahead = max(ahead, min(16, expected // page_size + 1))
         with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
-            queued: deque[Future[tuple[list[RemoteVoice], bool]]] = deque()
+            queued: deque[Future[_Page]] = deque()
             try:
                 while True:
                     while len(queued) < max(1, ahead) and page <= max_pages:
@@ -325,34 +316,54 @@ class CozeClient:
                         page += 1
                     if not queued:
                         break
-                    items, last = queued.popleft().result()
-                    yield from items
+                    result = queued.popleft().result()
+                    last = take(result)
+                    yield from result.voices
                     if last:
                         return
             finally:
                 for future in queued:  # read past the end, or abandoned: not needed
                     future.cancel()
-        raise TransportError(f"Coze's voice list did not end after {max_pages} pages")
+        raise ListingIncomplete(f"has_more was still true after {max_pages} pages")
 
-    def _page(self, page: int, page_size: int) -> tuple[list[RemoteVoice], bool]:
-        """One page of the list, and whether it is the last."""
-        data = self._get(
-            {
-                "voice_state": "all",
-                "filter_system_voice": "true",
-                "page_num": page,
-                "page_size": page_size,
-            }
-        )
+    def _page(self, page: int, page_size: int) -> _Page:
+        """One page of the list; a reply that is not a well-formed page raises."""
+        try:
+            data = self._get(
+                {
+                    "voice_state": "all",
+                    "filter_system_voice": "true",
+                    "page_num": page,
+                    "page_size": page_size,
+                }
+            )
+        except CozeError as exc:
+            if exc.verdict is Verdict.REFUSED:  # the token, say: not a gap in the listing
+                raise
+            raise ListingIncomplete(f"page {page}: {exc.message}") from None
+        except TransportError as exc:
+            raise ListingIncomplete(f"page {page}: {exc.message}") from None
         items = data.get("voice_list") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise TransportError("Coze's voice list reply has no voice_list")
-        found = [
-            _remote(item)
-            for item in items
-            if isinstance(item, dict) and not item.get("is_system_voice")
-        ]
-        return found, not data.get("has_more") or len(items) < page_size
+        has_more = data.get("has_more") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not isinstance(has_more, bool):
+            raise ListingIncomplete(f"page {page} has no voice_list or no has_more")
+        ids, found = [], []
+        for item in items:
+            voice_id = replies.voice_id(item.get("voice_id") if isinstance(item, dict) else None)
+            if voice_id is None or not isinstance(item, dict):
+                raise ListingIncomplete(f"page {page} holds an entry without a valid voice_id")
+            ids.append(voice_id)
+            if item.get("is_system_voice") is not True:
+                found.append(_remote(item))
+        return _Page(page, found, tuple(ids), has_more)
+
+
+@dataclass(frozen=True)
+class _Page:
+    number: int
+    voices: list[RemoteVoice]
+    ids: tuple[str, ...]  # every entry's voice id, system voices too: tells a repeated page
+    has_more: bool
 
 
 class _Coalesced(httpx.SyncByteStream):
@@ -383,12 +394,20 @@ class _Coalesced(httpx.SyncByteStream):
 
 
 def _remote(item: dict[str, Any]) -> RemoteVoice:
+    def number(key: str) -> int:
+        value = item.get(key)
+        if value is None:
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ListingIncomplete(f"voice {item.get('voice_id')}: {key} is not an integer")
+        return value
+
     return RemoteVoice(
-        voice_id=str(item.get("voice_id", "")),
-        name=str(item.get("name", "")),
-        available_training_times=int(item.get("available_training_times") or 0),
-        create_time=int(item.get("create_time") or 0),
-        update_time=int(item.get("update_time") or 0),
+        voice_id=str(item["voice_id"]),
+        name=str(item.get("name") or ""),
+        available_training_times=number("available_training_times"),
+        create_time=number("create_time"),
+        update_time=number("update_time"),
         language=str(item.get("language_code") or ""),
         state=str(item.get("state") or ""),
     )

@@ -25,6 +25,7 @@ CONFIG_FILE = "voicectl.yaml"
 DEFAULT_VOICES = ("voices/**/*.yaml",)
 DEFAULT_STATE = "state/voicectl.state.json"
 NAME_MAX_BYTES = 128
+NAME_WARN_CHARS = 6  # the SDKs' docstrings: "length > 6"; the docs' example is "jay"
 TEXT_MAX_BYTES = 1024
 
 
@@ -37,6 +38,7 @@ class Config:
     default_language: str | None = None
     api_base: str | None = None
     max_new_voices: int | None = None
+    max_voices: int | None = None
     max_one_time_cny: int | None = None
     # Where each of ``voices`` is in voicectl.yaml, for problems found when globbing.
     voices_at: tuple[tuple[int, int], ...] = field(default=(), compare=False)
@@ -168,6 +170,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         default_language=defaults.get("language"),
         api_base=api_base,
         max_new_voices=policy.get("max_new_voices"),
+        max_voices=policy.get("max_voices"),
         max_one_time_cny=policy.get("max_one_time_cny"),
         voices_at=tuple(doc.where(("voices", i)) for i in range(len(voices))),
         digest=digest,
@@ -331,6 +334,14 @@ def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:
             doc.problem(
                 (*path, "name"),
                 f"is {len(name.encode())} bytes in UTF-8; Coze allows {NAME_MAX_BYTES}",
+            )
+        if 0 < len(name) <= NAME_WARN_CHARS:
+            doc.problem(
+                (*path, "name"),
+                f"{name!r} is {len(name)} characters: Coze's SDKs say a voice name must be "
+                f"longer than {NAME_WARN_CHARS} (the API's own example is shorter); a longer "
+                "name avoids a refused clone",
+                severity="warning",
             )
         if len(text.encode()) > TEXT_MAX_BYTES:
             doc.problem(

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicectl import reconcile
-from voicectl.client import CozeClient, CozeError, OutcomeUnknown
+from voicectl.client import CozeClient, OutcomeUnknown
 from voicectl.errors import VoicectlError
 from voicectl.journal import Journal, Pending
 from voicectl.model import NEW_VOICE_ACTIONS, Change
+from voicectl.replies import CozeError
 from voicectl.state import now
 
 RECONCILE_ROUNDS = 3
@@ -232,8 +233,24 @@ class Executor:
         outcome: Outcome,
         adopt: dict[str, str] | None = None,
     ) -> list[Change]:
-        """Settle clones of unknown outcome through the list; returns those to send again."""
-        remote = list(self.client.voices())
+        """Settle clones of unknown outcome through the list; returns those to send again.
+
+        Only a listing read to its end can show that a clone was never carried out: when
+        it cannot be read, nothing is concluded or resent, and the journal keeps the
+        clones for the next apply.
+        """
+        try:
+            remote = list(self.client.voices())
+        except VoicectlError as exc:
+            names = ", ".join(sorted(p.change.address for p in unknown))
+            raise VoicectlError(
+                f"cannot settle the clone(s) of unknown outcome ({names}): {exc.message}. "
+                "Nothing was sent again; the journal keeps them and the next "
+                "`voicectl apply` looks for them first"
+            ) from None
+        reason = reconcile.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
+        if reason is not None:  # another account's list proves nothing about this one
+            raise VoicectlError(f"cannot settle the clone(s) of unknown outcome: {reason}")
         again = []
         for pending in unknown:
             change = pending.change

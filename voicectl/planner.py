@@ -229,8 +229,13 @@ def _diff(
             f"sends {take.path} (sha256 {take.sha256[:12]}, {take.duration:.1f} s, "
             f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
         )
-    if remote is not None and record.voice_id not in remote:
-        notes.append(f"voice {record.voice_id} is not on Coze's voice list (see `voicectl drift`)")
+    missing = remote is not None and record.voice_id not in remote
+    if missing:
+        notes.append(
+            f"voice {record.voice_id} is not on Coze's voice list, so it cannot be retrained "
+            f"(Coze would answer 4200): `--replace {address}` clones a new voice id (138 CNY), "
+            f"or `voicectl state rm {address}` forgets it"
+        )
     elif remote is not None:
         notes += [
             f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "
@@ -276,6 +281,12 @@ def _diff(
             reasons.append("retrain_requested")
         if protected:
             return blocked([*reasons, "protected"], _protected_message(address, "retrained"))
+        if missing:
+            return blocked(
+                [*reasons, "missing_on_coze"],
+                f"voice {record.voice_id} is not on Coze's voice list: `--replace {address}` "
+                f"clones a new voice id (138 CNY), or `voicectl state rm {address}` forgets it",
+            )
         if left < 1:
             return blocked(
                 [*reasons, "budget_exhausted"],
@@ -348,11 +359,29 @@ def _orphan(
 
 
 def policy_violations(
-    plan_: Plan, max_new_voices: int | None, max_one_time_cny: int | None
+    plan_: Plan,
+    max_new_voices: int | None,
+    max_one_time_cny: int | None,
+    max_voices: int | None = None,
+    on_account: int = 0,
 ) -> list[str]:
-    """Guardrails from voicectl.yaml's policy that this plan exceeds."""
+    """Guardrails from voicectl.yaml's policy that this plan exceeds.
+
+    ``max_voices`` is the account's voice slots and ``on_account`` the cloned voices it
+    holds now (from Coze's list, or offline the state's): every new voice id takes a slot,
+    and Coze cannot free one.
+    """
     found = []
     new = sum(1 for c in plan_.changes if c.action in ("create", "replace"))
+    if max_voices is not None and new and on_account + new > max_voices:
+        short = on_account + new - max_voices
+        found.append(
+            f"policy.max_voices is {max_voices} (the account's voice slots) but the account "
+            f"holds {on_account} cloned voice(s) and the plan makes {new} new: "
+            f"{on_account + new} slots are needed; an administrator must buy {short} "
+            "voice-clone expansion pack(s) (138 CNY each) before this plan can be applied, "
+            "then raise policy.max_voices"
+        )
     if max_new_voices is not None and new > max_new_voices:
         found.append(
             f"policy.max_new_voices is {max_new_voices} but the plan makes {new} new voice(s)"

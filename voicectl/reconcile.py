@@ -8,7 +8,7 @@ left, with fewer trainings left than before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from voicectl.journal import Pending
 from voicectl.model import RemoteVoice
@@ -38,3 +38,18 @@ def candidates(
         and before is not None
         and v.available_training_times < before
     ]
+
+
+def wrong_account(known: Collection[str], listed: Collection[str], api_base: str) -> str | None:
+    """Why a complete listing that holds none of the ``known`` voice ids (the state's) is
+    another account, or None. There, every voice would be cloned anew, and every lost
+    clone would look never carried out."""
+    if not known or any(voice_id in listed for voice_id in known):
+        return None
+    return (
+        f"none of the state's {len(known)} voice id(s) is on this account's voice list "
+        f"({len(listed)} voice(s), read to the end): COZE_API_TOKEN is likely a token of "
+        "another account or team, or of the other region (the API base is "
+        f"{api_base}; coze.cn and coze.com are separate accounts), or it lacks access to "
+        "the voices' workspaces. Nothing was cloned; check the token and COZE_API_BASE"
+    )

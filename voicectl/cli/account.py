@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from voicectl.errors import UsageError
+from voicectl import reconcile
+from voicectl.errors import UsageError, VoicectlError
 
 if TYPE_CHECKING:
     from voicectl.client import CozeClient
     from voicectl.config import Config
-    from voicectl.model import RemoteVoice
+    from voicectl.model import RemoteVoice, State
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
 
@@ -34,7 +35,16 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
     return CozeClient(http_client(base), token)
 
 
-def remote_voices(client: CozeClient, expected: int = 0) -> dict[str, RemoteVoice]:
-    """Every custom voice the token can see, by voice id; ``expected``, the voices the
-    state knows, lets the list ask for that many pages at once."""
-    return {voice.voice_id: voice for voice in client.voices(expected=expected)}
+def remote_voices(client: CozeClient, state: State | None = None) -> dict[str, RemoteVoice]:
+    """Every custom voice the token can see, by voice id, from a complete listing.
+
+    With ``state``, its size lets the list ask for that many pages at once, and a listing
+    that holds none of its voice ids is refused: that is another account (a wrong token,
+    the other region, another team), where an apply would clone every voice anew.
+    """
+    known = state.voice_ids() if state is not None else set()
+    remote = {voice.voice_id: voice for voice in client.voices(expected=len(known))}
+    reason = reconcile.wrong_account(known, remote.keys(), client.base_url)
+    if reason is not None:
+        raise VoicectlError(reason)
+    return remote

@@ -56,7 +56,7 @@ def drift(ctx: click.Context, as_json: bool) -> int:
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    remote = account.remote_voices(account.client_for(cfg, "drift"))
+    remote = account.remote_voices(account.client_for(cfg, "drift"), current)
     found = drifts.find(current, remote)
     if as_json:
         click.echo(
@@ -101,7 +101,7 @@ def refresh(ctx: click.Context) -> None:
     cfg = _config(ctx)
     client = account.client_for(cfg, "refresh")
     with _writing(cfg, "voicectl refresh") as (current, save):
-        remote = account.remote_voices(client)
+        remote = account.remote_voices(client, current)
         for d in drifts.find(current, remote):
             click.echo(f"{d.address}: {d.kind}: voice {d.voice_id} {d.detail}")
         updated = transition.refreshed(current, remote, state.now())

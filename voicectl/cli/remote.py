@@ -114,13 +114,13 @@ def apply(
             adoptions,
             _echo_err,
         )
-        remote = account.remote_voices(client, len(current.voices) + len(current.orphans))
+        remote = account.remote_voices(client, current)
         if saved is not None:
             result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
         else:
             result, _ = _planned(cfg, current, plan_options(opts), remote, quiet=as_json)
         out.plan(result)
-        _check_policy(cfg, result)
+        _check_policy(cfg, result, current, remote)
         work = result.actionable
         blocked = [c for c in result.changes if c.action == "blocked"]
         if not work:
@@ -207,7 +207,7 @@ def _record_remote(client: CozeClient, cfg: Config, final: State, changed: bool)
     if not changed:
         return final
     try:
-        remote = account.remote_voices(client, len(final.voices) + len(final.orphans))
+        remote = account.remote_voices(client, final)
     except VoicectlError as exc:
         _echo_err(
             f"could not read Coze's voices after the apply ({exc.message}); run "
@@ -403,12 +403,35 @@ def force_unlock(ctx: click.Context) -> None:
     "it). With none, any non-empty token is accepted.",
 )
 @click.option(
-    "--strict-docs", is_flag=True, help="Clone replies carry only {voice_id}, as Coze documents."
+    "--full-clone-reply",
+    is_flag=True,
+    help="Answer a clone with the whole voice record, not only {voice_id} as Coze documents "
+    "(cozepy 0.20.0's clone() needs it: it raises on the documented reply).",
+)
+@click.option(
+    "--slots",
+    type=click.IntRange(0),
+    default=None,
+    help="Voice slots per workspace (Coze's plans include one; packs buy more): a new "
+    "clone beyond them is refused with 4019. Unlimited by default.",
 )
 def emulator(
-    host: str, port: int, data_dir: Path, tokens: tuple[str, ...], strict_docs: bool
+    host: str,
+    port: int,
+    data_dir: Path,
+    tokens: tuple[str, ...],
+    full_clone_reply: bool,
+    slots: int | None,
 ) -> None:
     """Run a local Coze-compatible voice API (for tests, demos and CI)."""
     from voicectl.emulator.server import serve
 
-    serve(host, port, data_dir, tokens, strict_docs, click.echo)
+    serve(
+        host,
+        port,
+        data_dir,
+        tokens,
+        click.echo,
+        full_clone_reply=full_clone_reply,
+        slot_quota=slots,
+    )

@@ -151,17 +151,26 @@ def declaration_digests(cfg: Config, files: list[str]) -> dict[str, str]:
     return {config.CONFIG_FILE: cfg.digest, **digests}
 
 
-def _check_policy(cfg: Config, result: Planned) -> None:
+def _check_policy(
+    cfg: Config, result: Planned, current: State, remote: Mapping[str, RemoteVoice] | None
+) -> None:
+    """Fails when the plan exceeds voicectl.yaml's policy; the account's cloned voices are
+    counted from Coze's list when it was read, else from the state."""
     from voicectl import planner
 
-    violations = planner.policy_violations(result, cfg.max_new_voices, cfg.max_one_time_cny)
+    on_account = len(remote) if remote is not None else len(current.voice_ids())
+    violations = planner.policy_violations(
+        result, cfg.max_new_voices, cfg.max_one_time_cny, cfg.max_voices, on_account
+    )
     if violations:
         raise PolicyError(
             "the plan exceeds the repository policy (voicectl.yaml):\n  " + "\n  ".join(violations)
         )
 
 
-def _read_remote(cfg: Config, refresh: bool | None) -> dict[str, RemoteVoice] | None:
+def _read_remote(
+    cfg: Config, current: State, refresh: bool | None
+) -> dict[str, RemoteVoice] | None:
     """Coze's voices when refreshing (the default with a token), else None (offline)."""
     from voicectl.cli import account
 
@@ -175,7 +184,7 @@ def _read_remote(cfg: Config, refresh: bool | None) -> dict[str, RemoteVoice] | 
             )
     if not refresh:
         return None
-    return account.remote_voices(account.client_for(cfg, "plan --refresh"))
+    return account.remote_voices(account.client_for(cfg, "plan --refresh"), current)
 
 
 @cli.command()
@@ -223,11 +232,11 @@ def plan(
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    remote = _read_remote(cfg, refresh)
+    remote = _read_remote(cfg, current, refresh)
     options = plan_options(opts)
     result, snapshot = _planned(cfg, current, options, remote)
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
-    _check_policy(cfg, result)
+    _check_policy(cfg, result, current, remote)
     if out is not None:
         _save_plan(start / out, cfg, current, result, snapshot, options, remote)
         click.echo(

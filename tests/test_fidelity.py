@@ -1,0 +1,303 @@
+"""Where Coze's documentation is stricter than the emulator's kindness: never a double clone.
+
+Each test drives `voicectl apply` against the emulator on a real socket, with a fault that
+Coze's docs allow, and checks the emulator's ledger (the clones Coze really made).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import VoiceRepo
+from tests.test_apply import Coze, assert_converged, many, state_of
+from voicectl.client import CozeClient, ListingIncomplete, Retry, http_client
+from voicectl.emulator.server import running_emulator
+
+TOKEN = "pat_apply_test_token_Zq81"
+HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+
+@pytest.fixture
+def coze(tmp_path: Path) -> Iterator[Coze]:
+    with running_emulator(tmp_path / "emulator-data") as base:
+        yield Coze(base)
+
+
+def apply(run: Any, repo: VoiceRepo, coze: Coze, *args: str) -> Any:
+    return run(repo.root, "apply", "--auto-approve", *args, env=coze.env())
+
+
+# -- the resend rule ------------------------------------------------------------------
+
+
+COMMITTED_THEN = {
+    "4013 model error": {"code": 4013, "http_status": 200},
+    "5000 at 502": {"code": 5000, "http_status": 502},
+    "5000 at 500": {"code": 5000, "http_status": 500},
+    "undocumented code": {"code": 4999, "http_status": 200},
+    "undocumented code at 400": {"code": 7777, "http_status": 400},
+    "4200 on a create": {"code": 4200, "http_status": 200},
+    "HTML page from a gateway": {"http_status": 502, "body": HTML},
+    "empty body": {"http_status": 200, "body": "", "content_type": "application/json"},
+    "JSON without a code": {
+        "http_status": 200,
+        "body": '{"msg": "ok"}',
+        "content_type": "application/json",
+    },
+}
+
+
+@pytest.mark.parametrize("reply", COMMITTED_THEN.values(), ids=COMMITTED_THEN.keys())
+def test_a_create_committed_then_answered_with_no_proof_of_refusal_is_cloned_once(
+    repo: VoiceRepo, coze: Coze, run: Any, reply: dict[str, Any]
+) -> None:
+    many(repo, 2)
+    coze.faults(fail_after_commit={**reply, "count": 2})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "create"]
+    assert "found on Coze after a lost reply" in result.output
+    assert_converged(repo.root, coze)
+
+
+@pytest.mark.parametrize("code", [4013, 5000, 4999])
+def test_a_retrain_committed_then_answered_with_an_error_is_cloned_once(
+    repo: VoiceRepo, coze: Coze, run: Any, code: int
+) -> None:
+    many(repo, 1)
+    assert apply(run, repo, coze).exit_code == 0
+    repo.audio("v00.wav", freq=777)
+    coze.faults(fail_after_commit={"code": code, "http_status": 500 if code == 5000 else 200})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain"]
+    assert state_of(repo.root)["voices"]["v00"]["clones_used"] == 2
+    assert_converged(repo.root, coze)
+
+
+@pytest.mark.parametrize("code", [4013, 5000, 4999])
+def test_an_unknown_outcome_that_was_not_committed_is_sent_again_after_the_list(
+    repo: VoiceRepo, coze: Coze, run: Any, code: int
+) -> None:
+    many(repo, 1)
+    coze.faults(fail={"code": code, "http_status": 200, "endpoint": "clone"})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert "checking Coze's voice list" in result.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [(4009, 200), (4020, 200), (4020, 429), (4009, 429), (4013, 429)]
+)
+def test_a_rate_refusal_is_sent_again_without_looking(
+    repo: VoiceRepo, coze: Coze, run: Any, code: int, status: int
+) -> None:
+    many(repo, 1)
+    coze.faults(fail={"code": code, "http_status": status, "count": 2, "endpoint": "clone"})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert "checking Coze's voice list" not in result.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+REFUSALS = {
+    4000: "parameter",
+    4008: "daily limit",
+    4011: "balance",
+    4019: "voice slot",
+    4101: "permission",
+    4300: "no audio file",
+    4301: "one audio file",
+    4302: "10 MB",
+    4303: "format",
+    4304: "invalid",
+    1109: "transcript",
+    1123: "all 10 clones",
+}
+
+
+@pytest.mark.parametrize(("code", "hint"), REFUSALS.items(), ids=[str(c) for c in REFUSALS])
+def test_a_request_error_is_final_and_explained(
+    repo: VoiceRepo, coze: Coze, run: Any, code: int, hint: str
+) -> None:
+    """The fault answers once: a resend would succeed and show on the ledger."""
+    many(repo, 1)
+    coze.faults(fail={"code": code, "http_status": 200, "endpoint": "clone"})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 1
+    assert f"Coze error {code}" in result.output and hint in result.output
+    assert "Traceback" not in result.output
+    assert coze.ledger() == []
+    assert not (repo.root / "state" / "voicectl.state.json.journal").exists()
+
+
+def test_a_clone_reply_with_a_malformed_voice_id_is_reconciled_not_recorded(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    coze.faults(
+        fail_after_commit={
+            "http_status": 200,
+            "body": json.dumps({"code": 0, "msg": "", "data": {"voice_id": "../../etc/passwd"}}),
+            "content_type": "application/json",
+        }
+    )
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+# -- paging follows has_more only ---------------------------------------------------------
+
+
+def client(base: str) -> CozeClient:
+    return CozeClient(http_client(base), TOKEN, Retry(sleep=lambda _: None))
+
+
+def test_short_pages_that_say_has_more_are_read_to_the_end(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 5)
+    assert apply(run, repo, coze).exit_code == 0
+    coze.faults(list_page_cap=2)
+    assert len(list(client(coze.base).voices())) == 5
+    drift = run(repo.root, "drift", env=coze.env())
+    assert drift.exit_code == 0, drift.output
+    plan = run(repo.root, "plan", env=coze.env())
+    assert plan.stdout == "No changes.\n" and "not on Coze" not in plan.output
+
+
+@pytest.mark.parametrize(
+    "fault", [{"list_repeat_from": 2}, {"list_endless": True}], ids=["repeated", "endless"]
+)
+def test_a_listing_that_never_ends_is_an_error_not_an_answer(
+    repo: VoiceRepo, coze: Coze, run: Any, fault: dict[str, Any]
+) -> None:
+    many(repo, 3)
+    assert apply(run, repo, coze).exit_code == 0
+    coze.faults(list_page_cap=1, **fault)
+    with pytest.raises(ListingIncomplete):
+        list(client(coze.base).voices())
+    drift = run(repo.root, "drift", env=coze.env())
+    assert drift.exit_code == 1 and "could not be read to its end" in drift.output
+
+
+def test_reconcile_never_concludes_not_sent_from_an_incomplete_listing(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    coze.faults(drop_after_commit=1, list_page_cap=1, list_repeat_from=2)
+    first = apply(run, repo, coze)
+    assert first.exit_code == 1 and "Nothing was sent again" in first.output
+    assert len(coze.ledger()) == 1
+    assert (repo.root / "state" / "voicectl.state.json.journal").exists()
+    coze.faults(list_page_cap=None, list_repeat_from=None)
+    second = apply(run, repo, coze)
+    assert second.exit_code == 0, second.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+# -- voice slots --------------------------------------------------------------------------
+
+
+def test_max_voices_counts_the_account_and_fails_before_any_clone(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 2)
+    assert apply(run, repo, coze).exit_code == 0
+    repo.write_config(policy={"max_voices": 3})
+    more = {f"n{i}": repo.voice(f"n{i}", freq=900 + i) for i in range(2)}
+    repo.declare(more, file="voices/more.yaml")
+    for args in (("plan",), ("apply", "--auto-approve")):
+        result = run(repo.root, *args, env=coze.env())
+        assert result.exit_code == 1
+        assert "policy.max_voices is 3" in result.output
+        assert "4 slots are needed" in result.output and "buy 1 voice-clone" in result.output
+    offline = run(repo.root, "plan")  # counted from the state
+    assert offline.exit_code == 1 and "holds 2 cloned voice(s)" in offline.output
+    assert len(coze.ledger()) == 2
+    repo.write_config(policy={"max_voices": 4})
+    assert apply(run, repo, coze).exit_code == 0
+    assert len(coze.ledger()) == 4
+
+
+def test_out_of_slots_on_coze_is_explained(tmp_path: Path, repo: VoiceRepo, run: Any) -> None:
+    many(repo, 2)
+    with running_emulator(tmp_path / "slots", slot_quota=1) as base:
+        coze = Coze(base)
+        result = apply(run, repo, coze, "--parallelism", "1")
+        assert result.exit_code == 1
+        assert "Coze error 4019" in result.output and "expansion pack" in result.output
+        assert len(coze.ledger()) == 1
+        assert len(state_of(repo.root)["voices"]) == 1
+
+
+# -- the wrong account --------------------------------------------------------------------
+
+
+def test_an_account_holding_none_of_the_state_is_refused_before_any_clone(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 2)
+    assert apply(run, repo, coze).exit_code == 0
+    repo.declare({"extra": repo.voice("extra", freq=1500)}, file="voices/extra.yaml")
+    with running_emulator(tmp_path / "other-account") as base:
+        other = Coze(base)
+        for args in (("plan",), ("apply", "--auto-approve"), ("drift",), ("refresh",)):
+            result = run(repo.root, *args, env=other.env())
+            assert result.exit_code == 1, result.output
+            assert "none of the state's 2 voice id(s)" in result.output
+            assert "region" in result.output and "COZE_API_BASE" in result.output
+        assert other.ledger() == []
+
+
+def test_a_voice_missing_on_coze_is_never_planned_as_a_retrain(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 2)
+    assert apply(run, repo, coze).exit_code == 0
+    path = repo.root / "state" / "voicectl.state.json"
+    state = json.loads(path.read_text())
+    state["voices"]["v01"]["voice_id"] = "7999999999999999999"
+    path.write_text(json.dumps(state, indent=2))
+    repo.audio("v01.wav", freq=1999)
+    plan = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
+    (change,) = [c for c in plan["changes"] if c["address"] == "v01"]
+    assert change["action"] == "blocked" and "missing_on_coze" in change["reasons"]
+    text = run(repo.root, "plan", env=coze.env()).output
+    assert "--replace v01" in text and "voicectl state rm v01" in text
+    drift = run(repo.root, "drift", env=coze.env())
+    assert drift.exit_code == 2 and "v01: missing" in drift.output
+    result = apply(run, repo, coze)
+    assert result.exit_code == 1
+    assert len(coze.ledger()) == 2
+    replaced = apply(run, repo, coze, "--replace", "v01")
+    assert replaced.exit_code == 0, replaced.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "create", "create"]
+
+
+# -- readings that cannot cost money --------------------------------------------------------
+
+
+def test_a_take_over_10_000_000_bytes_is_refused(repo: VoiceRepo, run: Any) -> None:
+    repo.declare({"big": repo.voice("big")})
+    (repo.root / "audio" / "big.wav").write_bytes(b"RIFF" + bytes(10_000_001 - 4))
+    result = run(repo.root, "validate")
+    assert result.exit_code == 1 and "10,000,001 bytes" in result.output
+
+
+def test_a_short_voice_name_is_warned_about(repo: VoiceRepo, run: Any) -> None:
+    repo.declare({"jay": repo.voice("jay", name="jay")})
+    result = run(repo.root, "validate")
+    assert result.exit_code == 0
+    assert "warning: voices.jay.name: 'jay' is 3 characters" in result.output
