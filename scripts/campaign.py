@@ -3,7 +3,9 @@
 Each run mutates a real voice repository (new voices, retrains, renames, moved files,
 removals, re-added orphans, a space change now and then), arms random faults on the
 emulator (latency, 5xx, 429 storms, a token-bucket rate limit, replies lost after the
-clone was committed) and runs ``python -m voicectl apply --auto-approve`` as a
+clone was committed, clones committed and then answered with 4013, an undocumented code
+or a body that is not Coze's envelope, short list pages that say ``has_more`` and a
+list page that repeats) and runs ``python -m voicectl apply --auto-approve`` as a
 subprocess, sometimes SIGKILLed at a random moment. Then, faults cleared, apply runs
 again until the plan is empty, and the invariants are checked against the emulator's
 ledger (the clones Coze really made) and its list endpoint:
@@ -168,7 +170,16 @@ class Emulator:
         self.http.post("/_emulator/faults", json=settings).raise_for_status()
 
     def clear_faults(self) -> None:
-        self.faults(latency_ms=None, fail=None, drop_after_commit=None, rate_limit_qps=None)
+        self.faults(
+            latency_ms=None,
+            fail=None,
+            fail_after_commit=None,
+            drop_after_commit=None,
+            rate_limit_qps=None,
+            list_page_cap=None,
+            list_repeat_from=None,
+            list_endless=None,
+        )
 
     def reset(self) -> None:
         self.http.post("/_emulator/reset").raise_for_status()
@@ -358,12 +369,51 @@ def choose_faults(rng: random.Random, profile: Profile) -> tuple[dict[str, Any],
         kinds.append("5xx")
     elif roll < 0.45:
         settings["fail"] = {
-            "code": 4013,
-            "http_status": 429,
+            "code": rng.choice((4009, 4020)),
+            "http_status": rng.choice((429, 200)),
             "count": rng.randint(1, profile.max_storm_count),
             "endpoint": rng.choice(("clone", None)),
         }
         kinds.append("429_storm")
+    elif roll < 0.55:  # an unknown outcome that was not committed: found absent, resent
+        settings["fail"] = {
+            "code": rng.choice((4013, 4999, 5000)),
+            "http_status": rng.choice((200, 502)),
+            "count": rng.randint(1, profile.max_fail_count),
+            "endpoint": "clone",
+        }
+        kinds.append("unknown_not_committed")
+    # Coze committed the clone, then answered with something that proves nothing.
+    roll = rng.random()
+    if roll < 0.12:
+        settings["fail_after_commit"] = {
+            "code": 4013,
+            "http_status": 200,
+            "count": rng.randint(1, 2),
+        }
+        kinds.append("commit_then_4013")
+    elif roll < 0.24:
+        settings["fail_after_commit"] = {
+            "code": rng.choice((4999, 7001, 5000, 4200)),
+            "http_status": rng.choice((200, 400, 500, 502, 503)),
+            "count": rng.randint(1, 2),
+        }
+        kinds.append("commit_then_unknown_code")
+    elif roll < 0.30:
+        settings["fail_after_commit"] = {
+            "http_status": rng.choice((200, 502)),
+            "body": rng.choice(("", "<html><body>502 Bad Gateway</body></html>")),
+            "count": 1,
+        }
+        kinds.append("commit_then_not_an_envelope")
+    roll = rng.random()
+    if roll < 0.2:
+        settings["list_page_cap"] = rng.randint(1, 3)
+        kinds.append("short_pages")
+    elif roll < 0.25:  # reconcile must not conclude from it: the apply stops, and recovers
+        settings["list_page_cap"] = 1
+        settings["list_repeat_from"] = 2
+        kinds.append("repeated_page")
     if rng.random() < profile.rate_limit_p:
         settings["rate_limit_qps"] = rng.choice((3, 5, 8))
         kinds.append("rate_limit")
