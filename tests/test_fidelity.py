@@ -301,3 +301,15 @@ def test_a_short_voice_name_is_warned_about(repo: VoiceRepo, run: Any) -> None:
     result = run(repo.root, "validate")
     assert result.exit_code == 0
     assert "warning: voices.jay.name: 'jay' is 3 characters" in result.output
+
+
+def test_a_reply_echoing_the_token_never_shows_it(repo: VoiceRepo, coze: Coze, run: Any) -> None:
+    """A gateway page that reflects the request's headers: the run fixture fails the test
+    if the token appears in any output."""
+    many(repo, 1)
+    page = f"<html><pre>Authorization: Bearer {TOKEN}</pre>\x1b[2J</html>"
+    coze.faults(fail={"http_status": 403, "body": page, "endpoint": "clone", "count": 3})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 1 and "[redacted]" in result.output
+    assert "\x1b" not in result.output
+    assert coze.ledger() == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -106,3 +108,17 @@ def test_a_voice_id_from_a_reply_is_checked(value: object, ok: bool) -> None:
     assert (voice_id(value) is not None) is ok
     if ok:
         assert voice_id(value) == value
+
+
+def test_what_an_error_shows_of_a_reply_is_printable_and_never_the_token() -> None:
+    token = "pat_echoed_back_by_a_proxy_9f2"
+    body = f"<pre>\x1b[2J\x1b]0;owned\x07Authorization: Bearer {token}\r\n</pre>".encode()
+    with pytest.raises(CozeError) as caught:
+        read(reply(502, body, "text/html"), token)
+    shown = caught.value.message
+    assert token not in shown and "[redacted]" in shown
+    assert all(c.isprintable() for c in shown)
+    envelope = json.dumps({"code": 4000, "msg": f"bad token {token}\x1b[31m"}).encode()
+    with pytest.raises(CozeError) as caught:
+        read(reply(200, envelope), token)
+    assert token not in caught.value.message and "\x1b" not in caught.value.message

@@ -129,6 +129,7 @@ class CozeClient:
         if not token:
             raise VoicectlError("COZE_API_TOKEN is empty")
         self._http = http
+        self._token = token
         self._auth = {"Authorization": f"Bearer {token}"}
         self._retry = retry
         self._throttle = throttle or Throttle(sleep=retry.sleep)
@@ -142,7 +143,7 @@ class CozeClient:
         """``data`` and logid of a success; else CozeError, telling the throttle of a
         rate-limit rejection."""
         try:
-            return replies.read(response)
+            return replies.read(response, self._token)
         except CozeError as exc:
             if exc.verdict is Verdict.THROTTLED:
                 slot.pause = self._retry.rate_delay(attempt, _retry_after(response))

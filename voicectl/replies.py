@@ -92,11 +92,13 @@ class CozeError(VoicectlError):
         super().__init__(f"{text}; {hint}" if hint else text)
 
 
-def read(response: httpx.Response) -> tuple[Any, str]:
+def read(response: httpx.Response, secret: str = "") -> tuple[Any, str]:
     """``data`` and the logid of a success envelope; any other reply raises CozeError.
 
     A success is ``code`` 0 (an integer, as documented) at a 2xx status. A body that is
     not a JSON object with an integer ``code`` is not Coze's envelope: its code is None.
+    What an error shows of the reply is one printable line, without ``secret`` (a server
+    or proxy may echo the request's Authorization header back).
     """
     try:
         body = response.json()
@@ -105,12 +107,22 @@ def read(response: httpx.Response) -> tuple[Any, str]:
     logid = _logid(response, body)
     raw = body.get("code") if isinstance(body, dict) else None
     if not isinstance(raw, int) or isinstance(raw, bool):
-        shown = " ".join(response.text[:200].split()) or "(empty body)"
+        shown = _shown(response.text, secret) or "(empty body)"
         raise CozeError(None, shown, logid, response.status_code)
     if raw != 0 or not 200 <= response.status_code < 300:
         msg = body.get("msg") if isinstance(body, dict) else None
-        raise CozeError(raw, str(msg or ""), logid, response.status_code)
+        raise CozeError(raw, _shown(str(msg or ""), secret), logid, response.status_code)
     return body.get("data"), logid
+
+
+def _shown(text: str, secret: str, limit: int = 200) -> str:
+    """``text`` as one short printable line: no control characters (a terminal's escape
+    sequences), no ``secret``."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    line = "".join(c if c.isprintable() else " " for c in text[: limit * 4])
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def voice_id(value: object) -> str | None:
