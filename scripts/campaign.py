@@ -331,6 +331,8 @@ class World:
                 new += 1
                 wanted.update(self.add())
             elif op == "readd":
+                if not self.removed:  # an earlier readd of this round took the last one
+                    continue
                 v = self.rng.choice(self.removed)
                 if v.address in touched:
                     continue

@@ -138,7 +138,7 @@ def test_a_rename_and_a_move_spend_nothing(repo: VoiceRepo, coze: Coze, run) -> 
     many(repo, 1)
     run(repo.root, "apply", "--auto-approve", env=coze.env())
     (repo.root / "audio" / "v00.wav").rename(repo.root / "audio" / "renamed.wav")
-    body = {"name": "V00", "audio": "../audio/renamed.wav", "text": "The take of v00."}
+    body = {"name": "V00 voice", "audio": "../audio/renamed.wav", "text": "The take of v00."}
     repo.declare({"narrator": body})
     result = run(repo.root, "apply", "--auto-approve", env=coze.env())
     assert result.exit_code == 0, result.output

@@ -37,6 +37,8 @@ def apply(run: Any, repo: VoiceRepo, coze: Coze, *args: str) -> Any:
 
 COMMITTED_THEN = {
     "4013 model error": {"code": 4013, "http_status": 200},
+    "4013 at HTTP 429": {"code": 4013, "http_status": 429},
+    "5000 at HTTP 429": {"code": 5000, "http_status": 429},
     "5000 at 502": {"code": 5000, "http_status": 502},
     "5000 at 500": {"code": 5000, "http_status": 500},
     "undocumented code": {"code": 4999, "http_status": 200},
@@ -93,9 +95,7 @@ def test_an_unknown_outcome_that_was_not_committed_is_sent_again_after_the_list(
     assert_converged(repo.root, coze)
 
 
-@pytest.mark.parametrize(
-    ("code", "status"), [(4009, 200), (4020, 200), (4020, 429), (4009, 429), (4013, 429)]
-)
+@pytest.mark.parametrize(("code", "status"), [(4009, 200), (4020, 200), (4020, 429), (4009, 429)])
 def test_a_rate_refusal_is_sent_again_without_looking(
     repo: VoiceRepo, coze: Coze, run: Any, code: int, status: int
 ) -> None:
@@ -110,6 +110,7 @@ def test_a_rate_refusal_is_sent_again_without_looking(
 
 REFUSALS = {
     4000: "parameter",
+    4100: "token is invalid",
     4008: "daily limit",
     4011: "balance",
     4019: "voice slot",
@@ -313,3 +314,128 @@ def test_a_reply_echoing_the_token_never_shows_it(repo: VoiceRepo, coze: Coze, r
     assert result.exit_code == 1 and "[redacted]" in result.output
     assert "\x1b" not in result.output
     assert coze.ledger() == []
+
+
+def _id3(body: bytes) -> bytes:
+    return b"ID3\x04\x00\x00\x00\x00\x00\x14" + bytes(20) + body
+
+
+SAMPLES = {
+    "wav": ("a.wav", b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(40)),
+    "ogg": ("a.ogg", b"OggS" + bytes(60)),
+    "m4a": ("a.m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(52)),
+    "tagged mp3": ("a.mp3", _id3(b"\xff\xfb\x90\xc4" + bytes(40))),
+    "tagged aac": ("a.aac", _id3(b"\xff\xf1\x50\x80" + bytes(40))),
+    "adif aac": ("a.aac", b"ADIF" + bytes(60)),
+    "bare mp3": ("a.mp3", b"\xff\xfb\x90\xc4" + bytes(60)),
+    "bare aac": ("a.aac", b"\xff\xf1\x50\x80" + bytes(60)),
+    "pcm whose first sample is -1": ("a.pcm", b"\xff\xff\xfe\xff" + bytes(60)),
+    "pcm": ("a.pcm", b"\x01\x00\x02\x00" + bytes(60)),
+}
+
+
+@pytest.mark.parametrize("sample", SAMPLES.values(), ids=SAMPLES.keys())
+def test_a_take_validate_accepts_is_what_the_emulator_accepts_on_upload(
+    sample: tuple[str, bytes],
+) -> None:
+    """voicectl's format sniffing and the emulator's 4304 check read bytes alike."""
+    from voicectl.audio import _id3_end, sniff
+    from voicectl.emulator.audiocheck import check_audio
+
+    name, data = sample
+    after = data[_id3_end(data) :][:2] if data[:3] == b"ID3" else b""
+    fmt = sniff(data[:64], name, after)
+    assert fmt is not None
+    check_audio(data, fmt)  # raises ApiError 4304 where the two disagree
+
+
+# -- replies that cannot be this clone's -----------------------------------------------
+
+
+def test_a_create_answered_with_a_voice_id_already_taken_is_reconciled(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    assert apply(run, repo, coze).exit_code == 0
+    taken = state_of(repo.root)["voices"]["v00"]["voice_id"]
+    repo.declare({"extra": repo.voice("extra", freq=1500)}, file="voices/extra.yaml")
+    body = json.dumps({"code": 0, "msg": "", "data": {"voice_id": taken}})
+    coze.faults(fail_after_commit={"http_status": 200, "body": body, "content_type": "x/json"})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert "already taken" in result.output
+    ids = {r["voice_id"] for r in state_of(repo.root)["voices"].values()}
+    assert len(ids) == 2 and len(coze.ledger()) == 2
+    assert_converged(repo.root, coze)
+
+
+def test_a_retrain_answered_with_another_voice_id_is_reconciled(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    assert apply(run, repo, coze).exit_code == 0
+    repo.audio("v00.wav", freq=777)
+    body = json.dumps({"code": 0, "msg": "", "data": {"voice_id": "7123456789012345678"}})
+    coze.faults(fail_after_commit={"http_status": 200, "body": body, "content_type": "x/json"})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert "names voice 7123456789012345678" in result.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain"]
+    assert_converged(repo.root, coze)
+
+
+# -- the account a lost clone was sent to ----------------------------------------------------
+
+
+def test_a_lost_clone_is_never_settled_on_another_account(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """First apply of an empty state: its reply is lost and the listing cannot be read,
+    so the journal keeps the clone. An apply with another account's token must not read
+    that account's list as "never carried out" and clone again there."""
+    many(repo, 1)
+    coze.faults(drop_after_commit=1, list_page_cap=1, list_repeat_from=2)
+    first = apply(run, repo, coze)  # the empty account lists; once cloned, it cannot
+    assert first.exit_code == 1 and "Nothing was sent again" in first.output
+    coze.faults(list_page_cap=None, list_repeat_from=None)
+    with running_emulator(tmp_path / "other-account") as base:
+        other = Coze(base)
+        result = apply(run, repo, other)
+        assert result.exit_code == 1, result.output
+        assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
+        assert other.ledger() == []
+    assert (repo.root / "state" / "voicectl.state.json.journal").exists()
+    settled = apply(run, repo, coze)
+    assert settled.exit_code == 0, settled.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+def test_a_saved_plan_made_offline_never_retrains_a_voice_missing_on_coze(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 2)
+    assert apply(run, repo, coze).exit_code == 0
+    path = repo.root / "state" / "voicectl.state.json"
+    state = json.loads(path.read_text())
+    state["voices"]["v01"]["voice_id"] = "7999999999999999999"
+    path.write_text(json.dumps(state, indent=2))
+    repo.audio("v01.wav", freq=1999)
+    saved = run(repo.root, "plan", "--out", "p.json")  # offline: no token
+    assert saved.exit_code == 0, saved.output
+    result = run(repo.root, "apply", "p.json", env=coze.env())
+    assert result.exit_code == 1
+    assert "v01 (voice 7999999999999999999)" in result.output
+    assert "Nothing was cloned" in result.output
+    assert len(coze.ledger()) == 2
+
+
+def test_plan_stops_on_a_listing_it_cannot_read_to_the_end(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 3)
+    assert apply(run, repo, coze).exit_code == 0
+    coze.faults(list_page_cap=1, list_repeat_from=2)
+    result = run(repo.root, "plan", env=coze.env())
+    assert result.exit_code == 1
+    assert "could not be read to its end (page 2 repeats the page before it)" in result.output

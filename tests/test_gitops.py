@@ -76,7 +76,7 @@ def test_a_saved_plan_is_applied_exactly_without_asking(repo: VoiceRepo, coze: C
     assert set(body["saved"]["binding"]["files"]) == {"voicectl.yaml", "voices/voices.yaml"}
     result = run(repo.root, "apply", "plan.json", env=coze.env())  # no --auto-approve, no TTY
     assert result.exit_code == 0, result.output
-    assert sorted(c["voice_name"] for c in coze.ledger()) == ["A", "B"]
+    assert sorted(c["voice_name"] for c in coze.ledger()) == ["A voice", "B voice"]
     # Applied once, the same plan is stale: the state moved on.
     again = run(repo.root, "apply", "plan.json", env=coze.env())
     assert again.exit_code == 1

@@ -379,10 +379,30 @@ def test_plan_is_deterministic_and_ordered() -> None:
 
 def test_policy_violations_name_the_limit() -> None:
     result = plan([want("a"), want("b"), want("c")], state())
-    found = policy_violations(result, max_new_voices=2, max_one_time_cny=200)
+    found = policy_violations(result, max_new_voices=2, max_one_time_cny=200, on_account=0)
     assert any("policy.max_new_voices is 2" in v for v in found)
     assert any("policy.max_one_time_cny is 200" in v and "414" in v for v in found)
-    assert policy_violations(result, max_new_voices=3, max_one_time_cny=414) == []
+    assert policy_violations(result, 3, 414, on_account=0) == []
+
+
+@pytest.mark.parametrize(
+    ("slots", "on_account", "violated"),
+    [(3, 0, False), (3, 1, True), (4, 1, False), (0, 0, True), (None, 99, False)],
+)
+def test_max_voices_counts_the_account_and_the_new_voice_ids(
+    slots: int | None, on_account: int, violated: bool
+) -> None:
+    result = plan([want("a"), want("b"), want("c")], state())
+    found = policy_violations(result, None, None, slots, on_account=on_account)
+    assert bool(found) is violated
+    if violated:
+        short = on_account + 3 - (slots or 0)
+        assert f"buy {short} voice-clone expansion pack(s)" in found[0]
+
+
+def test_a_plan_without_new_voice_ids_never_fails_for_slots() -> None:
+    result = plan([want("a", 2)], state(rec("a")))
+    assert policy_violations(result, None, None, 1, on_account=5) == []
 
 
 def test_unknown_addresses_are_reported() -> None:
@@ -511,3 +531,32 @@ def test_a_create_named_like_a_voice_coze_has_but_the_state_lacks_suggests_impor
     assert "voicectl import a 7400000000000000077" in note
     assert changes["b"].notes == ()
     assert plan([want("a", 2)], state()).changes[0].notes == ()  # offline: nothing to say
+
+
+MISSING = [
+    # (declared take, options) -> (action, reasons contain, says the way out where)
+    (2, PlanOptions(), "blocked", "missing_on_coze", "message"),
+    (1, PlanOptions(retrain=frozenset({"a"})), "blocked", "missing_on_coze", "message"),
+    (1, PlanOptions(), "noop", None, "notes"),
+    (2, PlanOptions(replace=frozenset({"a"})), "replace", "replace_requested", None),
+]
+
+
+@pytest.mark.parametrize(("take", "options", "action", "reason", "where"), MISSING)
+def test_a_voice_missing_on_coze_is_never_planned_as_a_retrain(
+    take: int, options: PlanOptions, action: str, reason: str | None, where: str | None
+) -> None:
+    other = rec("b", 3)
+    remote = {other.voice_id: RemoteVoice(other.voice_id, "Voice", 9, 0, 0)}
+    result = plan([want("a", take), want("b", 3)], state(rec("a"), other), remote, options)
+    (change,) = [c for c in result.changes if c.address == "a"]
+    assert change.action == action
+    if reason:
+        assert reason in change.reasons
+    advice = "`--replace a` clones a new voice id"
+    if where == "message":
+        assert advice in change.message and not any(advice in n for n in change.notes)
+    elif where == "notes":
+        assert [n for n in change.notes if advice in n]
+    else:
+        assert "not on Coze's voice list" in change.message

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import pytest
 
-from voicectl.replies import CozeError, Verdict, read, verdict, voice_id
+from voicectl.replies import CozeError, MalformedPage, Verdict, page, read, verdict, voice_id
 
 REFUSALS = [4000, 4008, 4011, 4019, 4100, 4101, 4300, 4301, 4302, 4303, 4304, 1109, 1123]
 
@@ -20,7 +19,7 @@ def test_request_errors_are_final_whatever_the_status(code: int) -> None:
 
 @pytest.mark.parametrize(
     ("status", "code"),
-    [(200, 4009), (200, 4020), (429, 4009), (429, 4020), (429, 4013), (429, 5000), (429, None)],
+    [(200, 4009), (200, 4020), (429, 4009), (429, 4020), (429, None), (500, 4020)],
 )
 def test_only_429_4009_and_4020_prove_a_rate_refusal(status: int, code: int | None) -> None:
     assert verdict(status, code) is Verdict.THROTTLED
@@ -41,6 +40,8 @@ def test_only_429_4009_and_4020_prove_a_rate_refusal(status: int, code: int | No
         (200, 4022),
         (503, 0),  # a success envelope at an error status
         (429, 0),
+        (429, 4013),  # a 429 whose own code is no rate limit contradicts itself
+        (429, 5000),
         (301, None),  # a redirect on a billed POST
     ],
 )
@@ -48,14 +49,15 @@ def test_everything_else_is_an_unknown_outcome(status: int, code: int | None) ->
     assert verdict(status, code) is Verdict.UNKNOWN
 
 
-def reply(status: int, content: bytes, content_type: str = "application/json") -> httpx.Response:
-    return httpx.Response(status, content=content, headers={"content-type": content_type})
+def reply(status: int, content: bytes, header: str = "") -> tuple[int, str, str]:
+    """A reply as the client hands it over: status, body text, X-Tt-Logid header."""
+    return status, content.decode(), header
 
 
 @pytest.mark.parametrize(
     ("response", "code"),
     [
-        (reply(502, b"<html><body>Bad Gateway</body></html>", "text/html"), None),
+        (reply(502, b"<html><body>Bad Gateway</body></html>"), None),
         (reply(200, b""), None),
         (reply(200, b'{"msg": "no code"}'), None),
         (reply(200, b'{"code": "0", "data": {"voice_id": "7"}}'), None),  # not an integer
@@ -65,26 +67,25 @@ def reply(status: int, content: bytes, content_type: str = "application/json") -
         (reply(500, b'{"code": 0, "data": {"voice_id": "7"}}'), 0),
     ],
 )
-def test_only_a_code_0_envelope_at_2xx_is_a_success(response: httpx.Response, code: int) -> None:
+def test_only_a_code_0_envelope_at_2xx_is_a_success(
+    response: tuple[int, str, str], code: int
+) -> None:
     with pytest.raises(CozeError) as caught:
-        read(response)
+        read(*response)
     assert caught.value.code == code
     assert caught.value.verdict is not Verdict.REFUSED
 
 
 def test_a_success_gives_data_and_the_logid() -> None:
-    response = httpx.Response(
-        200,
-        json={"code": 0, "msg": "", "data": {"voice_id": "7"}, "detail": {"logid": "L1"}},
-        headers={"x-tt-logid": "20250101000000ABCDEF"},
-    )
-    assert read(response) == ({"voice_id": "7"}, "20250101000000ABCDEF")
+    body = json.dumps({"code": 0, "msg": "", "data": {"voice_id": "7"}, "detail": {"logid": "L1"}})
+    assert read(200, body, "20250101000000ABCDEF") == ({"voice_id": "7"}, "20250101000000ABCDEF")
+    assert read(200, body, "") == ({"voice_id": "7"}, "L1")
 
 
 def test_a_non_envelope_reply_is_shown_briefly_on_one_line() -> None:
     html = b"<html>\n<body>\n" + b"x" * 5000 + b"\n</body></html>"
     with pytest.raises(CozeError) as caught:
-        read(reply(502, html, "text/html"))
+        read(*reply(502, html))
     assert "not its JSON envelope (HTTP 502)" in caught.value.message
     assert "\n" not in caught.value.message and len(caught.value.message) < 400
 
@@ -114,11 +115,87 @@ def test_what_an_error_shows_of_a_reply_is_printable_and_never_the_token() -> No
     token = "pat_echoed_back_by_a_proxy_9f2"
     body = f"<pre>\x1b[2J\x1b]0;owned\x07Authorization: Bearer {token}\r\n</pre>".encode()
     with pytest.raises(CozeError) as caught:
-        read(reply(502, body, "text/html"), token)
+        read(*reply(502, body), token)
     shown = caught.value.message
     assert token not in shown and "[redacted]" in shown
     assert all(c.isprintable() for c in shown)
     envelope = json.dumps({"code": 4000, "msg": f"bad token {token}\x1b[31m"}).encode()
     with pytest.raises(CozeError) as caught:
-        read(reply(200, envelope), token)
+        read(*reply(200, envelope), token)
     assert token not in caught.value.message and "\x1b" not in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "logid",
+    [
+        "pat_echoed_back_by_a_proxy_9f2",  # the token itself
+        "x" * 65,
+        "2025\x1b[2J",
+        "../../etc",
+    ],
+)
+def test_a_logid_that_is_not_one_is_dropped_before_it_reaches_the_journal(logid: str) -> None:
+    body = json.dumps({"code": 0, "data": {"voice_id": "7"}, "detail": {"logid": logid}})
+    assert read(200, body, "", "pat_echoed_back_by_a_proxy_9f2") == ({"voice_id": "7"}, "")
+    bare = json.dumps({"code": 0, "data": {"voice_id": "7"}})
+    assert read(200, bare, logid, "pat_echoed_back_by_a_proxy_9f2") == ({"voice_id": "7"}, "")
+
+
+def test_a_logid_holding_the_token_is_dropped_even_when_it_looks_like_one() -> None:
+    token = "ABCDEF0123456789abcdef"
+    body = json.dumps({"code": 0, "data": {"voice_id": "7"}})
+    assert read(200, body, f"2025{token}", token) == ({"voice_id": "7"}, "")
+
+
+GOOD_ITEM = {
+    "voice_id": "7426720361733144585",
+    "name": "Narrator",
+    "is_system_voice": False,
+    "available_training_times": 8,
+    "create_time": 1729686510,
+    "update_time": 1729686600,
+}
+
+
+def test_a_well_formed_page_gives_its_custom_voices_and_every_id() -> None:
+    system = {**GOOD_ITEM, "voice_id": "7382552865023201819", "is_system_voice": True}
+    result = page({"voice_list": [GOOD_ITEM, system], "has_more": True})
+    assert [v.voice_id for v in result.voices] == ["7426720361733144585"]
+    assert result.ids == ("7426720361733144585", "7382552865023201819") and result.has_more
+    assert result.voices[0].available_training_times == 8
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"create_time": None},
+        {"update_time": None},
+        {"available_training_times": None},
+        {"available_training_times": "8"},
+        {"available_training_times": -1},
+        {"create_time": 1729686510.5},
+        {"name": None},
+        {"voice_id": 7426720361733144585},
+    ],
+    ids=str,
+)
+def test_a_voice_without_the_facts_reconcile_stands_on_makes_the_page_unusable(
+    change: dict[str, object],
+) -> None:
+    """Read as 0, a missing create_time makes a lost clone look never made."""
+    item = {**GOOD_ITEM, **change}
+    with pytest.raises(MalformedPage):
+        page({"voice_list": [item], "has_more": False})
+    del item[next(iter(change))]
+    with pytest.raises(MalformedPage):
+        page({"voice_list": [item], "has_more": False})
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, [], {"voice_list": []}, {"has_more": False}, {"voice_list": {}, "has_more": False}],
+    ids=str,
+)
+def test_a_reply_that_is_not_a_page_is_refused(data: object) -> None:
+    with pytest.raises(MalformedPage):
+        page(data)

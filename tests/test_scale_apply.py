@@ -156,7 +156,9 @@ def test_an_apply_under_a_rate_limit_slows_down_and_clones_every_voice_once(
     assert "failed" not in result.output
     coze.faults(rate_limit_qps=None)
     assert len(coze.ledger()) == 14
-    assert sorted(c["voice_name"] for c in coze.ledger()) == sorted(f"V{i:02d}" for i in range(14))
+    assert sorted(c["voice_name"] for c in coze.ledger()) == sorted(
+        f"V{i:02d} voice" for i in range(14)
+    )
     assert_converged(repo.root, coze)
 
 

@@ -43,8 +43,11 @@ class AudioError(Exception):
     """A take that cannot be sent; the message is shown against the declaration."""
 
 
-def sniff(head: bytes, name: str) -> str | None:
-    """Coze's audio_format for a file from its first bytes (pcm: by extension only)."""
+def sniff(head: bytes, name: str, after_tag: bytes = b"") -> str | None:
+    """Coze's audio_format for a file from its first bytes (``after_tag``: the first bytes
+    after an ID3v2 tag), read as Coze's emulator does, so that a take validate accepts
+    is not refused as invalid (4304) on upload: a tagged ADTS stream is aac, and a .pcm
+    file is pcm even when its first sample looks like a frame sync (-1 is ``FF FF``)."""
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
         return "wav"
     if head[:4] == b"OggS":
@@ -52,15 +55,33 @@ def sniff(head: bytes, name: str) -> str | None:
     if head[4:8] == b"ftyp":
         return "m4a"
     if head[:3] == b"ID3":
-        return "mp3"
-    if len(head) >= 2 and head[0] == 0xFF:
-        if head[1] & 0xF6 == 0xF0:  # ADTS: 12-bit sync, layer 00
-            return "aac"
-        if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3:  # MPEG audio frame, layer I-III
-            return "mp3"
+        return "aac" if _frame_sync(after_tag) == "aac" else "mp3"
+    if head[:4] == b"ADIF":
+        return "aac"
+    if head[:4] == b"fLaC":
+        return None
     if name.lower().endswith(".pcm"):
         return "pcm"
+    return _frame_sync(head)
+
+
+def _frame_sync(head: bytes) -> str | None:
+    if len(head) < 2 or head[0] != 0xFF:
+        return None
+    if head[1] & 0xF6 == 0xF0:  # ADTS: 12-bit sync, layer 00
+        return "aac"
+    if head[1] & 0xE0 == 0xE0 and (head[1] >> 1) & 0x3:  # MPEG audio frame, layer I-III
+        return "mp3"
     return None
+
+
+def _id3_end(head: bytes) -> int:
+    """Where an ID3v2 tag that ``head`` opens with ends: 10 header bytes, a synchsafe
+    size, and a footer when flagged."""
+    size = 0
+    for byte in head[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    return 10 + size + (10 if len(head) > 5 and head[5] & 0x10 else 0)
 
 
 def _mutagen_info(handle: BinaryIO, fmt: str) -> Any:
@@ -101,7 +122,11 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
                 "is a Git LFS pointer, not audio: its content was not pulled "
                 "(run `git lfs pull`, or fetch LFS objects in CI)"
             )
-        fmt = sniff(head, path.name)
+        after_tag = b""
+        if head[:3] == b"ID3" and len(head) >= 10:
+            handle.seek(_id3_end(head))
+            after_tag = handle.read(2)
+        fmt = sniff(head, path.name, after_tag)
         if fmt is None:
             raise AudioError("is not audio Coze accepts (wav, mp3, ogg, m4a, aac, or .pcm)")
         if fmt == "pcm":

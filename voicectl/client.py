@@ -13,9 +13,12 @@ The token is sent in a header and never appears in a message.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import ssl
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,7 +132,7 @@ class CozeClient:
         if not token:
             raise VoicectlError("COZE_API_TOKEN is empty")
         self._http = http
-        self._token = token
+        self._token = token  # only to keep it out of what a reply's error shows
         self._auth = {"Authorization": f"Bearer {token}"}
         self._retry = retry
         self._throttle = throttle or Throttle(sleep=retry.sleep)
@@ -139,11 +142,29 @@ class CozeClient:
         """The API base, as the operator chose it (check_base_url refused credentials)."""
         return str(self._http.base_url).rstrip("/")
 
+    def account_record(self) -> dict[str, str]:
+        """Which account this client speaks for, as an apply's journal keeps it: the API
+        base, and a salted hash of base and token (never the token), so that a clone of
+        unknown outcome is only ever settled on the account it was sent to."""
+        salt = secrets.token_hex(8)
+        return {"api_base": self.base_url, "salt": salt, "key": self._account_key(salt)}
+
+    def same_account(self, record: Mapping[str, object]) -> bool:
+        salt, key = record.get("salt"), record.get("key")
+        if not isinstance(salt, str) or not isinstance(key, str):
+            return False
+        return hmac.compare_digest(self._account_key(salt), key)
+
+    def _account_key(self, salt: str) -> str:
+        material = f"{salt}\n{self.base_url}\n{self._token}".encode()
+        return hashlib.sha256(material).hexdigest()[:24]
+
     def _answer(self, response: httpx.Response, slot: Slot, attempt: int) -> tuple[Any, str]:
         """``data`` and logid of a success; else CozeError, telling the throttle of a
         rate-limit rejection."""
         try:
-            return replies.read(response, self._token)
+            header = response.headers.get("x-tt-logid", "")
+            return replies.read(response.status_code, response.text, header, self._token)
         except CozeError as exc:
             if exc.verdict is Verdict.THROTTLED:
                 slot.pause = self._retry.rate_delay(attempt, _retry_after(response))
@@ -285,31 +306,35 @@ class CozeClient:
         page = 1
         previous: tuple[str, ...] = ()
         empty = 0
+        seen: set[str] = set()
 
-        def take(result: _Page) -> bool:
-            """Yield-side checks of one page, in order; true when it is the last."""
+        def take(numbered: tuple[int, replies.Page]) -> tuple[list[RemoteVoice], bool]:
+            """A page's voices not seen before (a voice created while the list is read
+            shifts the pages after it by one), and whether it is the last; in order."""
             nonlocal previous, empty
+            number, result = numbered
             if result.ids and result.ids == previous:
-                raise ListingIncomplete(f"page {result.number} repeats the page before it")
+                raise ListingIncomplete(f"page {number} repeats the page before it")
             empty = 0 if result.ids else empty + 1
             if empty >= MAX_EMPTY_PAGES and result.has_more:
                 raise ListingIncomplete(
-                    f"{empty} empty pages in a row up to page {result.number} still say has_more"
+                    f"{empty} empty pages in a row up to page {number} still say has_more"
                 )
             previous = result.ids
-            return not result.has_more
+            fresh = [v for v in result.voices if v.voice_id not in seen]
+            seen.update(v.voice_id for v in fresh)
+            return fresh, not result.has_more
 
         if expected < page_size:
-            first = self._page(1, page_size)
-            last = take(first)
-            yield from first.voices
+            voices, last = take(self._page(1, page_size))
+            yield from voices
             if last:
                 return
             page = 2
         else:
             ahead = max(ahead, min(16, expected // page_size + 1))
         with ThreadPoolExecutor(max_workers=max(1, ahead)) as pool:
-            queued: deque[Future[_Page]] = deque()
+            queued: deque[Future[tuple[int, replies.Page]]] = deque()
             try:
                 while True:
                     while len(queued) < max(1, ahead) and page <= max_pages:
@@ -317,9 +342,8 @@ class CozeClient:
                         page += 1
                     if not queued:
                         break
-                    result = queued.popleft().result()
-                    last = take(result)
-                    yield from result.voices
+                    voices, last = take(queued.popleft().result())
+                    yield from voices
                     if last:
                         return
             finally:
@@ -327,8 +351,8 @@ class CozeClient:
                     future.cancel()
         raise ListingIncomplete(f"has_more was still true after {max_pages} pages")
 
-    def _page(self, page: int, page_size: int) -> _Page:
-        """One page of the list; a reply that is not a well-formed page raises."""
+    def _page(self, page: int, page_size: int) -> tuple[int, replies.Page]:
+        """One page of the list, by number; a reply that is not a well-formed page raises."""
         try:
             data = self._get(
                 {
@@ -338,33 +362,15 @@ class CozeClient:
                     "page_size": page_size,
                 }
             )
+            return page, replies.page(data)
         except CozeError as exc:
             if exc.verdict is Verdict.REFUSED:  # the token, say: not a gap in the listing
                 raise
             raise ListingIncomplete(f"page {page}: {exc.message}") from None
         except TransportError as exc:
             raise ListingIncomplete(f"page {page}: {exc.message}") from None
-        items = data.get("voice_list") if isinstance(data, dict) else None
-        has_more = data.get("has_more") if isinstance(data, dict) else None
-        if not isinstance(items, list) or not isinstance(has_more, bool):
-            raise ListingIncomplete(f"page {page} has no voice_list or no has_more")
-        ids, found = [], []
-        for item in items:
-            voice_id = replies.voice_id(item.get("voice_id") if isinstance(item, dict) else None)
-            if voice_id is None or not isinstance(item, dict):
-                raise ListingIncomplete(f"page {page} holds an entry without a valid voice_id")
-            ids.append(voice_id)
-            if item.get("is_system_voice") is not True:
-                found.append(_remote(item))
-        return _Page(page, found, tuple(ids), has_more)
-
-
-@dataclass(frozen=True)
-class _Page:
-    number: int
-    voices: list[RemoteVoice]
-    ids: tuple[str, ...]  # every entry's voice id, system voices too: tells a repeated page
-    has_more: bool
+        except replies.MalformedPage as exc:
+            raise ListingIncomplete(f"page {page}: {exc}") from None
 
 
 class _Coalesced(httpx.SyncByteStream):
@@ -392,23 +398,3 @@ class _Coalesced(httpx.SyncByteStream):
         close = getattr(self._stream, "close", None)
         if close is not None:
             close()
-
-
-def _remote(item: dict[str, Any]) -> RemoteVoice:
-    def number(key: str) -> int:
-        value = item.get(key)
-        if value is None:
-            return 0
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ListingIncomplete(f"voice {item.get('voice_id')}: {key} is not an integer")
-        return value
-
-    return RemoteVoice(
-        voice_id=str(item["voice_id"]),
-        name=str(item.get("name") or ""),
-        available_training_times=number("available_training_times"),
-        create_time=number("create_time"),
-        update_time=number("update_time"),
-        language=str(item.get("language_code") or ""),
-        state=str(item.get("state") or ""),
-    )

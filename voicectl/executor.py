@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import queue
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,6 @@ from voicectl.client import CozeClient, OutcomeUnknown
 from voicectl.errors import VoicectlError
 from voicectl.journal import Journal, Pending
 from voicectl.model import NEW_VOICE_ACTIONS, Change
-from voicectl.replies import CozeError
 from voicectl.state import now
 
 RECONCILE_ROUNDS = 3
@@ -61,6 +61,9 @@ class Executor:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
         self.on_event, self.clock = on_event, clock
+        self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
+        self._known: set[str] = set()  # voice ids taken: the state's and this apply's
+        self._claims = threading.Lock()  # workers claim new ids one at a time
 
     def run(self, changes: Sequence[Change], known_ids: Iterable[str]) -> Outcome:
         outcome = Outcome()
@@ -80,19 +83,21 @@ class Executor:
                         clones_left=change.budget.after,
                     )
                 )
-        known = set(known_ids)
+        known = self._known = set(known_ids)
         sends: Counter[str] = Counter()
         while clones:
-            unknown, deferred = self._clone_all(clones, outcome, known, sends)
+            unknown, deferred = self._clone_all(clones, outcome, sends)
             again = self.resolve(unknown, known, outcome) if unknown else []
             clones = []
             for change in again:
                 if sends[change.address] >= RECONCILE_ROUNDS:
+                    last = self._unknown.get(change.address, "no answer")
                     outcome.failed.append(
                         (
                             change,
-                            f"Coze did not answer {sends[change.address]} tries (its voice "
-                            "list shows none was carried out); apply again later",
+                            f"sent {sends[change.address]} times without a reply that says "
+                            f"what became of it (the last: {last}); Coze's voice list shows "
+                            "none was carried out; apply again later",
                         )
                     )
                 else:
@@ -104,7 +109,6 @@ class Executor:
         self,
         changes: Sequence[Change],
         outcome: Outcome,
-        known: set[str],
         sends: Counter[str],
     ) -> tuple[list[Pending], list[Change]]:
         """Send ``changes``, ``parallelism`` at a time; returns the clones of unknown outcome
@@ -113,7 +117,8 @@ class Executor:
         Coze's list tells a lost create's result only by name, so two new voices of one
         name are never in doubt at once: a create or replace waits until the one before it
         of the same name has an answer, and for the next round if that one has none. New
-        ids join ``known`` as they come back, so they are never taken for a lost one.
+        ids join the known ones as they come back (:meth:`_claim`), so they are never taken
+        for a lost one.
         """
         results: dict[str, str | Pending] = {}
         waiting: dict[str, deque[Change]] = {}
@@ -151,8 +156,6 @@ class Executor:
                     if isinstance(result, Pending):
                         deferred += waiting.pop(name)
                         continue
-                    if not result.startswith("error:"):
-                        known.add(result)
                     if waiting[name]:
                         ready.append(waiting[name].popleft())
                     else:
@@ -194,13 +197,19 @@ class Executor:
                 voice_id=change.voice_id if change.action == "retrain" else None,
             )
         except OutcomeUnknown as exc:
+            self._unknown[change.address] = exc.message
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")
             return Pending(seq, change, at, started)
-        except (CozeError, VoicectlError, OSError) as exc:
+        except (VoicectlError, OSError) as exc:
             message = exc.message if isinstance(exc, VoicectlError) else str(exc)
             self.journal.failed(seq, now(), message)
             self._event_error(change, started, message)
             return f"error:{message}"
+        suspect = self._claim(change, result.voice_id)
+        if suspect is not None:  # a reply that cannot be this clone's proves nothing
+            self._unknown[change.address] = suspect
+            self._event_error(change, started, f"{suspect}; checking Coze's voice list")
+            return Pending(seq, change, at, started)
         self.journal.done(seq, now(), result.voice_id, result.logid)
         self.on_event(
             Event(
@@ -213,6 +222,20 @@ class Executor:
             )
         )
         return result.voice_id
+
+    def _claim(self, change: Change, voice_id: str) -> str | None:
+        """Why ``voice_id`` cannot be what ``change`` made, or None once it is claimed:
+        a retrain keeps its voice id; a new voice id is one nobody holds (the state's,
+        or one this apply already recorded: two addresses never share a voice)."""
+        if change.action == "retrain":
+            if voice_id == change.voice_id:
+                return None
+            return f"Coze's reply to a retrain of voice {change.voice_id} names voice {voice_id}"
+        with self._claims:
+            if voice_id in self._known:
+                return f"Coze's reply names voice {voice_id} as new, but it is already taken"
+            self._known.add(voice_id)
+        return None
 
     def _event_error(self, change: Change, started: float, message: str) -> None:
         self.on_event(
@@ -240,7 +263,7 @@ class Executor:
         clones for the next apply.
         """
         try:
-            remote = list(self.client.voices())
+            remote = list(self.client.voices(expected=len(known)))
         except VoicectlError as exc:
             names = ", ".join(sorted(p.change.address for p in unknown))
             raise VoicectlError(
@@ -250,7 +273,10 @@ class Executor:
             ) from None
         reason = reconcile.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
         if reason is not None:  # another account's list proves nothing about this one
-            raise VoicectlError(f"cannot settle the clone(s) of unknown outcome: {reason}")
+            raise VoicectlError(
+                f"cannot settle the clone(s) of unknown outcome: {reason}. Nothing was sent "
+                "again; the journal keeps them for an apply on the right account"
+            )
         again = []
         for pending in unknown:
             change = pending.change

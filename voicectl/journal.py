@@ -46,6 +46,7 @@ class Replayed:
     pending: list[Pending] = field(default_factory=list)
     entries: int = 0
     stale: bool = False  # the journal had already been folded into this state
+    account: dict[str, Any] | None = None  # the account its clones were sent to
 
 
 class Journal:
@@ -60,14 +61,29 @@ class Journal:
         self._seq = _last_seq(path)
 
     @classmethod
-    def begin(cls, path: Path, base: State, at: str, commit: str = "") -> Journal:
+    def begin(
+        cls,
+        path: Path,
+        base: State,
+        at: str,
+        commit: str = "",
+        account: dict[str, str] | None = None,
+    ) -> Journal:
         """Start a journal over ``base`` (the state as last written); ``commit`` is the
-        git commit applied from, recorded in the take index."""
+        git commit applied from, recorded in the take index; ``account`` says which Coze
+        account the clones go to (see CozeClient.account_record)."""
         journal = cls(path)
         if path.stat().st_size == 0:
-            record = {"type": "begin", "lineage": base.lineage, "serial": base.serial, "at": at}
+            record: dict[str, Any] = {
+                "type": "begin",
+                "lineage": base.lineage,
+                "serial": base.serial,
+                "at": at,
+            }
             if commit:
                 record["commit"] = commit
+            if account:
+                record["account"] = account
             journal.append(record)
         return journal
 
@@ -220,7 +236,13 @@ def replay(path: Path, state: State) -> Replayed | None:
                 logid = str(result.get("logid") or "")
                 yield Done(change, result["at"], result.get("voice_id"), logid, commit)
 
-    return Replayed(applied_all(state, done()), pending, entries)
+    account = begin.get("account")
+    return Replayed(
+        applied_all(state, done()),
+        pending,
+        entries,
+        account=account if isinstance(account, dict) else None,
+    )
 
 
 def _pending(seq: int, line: bytes) -> Pending:

@@ -230,13 +230,13 @@ def _diff(
             f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
         )
     missing = remote is not None and record.voice_id not in remote
-    if missing:
-        notes.append(
-            f"voice {record.voice_id} is not on Coze's voice list, so it cannot be retrained "
-            f"(Coze would answer 4200): `--replace {address}` clones a new voice id (138 CNY), "
-            f"or `voicectl state rm {address}` forgets it"
-        )
-    elif remote is not None:
+    # Said once: as the note of an unchanged voice, or as the message of a blocked retrain.
+    missing_advice = (
+        f"voice {record.voice_id} is not on Coze's voice list, so it cannot be retrained "
+        f"(Coze would answer 4200): `--replace {address}` clones a new voice id (138 CNY), "
+        f"or `voicectl state rm {address}` forgets it"
+    )
+    if remote is not None and not missing:
         notes += [
             f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "
             "acknowledges it)"
@@ -271,8 +271,12 @@ def _diff(
             reasons=tuple(reasons),
             budget=Budget(left, CLONE_LIMIT - 1),
             cost=NEW_VOICE_COST,
-            message=f"a new voice id (138 CNY); voice {record.voice_id} stays on Coze as an "
-            "orphan, billed 1 CNY a month",
+            message=f"a new voice id (138 CNY); voice {record.voice_id} "
+            + (
+                "is not on Coze's voice list; the state keeps it as an orphan"
+                if missing
+                else "stays on Coze as an orphan, billed 1 CNY a month"
+            ),
         )
     asked = address in options.retrain
     if data_reasons or asked:
@@ -282,11 +286,7 @@ def _diff(
         if protected:
             return blocked([*reasons, "protected"], _protected_message(address, "retrained"))
         if missing:
-            return blocked(
-                [*reasons, "missing_on_coze"],
-                f"voice {record.voice_id} is not on Coze's voice list: `--replace {address}` "
-                f"clones a new voice id (138 CNY), or `voicectl state rm {address}` forgets it",
-            )
+            return blocked([*reasons, "missing_on_coze"], missing_advice)
         if left < 1:
             return blocked(
                 [*reasons, "budget_exhausted"],
@@ -323,7 +323,7 @@ def _diff(
         budget=Budget(left, left),
         cost=FREE,
         message=message,
-        notes=tuple(notes),
+        notes=tuple([*notes, missing_advice] if missing else notes),
     )
 
 
@@ -363,7 +363,8 @@ def policy_violations(
     max_new_voices: int | None,
     max_one_time_cny: int | None,
     max_voices: int | None = None,
-    on_account: int = 0,
+    *,
+    on_account: int,
 ) -> list[str]:
     """Guardrails from voicectl.yaml's policy that this plan exceeds.
 

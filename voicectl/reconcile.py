@@ -51,5 +51,5 @@ def wrong_account(known: Collection[str], listed: Collection[str], api_base: str
         f"({len(listed)} voice(s), read to the end): COZE_API_TOKEN is likely a token of "
         "another account or team, or of the other region (the API base is "
         f"{api_base}; coze.cn and coze.com are separate accounts), or it lacks access to "
-        "the voices' workspaces. Nothing was cloned; check the token and COZE_API_BASE"
+        "the voices' workspaces; check the token and COZE_API_BASE"
     )

@@ -63,10 +63,41 @@ def recover(
         log = journal.Journal(path)
         try:
             executor = executor_for(log)
-            executor.resolve(replayed.pending, replayed.state.voice_ids(), Outcome(), adopt)
+            known = replayed.state.voice_ids()
+            _check_account(path, replayed, executor, known, adopt)
+            executor.resolve(replayed.pending, known, Outcome(), adopt)
         finally:
             log.close()
     return fold(state_path, current)
+
+
+def _check_account(
+    path: Path,
+    replayed: journal.Replayed,
+    executor: Executor,
+    known: set[str],
+    adopt: dict[str, str],
+) -> None:
+    """Only the account a clone was sent to can show it was never made. Under another
+    token or API base, a state with voice ids proves the account through the listing
+    (a rotated token); an empty one cannot, so nothing is concluded, unless the person
+    names the voices made (``--adopt``), which says it is the same account."""
+    record = replayed.account
+    addresses = {p.change.address for p in replayed.pending}
+    if record is None or known or addresses & adopt.keys():
+        return
+    if executor.client.same_account(record):
+        return
+    names = ", ".join(sorted(addresses))
+    raise StateError(
+        f"the interrupted apply in {path.name} sent {len(replayed.pending)} clone(s) of "
+        f"unknown outcome ({names}) to {record.get('api_base', 'another API base')} with "
+        "another COZE_API_TOKEN or COZE_API_BASE than this one: only that account's voice "
+        "list can tell whether they were made. Run `voicectl apply` with that token and "
+        "base. If this is that account under a new token, name each voice that was made "
+        "with `--adopt ADDRESS=VOICE_ID`; if none was, move the journal aside. Nothing "
+        "was sent"
+    )
 
 
 def pending_warning(state_path: Path, current: State) -> tuple[State, str]:

@@ -19,18 +19,20 @@ not a success is whether it *proves* that nothing was committed. Coze's error ta
 from __future__ import annotations
 
 import enum
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from voicectl.errors import VoicectlError
+from voicectl.model import RemoteVoice
 
 THROTTLE_CODES = frozenset({4009, 4020})
 REFUSAL_CODES = frozenset(
     {4000, 4008, 4011, 4019, 4100, 4101, 4300, 4301, 4302, 4303, 4304, 1109, 1123}
 )
 VOICE_ID = re.compile(r"[0-9]{1,32}")  # as the state schema's voice_id
+LOGID = re.compile(r"[0-9A-Za-z]{1,64}")
 
 HINTS = {
     4000: "Coze rejected a parameter",
@@ -68,8 +70,10 @@ def verdict(http_status: int, code: int | None) -> Verdict:
     """The resend rule for a reply that is not a success (``code`` None: no envelope)."""
     if code in REFUSAL_CODES:
         return Verdict.REFUSED
-    if code in THROTTLE_CODES or (http_status == 429 and code != 0):
+    if code in THROTTLE_CODES or (http_status == 429 and code is None):
         return Verdict.THROTTLED
+    # A 429 whose envelope names another code (4013, 5000, 0) contradicts itself: the
+    # code is Coze's own word, and it does not prove a refusal.
     return Verdict.UNKNOWN
 
 
@@ -92,27 +96,86 @@ class CozeError(VoicectlError):
         super().__init__(f"{text}; {hint}" if hint else text)
 
 
-def read(response: httpx.Response, secret: str = "") -> tuple[Any, str]:
+def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[Any, str]:
     """``data`` and the logid of a success envelope; any other reply raises CozeError.
 
-    A success is ``code`` 0 (an integer, as documented) at a 2xx status. A body that is
-    not a JSON object with an integer ``code`` is not Coze's envelope: its code is None.
-    What an error shows of the reply is one printable line, without ``secret`` (a server
-    or proxy may echo the request's Authorization header back).
+    ``text`` is the body and ``logid_header`` the ``X-Tt-Logid`` header. A success is
+    ``code`` 0 (an integer, as documented) at a 2xx status. A body that is not a JSON
+    object with an integer ``code`` is not Coze's envelope: its code is None. What an
+    error shows of the reply is one printable line, and neither it nor the logid (kept
+    in the journal and the state) ever holds ``secret``: a server or proxy may echo the
+    request's Authorization header back.
     """
     try:
-        body = response.json()
+        body = json.loads(text) if text else None
     except ValueError:
         body = None
-    logid = _logid(response, body)
+    logid = _logid(logid_header, body, secret)
     raw = body.get("code") if isinstance(body, dict) else None
-    if not isinstance(raw, int) or isinstance(raw, bool):
-        shown = _shown(response.text, secret) or "(empty body)"
-        raise CozeError(None, shown, logid, response.status_code)
-    if raw != 0 or not 200 <= response.status_code < 300:
-        msg = body.get("msg") if isinstance(body, dict) else None
-        raise CozeError(raw, _shown(str(msg or ""), secret), logid, response.status_code)
+    if not isinstance(body, dict) or not isinstance(raw, int) or isinstance(raw, bool):
+        raise CozeError(None, _shown(text, secret) or "(empty body)", logid, status)
+    if raw != 0 or not 200 <= status < 300:
+        raise CozeError(raw, _shown(str(body.get("msg") or ""), secret), logid, status)
     return body.get("data"), logid
+
+
+class MalformedPage(ValueError):
+    """A list reply that is not a well-formed page of Coze's voice list."""
+
+
+@dataclass(frozen=True)
+class Page:
+    voices: list[RemoteVoice]  # the custom voices on it
+    ids: tuple[str, ...]  # every entry's voice id, system voices too: tells a repeated page
+    has_more: bool
+
+
+def page(data: Any) -> Page:
+    """A list reply's ``data`` as a page; raises MalformedPage for anything else."""
+    items = data.get("voice_list") if isinstance(data, dict) else None
+    has_more = data.get("has_more") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not isinstance(has_more, bool):
+        raise MalformedPage("no voice_list or no has_more")
+    ids, found = [], []
+    for item in items:
+        valid = voice_id(item.get("voice_id")) if isinstance(item, dict) else None
+        if valid is None or not isinstance(item, dict):
+            raise MalformedPage("an entry without a valid voice_id")
+        ids.append(valid)
+        if item.get("is_system_voice") is not True:
+            found.append(_remote(valid, item))
+    return Page(found, tuple(ids), has_more)
+
+
+def _remote(valid_id: str, item: dict[str, Any]) -> RemoteVoice:
+    """A custom voice of the list; the facts reconcile and budgets stand on are required
+    (as cozepy requires them): a missing one is not 0, it makes the page unusable."""
+
+    def number(key: str) -> int:
+        value = item.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise MalformedPage(f"voice {valid_id}: {key} is not a whole number")
+        return value
+
+    name = item.get("name")
+    if not isinstance(name, str):
+        raise MalformedPage(f"voice {valid_id}: name is not a string")
+    return RemoteVoice(
+        voice_id=valid_id,
+        name=name,
+        available_training_times=number("available_training_times"),
+        create_time=number("create_time"),
+        update_time=number("update_time"),
+        language=str(item.get("language_code") or ""),
+        state=str(item.get("state") or ""),
+    )
+
+
+def voice_id(value: object) -> str | None:
+    """``value`` if it can be a Coze voice id (a numeric string, as the state keeps it)."""
+    if isinstance(value, str) and VOICE_ID.fullmatch(value):
+        return value
+    return None
 
 
 def _shown(text: str, secret: str, limit: int = 200) -> str:
@@ -125,15 +188,10 @@ def _shown(text: str, secret: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def voice_id(value: object) -> str | None:
-    """``value`` if it can be a Coze voice id (a numeric string, as the state keeps it)."""
-    if isinstance(value, str) and VOICE_ID.fullmatch(value):
-        return value
-    return None
-
-
-def _logid(response: httpx.Response, body: Any) -> str:
-    header = response.headers.get("x-tt-logid", "")
+def _logid(header: str, body: Any, secret: str) -> str:
+    """The reply's logid if it looks like one (Coze's are letters and digits)."""
     detail = body.get("detail") if isinstance(body, dict) else None
     found = header or (str(detail.get("logid", "")) if isinstance(detail, dict) else "")
-    return found if re.fullmatch(r"[0-9A-Za-z*_-]{1,80}", found) else ""
+    if not LOGID.fullmatch(found) or (secret and secret in found):
+        return ""
+    return found

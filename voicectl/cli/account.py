@@ -46,5 +46,5 @@ def remote_voices(client: CozeClient, state: State | None = None) -> dict[str, R
     remote = {voice.voice_id: voice for voice in client.voices(expected=len(known))}
     reason = reconcile.wrong_account(known, remote.keys(), client.base_url)
     if reason is not None:
-        raise VoicectlError(reason)
+        raise VoicectlError(f"{reason}. Nothing was cloned")
     return remote

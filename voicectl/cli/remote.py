@@ -121,6 +121,7 @@ def apply(
             result, _ = _planned(cfg, current, plan_options(opts), remote, quiet=as_json)
         out.plan(result)
         _check_policy(cfg, result, current, remote)
+        _check_reachable(result, remote)
         work = result.actionable
         blocked = [c for c in result.changes if c.action == "blocked"]
         if not work:
@@ -138,7 +139,13 @@ def apply(
         if not existed:  # the journal must name a lineage that is on disk
             current = save_state(cfg.state_path, current)
         progress = out.progress(len(work))
-        log = Journal.begin(journal_path(cfg.state_path), current, now(), gitrepo.head(cfg.root))
+        log = Journal.begin(
+            journal_path(cfg.state_path),
+            current,
+            now(),
+            gitrepo.head(cfg.root),
+            account=client.account_record(),
+        )
         try:
             outcome = Executor(client, cfg.root, log, parallelism, progress).run(
                 work, current.voice_ids()
@@ -151,6 +158,22 @@ def apply(
         final = repository.remember_blobs(cfg, final)  # lets a fresh clone skip hashing
     out.summary(outcome.done, outcome.failed, blocked, final)
     return EXIT_USER_ERROR if outcome.failed or blocked else 0
+
+
+def _check_reachable(result: Plan, remote: Mapping[str, RemoteVoice]) -> None:
+    """A retrain of a voice that is not on Coze's list would fail (4200): a saved plan
+    made offline cannot know, so apply checks before any clone."""
+    missing = sorted(
+        f"{c.address} (voice {c.voice_id})"
+        for c in result.actionable
+        if c.action == "retrain" and c.voice_id not in remote
+    )
+    if missing:
+        raise VoicectlError(
+            f"not on Coze's voice list, so they cannot be retrained: {', '.join(missing)}. "
+            "Nothing was cloned. A new `voicectl plan` shows them as missing, with "
+            "`--replace ADDRESS` (a new voice id) or `voicectl state rm ADDRESS` as the way out"
+        )
 
 
 def _verified(
@@ -412,7 +435,7 @@ def force_unlock(ctx: click.Context) -> None:
     "--slots",
     type=click.IntRange(0),
     default=None,
-    help="Voice slots per workspace (Coze's plans include one; packs buy more): a new "
+    help="The account's voice slots (Coze's plans include one; packs buy more): a new "
     "clone beyond them is refused with 4019. Unlimited by default.",
 )
 def emulator(

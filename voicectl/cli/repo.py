@@ -160,7 +160,7 @@ def _check_policy(
 
     on_account = len(remote) if remote is not None else len(current.voice_ids())
     violations = planner.policy_violations(
-        result, cfg.max_new_voices, cfg.max_one_time_cny, cfg.max_voices, on_account
+        result, cfg.max_new_voices, cfg.max_one_time_cny, cfg.max_voices, on_account=on_account
     )
     if violations:
         raise PolicyError(

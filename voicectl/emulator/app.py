@@ -16,8 +16,8 @@ other clients ignore).
 
 A clone without ``space_id`` goes to the personal space ``DEFAULT_SPACE_ID``. A clone
 whose ``text`` contains ``[wer-mismatch]`` fails with 1109 (WERError), committing nothing.
-With ``slot_quota`` N, a new clone in a space already holding N voices gets 4019 (no
-voice slot left: a voice-clone expansion pack is needed); a retrain needs no slot.
+With ``slot_quota`` N, a new clone on an account already holding N custom voices gets
+4019 (no voice slot left: a voice-clone expansion pack is needed); a retrain needs none.
 
 Admin endpoints, without auth (loopback tooling): ``GET /_emulator/ledger``,
 ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, ``POST /_emulator/voices``
@@ -144,7 +144,7 @@ class Emulator:
                 commit = partial(self.store.retrain, current, fields, sha256)
             else:
                 self._check_space(grant, space_id)
-                self.store.check_slot(space_id)
+                self.store.check_slot()
                 commit = partial(self.store.create, space_id, fields, sha256)
             if WER_MARKER in (fields["text"] or ""):
                 raise ApiError(1109, CODE_MESSAGES[1109])
@@ -216,7 +216,7 @@ class Emulator:
         if not (isinstance(name, str) and name and isinstance(space_id, str)):
             raise ApiError(4000, 'Expected {"name": "...", "space_id": "..." (optional)}.', 400)
         async with self.lock:
-            self.store.check_slot(space_id)
+            self.store.check_slot()
             voice = await anyio.to_thread.run_sync(self.store.add_slot, name, space_id)
         return plain({**self.voice_json(request, voice), "space_id": voice.space_id})
 
@@ -235,8 +235,8 @@ def create_app(
     ``data`` is ``{"voice_id"}`` only, as Coze documents; ``full_clone_reply`` answers
     the full Voice record instead, which cozepy 0.20.0 needs: it validates the clone
     reply as a full Voice and raises pydantic's ``ValidationError`` on the documented
-    body. ``slot_quota`` caps the voices per space (None: unlimited), beyond which a new
-    clone gets 4019. ``clock`` (Unix seconds) dates voices and expires preview links.
+    body. ``slot_quota`` caps the account's custom voices (None: unlimited), beyond which
+    a new clone gets 4019. ``clock`` (Unix seconds) dates voices and expires preview links.
     """
     emulator = Emulator(
         VoiceStore(data_dir, clock=clock, slot_quota=slot_quota),

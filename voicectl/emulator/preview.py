@@ -50,7 +50,7 @@ async def preview_reply(request: Request, store: VoiceStore) -> Response:
     voice_id = request.path_params["voice_id"]
     raw_expires = request.query_params.get("x-expires", "")
     signature = request.query_params.get("x-signature", "")
-    expires = int(raw_expires) if raw_expires.isdigit() else -1
+    expires = int(raw_expires) if raw_expires.isascii() and raw_expires.isdigit() else -1
     if not hmac.compare_digest(signature, _signature(voice_id, expires)):
         return envelope(new_logid(), 4101, "The preview link's signature is invalid.", status=403)
     if store.clock() > expires:

@@ -64,8 +64,8 @@ def serve(
     A clone's reply is ``{"voice_id"}`` only, as Coze documents, unless
     ``full_clone_reply``: cozepy 0.20.0 validates the clone reply as a full Voice and
     raises pydantic's ``ValidationError`` on the documented body, so a client cloning
-    through cozepy needs ``full_clone_reply``. ``slot_quota`` caps the voices per space
-    (a new clone beyond it gets 4019); None: unlimited.
+    through cozepy needs ``full_clone_reply``. ``slot_quota`` caps the account's custom
+    voices (a new clone beyond it gets 4019); None: unlimited.
 
     Raises :class:`EmulatorError`, before listening, for a bad token spec, an unusable
     data dir or an address that cannot be bound. On Ctrl+C or SIGTERM uvicorn shuts down
@@ -90,7 +90,7 @@ def serve(
             "clients cloning through cozepy need full_clone_reply."
         )
     if slot_quota is not None:
-        echo(f"Voice slots per space: {slot_quota} (a new voice beyond them gets 4019).")
+        echo(f"Voice slots of the account: {slot_quota} (a new voice beyond them gets 4019).")
     server = uvicorn.Server(_config(app, log_level=log_level, quiet=False))
     server.run(sockets=[sock])
 

@@ -178,7 +178,7 @@ class VoiceStore:
 
     def create(self, space_id: str, fields: Mapping[str, str | None], audio_sha256: str) -> Voice:
         """A new clone, from a clone request's text fields, in a new slot (else 4019)."""
-        self.check_slot(space_id)
+        self.check_slot()
         now = int(self.clock())
         voice = Voice(
             voice_id=self._next_id(),
@@ -194,16 +194,20 @@ class VoiceStore:
         self._commit(voice, self._entry(voice, "create", audio_sha256))
         return voice
 
-    def check_slot(self, space_id: str) -> None:
-        """4019 when every purchased slot of the space is taken (init slots count)."""
+    def check_slot(self) -> None:
+        """4019 when every purchased voice slot of the account is taken (init slots count).
+
+        Slots are the account's: Coze's plans include one cloned voice and each expansion
+        pack adds one; the docs do not say they are per workspace, and the account-wide
+        reading is the stricter one.
+        """
         if self.slot_quota is None:
             return  # no quota: skip counting (it would cost O(voices) per clone)
-        in_space = sum(1 for v in self._voices.values() if v.space_id == space_id)
-        if in_space >= self.slot_quota:
+        if len(self._voices) >= self.slot_quota:
             raise ApiError(
                 4019,
-                f"No voice slot left in space {space_id}: all {self.slot_quota} purchased "
-                "voice slots are in use. A new voice needs a voice-clone expansion pack "
+                f"No voice slot left: all {self.slot_quota} purchased voice slots of the "
+                "account are in use. A new voice needs a voice-clone expansion pack "
                 "(bought by an admin); retraining an existing voice needs no slot.",
             )
 
