@@ -1,4 +1,4 @@
-"""Commands that talk to Coze or guard the state: apply, force-unlock, emulator."""
+"""apply: carry out the plan on Coze, journaled, and record every outcome."""
 
 from __future__ import annotations
 
@@ -391,70 +391,3 @@ def _interactive() -> bool:
 
 def _echo_err(message: str) -> None:
     click.echo(f"notice: {message}", err=True)
-
-
-@cli.command("force-unlock")
-@click.pass_context
-def force_unlock(ctx: click.Context) -> None:
-    """Remove a stale lock on the state (make sure no apply is running)."""
-    from voicectl import lock, repository
-
-    cfg = repository.open_config(_start(ctx))
-    holder = lock.force_unlock(cfg.state_path)
-    if holder is None:
-        click.echo("The state is not locked.")
-    else:
-        click.echo(f"Removed the lock held by {lock.describe(holder)}.")
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True)
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path(".voicectl/emulator"),
-    show_default=True,
-    help="Where the emulator keeps its voices and ledger.",
-)
-@click.option(
-    "--token",
-    "tokens",
-    multiple=True,
-    help="Accept this bearer token (repeatable; TOKEN:scopes=...,spaces=... limits "
-    "it). With none, any non-empty token is accepted.",
-)
-@click.option(
-    "--full-clone-reply",
-    is_flag=True,
-    help="Answer a clone with the whole voice record, not only {voice_id} as Coze documents "
-    "(cozepy 0.20.0's clone() needs it: it raises on the documented reply).",
-)
-@click.option(
-    "--slots",
-    type=click.IntRange(0),
-    default=None,
-    help="The account's voice slots (Coze's plans include one; packs buy more): a new "
-    "clone beyond them is refused with 4019. Unlimited by default.",
-)
-def emulator(
-    host: str,
-    port: int,
-    data_dir: Path,
-    tokens: tuple[str, ...],
-    full_clone_reply: bool,
-    slots: int | None,
-) -> None:
-    """Run a local Coze-compatible voice API (for tests, demos and CI)."""
-    from voicectl.emulator.server import serve
-
-    serve(
-        host,
-        port,
-        data_dir,
-        tokens,
-        click.echo,
-        full_clone_reply=full_clone_reply,
-        slot_quota=slots,
-    )
