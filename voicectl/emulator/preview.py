@@ -42,7 +42,8 @@ def preview_url(base_url: str, voice: Voice, now: float) -> str:
     """The voice's signed preview link on this host."""
     expires = max(voice.update_time, int(now) // _DAY * _DAY) + VALID_DAYS * _DAY
     query = f"x-expires={expires}&x-signature={_signature(voice.voice_id, expires)}"
-    return f"{base_url.rstrip('/')}/_emulator/preview/{voice.voice_id}.mp3?{query}"
+    path = PREVIEW_ROUTE.format(voice_id=voice.voice_id)
+    return f"{base_url.rstrip('/')}{path}?{query}"
 
 
 async def preview_reply(request: Request, store: VoiceStore) -> Response:

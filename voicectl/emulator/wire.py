@@ -13,7 +13,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from voicectl.emulator.faults import FailRule
+from voicectl.emulator.faults import DEFAULT_FAULT_CONTENT_TYPE, FailRule
 from voicectl.emulator.store import ApiError
 
 
@@ -41,7 +41,7 @@ def fault_reply(rule: FailRule, logid: str) -> Response:
     headers = {"Retry-After": "1"} if rule.http_status == 429 else {}
     reply = Response(rule.body.encode("utf-8"), rule.http_status, headers=headers)
     # Set as given, without Starlette's charset handling: a gateway's page is sent verbatim.
-    reply.headers["content-type"] = rule.content_type or "text/html; charset=utf-8"
+    reply.headers["content-type"] = rule.content_type or DEFAULT_FAULT_CONTENT_TYPE
     return reply
 
 
