@@ -4,10 +4,11 @@ Each run mutates a real voice repository (new voices, retrains, renames, moved f
 removals, re-added orphans, a space change now and then), arms random faults on the
 emulator (latency, 5xx, 429 storms, a token-bucket rate limit, replies lost after the
 clone was committed, clones committed and then answered with 4013, an undocumented code
-or a body that is not Coze's envelope, short list pages that say ``has_more`` and a
-list page that repeats) and runs ``python -m voicectl apply --auto-approve`` as a
-subprocess, sometimes SIGKILLed at a random moment. Then, faults cleared, apply runs
-again until the plan is empty, and the invariants are checked against the emulator's
+or a body that is not Coze's envelope, short list pages that say ``has_more``, a list
+page that repeats, and a Coze clock that disagrees with this machine's) and runs
+``python -m voicectl apply --auto-approve`` as a subprocess, sometimes SIGKILLed at a
+random moment. Then, faults cleared, apply runs again until the plan is empty, and the
+invariants are checked against the emulator's
 ledger (the clones Coze really made) and its list endpoint:
 
 - every needed clone happened exactly once: per take, the ledger holds as many clones as
@@ -179,6 +180,7 @@ class Emulator:
             list_page_cap=None,
             list_repeat_from=None,
             list_endless=None,
+            clock_skew_s=None,
         )
 
     def reset(self) -> None:
@@ -408,6 +410,9 @@ def choose_faults(rng: random.Random, profile: Profile) -> tuple[dict[str, Any],
             "count": 1,
         }
         kinds.append("commit_then_not_an_envelope")
+    if rng.random() < 0.25:  # Coze's clock disagrees with this machine's
+        settings["clock_skew_s"] = rng.choice((-3600, -8, -3, 8, 3600))
+        kinds.append("clock_skew")
     roll = rng.random()
     if roll < 0.2:
         settings["list_page_cap"] = rng.randint(1, 3)

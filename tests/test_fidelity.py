@@ -439,3 +439,39 @@ def test_plan_stops_on_a_listing_it_cannot_read_to_the_end(
     result = run(repo.root, "plan", env=coze.env())
     assert result.exit_code == 1
     assert "could not be read to its end (page 2 repeats the page before it)" in result.output
+
+
+# -- Coze's clock is not this machine's --------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew", [-8, -3600, 8, 3600])
+def test_a_lost_reply_is_found_whatever_coze_s_clock_says(
+    repo: VoiceRepo, coze: Coze, run: Any, skew: int
+) -> None:
+    many(repo, 2)
+    coze.faults(clock_skew_s=skew, drop_after_commit=1)
+    created = apply(run, repo, coze)
+    assert created.exit_code == 0, created.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "create"]
+    repo.audio("v00.wav", freq=777)
+    coze.faults(drop_after_commit=1)
+    retrained = apply(run, repo, coze)
+    assert retrained.exit_code == 0, retrained.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "create", "retrain"]
+    assert_converged(repo.root, coze)
+
+
+def test_a_crash_with_a_lost_reply_recovers_from_the_witness_in_the_journal(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """The recovery runs in another apply, long after: no time window could help."""
+    many(repo, 1)
+    coze.faults(clock_skew_s=-3600, drop_after_commit=1, list_page_cap=1, list_repeat_from=2)
+    assert apply(run, repo, coze).exit_code == 1  # lost, and the listing cannot settle it
+    journal = (repo.root / "state" / "voicectl.state.json.journal").read_text()
+    assert '"before": {"ids": []}' in journal
+    coze.faults(list_page_cap=None, list_repeat_from=None)
+    settled = apply(run, repo, coze)
+    assert settled.exit_code == 0, settled.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)

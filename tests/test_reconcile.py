@@ -68,6 +68,53 @@ def test_candidates(
     assert [v.voice_id for v in candidates(pending, voices, known)] == expected
 
 
+WITNESSED_CREATE = Pending(3, change("create"), "2027-01-15T08:00:00Z", float(T), {"ids": ["70"]})
+WITNESSED_RETRAIN = Pending(
+    4,
+    change("retrain", "71", before=7),
+    "2027-01-15T08:00:00Z",
+    float(T),
+    {"update_time": T - 100, "available_training_times": 7},
+)
+
+
+@pytest.mark.parametrize(
+    ("pending", "voices", "expected"),
+    [
+        pytest.param(
+            WITNESSED_CREATE, [remote("71", created=T - 3600)], ["71"], id="new, clocks apart"
+        ),
+        pytest.param(WITNESSED_CREATE, [remote("70"), remote("71")], ["71"], id="was there"),
+        pytest.param(WITNESSED_CREATE, [remote("71", name="Other")], [], id="another name"),
+        pytest.param(
+            WITNESSED_RETRAIN,
+            [remote("71", left=6, updated=T - 3600)],
+            ["71"],
+            id="fewer trainings, Coze's clock an hour behind",
+        ),
+        pytest.param(
+            WITNESSED_RETRAIN, [remote("71", left=7, updated=T - 99)], ["71"], id="updated since"
+        ),
+        pytest.param(
+            WITNESSED_RETRAIN, [remote("71", left=7, updated=T - 100)], [], id="unchanged"
+        ),
+    ],
+)
+def test_a_witness_decides_from_coze_s_facts_never_the_clocks(
+    pending: Pending, voices: list[RemoteVoice], expected: list[str]
+) -> None:
+    assert [v.voice_id for v in candidates(pending, voices, set())] == expected
+
+
+def test_the_witness_kept_in_the_journal_is_read_back(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")
+    log.pending(change("create"), "2027-01-15T08:00:00Z", T, {"ids": ["70"]})
+    log.close()
+    replayed = replay(journal_path(tmp_path / "s.json"), base)
+    assert replayed is not None and replayed.pending[0].before == {"ids": ["70"]}
+
+
 def test_replay_rebuilds_completed_clones_and_lists_the_unresolved(tmp_path: Path) -> None:
     base = state_io.save(tmp_path / "s.json", state_io.new_state())
     log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")

@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,7 @@ from voicectl import reconcile
 from voicectl.client import CozeClient, OutcomeUnknown
 from voicectl.errors import VoicectlError
 from voicectl.journal import Journal, Pending
-from voicectl.model import NEW_VOICE_ACTIONS, Change
+from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
 from voicectl.state import now
 
 RECONCILE_ROUNDS = 3
@@ -64,8 +64,19 @@ class Executor:
         self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
+        self._listing: dict[str, RemoteVoice] | None = None  # the account, as last read
+        self._by_name: dict[str, list[str]] = {}
 
-    def run(self, changes: Sequence[Change], known_ids: Iterable[str]) -> Outcome:
+    def run(
+        self,
+        changes: Sequence[Change],
+        known_ids: Iterable[str],
+        listing: Mapping[str, RemoteVoice] | None = None,
+    ) -> Outcome:
+        """Carry out ``changes``; ``listing`` is the account as read before (complete), so
+        that each clone's witness (what tells its outcome) is kept with it."""
+        if listing is not None:
+            self._listed(listing.values())
         outcome = Outcome()
         clones = []
         for change in changes:
@@ -182,7 +193,12 @@ class Executor:
         """The new voice id, "error:<message>", or the Pending whose outcome is unknown."""
         started, at = self.clock(), now()
         self.on_event(Event("voice_start", change.address, change.action, change.voice_id))
-        seq = self.journal.pending(change, at, started)
+        before = (
+            reconcile.witness(change, self._listing, self._by_name)
+            if self._listing is not None
+            else None
+        )
+        seq = self.journal.pending(change, at, started, before)
         after = change.after or {}
         audio = after["audio"]
         try:
@@ -199,7 +215,7 @@ class Executor:
         except OutcomeUnknown as exc:
             self._unknown[change.address] = exc.message
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")
-            return Pending(seq, change, at, started)
+            return Pending(seq, change, at, started, before)
         except (VoicectlError, OSError) as exc:
             message = exc.message if isinstance(exc, VoicectlError) else str(exc)
             self.journal.failed(seq, now(), message)
@@ -209,7 +225,7 @@ class Executor:
         if suspect is not None:  # a reply that cannot be this clone's proves nothing
             self._unknown[change.address] = suspect
             self._event_error(change, started, f"{suspect}; checking Coze's voice list")
-            return Pending(seq, change, at, started)
+            return Pending(seq, change, at, started, before)
         self.journal.done(seq, now(), result.voice_id, result.logid)
         self.on_event(
             Event(
@@ -222,6 +238,14 @@ class Executor:
             )
         )
         return result.voice_id
+
+    def _listed(self, voices: Iterable[RemoteVoice]) -> None:
+        """Keep a complete listing as the account before the next clones."""
+        self._listing = {v.voice_id: v for v in voices}
+        by_name: dict[str, list[str]] = {}
+        for voice in self._listing.values():
+            by_name.setdefault(voice.name, []).append(voice.voice_id)
+        self._by_name = by_name
 
     def _claim(self, change: Change, voice_id: str) -> str | None:
         """Why ``voice_id`` cannot be what ``change`` made, or None once it is claimed:
@@ -264,6 +288,7 @@ class Executor:
         """
         try:
             remote = list(self.client.voices(expected=len(known)))
+            self._listed(remote)  # the witness of what is sent again
         except VoicectlError as exc:
             names = ", ".join(sorted(p.change.address for p in unknown))
             raise VoicectlError(

@@ -38,6 +38,7 @@ class Pending:
     change: Change
     started_at: str
     started_unix: float
+    before: dict[str, Any] | None = None  # what Coze showed before it was sent (reconcile)
 
 
 @dataclass
@@ -113,17 +114,22 @@ class Journal:
             self._seq += 1
             return self._seq
 
-    def pending(self, change: Change, at: str, unix: float) -> int:
+    def pending(
+        self, change: Change, at: str, unix: float, before: dict[str, Any] | None = None
+    ) -> int:
+        """The intent, durable before the clone is sent; ``before`` is what Coze showed
+        that tells its outcome (see :func:`voicectl.reconcile.witness`)."""
         seq = self.next_seq()
-        self.append(
-            {
-                "type": "pending",
-                "seq": seq,
-                "change": change_to_json(change),
-                "started_at": at,
-                "started_unix": unix,
-            }
-        )
+        record: dict[str, Any] = {
+            "type": "pending",
+            "seq": seq,
+            "change": change_to_json(change),
+            "started_at": at,
+            "started_unix": unix,
+        }
+        if before is not None:
+            record["before"] = before
+        self.append(record)
         return seq
 
     def done(
@@ -247,6 +253,11 @@ def replay(path: Path, state: State) -> Replayed | None:
 
 def _pending(seq: int, line: bytes) -> Pending:
     record = json.loads(line)
+    before = record.get("before")
     return Pending(
-        seq, change_from_json(record["change"]), record["started_at"], float(record["started_unix"])
+        seq,
+        change_from_json(record["change"]),
+        record["started_at"],
+        float(record["started_unix"]),
+        before if isinstance(before, dict) else None,
     )

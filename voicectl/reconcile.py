@@ -1,42 +1,76 @@
 """Finding out what became of a clone whose answer never came: pure matching.
 
-Coze has no idempotency key and no get-by-id, so the list endpoint is the witness. A
-create is the voice with the same name, created at or after the request left, whose id
-the state does not know; a retrain is the same voice id, updated at or after the request
-left, with fewer trainings left than before.
+Coze has no idempotency key and no get-by-id, so the list endpoint is the witness, and
+only Coze's own facts decide, never this machine's clock (Coze's may disagree). Before
+each clone, what the account showed is kept with the clone in the journal
+(:func:`witness`): for a create, the ids of the voices of that name; for a retrain, the
+voice's ``update_time`` and ``available_training_times``. After a lost answer, a create
+is a voice of that name that was not there before and that no address holds; a retrain
+is that voice updated since, or with fewer trainings left.
+
+A journal written before witnesses were kept falls back to the times: a create is the
+voice of that name created at or after the request left, a retrain that voice updated
+since with fewer trainings left than the plan said.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 from voicectl.journal import Pending
-from voicectl.model import RemoteVoice
+from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
 
-CLOCK_SLACK_SECONDS = 5  # Coze's timestamps are whole seconds from another clock
+CLOCK_SLACK_SECONDS = 5  # the fallback only: Coze's timestamps are another clock's
+
+
+def witness(
+    change: Change, listing: Mapping[str, RemoteVoice], by_name: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """What the account shows, before ``change`` is sent, that its outcome is told by.
+
+    ``listing`` is a complete listing by voice id and ``by_name`` its ids by name."""
+    if change.action in NEW_VOICE_ACTIONS:
+        return {"ids": sorted(by_name.get(str((change.after or {}).get("name")), ()))}
+    voice = listing.get(change.voice_id or "")
+    if voice is None:
+        return {"absent": True}
+    return {
+        "update_time": voice.update_time,
+        "available_training_times": voice.available_training_times,
+    }
 
 
 def candidates(
     pending: Pending, remote: Sequence[RemoteVoice], known_ids: Iterable[str]
 ) -> list[RemoteVoice]:
-    change = pending.change
-    since = int(pending.started_unix) - CLOCK_SLACK_SECONDS
-    if change.action in ("create", "replace"):
+    change, before = pending.change, pending.before
+    if change.action in NEW_VOICE_ACTIONS:
         name = (change.after or {}).get("name")
         known = set(known_ids)
+        if before is not None:
+            there = set(before.get("ids", ()))
+            return [v for v in remote if v.name == name and v.voice_id not in there | known]
+        since = int(pending.started_unix) - CLOCK_SLACK_SECONDS
         return [
             v
             for v in remote
             if v.name == name and v.create_time >= since and v.voice_id not in known
         ]
-    before = change.budget.before
+    found = [v for v in remote if v.voice_id == change.voice_id]
+    if before is not None and "update_time" in before:
+        return [
+            v
+            for v in found
+            if v.update_time > before["update_time"]
+            or v.available_training_times < before["available_training_times"]
+        ]
+    since = int(pending.started_unix) - CLOCK_SLACK_SECONDS
+    planned = change.budget.before
     return [
         v
-        for v in remote
-        if v.voice_id == change.voice_id
-        and v.update_time >= since
-        and before is not None
-        and v.available_training_times < before
+        for v in found
+        if v.update_time >= since and planned is not None and v.available_training_times < planned
     ]
 
 

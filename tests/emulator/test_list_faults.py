@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from itertools import islice
 
 import cozepy
@@ -124,3 +125,13 @@ def test_list_faults_cleared_with_null_or_reset_give_exact_pages_again(
         None,
         False,
     )
+
+
+def test_clock_skew_moves_coze_s_timestamps_not_the_client_s(
+    admin: httpx.Client, coze: cozepy.Coze, wav: bytes
+) -> None:
+    admin.post("/_emulator/faults", json={"clock_skew_s": -3600}).raise_for_status()
+    voice = coze.audio.voices.clone(voice_name="skewed", file=("a.wav", wav), audio_format="wav")
+    assert abs(voice.create_time - (time.time() - 3600)) < 60
+    assert admin.post("/_emulator/faults", json={"clock_skew_s": 1e9}).status_code == 400
+    assert admin.get("/_emulator/faults").json()["clock_skew_s"] == -3600

@@ -148,7 +148,7 @@ def apply(
         )
         try:
             outcome = Executor(client, cfg.root, log, parallelism, progress).run(
-                work, current.voice_ids()
+                work, current.voice_ids(), remote
             )
         finally:
             progress.close()

@@ -84,10 +84,14 @@ class Emulator:
     """The state behind one app: voices, faults, tokens; used only on the event loop."""
 
     def __init__(
-        self, store: VoiceStore, grants: dict[str, TokenGrant], full_clone_reply: bool
+        self,
+        store: VoiceStore,
+        grants: dict[str, TokenGrant],
+        full_clone_reply: bool,
+        faults: Faults | None = None,
     ) -> None:
         self.store, self.grants, self.full_clone_reply = store, grants, full_clone_reply
-        self.faults = Faults()
+        self.faults = faults or Faults()
         self.lock = asyncio.Lock()
         self.in_flight = dict.fromkeys(ENDPOINTS, 0)
 
@@ -238,10 +242,12 @@ def create_app(
     body. ``slot_quota`` caps the account's custom voices (None: unlimited), beyond which
     a new clone gets 4019. ``clock`` (Unix seconds) dates voices and expires preview links.
     """
+    faults = Faults()  # its clock_skew_s moves the store's clock: Coze's, not the client's
     emulator = Emulator(
-        VoiceStore(data_dir, clock=clock, slot_quota=slot_quota),
+        VoiceStore(data_dir, clock=lambda: clock() + faults.clock_skew_s, slot_quota=slot_quota),
         parse_token_specs(tokens),
         full_clone_reply,
+        faults,
     )
 
     def api(

@@ -54,6 +54,13 @@ List pages (``GET /v1/audio/voices``; each stays until cleared, null or false):
   account still lists as empty).
 - ``list_endless`` (bool): ``has_more`` is always true; pages past the end are empty.
 
+Coze's clock:
+
+- ``clock_skew_s`` (number, -86400..86400, default 0): the emulator's clock runs this
+  many seconds off the machine's (negative: behind): every ``create_time`` and
+  ``update_time`` it sets, and the expiry of preview links, come from the skewed clock,
+  as from a Coze whose clock disagrees with the client's. Times already set stay.
+
 The order inside a request is: latency, rate limit, injected failure (``fail``),
 authentication, then the endpoint itself; after a clone commits, ``drop_after_commit``
 then ``fail_after_commit``.
@@ -138,6 +145,7 @@ class Faults:
     list_page_cap: int | None = None
     list_repeat_from: int | None = None
     list_endless: bool = False
+    clock_skew_s: float = 0.0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _tokens: float = field(default=0.0, repr=False)
     _refilled_at: float = field(default=0.0, repr=False)
@@ -153,6 +161,7 @@ class Faults:
             "list_page_cap": self.list_page_cap,
             "list_repeat_from": self.list_repeat_from,
             "list_endless": self.list_endless,
+            "clock_skew_s": self.clock_skew_s,
         }
 
     def reset(self) -> None:
@@ -249,6 +258,16 @@ def _flag(value: object) -> bool:
     return value
 
 
+def _skew(value: object) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise FaultSpecError(f"clock_skew_s must be a finite number, not {value!r}")
+    if abs(value) > 86400:
+        raise FaultSpecError("clock_skew_s must be within a day (-86400..86400)")
+    return float(value)
+
+
 def _qps(value: object) -> float | None:
     if value is None:
         return None
@@ -309,4 +328,5 @@ _SETTINGS: dict[str, Callable[[object], object]] = {
     "list_page_cap": _optional_int("list_page_cap", 1),
     "list_repeat_from": _optional_int("list_repeat_from", 2),
     "list_endless": _flag,
+    "clock_skew_s": _skew,
 }
