@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import math
 import struct
+import subprocess
+import sys
 import wave
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -136,4 +139,24 @@ def _no_ambient_coze_account(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-__all__ = ["VoiceRepo", "cli", "write_wav"]
+__all__ = ["VoiceRepo", "cli", "holding_lock", "write_wav"]
+
+
+@contextmanager
+def holding_lock(state_path: Path, command: str = "voicectl apply") -> Iterator[int]:
+    """Another process holding the state's lock, as a running apply does; yields its pid."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from voicectl import lock\n"
+        f"with lock.locked(Path({str(state_path)!r}), {command!r}, 'T', lambda m: None):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

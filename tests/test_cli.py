@@ -251,3 +251,23 @@ def test_click_is_only_imported_by_the_cli() -> None:
         if path.name in ("planner.py", "matching.py", "replies.py", "reconcile.py"):
             assert not names & {"os", "pathlib", "httpx", "click", "yaml", "io"}, path
     assert click  # the CLI itself is click
+
+
+def test_a_file_size_limit_is_a_clear_error_and_leaves_no_half_file(tmp_path: Path) -> None:
+    """`ulimit -f` stands for a full disk: one message, exit 1, no traceback, no bug."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20, 20))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "voicectl", "-C", str(tmp_path), "init"],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "the file size limit is reached" in result.stderr
+    assert "bug" not in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "voicectl.yaml").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +166,84 @@ def test_a_journal_of_another_state_is_refused(tmp_path: Path) -> None:
     log.close()
     with pytest.raises(StateError, match="another state"):
         replay(journal_path(tmp_path / "s.json"), state_io.new_state())
+
+
+def test_a_journal_under_a_newer_state_that_lacks_its_clones_is_never_buried(
+    tmp_path: Path,
+) -> None:
+    """A `git pull` brought a state written by another clone after this one crashed."""
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    seq = log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.done(seq, "2027-01-15T08:00:01Z", "7400000000000000001")
+    log.pending(change("create"), "2027-01-15T08:00:02Z", T + 2)
+    log.close()
+    pulled = state_io.save(tmp_path / "s.json", base)  # same lineage, a higher serial
+    with pytest.raises(StateError) as caught:
+        replay(path, pulled)
+    assert "narrator (voice 7400000000000000001)" in caught.value.message
+    assert "clones of unknown outcome: narrator" in caught.value.message
+    assert path.exists()
+
+
+def test_a_journal_whose_clones_the_newer_state_holds_is_stale(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    seq = log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.done(seq, "2027-01-15T08:00:01Z", "7400000000000000001")
+    log.close()
+    replayed = replay(path, base)
+    assert replayed is not None
+    folded = state_io.save(tmp_path / "s.json", replayed.state)  # crashed before the unlink
+    again = replay(path, folded)
+    assert again is not None and again.stale
+
+
+def test_a_torn_last_line_is_set_aside_before_anything_is_appended(tmp_path: Path) -> None:
+    """Else the next line follows the torn one, and every later run finds a corrupt journal."""
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.close()
+    with open(path, "ab") as handle:
+        handle.write(b'{"type": "done", "seq": 1, "voi')
+    again = Journal(path)
+    seq = again.pending(change("retrain", "71", before=7), "2027-01-15T08:00:05Z", T + 5)
+    again.close()
+    replayed = replay(path, base)
+    assert replayed is not None and [p.seq for p in replayed.pending] == [1, seq]
+    torn = path.with_name(path.name + ".torn").read_bytes()
+    assert torn == b'{"type": "done", "seq": 1, "voi\n'
+
+
+def test_a_journal_write_past_a_size_limit_is_a_clear_error_and_leaves_whole_lines(
+    tmp_path: Path,
+) -> None:
+    """`ulimit -f` (EFBIG) stands for a full disk: the part of a line written is taken back."""
+    script = f"""
+import resource, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from pathlib import Path
+from voicectl import state
+from voicectl.errors import StateError
+from voicectl.journal import Journal, journal_path
+from tests.test_reconcile import change, T
+base = state.save(Path({str(tmp_path / "s.json")!r}), state.new_state())
+log = Journal.begin(journal_path(Path({str(tmp_path / "s.json")!r})), base, "at")
+resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+try:
+    for i in range(100):
+        log.pending(change("create"), "at", T + i)
+except StateError as exc:
+    print("ERROR", exc.message)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert "ERROR cannot write the apply journal" in result.stdout, result.stderr
+    assert "was not sent" in result.stdout
+    data = journal_path(tmp_path / "s.json").read_bytes()
+    assert data.endswith(b"\n") and all(json.loads(line) for line in data.splitlines())

@@ -12,6 +12,7 @@ costs the same whatever the size of the state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -58,6 +59,7 @@ class Journal:
         self._lock = threading.Lock()  # orders the writes
         self._sync_lock = threading.Lock()  # one fsync at a time
         self._written = self._synced = 0  # lines handed to the OS, lines known on disk
+        _set_aside_torn_tail(path)  # else the next line would follow a torn one
         self._handle = open(path, "ab")  # noqa: SIM115 - held open for the whole apply
         self._seq = _last_seq(path)
 
@@ -97,8 +99,15 @@ class Journal:
         """
         line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n"
         with self._lock:
-            self._handle.write(line)
-            self._handle.flush()
+            start = self._handle.tell()
+            try:
+                self._handle.write(line)
+                self._handle.flush()
+            except OSError as exc:
+                # Disk full, a size limit: take back any part of the line, so that the
+                # journal stays whole lines, and say so (a pending line: nothing is sent).
+                self._take_back(start)
+                raise self._error(exc) from None
             self._written += 1
             mine = self._written
         with self._sync_lock:
@@ -106,8 +115,25 @@ class Journal:
                 return  # another thread's fsync, begun after this line was written
             with self._lock:
                 upto = self._written
-            os.fsync(self._handle.fileno())
+            try:
+                os.fsync(self._handle.fileno())
+            except OSError as exc:
+                raise self._error(exc) from None
             self._synced = upto
+
+    def _take_back(self, size: int) -> None:
+        with contextlib.suppress(OSError):
+            self._handle.close()  # drops what the buffer still holds of the line
+        with open(self.path, "r+b") as raw:
+            raw.truncate(size)
+        self._handle = open(self.path, "ab")  # noqa: SIM115
+
+    def _error(self, exc: OSError) -> StateError:
+        return StateError(
+            f"cannot write the apply journal {self.path}: {exc.strerror or exc}. A clone "
+            "whose intent could not be written was not sent; one whose outcome could not be "
+            "written is looked for on Coze by the next `voicectl apply`"
+        )
 
     def next_seq(self) -> int:
         with self._lock:
@@ -167,6 +193,41 @@ class Journal:
         self._handle.close()
 
 
+def _set_aside_torn_tail(path: Path) -> None:
+    """A last line without its newline was torn by a crash, a full disk or a size limit:
+    it never happened. Keep its bytes in ``<journal>.torn`` for a person, and cut it."""
+    try:
+        handle = open(path, "r+b")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return
+        end = size
+        while end > 0:  # the last newline, read backwards a block at a time
+            start = max(0, end - 65536)
+            handle.seek(start)
+            block = handle.read(end - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                end = start + cut + 1
+                break
+            end = start
+        handle.seek(end)
+        torn = handle.read()
+        with open(path.with_name(path.name + ".torn"), "ab") as aside:
+            aside.write(torn + b"\n")
+            aside.flush()
+            os.fsync(aside.fileno())
+        handle.truncate(end)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def _last_seq(path: Path) -> int:
     last = 0
     for _, record in _records(path):
@@ -217,8 +278,7 @@ def replay(path: Path, state: State) -> Replayed | None:
             f"{begin.get('lineage')}, the state's is {state.lineage}); move it "
             "aside if that state is gone"
         )
-    if state.serial > int(begin.get("serial", 0)):
-        return Replayed(state, [], sum(1 for _ in records), stale=True)
+    newer = state.serial > int(begin.get("serial", 0))
     started: dict[int, bytes] = {}
     outcome: dict[int, dict[str, Any]] = {}
     entries = 0
@@ -233,6 +293,9 @@ def replay(path: Path, state: State) -> Replayed | None:
             outcome[seq] = {k: record.get(k) for k in ("type", "at", "voice_id", "logid")}
     commit = str(begin.get("commit") or "")
     pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
+    if newer:  # a state written since: folded already, or another clone's over this one
+        _check_contains(path, state, pending, started, outcome)
+        return Replayed(state, [], entries, stale=True)
 
     def done() -> Iterator[Done]:
         for seq in sorted(started):
@@ -248,6 +311,44 @@ def replay(path: Path, state: State) -> Replayed | None:
         pending,
         entries,
         account=account if isinstance(account, dict) else None,
+    )
+
+
+def _check_contains(
+    path: Path,
+    state: State,
+    pending: list[Pending],
+    started: dict[int, bytes],
+    outcome: dict[int, dict[str, Any]],
+) -> None:
+    """A journal under a newer state is set aside only when the state proves it holds
+    the journal's outcomes: every clone it recorded, its voice id trained on its take.
+    A newer state that does not (a `git pull` of another clone's state over a crashed
+    apply) would otherwise bury paid clones, and the next plan would pay for them again."""
+    missing = []
+    for seq, result in outcome.items():
+        voice_id = result.get("voice_id")
+        if result["type"] != "done" or not voice_id or seq not in started:
+            continue
+        change = _pending(seq, started[seq]).change
+        sha = str(((change.after or {}).get("audio") or {}).get("sha256", ""))
+        if not any(e.voice_id == voice_id for e in state.takes.get(sha, ())):
+            missing.append(f"{change.address} (voice {voice_id})")
+    if not missing and not pending:
+        return
+    found = []
+    if missing:
+        found.append(f"clones it made that the state does not hold: {', '.join(missing)}")
+    if pending:
+        names = ", ".join(p.change.address for p in pending)
+        found.append(f"clones of unknown outcome: {names}")
+    raise StateError(
+        f"{path}: an interrupted apply's journal lies under a state written since (serial "
+        f"{state.serial}, perhaps pulled from another clone of the repository), with "
+        + "; ".join(found)
+        + ". Nothing was changed. Run `voicectl apply` with the state the journal began "
+        "from (e.g. before the pull) to fold it, then merge; or record those voices with "
+        "`voicectl import ADDRESS VOICE_ID` and move the journal aside"
     )
 
 

@@ -1,17 +1,27 @@
 """A lock on the state: one apply (or state command) at a time.
 
-The lock file ``<state>.lock`` names its holder (user, host, pid, time, command). A second
-writer fails at once naming the holder. A lock left by a process that is gone on this
-same host is taken over with a notice; any other stale lock needs `voicectl force-unlock`.
+The lock is the operating system's (``flock`` on ``<state>.lock``): it is held while the
+process lives and freed by the kernel the moment it ends, even by kill -9, so a dead
+holder's lock is free at once and there is no takeover step for two processes to race
+through. The holder's details (user, host, pid, time, command) are written inside the
+file, for the message a second writer gets; the file is removed when the lock is
+released. A lock file nobody holds (left by a crash, or empty after a full disk) is
+simply taken.
+
+Not filelock: it truncates the lock file when it opens it, before it holds the lock,
+which would erase the holder's details that the message is made of.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import getpass
 import json
 import os
 import socket
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,36 +55,66 @@ def describe(info: dict[str, Any]) -> str:
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:
+    """The details written in the lock file; None without one, {} when unreadable."""
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except OSError:
         return {}
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            info = json.loads(handle.read(4096).decode("utf-8"))
+        except (OSError, ValueError):
+            return {}
     return info if isinstance(info, dict) else {}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _create(path: Path, info: dict[str, Any]) -> bool:
+def _open(path: Path) -> int:
+    """The lock file, opened without following a link (a pull request may plant one)
+    and refused unless it is a regular file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(info, handle, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR):
+            kind = "a symbolic link" if exc.errno == errno.ELOOP else "a directory"
+            raise StateError(f"{path}: the lock file is {kind}; remove it") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise StateError(f"{path}: the lock file is not a regular file; remove it")
+    return fd
+
+
+def _try_lock(path: Path) -> int | None:
+    """A descriptor holding the lock on the file ``path`` names now, or None if held.
+
+    The holder removes the file when it lets go: a lock won on a file that ``path`` no
+    longer names is worth nothing, so it is let go and tried again.
+    """
+    for _ in range(100):
+        fd = _open(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.lstat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # removed or replaced by the holder that just let go
+    raise StateError(f"{path}: the lock file keeps changing; try again")
+
+
+def _write_holder(fd: int, info: dict[str, Any]) -> None:
+    data = json.dumps(info, sort_keys=True).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
 
 
 @contextlib.contextmanager
@@ -82,35 +122,46 @@ def locked(
     state_path: Path, command: str, at: str, notice: Callable[[str], None]
 ) -> Iterator[None]:
     path = lock_path(state_path)
-    me = holder(command, at)
-    if not _create(path, me):
+    fd = _try_lock(path)
+    if fd is None:
         other = read_holder(path) or {}
-        pid = other.get("pid")
-        if other.get("host") == me["host"] and isinstance(pid, int) and not _alive(pid):
-            notice(f"taking over a stale lock: {describe(other)} (that process is gone)")
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            if not _create(path, me):
-                raise StateError(
-                    f"{path}: the state is locked by another voicectl that just started; try again"
-                )
-        else:
-            raise StateError(
-                f"the state is locked by {describe(other)}; if that run is "
-                "gone, clear the lock with `voicectl force-unlock`"
-            )
+        raise StateError(
+            f"the state is locked by {describe(other)}; wait for it to finish (a lock is "
+            "freed the moment its process ends, however it ends)"
+        )
     try:
-        yield
+        previous = read_holder(path)
+        if previous:
+            notice(f"the previous holder of the lock is gone: {describe(previous)}")
+        _write_holder(fd, holder(command, at))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # while still held: the next one makes a new file
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        os.close(fd)
 
 
 def force_unlock(state_path: Path) -> dict[str, Any] | None:
-    """Remove the lock, whoever holds it; returns who did."""
+    """Remove a lock file nobody holds; returns whose details it held. A lock a running
+    process holds is refused: removing its file would let a second writer in."""
     path = lock_path(state_path)
+    if not path.exists() and not path.is_symlink():
+        return None
     info = read_holder(path)
-    if info is not None:
+    if path.is_symlink():
+        path.unlink()
+        return info or {}
+    fd = _try_lock(path)
+    if fd is None:
+        raise StateError(
+            f"the lock is held by a running process ({describe(info or {})}); stop that "
+            "process instead: its lock is freed the moment it ends"
+        )
+    try:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-    return info
+    finally:
+        os.close(fd)
+    return info or {}

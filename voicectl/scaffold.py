@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from voicectl.atomic import write_atomic
 from voicectl.config import CONFIG_FILE
 from voicectl.errors import ConfigError
 
@@ -64,14 +65,11 @@ def init_repository(directory: Path, space: str | None, language: str | None) ->
     for path, text in files.items():
         if path.exists():
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text.encode("utf-8"))  # a full disk leaves no half a file
         created.append(path)
     existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
     if ".voicectl/" not in existing.splitlines():
-        gitignore.write_text(
-            existing + ("" if not existing or existing.endswith("\n") else "\n") + ".voicectl/\n",
-            encoding="utf-8",
-        )
+        separator = "" if not existing or existing.endswith("\n") else "\n"
+        write_atomic(gitignore, (existing + separator + ".voicectl/\n").encode("utf-8"))
         created.append(gitignore)
     return created

@@ -9,6 +9,7 @@ quick.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -29,6 +30,15 @@ from voicectl.errors import (
 )
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+# Errors of the machine a user can mend (space, permissions, limits), not bugs.
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EFBIG: "the file size limit is reached",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 
 
 @click.group(context_settings=CONTEXT)
@@ -88,6 +98,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if _debug_requested(args):
             traceback.print_exc()
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            # The machine, not voicectl: say which file and why, as for a user error.
+            where = f" {exc.filename}:" if exc.filename else ""
+            click.echo(
+                f"Error:{where} {exc.strerror or exc} ({ENVIRONMENT_ERRNOS[exc.errno]}). "
+                "voicectl replaces files whole and appends its journal a line at a time: "
+                "nothing it wrote is left half-written",
+                err=True,
+            )
+            sys.exit(EXIT_USER_ERROR)
         click.echo(
             f"voicectl: unexpected error ({type(exc).__name__}: {exc}); this is a bug. "
             "Run again with --debug for the traceback.",

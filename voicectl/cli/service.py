@@ -12,7 +12,8 @@ from voicectl.cli.root import _start, cli
 @cli.command("force-unlock")
 @click.pass_context
 def force_unlock(ctx: click.Context) -> None:
-    """Remove a stale lock on the state (make sure no apply is running)."""
+    """Remove a lock file on the state that no running process holds (one that a running
+    apply holds is refused: stop that process; its lock is freed when it ends)."""
     from voicectl import lock, repository
 
     cfg = repository.open_config(_start(ctx))
@@ -20,7 +21,7 @@ def force_unlock(ctx: click.Context) -> None:
     if holder is None:
         click.echo("The state is not locked.")
     else:
-        click.echo(f"Removed the lock held by {lock.describe(holder)}.")
+        click.echo(f"Removed a lock file nobody held (it named {lock.describe(holder)}).")
 
 
 @cli.command()
