@@ -280,3 +280,41 @@ def test_throttle_cuts_once_for_rejections_of_requests_sent_together() -> None:
     with throttle.slot(hold_back=False) as c:
         c.pause = 1.0
     assert throttle.window == 1.0  # a new round: cut again, never below one
+
+
+def _voice(voice_id: str) -> dict[str, object]:
+    return {
+        "voice_id": voice_id,
+        "name": f"v{voice_id}",
+        "is_system_voice": False,
+        "available_training_times": 9,
+        "create_time": 1,
+        "update_time": 1,
+    }
+
+
+def _serving(pages: dict[int, list[str]], last: int) -> CozeClient:
+    """A client whose Coze serves these pages (a hostile or stale list, not the emulator)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        number = int(request.url.params["page_num"])
+        data = {
+            "voice_list": [_voice(i) for i in pages.get(number, [])],
+            "has_more": number < last,
+        }
+        return httpx.Response(200, json={"code": 0, "msg": "", "data": data})
+
+    http = httpx.Client(base_url="http://coze.test", transport=httpx.MockTransport(handler))
+    return CozeClient(http, TOKEN, Retry(sleep=Sleeps()))
+
+
+def test_a_voice_listed_twice_on_one_page_or_the_next_is_read_once() -> None:
+    c = _serving({1: ["71", "71", "72"], 2: ["72", "73"]}, last=2)
+    assert [v.voice_id for v in c.voices(page_size=3)] == ["71", "72", "73"]
+
+
+def test_a_page_served_again_further_back_is_an_incomplete_listing() -> None:
+    """Pages v0, v1, v0: what page 3 stands in place of was never shown."""
+    c = _serving({1: ["70"], 2: ["71"], 3: ["70"], 4: ["72"]}, last=4)
+    with pytest.raises(ListingIncomplete, match="voice 70 is on page 1 and again on page 3"):
+        list(c.voices(page_size=1))

@@ -363,7 +363,7 @@ def test_a_create_answered_with_a_voice_id_already_taken_is_reconciled(
     coze.faults(fail_after_commit={"http_status": 200, "body": body, "content_type": "x/json"})
     result = apply(run, repo, coze)
     assert result.exit_code == 0, result.output
-    assert "already taken" in result.output
+    assert "it was there before" in result.output
     ids = {r["voice_id"] for r in state_of(repo.root)["voices"].values()}
     assert len(ids) == 2 and len(coze.ledger()) == 2
     assert_converged(repo.root, coze)
@@ -426,7 +426,7 @@ def test_a_saved_plan_made_offline_never_retrains_a_voice_missing_on_coze(
     result = run(repo.root, "apply", "p.json", env=coze.env())
     assert result.exit_code == 1
     assert "v01 (voice 7999999999999999999)" in result.output
-    assert "Nothing was cloned" in result.output
+    assert "nothing was cloned" in result.output
     assert len(coze.ledger()) == 2
 
 
@@ -474,4 +474,94 @@ def test_a_crash_with_a_lost_reply_recovers_from_the_witness_in_the_journal(
     settled = apply(run, repo, coze)
     assert settled.exit_code == 0, settled.output
     assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+# -- a create named like a voice the account has --------------------------------------------
+
+
+def test_a_lost_state_never_pays_again_for_voices_the_account_has(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """A CI runner's workspace lost the state: every create would pay again (138 CNY)."""
+    many(repo, 2)
+    assert apply(run, repo, coze).exit_code == 0
+    ids = {a: r["voice_id"] for a, r in state_of(repo.root)["voices"].items()}
+    (repo.root / "state" / "voicectl.state.json").unlink()
+    saved = run(repo.root, "plan", "--out", "p.json")  # offline: it cannot know
+    assert saved.exit_code == 0
+    plan = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
+    assert {c["action"] for c in plan["changes"]} == {"blocked"}
+    assert all("name_on_coze" in c["reasons"] for c in plan["changes"])
+    text = run(repo.root, "plan", env=coze.env()).output
+    assert f"voicectl import v00 {ids['v00']}" in text
+    for args in (("apply", "--auto-approve"), ("apply", "p.json")):
+        result = run(repo.root, *args, env=coze.env())
+        assert result.exit_code == 1, result.output
+        assert len(coze.ledger()) == 2
+    assert "a voice of that name is on Coze and not in the state" in result.output
+    for address, voice_id in ids.items():
+        assert run(repo.root, "import", address, voice_id, env=coze.env()).exit_code == 0
+    assert run(repo.root, "plan", env=coze.env()).stdout.endswith("No changes.\n")
+
+
+def test_allow_duplicate_name_clones_another_on_purpose(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    assert apply(run, repo, coze).exit_code == 0
+    (repo.root / "state" / "voicectl.state.json").unlink()
+    result = apply(run, repo, coze, "--allow-duplicate-name")
+    assert result.exit_code == 0, result.output
+    assert "as --allow-duplicate-name asked" in result.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "create"]
+
+
+def test_a_429_whose_body_names_a_code_of_another_type_is_not_a_rate_refusal(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """cozepy reads a numeric string as a code: such a reply is no bare 429."""
+    many(repo, 1)
+    body = json.dumps({"code": "4013", "msg": "model error"})
+    coze.faults(
+        fail_after_commit={"http_status": 429, "body": body, "content_type": "application/json"}
+    )
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+def test_a_create_answered_with_a_voice_that_was_already_on_the_account_is_reconciled(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    colleague = coze.http.post("/_emulator/voices", json={"name": "Colleague"}).json()
+    many(repo, 1)
+    body = json.dumps({"code": 0, "msg": "", "data": {"voice_id": colleague["voice_id"]}})
+    coze.faults(fail_after_commit={"http_status": 200, "body": body, "content_type": "x/json"})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert "it was there before" in result.output
+    recorded = state_of(repo.root)["voices"]["v00"]["voice_id"]
+    assert recorded != colleague["voice_id"] and [c["voice_id"] for c in coze.ledger()] == [
+        recorded
+    ]
+
+
+def test_adopting_one_lost_clone_under_another_account_settles_none(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 2)
+    coze.faults(drop_after_commit=2, list_page_cap=1, list_repeat_from=2)
+    assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
+    coze.faults(list_page_cap=None, list_repeat_from=None)
+    with running_emulator(tmp_path / "other-account") as base:
+        other = Coze(base)
+        result = apply(run, repo, other, "--adopt", "v01=7400000000000000001")
+        assert result.exit_code == 1, result.output
+        assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
+        assert other.ledger() == []
+    settled = apply(run, repo, coze)
+    assert settled.exit_code == 0, settled.output
+    assert len(coze.ledger()) == 2
     assert_converged(repo.root, coze)

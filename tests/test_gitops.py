@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import VoiceRepo, write_wav
+from tests.conftest import VoiceRepo, holding_lock, write_wav
 from tests.test_apply import TOKEN, Coze, state_of
 from voicectl.emulator.server import running_emulator
 
@@ -174,9 +174,9 @@ def test_a_plan_from_another_repository_is_refused(
 ) -> None:
     applied_repo(repo, coze, run)
     other = VoiceRepo(tmp_path / "other")
-    other.declare({"v0": other.voice("v0", freq=300, text="changed")})
+    other.declare({"v0": other.voice("v0", freq=300, text="changed", name="Other v0 voice")})
     assert run(other.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
-    other.declare({"v0": other.voice("v0", freq=301)})
+    other.declare({"v0": other.voice("v0", freq=301, name="Other v0 voice")})
     assert run(other.root, "plan", "--out", "../theirs.json").exit_code == 0
     result = run(repo.root, "apply", "../theirs.json", env=coze.env())
     assert result.exit_code == 1
@@ -355,12 +355,9 @@ def test_state_commands_wait_for_no_one_and_refuse_a_held_lock(
     repo: VoiceRepo, coze: Coze, run
 ) -> None:
     applied_repo(repo, coze, run)
-    lock = repo.root / "state" / "voicectl.state.json.lock"
-    lock.write_text(
-        json.dumps({"user": "ci", "host": "elsewhere", "pid": 1, "at": "t", "command": "apply"})
-    )
-    result = run(repo.root, "state", "mv", "v0", "v9")
-    assert result.exit_code == 1 and "elsewhere" in result.output
+    with holding_lock(repo.root / "state" / "voicectl.state.json") as pid:
+        result = run(repo.root, "state", "mv", "v0", "v9")
+    assert result.exit_code == 1 and f"pid {pid}" in result.output
     assert "v0" in state_of(repo.root)["voices"]
 
 

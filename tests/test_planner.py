@@ -517,7 +517,7 @@ def test_an_orphan_declared_again_at_its_old_address_is_moved_back() -> None:
     assert (change.action, change.voice_id, change.from_address) == ("move", old.voice_id, "a")
 
 
-def test_a_create_named_like_a_voice_coze_has_but_the_state_lacks_suggests_import() -> None:
+def test_a_create_named_like_a_voice_coze_has_but_the_state_lacks_is_blocked() -> None:
     """A lost state file would otherwise quietly pay 138 CNY again for each voice."""
     remote = {
         "7400000000000000077": RemoteVoice("7400000000000000077", "Voice", 9, 0, 0),
@@ -527,10 +527,14 @@ def test_a_create_named_like_a_voice_coze_has_but_the_state_lacks_suggests_impor
     changes = {
         c.address: c for c in plan([want("a", 2), want("b", 1)], state(known), remote).changes
     }
-    (note,) = changes["a"].notes
-    assert "voicectl import a 7400000000000000077" in note
+    assert changes["a"].action == "blocked" and "name_on_coze" in changes["a"].reasons
+    assert "`voicectl import a 7400000000000000077`" in changes["a"].message
+    assert changes["a"].cost.one_time_cny == 0
     assert changes["b"].notes == ()
-    assert plan([want("a", 2)], state()).changes[0].notes == ()  # offline: nothing to say
+    assert plan([want("a", 2)], state()).changes[0].action == "create"  # offline: unknown
+    allowed = plan([want("a", 2)], state(known), remote, PlanOptions(allow_duplicate_name=True))
+    (change,) = [c for c in allowed.changes if c.address == "a"]
+    assert change.action == "create" and "7400000000000000077" in change.notes[0]
 
 
 MISSING = [

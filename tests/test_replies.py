@@ -199,3 +199,19 @@ def test_a_voice_without_the_facts_reconcile_stands_on_makes_the_page_unusable(
 def test_a_reply_that_is_not_a_page_is_refused(data: object) -> None:
     with pytest.raises(MalformedPage):
         page(data)
+
+
+@pytest.mark.parametrize("code", ['"4013"', "5000.0", '"0"', "null", "[4009]"])
+def test_a_429_naming_a_code_of_any_other_type_is_an_unknown_outcome(code: str) -> None:
+    body = '{"code": ' + code + ', "data": {"voice_id": "7"}}'
+    with pytest.raises(CozeError) as caught:
+        read(429, body, "")
+    assert caught.value.verdict is Verdict.UNKNOWN
+
+
+def test_a_listed_name_reaches_people_printable_and_without_the_token() -> None:
+    item = {**GOOD_ITEM, "name": "Narrator \x1b]0;owned\x07 pat_secret_token_value"}
+    (voice,) = page({"voice_list": [item], "has_more": False}, "pat_secret_token_value").voices
+    assert voice.name.isprintable() and "pat_secret" not in voice.name
+    with pytest.raises(MalformedPage):
+        page({"voice_list": [{**GOOD_ITEM, "name": "bad \ud800"}], "has_more": False})

@@ -306,23 +306,35 @@ class CozeClient:
         page = 1
         previous: tuple[str, ...] = ()
         empty = 0
-        seen: set[str] = set()
+        first_seen: dict[str, int] = {}  # each voice id, and the page it was first on
 
         def take(numbered: tuple[int, replies.Page]) -> tuple[list[RemoteVoice], bool]:
-            """A page's voices not seen before (a voice created while the list is read
-            shifts the pages after it by one), and whether it is the last; in order."""
+            """A page's voices not seen before, and whether it is the last; in order.
+
+            A voice created while the list is read shifts the pages after it: an id may
+            show again on the next page, and is read once. Further back, a repeat is a
+            page served again, and what it stands in place of was never shown."""
             nonlocal previous, empty
             number, result = numbered
             if result.ids and result.ids == previous:
                 raise ListingIncomplete(f"page {number} repeats the page before it")
+            for voice_id in result.ids:
+                first = first_seen.setdefault(voice_id, number)
+                if first < number - 1:
+                    raise ListingIncomplete(
+                        f"voice {voice_id} is on page {first} and again on page {number}"
+                    )
             empty = 0 if result.ids else empty + 1
             if empty >= MAX_EMPTY_PAGES and result.has_more:
                 raise ListingIncomplete(
                     f"{empty} empty pages in a row up to page {number} still say has_more"
                 )
             previous = result.ids
-            fresh = [v for v in result.voices if v.voice_id not in seen]
-            seen.update(v.voice_id for v in fresh)
+            fresh, kept = [], set()
+            for voice in result.voices:
+                if first_seen[voice.voice_id] == number and voice.voice_id not in kept:
+                    kept.add(voice.voice_id)
+                    fresh.append(voice)
             return fresh, not result.has_more
 
         if expected < page_size:
@@ -362,7 +374,7 @@ class CozeClient:
                     "page_size": page_size,
                 }
             )
-            return page, replies.page(data)
+            return page, replies.page(data, self._token)
         except CozeError as exc:
             if exc.verdict is Verdict.REFUSED:  # the token, say: not a gap in the listing
                 raise

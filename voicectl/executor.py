@@ -250,11 +250,14 @@ class Executor:
     def _claim(self, change: Change, voice_id: str) -> str | None:
         """Why ``voice_id`` cannot be what ``change`` made, or None once it is claimed:
         a retrain keeps its voice id; a new voice id is one nobody holds (the state's,
-        or one this apply already recorded: two addresses never share a voice)."""
+        or one this apply already recorded: two addresses never share a voice) and that
+        was not on the account before the clone."""
         if change.action == "retrain":
             if voice_id == change.voice_id:
                 return None
             return f"Coze's reply to a retrain of voice {change.voice_id} names voice {voice_id}"
+        if self._listing is not None and voice_id in self._listing:
+            return f"Coze's reply names voice {voice_id} as new, but it was there before"
         with self._claims:
             if voice_id in self._known:
                 return f"Coze's reply names voice {voice_id} as new, but it is already taken"

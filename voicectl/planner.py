@@ -52,6 +52,7 @@ class PlanOptions:
     retrain: frozenset[str] = frozenset()
     replace: frozenset[str] = frozenset()
     allow_protected: bool = False
+    allow_duplicate_name: bool = False
 
 
 def desired_json(voice: DesiredVoice) -> dict[str, Any]:
@@ -130,7 +131,8 @@ def plan(
         voice = wanted[address]
         record = records.get(address)
         if record is None:
-            changes.append(_create(voice, unknown_by_name.get(voice.decl.name, ())))
+            same_name = unknown_by_name.get(voice.decl.name, ())
+            changes.append(_create(voice, same_name, options.allow_duplicate_name))
         else:
             # Any voice but this address's own (another's, or an orphan, even one once
             # at this address) is moved here: the state must take it back into voices.
@@ -167,20 +169,38 @@ def _unknown_by_name(
     return {name: tuple(sorted(ids)) for name, ids in found.items()}
 
 
-def _create(voice: DesiredVoice, same_name: Sequence[str] = ()) -> Change:
-    notes = [
-        f"Coze already has voice {voice_id} named {voice.decl.name!r}, unknown to the state: "
-        f"if it is this voice, `voicectl import {voice.decl.address} {voice_id}` adopts it "
-        "without a clone (138 CNY saved)"
-        for voice_id in same_name
-    ]
-    return Change(
-        address=voice.decl.address,
-        action="create",
-        reasons=("new_voice",),
+def _create(
+    voice: DesiredVoice, same_name: Sequence[str] = (), allow_duplicate_name: bool = False
+) -> Change:
+    """A new voice id; blocked while Coze has a voice of that name the state does not
+    know (a lost state file, a voice made in the console): importing it costs nothing."""
+    address, name = voice.decl.address, voice.decl.name
+    imports = ", ".join(f"`voicectl import {address} {voice_id}`" for voice_id in same_name)
+    create = partial(
+        Change,
+        address=address,
         voice_id=None,
         before=None,
         after=desired_json(voice),
+    )
+    if same_name and not allow_duplicate_name:
+        return create(
+            action="blocked",
+            reasons=("new_voice", "name_on_coze"),
+            budget=Budget(before=None, after=None),
+            cost=FREE,
+            message=f"Coze already has voice(s) named {name!r} that the state does not know: "
+            f"{imports} adopts one without a clone (138 CNY saved); "
+            "`--allow-duplicate-name` clones another",
+        )
+    notes = [
+        f"Coze already has voice {voice_id} named {name!r}, unknown to the state; "
+        "cloning another, as --allow-duplicate-name asked"
+        for voice_id in same_name
+    ]
+    return create(
+        action="create",
+        reasons=("new_voice",),
         budget=Budget(before=None, after=CLONE_LIMIT - 1),
         cost=NEW_VOICE_COST,
         message="a new voice id: 138 CNY once, then 1 CNY a month",

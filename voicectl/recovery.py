@@ -64,7 +64,7 @@ def recover(
         try:
             executor = executor_for(log)
             known = replayed.state.voice_ids()
-            _check_account(path, replayed, executor, known, adopt)
+            _check_account(path, replayed, executor, adopt)
             executor.resolve(replayed.pending, known, Outcome(), adopt)
         finally:
             log.close()
@@ -75,16 +75,15 @@ def _check_account(
     path: Path,
     replayed: journal.Replayed,
     executor: Executor,
-    known: set[str],
     adopt: dict[str, str],
 ) -> None:
-    """Only the account a clone was sent to can show it was never made. Under another
-    token or API base, a state with voice ids proves the account through the listing
-    (a rotated token); an empty one cannot, so nothing is concluded, unless the person
-    names the voices made (``--adopt``), which says it is the same account."""
+    """Only the account a clone was sent to, seen through the token it was sent with, can
+    show it was never made: another token may see fewer workspaces, even of the same
+    account. So under another token or API base nothing is concluded, unless the person
+    names the voice made for every clone (``--adopt``), which reconcile then checks."""
     record = replayed.account
     addresses = {p.change.address for p in replayed.pending}
-    if record is None or known or addresses & adopt.keys():
+    if record is None or addresses <= adopt.keys():
         return
     if executor.client.same_account(record):
         return
@@ -94,9 +93,9 @@ def _check_account(
         f"unknown outcome ({names}) to {record.get('api_base', 'another API base')} with "
         "another COZE_API_TOKEN or COZE_API_BASE than this one: only that account's voice "
         "list can tell whether they were made. Run `voicectl apply` with that token and "
-        "base. If this is that account under a new token, name each voice that was made "
-        "with `--adopt ADDRESS=VOICE_ID`; if none was, move the journal aside. Nothing "
-        "was sent"
+        "base. If that token is gone, look for each voice on Coze and name it with "
+        "`--adopt ADDRESS=VOICE_ID`; a clone that was never made: import the others, then "
+        "move the journal aside. Nothing was sent"
     )
 
 

@@ -81,12 +81,16 @@ class CozeError(VoicectlError):
     """A reply from Coze that is not a success; carries code, msg, logid and the verdict.
 
     ``code`` is None when the reply was not Coze's envelope at all (then ``msg`` shows
-    the start of the body).
+    the start of the body), or when its ``code`` was not an integer (``garbled``): a
+    reply that names a code, whatever its type, is never a bare 429 that proves a rate
+    refusal.
     """
 
-    def __init__(self, code: int | None, msg: str, logid: str, http_status: int) -> None:
+    def __init__(
+        self, code: int | None, msg: str, logid: str, http_status: int, garbled: bool = False
+    ) -> None:
         self.code, self.msg, self.logid, self.http_status = code, msg, logid, http_status
-        self.verdict = verdict(http_status, code)
+        self.verdict = Verdict.UNKNOWN if garbled else verdict(http_status, code)
         if code is None:
             text = f"Coze's reply was not its JSON envelope (HTTP {http_status}): {msg}"
         else:
@@ -113,7 +117,9 @@ def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[A
     logid = _logid(logid_header, body, secret)
     raw = body.get("code") if isinstance(body, dict) else None
     if not isinstance(body, dict) or not isinstance(raw, int) or isinstance(raw, bool):
-        raise CozeError(None, _shown(text, secret) or "(empty body)", logid, status)
+        garbled = isinstance(body, dict) and "code" in body
+        shown = _shown(text, secret) or "(empty body)"
+        raise CozeError(None, shown, logid, status, garbled=garbled)
     if raw != 0 or not 200 <= status < 300:
         raise CozeError(raw, _shown(str(body.get("msg") or ""), secret), logid, status)
     return body.get("data"), logid
@@ -130,8 +136,9 @@ class Page:
     has_more: bool
 
 
-def page(data: Any) -> Page:
-    """A list reply's ``data`` as a page; raises MalformedPage for anything else."""
+def page(data: Any, secret: str = "") -> Page:
+    """A list reply's ``data`` as a page; raises MalformedPage for anything else. A name
+    is kept printable and without ``secret``: it reaches the terminal and the state."""
     items = data.get("voice_list") if isinstance(data, dict) else None
     has_more = data.get("has_more") if isinstance(data, dict) else None
     if not isinstance(items, list) or not isinstance(has_more, bool):
@@ -143,11 +150,11 @@ def page(data: Any) -> Page:
             raise MalformedPage("an entry without a valid voice_id")
         ids.append(valid)
         if item.get("is_system_voice") is not True:
-            found.append(_remote(valid, item))
+            found.append(_remote(valid, item, secret))
     return Page(found, tuple(ids), has_more)
 
 
-def _remote(valid_id: str, item: dict[str, Any]) -> RemoteVoice:
+def _remote(valid_id: str, item: dict[str, Any], secret: str) -> RemoteVoice:
     """A custom voice of the list; the facts reconcile and budgets stand on are required
     (as cozepy requires them): a missing one is not 0, it makes the page unusable."""
 
@@ -160,6 +167,14 @@ def _remote(valid_id: str, item: dict[str, Any]) -> RemoteVoice:
     name = item.get("name")
     if not isinstance(name, str):
         raise MalformedPage(f"voice {valid_id}: name is not a string")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedPage(f"voice {valid_id}: name is not valid Unicode") from None
+    if secret and secret in name:
+        name = name.replace(secret, "[redacted]")
+    if not name.isprintable():  # escape sequences would reach the terminal
+        name = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in name)
     return RemoteVoice(
         voice_id=valid_id,
         name=name,

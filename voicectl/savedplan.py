@@ -103,6 +103,7 @@ def to_json(saved: SavedPlan) -> dict[str, Any]:
             "retrain": sorted(o.retrain),
             "replace": sorted(o.replace),
             "allow_protected": o.allow_protected,
+            "allow_duplicate_name": o.allow_duplicate_name,
         },
         "binding": {
             "lineage": b.lineage,
@@ -168,6 +169,7 @@ def load(path: Path, display: str) -> SavedPlan:
             retrain=frozenset(o["retrain"]),
             replace=frozenset(o["replace"]),
             allow_protected=o["allow_protected"],
+            allow_duplicate_name=o.get("allow_duplicate_name", False),
         ),
         created_at=saved["created_at"],
     )

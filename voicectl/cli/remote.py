@@ -115,13 +115,14 @@ def apply(
             _echo_err,
         )
         remote = account.remote_voices(client, current)
+        options = saved.options if saved is not None else plan_options(opts)
         if saved is not None:
             result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
         else:
-            result, _ = _planned(cfg, current, plan_options(opts), remote, quiet=as_json)
+            result, _ = _planned(cfg, current, options, remote, quiet=as_json)
         out.plan(result)
         _check_policy(cfg, result, current, remote)
-        _check_reachable(result, remote)
+        _check_account_facts(result, remote, current, options.allow_duplicate_name)
         work = result.actionable
         blocked = [c for c in result.changes if c.action == "blocked"]
         if not work:
@@ -154,25 +155,53 @@ def apply(
             progress.close()
             log.close()
             final = recovery.fold_or_keep(cfg.state_path, current, _echo_err)
-        final = _record_remote(client, cfg, final, bool(outcome.done))
+        final = _record_remote(client, cfg, final, outcome.done)
         final = repository.remember_blobs(cfg, final)  # lets a fresh clone skip hashing
     out.summary(outcome.done, outcome.failed, blocked, final)
     return EXIT_USER_ERROR if outcome.failed or blocked else 0
 
 
-def _check_reachable(result: Plan, remote: Mapping[str, RemoteVoice]) -> None:
-    """A retrain of a voice that is not on Coze's list would fail (4200): a saved plan
-    made offline cannot know, so apply checks before any clone."""
+def _check_account_facts(
+    result: Plan, remote: Mapping[str, RemoteVoice], current: State, allow_duplicate_name: bool
+) -> None:
+    """What a plan saved offline could not know, checked against the account before any
+    clone: a retrain of a voice that is not on Coze's list would fail (4200), and a
+    create named like a voice Coze has and the state does not would pay for a voice that
+    `voicectl import` adopts free."""
+    problems = []
     missing = sorted(
         f"{c.address} (voice {c.voice_id})"
         for c in result.actionable
         if c.action == "retrain" and c.voice_id not in remote
     )
     if missing:
+        problems.append(
+            f"not on Coze's voice list, so they cannot be retrained: {', '.join(missing)} "
+            "(`--replace ADDRESS` makes a new voice id, `voicectl state rm ADDRESS` forgets it)"
+        )
+    known = current.voice_ids()
+    unknown: dict[str, list[str]] = {}
+    for voice in remote.values():
+        if voice.voice_id not in known:
+            unknown.setdefault(voice.name, []).append(voice.voice_id)
+    named = sorted(
+        f"{c.address} (Coze has {', '.join(sorted(unknown[name]))})"
+        for c in result.actionable
+        if c.action == "create"
+        and (name := str((c.after or {}).get("name"))) in unknown
+        and not allow_duplicate_name
+    )
+    if named:
+        problems.append(
+            "a voice of that name is on Coze and not in the state: "
+            f"{', '.join(named)} (`voicectl import ADDRESS VOICE_ID` adopts it free; "
+            "`--allow-duplicate-name` clones another)"
+        )
+    if problems:
         raise VoicectlError(
-            f"not on Coze's voice list, so they cannot be retrained: {', '.join(missing)}. "
-            "Nothing was cloned. A new `voicectl plan` shows them as missing, with "
-            "`--replace ADDRESS` (a new voice id) or `voicectl state rm ADDRESS` as the way out"
+            "the plan does not fit the account, nothing was cloned: "
+            + "; ".join(problems)
+            + ". A new `voicectl plan` shows each"
         )
 
 
@@ -218,16 +247,21 @@ def _verified(
     return saved.plan
 
 
-def _record_remote(client: CozeClient, cfg: Config, final: State, changed: bool) -> State:
+def _record_remote(
+    client: CozeClient, cfg: Config, final: State, done: Sequence[tuple[Change, str | None]]
+) -> State:
     """Record Coze's facts for the state's voices after an apply: drift's baseline.
 
-    Best effort: the clones are already safe in the state; if the read fails,
-    ``voicectl refresh`` records them later.
+    A voice this apply created that Coze lists under another name than it was sent with
+    (replies swapped between two clones by something in between) is said so, and its
+    facts are not recorded, so that `voicectl drift` keeps showing it. Best effort: the
+    clones are already safe in the state; if the read fails, ``voicectl refresh``
+    records them later.
     """
     from voicectl import state, transition
     from voicectl.cli import account
 
-    if not changed:
+    if not done:
         return final
     try:
         remote = account.remote_voices(client, final)
@@ -237,6 +271,16 @@ def _record_remote(client: CozeClient, cfg: Config, final: State, changed: bool)
             "`voicectl refresh` later"
         )
         return final
+    for change, voice_id in done:
+        name = (change.after or {}).get("name")
+        listed = remote.get(voice_id or "")
+        if change.spends_clone and listed is not None and listed.name != name:
+            _echo_err(
+                f"{change.address}: voice {voice_id} was sent as {name!r} but Coze lists "
+                f"it as {listed.name!r}: its reply may belong to another clone; check "
+                "`voicectl drift` before relying on it"
+            )
+            remote = {k: v for k, v in remote.items() if k != voice_id}
     updated = transition.refreshed(final, remote, state.now())
     if updated == final:
         return final

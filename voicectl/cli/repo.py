@@ -102,6 +102,12 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Allow retrain, replace and orphan of protected voices.",
         ),
+        click.option(
+            "--allow-duplicate-name",
+            is_flag=True,
+            help="Create a voice even though Coze has one of that name the state does not "
+            "know (by default such a create is blocked: `voicectl import` adopts it free).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -117,6 +123,7 @@ def plan_options(opts: dict[str, Any]) -> PlanOptions:
         retrain=frozenset(opts["retrain"]),
         replace=frozenset(opts["replace"]),
         allow_protected=opts["allow_protected"],
+        allow_duplicate_name=opts["allow_duplicate_name"],
     )
 
 
