@@ -694,6 +694,12 @@ CONFIG_CASES = [
         id="api-base-plain-http",
     ),
     pytest.param(
+        CONFIG + "  api_base: https://gateway.example.com\n",
+        None,
+        Expect(C, 4, 13, "defaults.api_base", "is not one of Coze's two sites"),
+        id="api-base-not-coze",
+    ),
+    pytest.param(
         CONFIG + "policy:\n  max_new_voices: -1\n",
         None,
         Expect(C, 5, 19, "policy.max_new_voices", "must be at least 0"),

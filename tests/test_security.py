@@ -131,6 +131,63 @@ def test_a_secret_in_coze_api_base_is_never_echoed(repo: VoiceRepo, run, base: s
     assert audit.network == []
 
 
+@pytest.mark.parametrize(
+    "base", ["https://coze.attacker.example", "http://127.0.0.1:8787", "https://api.coze.cn.evil"]
+)
+def test_the_repository_chooses_only_between_coze_s_two_sites(
+    repo: VoiceRepo, run, base: str
+) -> None:
+    """voicectl.yaml is changed by pull requests: it must not send the token anywhere."""
+    repo.write_config(defaults={**repo.config["defaults"], "api_base": base})
+    repo.declare({"a": repo.voice("a")})
+    with audited() as audit:
+        result = run(repo.root, "apply", "--auto-approve", env={"COZE_API_TOKEN": TOKEN})
+    assert result.exit_code == 1
+    assert "defaults.api_base" in result.output and "COZE_API_BASE" in result.output
+    assert audit.network == []
+    repo.write_config(defaults={**repo.config["defaults"], "api_base": "https://api.coze.com/"})
+    assert run(repo.root, "validate").exit_code == 0
+
+
+def test_plain_http_never_goes_through_a_proxy_from_the_environment(
+    repo: VoiceRepo, coze: Coze, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY would carry the token in clear text to the proxy host."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def proxy() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                seen.append(connection.recv(65536))
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        repo.declare({"a": repo.voice("a")})
+        result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+    assert result.exit_code == 0, result.output
+    assert seen == [] and len(coze.ledger()) == 1
+
+
 # --- confinement --------------------------------------------------------------------------
 
 

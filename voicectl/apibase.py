@@ -41,6 +41,19 @@ def problem(base: str) -> str | None:
     return None
 
 
+def repository_problem(base: str) -> str | None:
+    """Why voicectl.yaml's ``api_base`` cannot be used, or None. A pull request can change
+    the repository, so it may only choose between Coze's two sites: any other base (an
+    emulator, a gateway) would receive the token, and only the operator chooses that."""
+    if base.rstrip("/") in (CN_BASE, COM_BASE):
+        return None
+    return problem(base) or (
+        f"is not one of Coze's two sites ({CN_BASE}, {COM_BASE}): the repository, which a "
+        "pull request can change, may choose only between them; another base (an "
+        "emulator, a gateway) is the operator's choice: set COZE_API_BASE"
+    )
+
+
 def shown(base: str) -> str:
     """``base`` as safe to print: scheme, host and path, never user info or query."""
     try:

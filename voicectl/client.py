@@ -78,8 +78,13 @@ def check_base_url(base: str) -> str:
 
 def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     # TLS verification stays on (httpx's default); follow no redirects on a billed POST.
+    base = check_base_url(base)
     return httpx.Client(
-        base_url=check_base_url(base),
+        base_url=base,
+        # Plain http (only ever to loopback) never goes through a proxy from the
+        # environment: HTTP_PROXY would carry the token in clear text to the proxy host.
+        # Over https a proxy sees only the host, and SSL_CERT_FILE must still apply.
+        trust_env=base.startswith("https://"),
         timeout=httpx.Timeout(timeout, connect=10.0),
         follow_redirects=False,
         verify=True,

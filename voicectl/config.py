@@ -156,7 +156,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         doc.problem(("state",), f"state path {show(state)} {reason}")
     defaults: dict[str, Any] = data.get("defaults") or {}
     api_base = defaults.get("api_base")
-    reason = apibase.problem(api_base) if isinstance(api_base, str) else None
+    reason = apibase.repository_problem(api_base) if isinstance(api_base, str) else None
     if reason:
         doc.problem(("defaults", "api_base"), f"{show(api_base)} {reason}")
     if doc.problems:
