@@ -6,14 +6,17 @@ Coze's docs allow, and checks the emulator's ledger (the clones Coze really made
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import VoiceRepo
+from tests.conftest import VoiceRepo, write_wav
 from tests.test_apply import Coze, assert_converged, many, state_of
 from voicectl.client import CozeClient, ListingIncomplete, Retry, http_client
 from voicectl.emulator.server import running_emulator
@@ -565,3 +568,48 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     assert settled.exit_code == 0, settled.output
     assert len(coze.ledger()) == 2
     assert_converged(repo.root, coze)
+
+
+# -- the bytes uploaded are the bytes the plan showed ------------------------------------------
+
+
+def _while_the_first_clone_is_in_flight(coze: Coze, swap: Any) -> threading.Thread:
+    def watch() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if coze.http.get("/_emulator/activity").json()["in_flight"]["clone"]:
+                swap()
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("how", ["rewritten", "symlink outside"])
+def test_a_take_changed_during_the_apply_is_never_uploaded(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run: Any, how: str
+) -> None:
+    many(repo, 2)  # v00 then v01, one at a time
+    second = repo.root / "audio" / "v01.wav"
+    outside = tmp_path / "secret.wav"
+    write_wav(outside, freq=1234)
+
+    def swap() -> None:
+        if how == "rewritten":
+            write_wav(second, freq=999)
+        else:
+            second.unlink()
+            second.symlink_to(outside)
+
+    coze.faults(latency_ms=700)
+    watcher = _while_the_first_clone_is_in_flight(coze, swap)
+    result = apply(run, repo, coze, "--parallelism", "1")
+    watcher.join()
+    assert result.exit_code == 1
+    assert "v01" in result.output and "nothing was" in result.output
+    uploaded = {c["audio_sha256"] for c in coze.ledger()}
+    assert len(coze.ledger()) == 1
+    assert hashlib.sha256(outside.read_bytes()).hexdigest() not in uploaded
+    assert hashlib.sha256(second.read_bytes()).hexdigest() not in uploaded

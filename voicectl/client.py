@@ -13,16 +13,13 @@ The token is sent in a header and never appears in a message.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import ssl
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import httpx
 
@@ -30,7 +27,25 @@ from voicectl import apibase, replies
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
 from voicectl.pacing import Retry, Slot, Throttle
-from voicectl.replies import CozeError, Verdict
+from voicectl.replies import (
+    CozeError,
+    ListingIncomplete,
+    OutcomeUnknown,
+    TransportError,
+    Verdict,
+)
+from voicectl.upload import Readable, open_file
+
+__all__ = [
+    "CloneResult",
+    "CozeClient",
+    "CozeError",
+    "ListingIncomplete",
+    "OutcomeUnknown",
+    "TransportError",
+    "check_base_url",
+    "http_client",
+]
 
 CLONE_PATH = "/v1/audio/voices/clone"
 LIST_PATH = "/v1/audio/voices"
@@ -39,24 +54,6 @@ MAX_EMPTY_PAGES = 5  # empty pages in a row that still claim more: the listing n
 PAGE_SIZE = 100
 # Raised before a single byte of the request left: nothing can have been committed.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-class TransportError(VoicectlError):
-    """Coze could not be reached or did not answer; for a clone see OutcomeUnknown."""
-
-
-class ListingIncomplete(TransportError):
-    """Coze's voice list could not be read to its end: it proves nothing about absence."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(
-            f"Coze's voice list could not be read to its end ({why}); nothing is concluded "
-            "from it about the voices it did not show"
-        )
-
-
-class OutcomeUnknown(VoicectlError):
-    """A clone request may have reached Coze and no reply proves what became of it."""
 
 
 @dataclass(frozen=True)
@@ -148,21 +145,11 @@ class CozeClient:
         return str(self._http.base_url).rstrip("/")
 
     def account_record(self) -> dict[str, str]:
-        """Which account this client speaks for, as an apply's journal keeps it: the API
-        base, and a salted hash of base and token (never the token), so that a clone of
-        unknown outcome is only ever settled on the account it was sent to."""
-        salt = secrets.token_hex(8)
-        return {"api_base": self.base_url, "salt": salt, "key": self._account_key(salt)}
+        """Which account this client speaks for, as an apply's journal keeps it."""
+        return replies.account_record(self.base_url, self._token)
 
     def same_account(self, record: Mapping[str, object]) -> bool:
-        salt, key = record.get("salt"), record.get("key")
-        if not isinstance(salt, str) or not isinstance(key, str):
-            return False
-        return hmac.compare_digest(self._account_key(salt), key)
-
-    def _account_key(self, salt: str) -> str:
-        material = f"{salt}\n{self.base_url}\n{self._token}".encode()
-        return hashlib.sha256(material).hexdigest()[:24]
+        return replies.same_account(record, self.base_url, self._token)
 
     def _answer(self, response: httpx.Response, slot: Slot, attempt: int) -> tuple[Any, str]:
         """``data`` and logid of a success; else CozeError, telling the throttle of a
@@ -178,7 +165,7 @@ class CozeClient:
     def clone(
         self,
         *,
-        audio: Path,
+        audio: Path | Readable,
         audio_format: str,
         voice_name: str,
         language: str,
@@ -209,13 +196,14 @@ class CozeClient:
         while True:
             try:
                 with self._throttle.slot(hold_back=not waited) as slot:
-                    with open(audio, "rb") as handle:  # streamed from disk by httpx
+                    with open_file(audio) as (name, handle):  # streamed from disk by httpx
                         request = self._http.build_request(
                             "POST",
                             CLONE_PATH,
                             data=form,
                             headers=self._auth,
-                            files={"file": (audio.name, handle)},
+                            # httpx reads, seeks and sizes it: a Readable suffices
+                            files={"file": (name, cast(IO[bytes], handle))},
                         )
                         request.stream = _Coalesced(request.stream)
                         response = self._http.send(request)

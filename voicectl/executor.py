@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicectl import reconcile
+from voicectl import reconcile, upload
 from voicectl.client import CozeClient, OutcomeUnknown
 from voicectl.errors import VoicectlError
 from voicectl.journal import Journal, Pending
@@ -202,16 +202,17 @@ class Executor:
         after = change.after or {}
         audio = after["audio"]
         try:
-            result = self.client.clone(
-                audio=self.root / audio["path"],
-                audio_format=audio["format"],
-                voice_name=after["name"],
-                language=after["language"],
-                text=after["text"],
-                preview_text=after.get("preview_text"),
-                space_id=after.get("space"),
-                voice_id=change.voice_id if change.action == "retrain" else None,
-            )
+            with upload.open_take(self.root, audio["path"], audio["sha256"]) as take:
+                result = self.client.clone(
+                    audio=take,
+                    audio_format=audio["format"],
+                    voice_name=after["name"],
+                    language=after["language"],
+                    text=after["text"],
+                    preview_text=after.get("preview_text"),
+                    space_id=after.get("space"),
+                    voice_id=change.voice_id if change.action == "retrain" else None,
+                )
         except OutcomeUnknown as exc:
             self._unknown[change.address] = exc.message
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")

@@ -19,8 +19,12 @@ not a success is whether it *proves* that nothing was committed. Coze's error ta
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 import json
 import re
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +79,43 @@ def verdict(http_status: int, code: int | None) -> Verdict:
     # A 429 whose envelope names another code (4013, 5000, 0) contradicts itself: the
     # code is Coze's own word, and it does not prove a refusal.
     return Verdict.UNKNOWN
+
+
+class TransportError(VoicectlError):
+    """Coze could not be reached or did not answer; for a clone see OutcomeUnknown."""
+
+
+class ListingIncomplete(TransportError):
+    """Coze's voice list could not be read to its end: it proves nothing about absence."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"Coze's voice list could not be read to its end ({why}); nothing is concluded "
+            "from it about the voices it did not show"
+        )
+
+
+class OutcomeUnknown(VoicectlError):
+    """A clone request may have reached Coze and no reply proves what became of it."""
+
+
+def account_record(api_base: str, token: str) -> dict[str, str]:
+    """Which account a client speaks for, as an apply's journal keeps it: the API base,
+    and a salted hash of base and token (never the token), so that a clone of unknown
+    outcome is only ever settled on the account, and through the token, it was sent with."""
+    salt = secrets.token_hex(8)
+    return {"api_base": api_base, "salt": salt, "key": _account_key(salt, api_base, token)}
+
+
+def same_account(record: Mapping[str, object], api_base: str, token: str) -> bool:
+    salt, key = record.get("salt"), record.get("key")
+    if not isinstance(salt, str) or not isinstance(key, str):
+        return False
+    return hmac.compare_digest(_account_key(salt, api_base, token), key)
+
+
+def _account_key(salt: str, api_base: str, token: str) -> str:
+    return hashlib.sha256(f"{salt}\n{api_base}\n{token}".encode()).hexdigest()[:24]
 
 
 class CozeError(VoicectlError):
