@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 import shutil
 import ssl
 from collections.abc import Iterator
@@ -360,3 +361,53 @@ def test_a_tls_failure_is_not_retried(tmp_path: Path, tls: tuple[trustme.CA, Pat
                 space_id=None,
             )
     assert waits == []
+
+
+# --- state-side paths a pull request can plant ---------------------------------------------
+
+
+def _plant(repo: VoiceRepo, relative: str, kind: str, outside: Path) -> None:
+    path = repo.root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if kind == "link to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link outside":
+        path.symlink_to(outside)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+
+
+PLANTED = [
+    (relative, kind)
+    for relative in ("state/voicectl.state.json", "state/voicectl.state.json.journal")
+    for kind in ("link to /dev/zero", "link outside", "fifo", "directory")
+] + [(".voicectl/cache", "link outside"), (".voicectl", "link outside")]
+
+
+@pytest.mark.parametrize(("relative", "kind"), PLANTED)
+def test_a_planted_state_side_path_is_refused_not_followed(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run, relative: str, kind: str
+) -> None:
+    """Followed, each would hang voicectl, exhaust memory, or read or write outside."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = outside / "target.json"
+    target.write_text('{"secret": true}')
+    _plant(repo, relative, kind, outside if relative.startswith(".voicectl") else target)
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    result = run(repo.root, "plan", env=coze.env())
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "bug" not in result.output
+    assert relative.split("/")[-1] in result.output
+    said = ("symbolic link", "not a regular file", "is a directory", "is a link", "outside")
+    assert any(words in result.output for words in said), result.output
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before

@@ -18,6 +18,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
+from voicectl import safefile
+from voicectl.errors import StateError
 from voicectl.model import AUDIO_FORMATS
 
 CACHE_FORMAT = 1
@@ -28,8 +30,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 def read_cache(path: Path, **header: Any) -> dict[str, Any] | None:
     """A cache file's JSON object if every ``header`` key holds the given value; None
     when missing, unreadable, torn or foreign (a cache is a hint, never an input)."""
+    _check_cache_dirs(path)
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(safefile.read_bytes(path))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or any(data.get(k) != v for k, v in header.items()):
@@ -42,10 +45,14 @@ def write_cache(path: Path, data: bytes) -> None:
     cache needs no durability (a torn one is ignored), and after a large checkout an fsync
     can wait for the file system to write back everything the checkout wrote. The first
     write also keeps ``.voicectl/`` out of git, whichever cache comes first."""
+    _check_cache_dirs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     gitignore = path.parent.parent / ".gitignore"
-    if not gitignore.exists():
-        gitignore.write_text("*\n")
+    if not gitignore.exists() and not gitignore.is_symlink():
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(gitignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w") as handle:
+                handle.write("*\n")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -55,6 +62,17 @@ def write_cache(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _check_cache_dirs(path: Path) -> None:
+    """``.voicectl/`` and its ``cache/`` must be real directories (a pull request could
+    make either a link out of the repository: caches would be read or written there)."""
+    for directory in (path.parent.parent, path.parent):
+        if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+            raise StateError(
+                f"{directory}: is a link or not a directory; voicectl keeps its caches "
+                "only in a real directory: remove it"
+            )
 
 
 def sha256_file(path: Path) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voicectl import safefile
 from voicectl.errors import StateError
 from voicectl.model import Change, State
 from voicectl.planfile import change_from_json, change_to_json
@@ -60,7 +61,7 @@ class Journal:
         self._sync_lock = threading.Lock()  # one fsync at a time
         self._written = self._synced = 0  # lines handed to the OS, lines known on disk
         _set_aside_torn_tail(path)  # else the next line would follow a torn one
-        self._handle = open(path, "ab")  # noqa: SIM115 - held open for the whole apply
+        self._handle = safefile.open_regular(path, "ab")  # held open for the whole apply
         self._seq = _last_seq(path)
 
     @classmethod
@@ -124,9 +125,9 @@ class Journal:
     def _take_back(self, size: int) -> None:
         with contextlib.suppress(OSError):
             self._handle.close()  # drops what the buffer still holds of the line
-        with open(self.path, "r+b") as raw:
+        with safefile.open_regular(self.path, "r+b") as raw:
             raw.truncate(size)
-        self._handle = open(self.path, "ab")  # noqa: SIM115
+        self._handle = safefile.open_regular(self.path, "ab")
 
     def _error(self, exc: OSError) -> StateError:
         return StateError(
@@ -197,7 +198,7 @@ def _set_aside_torn_tail(path: Path) -> None:
     """A last line without its newline was torn by a crash, a full disk or a size limit:
     it never happened. Keep its bytes in ``<journal>.torn`` for a person, and cut it."""
     try:
-        handle = open(path, "r+b")  # noqa: SIM115 - closed below
+        handle = safefile.open_regular(path, "r+b")
     except FileNotFoundError:
         return
     with handle:
@@ -219,7 +220,7 @@ def _set_aside_torn_tail(path: Path) -> None:
             end = start
         handle.seek(end)
         torn = handle.read()
-        with open(path.with_name(path.name + ".torn"), "ab") as aside:
+        with safefile.open_regular(path.with_name(path.name + ".torn"), "ab") as aside:
             aside.write(torn + b"\n")
             aside.flush()
             os.fsync(aside.fileno())
@@ -240,7 +241,7 @@ def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """Each record with its line, read one line at a time (a migration's journal runs to
     megabytes: it is never held whole, as bytes or as parsed records)."""
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below, after the last line
+        handle = safefile.open_regular(path)  # closed below, after the last line
     except FileNotFoundError:
         return
     with handle:

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from voicectl import schemacheck, schemas
+from voicectl import safefile, schemacheck, schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.hashing import write_cache
@@ -43,7 +43,7 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
     bytes are not checked again. A cache is a hint; a wrong one only costs the check.
     """
     try:
-        raw = path.read_bytes()
+        raw = safefile.read_bytes(path)  # never through a link a pull request planted
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -52,8 +52,8 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
         return parse(raw, display)
     token = _validity_token(raw)
     try:
-        known = checked.read_bytes() == token
-    except OSError:
+        known = safefile.read_bytes(checked) == token
+    except (OSError, StateError):
         known = False
     if known:
         data = json.loads(raw)
