@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,3 +320,53 @@ def test_a_page_served_again_further_back_is_an_incomplete_listing() -> None:
     c = _serving({1: ["70"], 2: ["71"], 3: ["70"], 4: ["72"]}, last=4)
     with pytest.raises(ListingIncomplete, match="voice 70 is on page 1 and again on page 3"):
         list(c.voices(page_size=1))
+
+
+def test_a_reply_past_the_size_cap_is_not_read_and_the_listing_is_incomplete() -> None:
+    from voicectl.transport import MAX_REPLY_BYTES
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"{" + b" " * MAX_REPLY_BYTES + b"}")
+
+    http = httpx.Client(base_url="http://coze.test", transport=httpx.MockTransport(handler))
+    c = CozeClient(http, TOKEN, Retry(attempts=2, sleep=Sleeps()))
+    with pytest.raises(ListingIncomplete, match="larger than 16,777,216 bytes"):
+        list(c.voices())
+
+
+def test_a_reply_that_drips_is_given_up_on_and_a_clone_is_of_unknown_outcome(take: Path) -> None:
+    """A byte every 50 ms stays under any read timeout; the overall deadline does not."""
+    import socket
+    import threading
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.settimeout(0.2)
+            with contextlib.suppress(OSError):
+                while connection.recv(65536):  # the request, until the client waits
+                    pass
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    connection.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.getsockname()[1]}"
+    c = CozeClient(http_client(base), TOKEN, Retry(sleep=Sleeps()), reply_seconds=0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(OutcomeUnknown, match=r"the reply took longer than 0\.5 s"):
+            clone(c, take)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+    assert time.monotonic() - started < 10

@@ -13,7 +13,6 @@ The token is sent in a header and never appears in a message.
 
 from __future__ import annotations
 
-import ssl
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,7 +22,7 @@ from typing import IO, Any, cast
 
 import httpx
 
-from voicectl import apibase, replies
+from voicectl import replies
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
 from voicectl.pacing import Retry, Slot, Throttle
@@ -33,6 +32,17 @@ from voicectl.replies import (
     OutcomeUnknown,
     TransportError,
     Verdict,
+)
+from voicectl.transport import (
+    LIST_TIMEOUT,
+    REPLY_SECONDS,
+    Coalesced,
+    bounded_text,
+    check_base_url,
+    http_client,
+    reason,
+    retry_after,
+    tls_failure,
 )
 from voicectl.upload import Readable, open_file
 
@@ -62,65 +72,6 @@ class CloneResult:
     logid: str
 
 
-def check_base_url(base: str) -> str:
-    """Coze's API base (see :func:`voicectl.apibase.problem`), without a trailing slash.
-
-    Errors show the URL without any user info or query, where a secret could hide.
-    """
-    reason = apibase.problem(base)
-    if reason is not None:
-        raise VoicectlError(f"COZE_API_BASE {apibase.shown(base)!r} {reason}")
-    return base.rstrip("/")
-
-
-def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
-    # TLS verification stays on (httpx's default); follow no redirects on a billed POST.
-    base = check_base_url(base)
-    return httpx.Client(
-        base_url=base,
-        # Plain http (only ever to loopback) never goes through a proxy from the
-        # environment: HTTP_PROXY would carry the token in clear text to the proxy host.
-        # Over https a proxy sees only the host, and SSL_CERT_FILE must still apply.
-        trust_env=base.startswith("https://"),
-        timeout=httpx.Timeout(timeout, connect=10.0),
-        follow_redirects=False,
-        verify=True,
-        headers={"User-Agent": "voicectl"},
-        # Keep a connection alive for each of up to 64 parallel clones (httpx keeps 20):
-        # one past that would be closed after every request and made again.
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
-    )
-
-
-def _tls_failure(exc: BaseException) -> bool:
-    """A certificate that does not verify: not transient, so never worth a retry.
-
-    httpx wraps the ssl error (through httpcore), so the chain of causes is walked.
-    """
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
-
-
-def _reason(exc: httpx.HTTPError) -> str:
-    """Why a request got no answer, in words; TLS failures are named as such."""
-    text = str(exc)
-    if _tls_failure(exc):
-        detail = text.split("] ", 1)[-1].split(" (_ssl", 1)[0]
-        return f"TLS certificate verification failed ({detail}); voicectl never turns it off"
-    return type(exc).__name__
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
-
-
 class CozeClient:
     """Clone and list voices on Coze through ``http`` (an httpx.Client with a base_url)."""
 
@@ -130,6 +81,7 @@ class CozeClient:
         token: str,
         retry: Retry = Retry(),
         throttle: Throttle | None = None,
+        reply_seconds: float = REPLY_SECONDS,
     ) -> None:
         if not token:
             raise VoicectlError("COZE_API_TOKEN is empty")
@@ -138,6 +90,7 @@ class CozeClient:
         self._auth = {"Authorization": f"Bearer {token}"}
         self._retry = retry
         self._throttle = throttle or Throttle(sleep=retry.sleep)
+        self._reply_seconds = reply_seconds  # to read a body once it has begun
 
     @property
     def base_url(self) -> str:
@@ -156,10 +109,11 @@ class CozeClient:
         rate-limit rejection."""
         try:
             header = response.headers.get("x-tt-logid", "")
-            return replies.read(response.status_code, response.text, header, self._token)
+            text = bounded_text(response, self._reply_seconds)
+            return replies.read(response.status_code, text, header, self._token)
         except CozeError as exc:
             if exc.verdict is Verdict.THROTTLED:
-                slot.pause = self._retry.rate_delay(attempt, _retry_after(response))
+                slot.pause = self._retry.rate_delay(attempt, retry_after(response))
             raise
 
     def clone(
@@ -205,21 +159,21 @@ class CozeClient:
                             # httpx reads, seeks and sizes it: a Readable suffices
                             files={"file": (name, cast(IO[bytes], handle))},
                         )
-                        request.stream = _Coalesced(request.stream)
-                        response = self._http.send(request)
+                        request.stream = Coalesced(request.stream)
+                        response = self._http.send(request, stream=True)
                     data, logid = self._answer(response, slot, limited)
             except _NOT_SENT as exc:
                 # The connection was never made, so nothing was sent: safe to try again,
                 # unless the certificate failed to verify, which no retry mends.
-                if attempt + 1 >= self._retry.attempts or _tls_failure(exc):
-                    raise TransportError(f"cannot reach Coze: {_reason(exc)}") from None
+                if attempt + 1 >= self._retry.attempts or tls_failure(exc):
+                    raise TransportError(f"cannot reach Coze: {reason(exc)}") from None
                 self._retry.sleep(self._retry.delay(attempt, None))
                 attempt += 1
                 waited = False
                 continue
             except httpx.HTTPError as exc:
                 raise OutcomeUnknown(
-                    f"no answer to the clone request ({type(exc).__name__}); "
+                    f"no answer to the clone request ({reason(exc)}); "
                     "it may or may not have been carried out"
                 ) from None
             except CozeError as exc:
@@ -250,7 +204,10 @@ class CozeClient:
         while True:
             try:
                 with self._throttle.slot(hold_back=not waited) as slot:
-                    response = self._http.get(LIST_PATH, params=params, headers=self._auth)
+                    request = self._http.build_request(
+                        "GET", LIST_PATH, params=params, headers=self._auth, timeout=LIST_TIMEOUT
+                    )
+                    response = self._http.send(request, stream=True)
                     data, _ = self._answer(response, slot, limited)
                     return data
             except CozeError as exc:
@@ -264,15 +221,15 @@ class CozeClient:
                     waited = True
                     continue
                 failure: VoicectlError = exc
-                retry_after = _retry_after(response)
+                wait = retry_after(response)
             except httpx.HTTPError as exc:
-                failure = TransportError(f"cannot list voices on Coze: {_reason(exc)}")
-                retry_after = None
-                if _tls_failure(exc):
+                failure = TransportError(f"cannot list voices on Coze: {reason(exc)}")
+                wait = None
+                if tls_failure(exc):
                     raise failure from None
             if attempt + 1 >= self._retry.attempts:
                 raise failure from None
-            self._retry.sleep(self._retry.delay(attempt, retry_after))
+            self._retry.sleep(self._retry.delay(attempt, wait))
             attempt += 1
             waited = False
 
@@ -376,30 +333,3 @@ class CozeClient:
             raise ListingIncomplete(f"page {page}: {exc.message}") from None
         except replies.MalformedPage as exc:
             raise ListingIncomplete(f"page {page}: {exc}") from None
-
-
-class _Coalesced(httpx.SyncByteStream):
-    """A request body sent in writes of up to 64 KiB: httpx's multipart encoder yields
-    every field's header, value and CRLF apart, a socket write each (about 30 a clone)."""
-
-    SIZE = 1 << 16
-
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> Iterator[bytes]:
-        pending: list[bytes] = []
-        size = 0
-        for chunk in self._stream:
-            pending.append(chunk)
-            size += len(chunk)
-            if size >= self.SIZE:
-                yield b"".join(pending)
-                pending, size = [], 0
-        if pending:
-            yield b"".join(pending)
-
-    def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close is not None:
-            close()
