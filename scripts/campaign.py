@@ -5,7 +5,8 @@ removals, re-added orphans, a space change now and then), arms random faults on 
 emulator (latency, 5xx, 429 storms, a token-bucket rate limit, replies lost after the
 clone was committed, clones committed and then answered with 4013, an undocumented code
 or a body that is not Coze's envelope, short list pages that say ``has_more``, a list
-page that repeats, and a Coze clock that disagrees with this machine's) and runs
+page that repeats, a Coze clock that disagrees with this machine's, and a journal
+whose last line a kill tore) and runs
 ``python -m voicectl apply --auto-approve`` as a subprocess, sometimes SIGKILLed at a
 random moment. Then, faults cleared, apply runs again until the plan is empty, and the
 invariants are checked against the emulator's
@@ -615,6 +616,12 @@ def one_run(
     counts.kills_missed += bool(kill) and not landed
     coze.clear_faults()
     coze.settle()
+    journal = world.root / STATE.with_name(STATE.name + ".journal")
+    if landed and journal.exists() and timing.random() < 0.5:
+        # The kill (or a full disk) tore the journal's last line: half a record, no newline.
+        with open(journal, "ab") as handle:
+            handle.write(b'{"type": "done", "seq": 99999, "voice_id": "74')
+        counts.faults["torn_journal_tail"] += 1
     log(
         f"{tag}: {sum(wanted.values())} clone(s), faults {kinds}, kill {kill}: "
         f"{'killed' if landed else f'exit {status}'}"
