@@ -162,7 +162,13 @@ class Emulator:
         self.http = httpx.Client(base_url=base, timeout=30)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "COZE_API_BASE": self.base, "COZE_API_TOKEN": TOKEN, "CI": "1"}
+        return {
+            **os.environ,
+            "COZE_API_BASE": self.base,
+            "COZE_API_TOKEN": TOKEN,
+            "CI": "1",
+            "VOICECTL_RECONCILE_SETTLE": "0.2,0.5",  # shorter than 2,5 s: many runs
+        }
 
     def ledger(self) -> list[dict[str, Any]]:
         clones: list[dict[str, Any]] = self.http.get("/_emulator/ledger").json()["clones"]
@@ -182,6 +188,7 @@ class Emulator:
             list_repeat_from=None,
             list_endless=None,
             clock_skew_s=None,
+            list_lag=None,
         )
 
     def reset(self) -> None:
@@ -418,7 +425,10 @@ def choose_faults(rng: random.Random, profile: Profile) -> tuple[dict[str, Any],
     if roll < 0.2:
         settings["list_page_cap"] = rng.randint(1, 3)
         kinds.append("short_pages")
-    elif roll < 0.25:  # reconcile must not conclude from it: the apply stops, and recovers
+    elif roll < 0.3:  # a list that does not show the newest voices for a few reads
+        settings["list_lag"] = rng.randint(1, 2)
+        kinds.append("lagging_list")
+    elif roll < 0.35:  # reconcile must not conclude from it: the apply stops, and recovers
         settings["list_page_cap"] = 1
         settings["list_repeat_from"] = 2
         kinds.append("repeated_page")

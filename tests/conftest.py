@@ -137,6 +137,9 @@ def _no_ambient_coze_account(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach a real Coze: a token or base in the developer's shell is ignored."""
     for name in ("COZE_API_TOKEN", "COZE_API_BASE"):
         monkeypatch.delenv(name, raising=False)
+    # A lost clone missing from the list is read again once, at once, not after 2 and 5 s:
+    # the suite stays fast; test_fidelity's lagging-list test sets its own waits.
+    monkeypatch.setenv("VOICECTL_RECONCILE_SETTLE", "0")
 
 
 __all__ = ["VoiceRepo", "cli", "holding_lock", "write_wav"]

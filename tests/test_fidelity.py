@@ -613,3 +613,41 @@ def test_a_take_changed_during_the_apply_is_never_uploaded(
     assert len(coze.ledger()) == 1
     assert hashlib.sha256(outside.read_bytes()).hexdigest() not in uploaded
     assert hashlib.sha256(second.read_bytes()).hexdigest() not in uploaded
+
+
+@pytest.mark.parametrize("lag", [1, 2])
+def test_a_list_that_lags_behind_a_lost_clone_never_makes_it_sent_twice(
+    repo: VoiceRepo, coze: Coze, run: Any, monkeypatch: pytest.MonkeyPatch, lag: int
+) -> None:
+    """The docs do not say the list shows a new voice at once: absent is concluded only
+    once the voice stays absent over the settle waits."""
+    monkeypatch.setenv("VOICECTL_RECONCILE_SETTLE", "0.1,0.1")
+    many(repo, 1)
+    coze.faults(drop_after_commit=1)
+    result = apply_with_lag(run, repo, coze, lag)  # from the reconcile's first read on
+    assert result.exit_code == 0, result.output
+    assert len(coze.ledger()) == 1
+    assert_converged(repo.root, coze)
+
+
+def apply_with_lag(run: Any, repo: VoiceRepo, coze: Coze, lag: int) -> Any:
+    """Arm list_lag once the clone is in flight (the apply's first listing is before it)."""
+    coze.faults(latency_ms=300)
+
+    def arm() -> None:
+        coze.faults(list_lag=lag)
+
+    watcher = _while_the_first_clone_is_in_flight(coze, arm)
+    result = apply(run, repo, coze)
+    watcher.join()
+    return result
+
+
+def test_bad_settle_waits_are_one_clear_error(
+    repo: VoiceRepo, coze: Coze, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICECTL_RECONCILE_SETTLE", "2,soon")
+    many(repo, 1)
+    result = apply(run, repo, coze)
+    assert result.exit_code == 1 and "VOICECTL_RECONCILE_SETTLE" in result.output
+    assert coze.ledger() == []

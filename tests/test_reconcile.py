@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -247,3 +248,50 @@ except StateError as exc:
     assert "was not sent" in result.stdout
     data = journal_path(tmp_path / "s.json").read_bytes()
     assert data.endswith(b"\n") and all(json.loads(line) for line in data.splitlines())
+
+
+def test_a_journal_over_an_older_state_is_refused_not_folded(tmp_path: Path) -> None:
+    """An older state checked out over a live journal would lose what lies between."""
+    base = state_io.new_state()
+    for _ in range(3):
+        base = state_io.save(tmp_path / "s.json", base)
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.close()
+    older = dataclasses.replace(base, serial=base.serial - 2)
+    with pytest.raises(StateError, match="an older state was checked out"):
+        replay(path, older)
+
+
+def test_a_last_line_that_lost_only_its_newline_is_kept(tmp_path: Path) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    seq = log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.close()
+    line = json.dumps({"type": "done", "seq": seq, "at": "t", "voice_id": "7400000000000000001"})
+    with open(path, "ab") as handle:
+        handle.write(line.encode())  # whole, but its newline never reached the disk
+    Journal(path).close()
+    replayed = replay(path, base)
+    assert replayed is not None and replayed.pending == []
+    assert replayed.state.voices["narrator"].voice_id == "7400000000000000001"
+    assert not path.with_name(path.name + ".torn").exists()
+
+
+def test_a_newer_state_that_imported_the_journal_s_voice_sets_the_journal_aside(
+    tmp_path: Path,
+) -> None:
+    base = state_io.save(tmp_path / "s.json", state_io.new_state())
+    path = journal_path(tmp_path / "s.json")
+    log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
+    seq = log.pending(change("create"), "2027-01-15T08:00:00Z", T)
+    log.done(seq, "2027-01-15T08:00:01Z", "7400000000000000001")
+    log.close()
+    replayed = replay(path, base)
+    assert replayed is not None
+    imported = dataclasses.replace(replayed.state, takes={})  # held, its take not indexed
+    newer = state_io.save(tmp_path / "s.json", imported)
+    again = replay(path, newer)
+    assert again is not None and again.stale

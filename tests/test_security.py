@@ -380,6 +380,8 @@ def _plant(repo: VoiceRepo, relative: str, kind: str, outside: Path) -> None:
         path.symlink_to(outside)
     elif kind == "fifo":
         os.mkfifo(path)
+    elif kind == "hard link to the state":
+        os.link(repo.root / "state" / "voicectl.state.json", path)
     else:
         path.mkdir()
 
@@ -388,7 +390,13 @@ PLANTED = [
     (relative, kind)
     for relative in ("state/voicectl.state.json", "state/voicectl.state.json.journal")
     for kind in ("link to /dev/zero", "link outside", "fifo", "directory")
-] + [(".voicectl/cache", "link outside"), (".voicectl", "link outside")]
+] + [
+    (".voicectl/cache", "link outside"),
+    (".voicectl", "link outside"),
+    ("state/voicectl.state.json.journal", "hard link to the state"),
+    ("state/voicectl.state.json.lock", "hard link to the state"),
+    ("state/voicectl.state.json.lock", "directory"),
+]
 
 
 @pytest.mark.parametrize(("relative", "kind"), PLANTED)
@@ -402,12 +410,28 @@ def test_a_planted_state_side_path_is_refused_not_followed(
     outside.mkdir()
     target = outside / "target.json"
     target.write_text('{"secret": true}')
+    state_bytes = (repo.root / "state" / "voicectl.state.json").read_bytes()
     _plant(repo, relative, kind, outside if relative.startswith(".voicectl") else target)
     before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
-    result = run(repo.root, "plan", env=coze.env())
+    locks = relative.endswith(".lock") or kind.startswith("hard link")  # apply writes
+    args = ("apply", "--auto-approve") if locks else ("plan",)
+    result = run(repo.root, *args, env=coze.env())
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and "bug" not in result.output
     assert relative.split("/")[-1] in result.output
-    said = ("symbolic link", "not a regular file", "is a directory", "is a link", "outside")
+    said = (
+        "symbolic link",
+        "not a regular file",
+        "is a directory",
+        "is a link",
+        "outside",
+        "hard link",
+        "corrupt",  # a journal that is the state's bytes: read, and refused, never written
+    )
     assert any(words in result.output for words in said), result.output
     assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+    if kind.startswith("hard link"):
+        assert (repo.root / "state" / "voicectl.state.json").read_bytes() == state_bytes
+    if relative.endswith(".lock") and kind == "directory":
+        unlock = run(repo.root, "force-unlock")
+        assert unlock.exit_code == 1 and "is a directory" in unlock.output

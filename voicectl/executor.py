@@ -25,6 +25,9 @@ from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
 from voicectl.state import now
 
 RECONCILE_ROUNDS = 3
+# Waits before a lost clone missing from the list is concluded never made (read again
+# after each): the docs do not say the list shows a new voice at once.
+SETTLE_SECONDS = (2.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,13 @@ class Executor:
         parallelism: int,
         on_event: Callable[[Event], None],
         clock: Callable[[], float] = time.time,
+        settle: Sequence[float] = SETTLE_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
         self.on_event, self.clock = on_event, clock
+        self.settle, self.sleep = tuple(settle), sleep
         self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
@@ -240,6 +246,25 @@ class Executor:
         )
         return result.voice_id
 
+    def _account(self, unknown: Sequence[Pending], known: set[str]) -> list[RemoteVoice]:
+        """A complete listing of the account the clones went to; else nothing is settled."""
+        try:
+            remote = list(self.client.voices(expected=len(known)))
+        except VoicectlError as exc:
+            names = ", ".join(sorted(p.change.address for p in unknown))
+            raise VoicectlError(
+                f"cannot settle the clone(s) of unknown outcome ({names}): {exc.message}. "
+                "Nothing was sent again; the journal keeps them and the next "
+                "`voicectl apply` looks for them first"
+            ) from None
+        reason = reconcile.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
+        if reason is not None:  # another account's list proves nothing about this one
+            raise VoicectlError(
+                f"cannot settle the clone(s) of unknown outcome: {reason}. Nothing was sent "
+                "again; the journal keeps them for an apply on the right account"
+            )
+        return remote
+
     def _listed(self, voices: Iterable[RemoteVoice]) -> None:
         """Keep a complete listing as the account before the next clones."""
         self._listing = {v.voice_id: v for v in voices}
@@ -290,22 +315,17 @@ class Executor:
         it cannot be read, nothing is concluded or resent, and the journal keeps the
         clones for the next apply.
         """
-        try:
-            remote = list(self.client.voices(expected=len(known)))
-            self._listed(remote)  # the witness of what is sent again
-        except VoicectlError as exc:
-            names = ", ".join(sorted(p.change.address for p in unknown))
-            raise VoicectlError(
-                f"cannot settle the clone(s) of unknown outcome ({names}): {exc.message}. "
-                "Nothing was sent again; the journal keeps them and the next "
-                "`voicectl apply` looks for them first"
-            ) from None
-        reason = reconcile.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
-        if reason is not None:  # another account's list proves nothing about this one
-            raise VoicectlError(
-                f"cannot settle the clone(s) of unknown outcome: {reason}. Nothing was sent "
-                "again; the journal keeps them for an apply on the right account"
-            )
+        remote = self._account(unknown, known)
+        # Coze's docs do not promise that the list shows a voice the moment its clone is
+        # committed: "absent" is concluded only once it stays absent a while.
+        absent = [p for p in unknown if not reconcile.candidates(p, remote, known)]
+        for delay in self.settle:
+            if not absent:
+                break
+            self.sleep(delay)
+            remote = self._account(unknown, known)
+            absent = [p for p in absent if not reconcile.candidates(p, remote, known)]
+        self._listed(remote)  # the witness of what is sent again
         again = []
         for pending in unknown:
             change = pending.change

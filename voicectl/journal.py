@@ -23,7 +23,7 @@ from typing import Any
 
 from voicectl import safefile
 from voicectl.errors import StateError
-from voicectl.model import Change, State
+from voicectl.model import NEW_VOICE_ACTIONS, Change, State
 from voicectl.planfile import change_from_json, change_to_json
 from voicectl.transition import Done, applied_all
 
@@ -220,6 +220,16 @@ def _set_aside_torn_tail(path: Path) -> None:
             end = start
         handle.seek(end)
         torn = handle.read()
+        try:
+            whole = isinstance(json.loads(torn), dict)
+        except ValueError:
+            whole = False
+        if whole:  # only its newline was lost: the record is complete, and replay reads it
+            handle.seek(size)
+            handle.write(b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+            return
         with safefile.open_regular(path.with_name(path.name + ".torn"), "ab") as aside:
             aside.write(torn + b"\n")
             aside.flush()
@@ -254,7 +264,10 @@ def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
                 if not line.endswith(b"\n"):  # torn by a crash mid-write: it never happened
                     break
                 raise StateError(
-                    f"{path}:{number}: the apply journal is corrupt; it was left unchanged"
+                    f"{path}:{number}: the apply journal is corrupt; it was left unchanged. "
+                    "It records paid clones: note the voice ids in its `done` lines, move "
+                    "it aside, and `voicectl import ADDRESS VOICE_ID` each that the state "
+                    "lacks"
                 ) from None
             if isinstance(record, dict):
                 yield line, record
@@ -279,7 +292,15 @@ def replay(path: Path, state: State) -> Replayed | None:
             f"{begin.get('lineage')}, the state's is {state.lineage}); move it "
             "aside if that state is gone"
         )
-    newer = state.serial > int(begin.get("serial", 0))
+    began = int(begin.get("serial", 0))
+    if state.serial < began:
+        raise StateError(
+            f"{path}: an interrupted apply's journal began from state serial {began}, but "
+            f"the state is at serial {state.serial}: an older state was checked out over "
+            "it. Nothing was changed. Restore the state the journal began from (e.g. "
+            "`git checkout` the newer commit) and run `voicectl apply` to fold it"
+        )
+    newer = state.serial > began
     started: dict[int, bytes] = {}
     outcome: dict[int, dict[str, Any]] = {}
     entries = 0
@@ -327,13 +348,17 @@ def _check_contains(
     A newer state that does not (a `git pull` of another clone's state over a crashed
     apply) would otherwise bury paid clones, and the next plan would pay for them again."""
     missing = []
+    held_ids = state.voice_ids()
     for seq, result in outcome.items():
         voice_id = result.get("voice_id")
         if result["type"] != "done" or not voice_id or seq not in started:
             continue
         change = _pending(seq, started[seq]).change
         sha = str(((change.after or {}).get("audio") or {}).get("sha256", ""))
-        if not any(e.voice_id == voice_id for e in state.takes.get(sha, ())):
+        trained = any(e.voice_id == voice_id for e in state.takes.get(sha, ()))
+        # A new voice id held at all (imported, say) is kept; a retrain must show its take.
+        held = change.action in NEW_VOICE_ACTIONS and voice_id in held_ids
+        if not (trained or held):
             missing.append(f"{change.address} (voice {voice_id})")
     if not missing and not pending:
         return

@@ -62,6 +62,9 @@ def read_holder(path: Path) -> dict[str, Any] | None:
         return None
     except OSError:
         return {}
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return {}
     with os.fdopen(fd, "rb") as handle:
         try:
             info = json.loads(handle.read(4096).decode("utf-8"))
@@ -81,9 +84,11 @@ def _open(path: Path) -> int:
             kind = "a symbolic link" if exc.errno == errno.ELOOP else "a directory"
             raise StateError(f"{path}: the lock file is {kind}; remove it") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
-        raise StateError(f"{path}: the lock file is not a regular file; remove it")
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a hard link"
+        raise StateError(f"{path}: the lock file is {what}; remove it")
     return fd
 
 
@@ -153,6 +158,8 @@ def force_unlock(state_path: Path) -> dict[str, Any] | None:
     if path.is_symlink():
         path.unlink()
         return info or {}
+    if path.is_dir():
+        raise StateError(f"{path}: the lock file is a directory; remove it by hand")
     fd = _try_lock(path)
     if fd is None:
         raise StateError(

@@ -37,6 +37,9 @@ def open_regular(path: Path, mode: str = "rb") -> BinaryIO:
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise StateError(f"{path}: is not a regular file (a FIFO or a device?); remove it")
+    if mode != "rb" and info.st_nlink != 1:  # writing would change another file too
+        os.close(fd)
+        raise StateError(f"{path}: is a hard link to another file; voicectl will not write it")
     os.set_blocking(fd, True)
     return cast(BinaryIO, os.fdopen(fd, mode))
 

@@ -110,7 +110,7 @@ def apply(
         current = recovery.recover(
             cfg.state_path,
             current,
-            lambda log: Executor(client, cfg.root, log, 1, _Progress(0)),
+            lambda log: Executor(client, cfg.root, log, 1, _Progress(0), settle=_settle()),
             adoptions,
             _echo_err,
         )
@@ -148,9 +148,8 @@ def apply(
             account=client.account_record(),
         )
         try:
-            outcome = Executor(client, cfg.root, log, parallelism, progress).run(
-                work, current.voice_ids(), remote
-            )
+            executor = Executor(client, cfg.root, log, parallelism, progress, settle=_settle())
+            outcome = executor.run(work, current.voice_ids(), remote)
         finally:
             progress.close()
             log.close()
@@ -427,6 +426,25 @@ class _Progress:
             else:
                 count = f"[{self.finished}/{self.total}] " if self.total else ""
                 click.echo(count + line)
+
+
+def _settle() -> tuple[float, ...]:
+    """``VOICECTL_RECONCILE_SETTLE``: the waits (seconds, comma-separated) before a lost
+    clone that Coze's list does not show is concluded never made (default 2,5)."""
+    from voicectl.executor import SETTLE_SECONDS
+
+    raw = os.environ.get("VOICECTL_RECONCILE_SETTLE", "").strip()
+    if not raw:
+        return SETTLE_SECONDS
+    try:
+        waits = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        waits = ()
+    if not waits or not all(0 <= w <= 600 for w in waits):
+        raise UsageError(
+            f"VOICECTL_RECONCILE_SETTLE={raw!r}: expected seconds (0..600) separated by commas"
+        )
+    return waits
 
 
 def _interactive() -> bool:

@@ -51,6 +51,7 @@ from starlette.routing import Route
 from voicectl.emulator.faults import (
     CODE_MESSAGES,
     ENDPOINTS,
+    LAG_SECONDS,
     RATE_LIMIT_CODE,
     Faults,
     FaultSpecError,
@@ -180,6 +181,9 @@ class Emulator:
         voices = self.store.query(
             include_system=hide_system == "false", model_type=model_type, states=states
         )
+        if self.faults.take_lag():  # a list that does not show the newest voices yet
+            recent = self.store.clock() - LAG_SECONDS
+            voices = [v for v in voices if v.create_time < recent]
         start, stop, has_more = self.faults.page(len(voices), page_num, page_size)
         page = [self.voice_json(request, v) for v in voices[start:stop]]
         return envelope(logid, data={"voice_list": page, "has_more": has_more})

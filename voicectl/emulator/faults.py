@@ -53,6 +53,9 @@ List pages (``GET /v1/audio/voices``; each stays until cleared, null or false):
   Pages before N-1 are unchanged; so is an empty page N-1 (nothing to repeat: an empty
   account still lists as empty).
 - ``list_endless`` (bool): ``has_more`` is always true; pages past the end are empty.
+- ``list_lag`` (int >= 0): the next N list requests (each page counts) do not show the
+  voices created in the last 120 s: a list that lags behind the clones, which the docs
+  do not rule out.
 
 Coze's clock:
 
@@ -74,6 +77,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 ENDPOINTS = ("clone", "list", "speech")
+LAG_SECONDS = 120  # list_lag hides the voices created this recently
 RATE_LIMIT_CODE = 4020  # RPM exceeded; 4013 is a model-service error, not a rate limit
 DEFAULT_FAULT_CONTENT_TYPE = "text/html; charset=utf-8"
 
@@ -146,6 +150,7 @@ class Faults:
     list_repeat_from: int | None = None
     list_endless: bool = False
     clock_skew_s: float = 0.0
+    list_lag: int = 0
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
     _tokens: float = field(default=0.0, repr=False)
     _refilled_at: float = field(default=0.0, repr=False)
@@ -162,6 +167,7 @@ class Faults:
             "list_repeat_from": self.list_repeat_from,
             "list_endless": self.list_endless,
             "clock_skew_s": self.clock_skew_s,
+            "list_lag": self.list_lag,
         }
 
     def reset(self) -> None:
@@ -188,6 +194,13 @@ class Faults:
             return None
         self.fail = _spend(rule)
         return rule
+
+    def take_lag(self) -> bool:
+        """Consume one lagging list request; true when this one must not show new voices."""
+        if self.list_lag <= 0:
+            return False
+        self.list_lag -= 1
+        return True
 
     def take_drop(self) -> bool:
         """Consume one lost response; true when this committed clone must get no reply."""
@@ -329,4 +342,5 @@ _SETTINGS: dict[str, Callable[[object], object]] = {
     "list_repeat_from": _optional_int("list_repeat_from", 2),
     "list_endless": _flag,
     "clock_skew_s": _skew,
+    "list_lag": _count("list_lag"),
 }
