@@ -100,7 +100,7 @@ def test_apply_the_bundled_example_end_to_end(tmp_path: Path, coze: Coze, run) -
         result.output
     )
     assert_converged(root, coze)
-    assert [c["voice_name"] for c in coze.ledger()].count("导游") == 1
+    assert [c["voice_name"] for c in coze.ledger()].count("工作室导游声音") == 1
     assert run(root, "plan").stdout == "No changes.\n"
 
 
