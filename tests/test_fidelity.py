@@ -35,6 +35,25 @@ def apply(run: Any, repo: VoiceRepo, coze: Coze, *args: str) -> Any:
     return run(repo.root, "apply", "--auto-approve", *args, env=coze.env())
 
 
+UNREADABLE_LIST = {"list_page_cap": 1, "list_repeat_from": 2}  # a page served again
+
+
+def lose_replies_and_the_list(coze: Coze, lost: int = 1, **faults: Any) -> None:
+    """The next ``lost`` clones are made but their replies lost, and the list cannot be
+    read to its end: an apply must stop with them in its journal, nothing concluded."""
+    coze.faults(drop_after_commit=lost, **UNREADABLE_LIST, **faults)
+
+
+def settle(run: Any, repo: VoiceRepo, coze: Coze, clones: int) -> None:
+    """With the list readable again, the next apply settles the journal: ``clones`` on
+    the ledger, no more, and the state equal to the account."""
+    coze.faults(**dict.fromkeys(UNREADABLE_LIST))
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert len(coze.ledger()) == clones
+    assert_converged(repo.root, coze)
+
+
 # -- the resend rule ------------------------------------------------------------------
 
 
@@ -199,16 +218,12 @@ def test_reconcile_never_concludes_not_sent_from_an_incomplete_listing(
     repo: VoiceRepo, coze: Coze, run: Any
 ) -> None:
     many(repo, 1)
-    coze.faults(drop_after_commit=1, list_page_cap=1, list_repeat_from=2)
+    lose_replies_and_the_list(coze)
     first = apply(run, repo, coze)
     assert first.exit_code == 1 and "Nothing was sent again" in first.output
     assert len(coze.ledger()) == 1
     assert (repo.root / "state" / "voicectl.state.json.journal").exists()
-    coze.faults(list_page_cap=None, list_repeat_from=None)
-    second = apply(run, repo, coze)
-    assert second.exit_code == 0, second.output
-    assert len(coze.ledger()) == 1
-    assert_converged(repo.root, coze)
+    settle(run, repo, coze, clones=1)
 
 
 # -- voice slots --------------------------------------------------------------------------
@@ -397,10 +412,9 @@ def test_a_lost_clone_is_never_settled_on_another_account(
     so the journal keeps the clone. An apply with another account's token must not read
     that account's list as "never carried out" and clone again there."""
     many(repo, 1)
-    coze.faults(drop_after_commit=1, list_page_cap=1, list_repeat_from=2)
+    lose_replies_and_the_list(coze)
     first = apply(run, repo, coze)  # the empty account lists; once cloned, it cannot
     assert first.exit_code == 1 and "Nothing was sent again" in first.output
-    coze.faults(list_page_cap=None, list_repeat_from=None)
     with running_emulator(tmp_path / "other-account") as base:
         other = Coze(base)
         result = apply(run, repo, other)
@@ -408,10 +422,7 @@ def test_a_lost_clone_is_never_settled_on_another_account(
         assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
         assert other.ledger() == []
     assert (repo.root / "state" / "voicectl.state.json.journal").exists()
-    settled = apply(run, repo, coze)
-    assert settled.exit_code == 0, settled.output
-    assert len(coze.ledger()) == 1
-    assert_converged(repo.root, coze)
+    settle(run, repo, coze, clones=1)
 
 
 def test_a_saved_plan_made_offline_never_retrains_a_voice_missing_on_coze(
@@ -438,7 +449,7 @@ def test_plan_stops_on_a_listing_it_cannot_read_to_the_end(
 ) -> None:
     many(repo, 3)
     assert apply(run, repo, coze).exit_code == 0
-    coze.faults(list_page_cap=1, list_repeat_from=2)
+    coze.faults(**UNREADABLE_LIST)
     result = run(repo.root, "plan", env=coze.env())
     assert result.exit_code == 1
     assert "could not be read to its end (page 2 repeats the page before it)" in result.output
@@ -469,15 +480,11 @@ def test_a_crash_with_a_lost_reply_recovers_from_the_witness_in_the_journal(
 ) -> None:
     """The recovery runs in another apply, long after: no time window could help."""
     many(repo, 1)
-    coze.faults(clock_skew_s=-3600, drop_after_commit=1, list_page_cap=1, list_repeat_from=2)
+    lose_replies_and_the_list(coze, clock_skew_s=-3600)
     assert apply(run, repo, coze).exit_code == 1  # lost, and the listing cannot settle it
     journal = (repo.root / "state" / "voicectl.state.json.journal").read_text()
     assert '"before": {"ids": []}' in journal
-    coze.faults(list_page_cap=None, list_repeat_from=None)
-    settled = apply(run, repo, coze)
-    assert settled.exit_code == 0, settled.output
-    assert len(coze.ledger()) == 1
-    assert_converged(repo.root, coze)
+    settle(run, repo, coze, clones=1)
 
 
 # -- a create named like a voice the account has --------------------------------------------
@@ -555,19 +562,15 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     tmp_path: Path, repo: VoiceRepo, coze: Coze, run: Any
 ) -> None:
     many(repo, 2)
-    coze.faults(drop_after_commit=2, list_page_cap=1, list_repeat_from=2)
+    lose_replies_and_the_list(coze, lost=2)
     assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
-    coze.faults(list_page_cap=None, list_repeat_from=None)
     with running_emulator(tmp_path / "other-account") as base:
         other = Coze(base)
         result = apply(run, repo, other, "--adopt", "v01=7400000000000000001")
         assert result.exit_code == 1, result.output
         assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
         assert other.ledger() == []
-    settled = apply(run, repo, coze)
-    assert settled.exit_code == 0, settled.output
-    assert len(coze.ledger()) == 2
-    assert_converged(repo.root, coze)
+    settle(run, repo, coze, clones=2)
 
 
 # -- the bytes uploaded are the bytes the plan showed ------------------------------------------
