@@ -152,6 +152,21 @@ DECLARATIONS = [
         id="bad-address-symbol",
     ),
     pytest.param(
+        voice().replace("  a:", '  "a\\n":'),
+        Expect(V, 2, 3, "voices.a\\n", "contains a control character"),
+        id="address-with-a-trailing-newline",
+    ),
+    pytest.param(
+        voice(name='"Annabelle \\e[2J"'),
+        Expect(V, 3, 11, "voices.a.name", "control character U+001B"),
+        id="name-with-an-escape-sequence",
+    ),
+    pytest.param(
+        voice(audio='"../audio/a\\r.wav"'),
+        Expect(V, 4, 12, "voices.a.audio", "control character U+000D"),
+        id="audio-path-with-a-carriage-return",
+    ),
+    pytest.param(
         voice().replace("  a:", "  " + "a" * 129 + ":"),
         Expect(V, 2, 3, "voices." + "a" * 57 + "...", "must be at most 128"),
         id="bad-address-too-long",

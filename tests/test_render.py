@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.test_planner import rec, state, want
 from voicectl.planner import plan
 from voicectl.render import MARKDOWN_LIMIT, MARKDOWN_MARKER, render_markdown, summary_line
@@ -57,7 +59,27 @@ def test_details_show_field_diffs_audio_facts_and_a_text_diff() -> None:
 def test_markdown_escapes_what_would_break_a_table_or_inject_html() -> None:
     result = plan([want("a", name="a | b <script>")], state())
     text = render_markdown(result)
-    assert "a \\| b &lt;script>" in text and "<script>" not in text
+    assert "a \\| b &lt;script&gt;" in text and "<script>" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("![x](https://evil.example/pixel.png)", "\\!\\[x\\]\\(https://evil.example/pixel.png\\)"),
+        ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert\\(1\\)&gt;"),
+        ("`code` **bold** _em_ ~~del~~", "\\`code\\` \\*\\*bold\\*\\* \\_em\\_ \\~\\~del\\~\\~"),
+        ("a\rb\nc", "a b c"),
+    ],
+)
+def test_a_name_in_the_comment_is_data_not_markup(name: str, shown: str) -> None:
+    result = plan([want("a", 2, name=name)], state(rec("a", 1, name="Narrator voice")))
+    text = render_markdown(result)
+    assert shown in text
+
+
+def test_a_backtick_in_a_file_name_cannot_close_its_code_span() -> None:
+    result = plan([want("a", 2, path="audio/a`b`.wav")], state(rec("a", 1)))
+    assert "``audio/a`b`.wav``" in render_markdown(result)
 
 
 def test_no_changes_is_one_line_and_the_marker() -> None:

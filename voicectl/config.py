@@ -10,6 +10,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,6 +309,22 @@ def _same_file(before: os.stat_result, after: os.stat_result) -> bool:
     )
 
 
+LINES_ALLOWED = ("text", "preview_text", "description")  # a transcript may run on lines
+
+
+def _unprintable(value: object, allow: str = "") -> str | None:
+    """The first control or format character of ``value`` (C0, C1, DEL, bidi controls),
+    but those in ``allow``; None when there is none or ``value`` is no string."""
+    if not isinstance(value, str):
+        return None
+    for char in value:
+        if char in allow:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf") and char != "\u200d":  # ZWJ: emoji
+            return char
+    return None
+
+
 def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:
     voices = doc.data.get("voices") if isinstance(doc.data, dict) else None
     if not isinstance(voices, dict):
@@ -317,7 +334,21 @@ def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:
         if not isinstance(body, dict) or not isinstance(address, str):
             continue
         path: Path_ = ("voices", address)
-        fields_ok = all(isinstance(body.get(k), str) for k in ("name", "audio", "text"))
+        if not address.isprintable():  # the schema's `$` lets a trailing newline by
+            doc.problem(path, f"address {address!r} contains a control character", key=True)
+            continue
+        clean = True
+        for key in ("name", "audio", "text", "preview_text", "description"):
+            value = body.get(key)
+            bad = _unprintable(value, allow="\n\t" if key in LINES_ALLOWED else "")
+            if bad is not None:
+                doc.problem(
+                    (*path, key),
+                    f"contains the control character U+{ord(bad):04X}: names, texts and "
+                    "paths reach terminals and pull-request comments",
+                )
+                clean = False
+        fields_ok = clean and all(isinstance(body.get(k), str) for k in ("name", "audio", "text"))
         language = body.get("language", config.default_language)
         if "language" not in body and language is None:
             doc.problem(

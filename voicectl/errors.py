@@ -31,8 +31,8 @@ class Problem:
         where = self.file
         if self.line:
             where += f":{self.line}:{self.column}"
-        field = f" {self.field}:" if self.field else ""
-        return f"{where}: {self.severity}:{field} {self.message}"
+        field = f" {_visible(self.field)}:" if self.field else ""
+        return f"{_visible(where)}: {self.severity}:{field} {_visible(self.message)}"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -43,6 +43,14 @@ class Problem:
             "message": self.message,
             "severity": self.severity,
         }
+
+
+def _visible(text: str) -> str:
+    """``text`` with control characters shown as escapes: a key or file name from a pull
+    request must not move the terminal's cursor or split a line of the report."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class VoicectlError(Exception):

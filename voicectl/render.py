@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 
 from voicectl.errors import Problem
@@ -97,8 +98,25 @@ MARKDOWN_MARKER = "<!-- voicectl-plan -->"
 
 
 def _md_cell(value: object) -> str:
+    """``value`` as the text of a table cell for GitHub and GitLab: data, never markup
+    (no HTML, link, emphasis or code span of its own; one line; no cell break)."""
     text = "" if value is None else str(value)
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    text = "".join(" " if not c.isprintable() else c for c in text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join("\\" + c if c in _MARKDOWN_SPECIALS else c for c in text)
+
+
+_MARKDOWN_SPECIALS = frozenset("\\`*_[]()#+!|~")
+
+
+def _md_code(value: object) -> str:
+    """``value`` as a code span whatever backticks it holds (CommonMark: a fence longer
+    than any run of backticks inside)."""
+    text = "".join(" " if not c.isprintable() else c for c in str(value))
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _short(value: object, width: int = 60) -> str:
@@ -115,8 +133,8 @@ def _audio_facts(audio: dict[str, object] | None) -> str:
         f"`{str(audio.get('sha256') or '')[:12]}`",
         f"{duration:.2f} s" if isinstance(duration, (int, float)) else "",
         f"{size:,} B" if isinstance(size, int) else "",
-        str(audio.get("format") or ""),
-        f"`{audio.get('path')}`",
+        _md_cell(audio.get("format") or ""),
+        _md_code(audio.get("path")),
     ]
     return ", ".join(p for p in parts if p)
 
@@ -141,13 +159,12 @@ def _details(change: Change) -> list[str]:
         and not (key == "protect" and after.get(key) is None)
     ]
     old_audio, new_audio = before.get("audio"), after.get("audio")
-    if change.after is not None and old_audio != new_audio:
-        rows.append(("audio", _audio_facts(old_audio), _audio_facts(new_audio)))
-    if rows:
+    cells = [(k, _md_cell(_short(b, 200)), _md_cell(_short(a, 200))) for k, b, a in rows]
+    if change.after is not None and old_audio != new_audio:  # built safe, with code spans
+        cells.append(("audio", _audio_facts(old_audio), _audio_facts(new_audio)))
+    if cells:
         out += ["| field | before | after |", "|---|---|---|"]
-        out += [
-            f"| {k} | {_md_cell(_short(b, 200))} | {_md_cell(_short(a, 200))} |" for k, b, a in rows
-        ]
+        out += [f"| {k} | {b} | {a} |" for k, b, a in cells]
         out.append("")
     old_text, new_text = before.get("text"), after.get("text")
     if change.after is not None and old_text != new_text:
