@@ -342,11 +342,13 @@ def test_language_missing_without_a_default(bad: VoiceRepo, run) -> None:
     check(bad, run, expected, ("validate", "plan"))
 
 
-def test_declaration_file_over_64_mb_is_refused_unread(bad: VoiceRepo, run) -> None:
-    """A sparse 100 MB declaration file: refused from its size, never opened."""
+@pytest.mark.parametrize("size", [4 * MB + 1, 100 * MB])
+def test_declaration_file_over_4_mib_is_refused_unread(bad: VoiceRepo, run, size: int) -> None:
+    """A sparse declaration file past the limit (parsing takes ~70x its size in memory):
+    refused from its size, never opened."""
     huge = bad.write("voices/huge.yaml", b"")
-    os.truncate(huge, 100 * MB)
-    expected = Expect("voices/huge.yaml", 1, 1, "", "file too large (104857600 bytes")
+    os.truncate(huge, size)
+    expected = Expect("voices/huge.yaml", 1, 1, "", f"file too large ({size} bytes")
     audit = check(bad, run, expected, ("validate", "plan"))
     assert not audit.touched(huge)
 

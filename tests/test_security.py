@@ -435,3 +435,16 @@ def test_a_planted_state_side_path_is_refused_not_followed(
     if relative.endswith(".lock") and kind == "directory":
         unlock = run(repo.root, "force-unlock")
         assert unlock.exit_code == 1 and "is a directory" in unlock.output
+
+
+def test_a_token_that_is_not_printable_ascii_is_one_clear_error(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    with audited() as audit:
+        result = run(
+            repo.root,
+            "apply",
+            "--auto-approve",
+            env={"COZE_API_TOKEN": "pat_\u00fcber_token", "COZE_API_BASE": "http://127.0.0.1:9"},
+        )
+    assert result.exit_code == 1 and "printable ASCII" in result.output
+    assert "bug" not in result.output and audit.network == []

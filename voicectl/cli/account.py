@@ -31,6 +31,11 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
             f"{TOKEN_VARIABLE} is not set: {purpose} needs a Coze token (apply: createVoice "
             "and listVoice permissions; read-only commands: listVoice)"
         )
+    if not (token.isascii() and token.isprintable()):
+        raise UsageError(
+            f"{TOKEN_VARIABLE} holds characters a token cannot have (it must be printable "
+            "ASCII, as Coze's tokens are): was it pasted with something else?"
+        )
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
     return CozeClient(http_client(base), token)
 
