@@ -44,7 +44,7 @@ import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -113,6 +113,10 @@ class Emulator:
             return await handler(request, self._authorize(request, scope), logid)
         except ApiError as exc:
             return envelope(logid, exc.code, exc.msg, status=exc.http_status)
+        except ClientDisconnect:
+            # The client went away before its request was whole (killed, or it stopped an
+            # upload whose take changed): nothing was committed, and no one hears a reply.
+            return Response(status_code=400)
         finally:
             self.in_flight[endpoint] -= 1
             await request.close()  # the uploaded file's spool
