@@ -54,6 +54,14 @@ def settle(run: Any, repo: VoiceRepo, coze: Coze, clones: int) -> None:
     assert_converged(repo.root, coze)
 
 
+def missing_on_coze(repo: VoiceRepo, address: str) -> None:
+    """Hand-edit the state so ``address`` names a voice id the account does not have."""
+    path = repo.root / "state" / "voicectl.state.json"
+    state = json.loads(path.read_text())
+    state["voices"][address]["voice_id"] = "7999999999999999999"
+    path.write_text(json.dumps(state, indent=2))
+
+
 # -- the resend rule ------------------------------------------------------------------
 
 
@@ -285,10 +293,7 @@ def test_a_voice_missing_on_coze_is_never_planned_as_a_retrain(
 ) -> None:
     many(repo, 2)
     assert apply(run, repo, coze).exit_code == 0
-    path = repo.root / "state" / "voicectl.state.json"
-    state = json.loads(path.read_text())
-    state["voices"]["v01"]["voice_id"] = "7999999999999999999"
-    path.write_text(json.dumps(state, indent=2))
+    missing_on_coze(repo, "v01")
     repo.audio("v01.wav", freq=1999)
     plan = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
     (change,) = [c for c in plan["changes"] if c["address"] == "v01"]
@@ -430,10 +435,7 @@ def test_a_saved_plan_made_offline_never_retrains_a_voice_missing_on_coze(
 ) -> None:
     many(repo, 2)
     assert apply(run, repo, coze).exit_code == 0
-    path = repo.root / "state" / "voicectl.state.json"
-    state = json.loads(path.read_text())
-    state["voices"]["v01"]["voice_id"] = "7999999999999999999"
-    path.write_text(json.dumps(state, indent=2))
+    missing_on_coze(repo, "v01")
     repo.audio("v01.wav", freq=1999)
     saved = run(repo.root, "plan", "--out", "p.json")  # offline: no token
     assert saved.exit_code == 0, saved.output

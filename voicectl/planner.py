@@ -124,14 +124,14 @@ def plan(
     """Every change needed to make Coze match the declarations, in a stable order."""
     wanted = {v.decl.address: v for v in desired}
     records = match(wanted, state)
-    unknown_by_name = _unknown_by_name(state, remote)
+    unknown = unknown_by_name(state, remote)
     claimed = {r.voice_id for r in records.values()}
     changes: list[Change] = []
     for address in sorted(wanted):
         voice = wanted[address]
         record = records.get(address)
         if record is None:
-            same_name = unknown_by_name.get(voice.decl.name, ())
+            same_name = unknown.get(voice.decl.name, ())
             changes.append(_create(voice, same_name, options.allow_duplicate_name))
         else:
             # Any voice but this address's own (another's, or an orphan, even one once
@@ -154,7 +154,7 @@ def _selected(change: Change, options: PlanOptions) -> bool:
     return not names & options.excludes
 
 
-def _unknown_by_name(
+def unknown_by_name(
     state: State, remote: Mapping[str, RemoteVoice] | None
 ) -> dict[str, tuple[str, ...]]:
     """Voice ids on Coze that the state does not know, by name (a lost state file, or a

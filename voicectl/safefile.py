@@ -51,8 +51,3 @@ def read_bytes(path: Path, limit: int = MAX_BYTES) -> bytes:
             raise StateError(f"{path}: is larger than {limit:,} bytes; not read")
         return handle.read(limit + 1)
 
-
-def inside(root: Path, path: Path) -> bool:
-    """Whether ``path`` (resolved, links and all) lies in ``root``."""
-    real, base = os.path.realpath(path), os.path.realpath(root)
-    return os.path.commonpath([real, base]) == base

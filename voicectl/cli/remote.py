@@ -178,13 +178,11 @@ def _check_account_facts(
             f"not on Coze's voice list, so they cannot be retrained: {', '.join(missing)} "
             "(`--replace ADDRESS` makes a new voice id, `voicectl state rm ADDRESS` forgets it)"
         )
-    known = current.voice_ids()
-    unknown: dict[str, list[str]] = {}
-    for voice in remote.values():
-        if voice.voice_id not in known:
-            unknown.setdefault(voice.name, []).append(voice.voice_id)
+    from voicectl.planner import unknown_by_name
+
+    unknown = unknown_by_name(current, remote)
     named = sorted(
-        f"{c.address} (Coze has {', '.join(sorted(unknown[name]))})"
+        f"{c.address} (Coze has {', '.join(unknown[name])})"
         for c in result.actionable
         if c.action == "create"
         and (name := str((c.after or {}).get("name"))) in unknown
