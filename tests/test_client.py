@@ -25,6 +25,7 @@ from voicectl.client import (
 )
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import VoicectlError
+from voicectl.pacing import WaitBudget, WaitBudgetSpent
 
 TOKEN = "pat_client_test"
 
@@ -334,8 +335,10 @@ def test_a_reply_past_the_size_cap_is_not_read_and_the_listing_is_incomplete() -
         list(c.voices())
 
 
-def test_a_reply_that_drips_is_given_up_on_and_a_clone_is_of_unknown_outcome(take: Path) -> None:
-    """A byte every 50 ms stays under any read timeout; the overall deadline does not."""
+@contextlib.contextmanager
+def dripping(head: bytes) -> Iterator[str]:
+    """A server that reads a request, sends ``head``, then a byte every 50 ms for ever:
+    each byte comes well within any read timeout."""
     import socket
     import threading
 
@@ -343,30 +346,105 @@ def test_a_reply_that_drips_is_given_up_on_and_a_clone_is_of_unknown_outcome(tak
     stop = threading.Event()
 
     def drip() -> None:
-        connection, _ = server.accept()
-        with connection:
-            connection.settimeout(0.2)
-            with contextlib.suppress(OSError):
-                while connection.recv(65536):  # the request, until the client waits
-                    pass
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-            while not stop.is_set():
-                try:
-                    connection.sendall(b" ")
-                except OSError:
-                    return
-                time.sleep(0.05)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(0.2)
+                with contextlib.suppress(OSError):
+                    while connection.recv(65536):  # the request, until the client waits
+                        pass
+                with contextlib.suppress(OSError):
+                    connection.sendall(head)
+                    while not stop.is_set():
+                        connection.sendall(b"X" if head else b" ")
+                        time.sleep(0.05)
 
     thread = threading.Thread(target=drip, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.getsockname()[1]}"
-    c = CozeClient(http_client(base), TOKEN, Retry(sleep=Sleeps()), reply_seconds=0.5)
-    started = time.monotonic()
     try:
-        with pytest.raises(OutcomeUnknown, match=r"the reply took longer than 0\.5 s"):
-            clone(c, take)
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
     finally:
         stop.set()
-        thread.join(timeout=5)
         server.close()
-    assert time.monotonic() - started < 10
+        thread.join(timeout=5)
+
+
+DRIPS = {
+    "body": (b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n", "the reply took longer"),
+    "head": (b"HTTP/1.1 200 OK\r\nX-Slow: ", "no reply within"),
+}
+
+
+@pytest.mark.parametrize("part", DRIPS)
+def test_a_reply_that_drips_is_given_up_on_and_a_clone_is_of_unknown_outcome(
+    take: Path, part: str
+) -> None:
+    """A reply's head or body dripped under any read timeout meets the request's overall
+    deadline: the clone's outcome is unknown (to reconcile), the listing incomplete."""
+    head, message = DRIPS[part]
+    with dripping(head) as base:
+        c = CozeClient(
+            http_client(base), TOKEN, Retry(attempts=2, sleep=Sleeps()), deadlines=(0.5, 0.5)
+        )
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown, match=rf"{message}.* 0\.5 s"):
+            clone(c, take)
+        with pytest.raises(ListingIncomplete, match=rf"{message}.* 0\.5 s"):
+            list(c.voices())
+        assert time.monotonic() - started < 10
+
+
+# -- the wait budget -------------------------------------------------------------------------
+
+
+def test_overlapping_waits_count_once_and_each_is_announced_with_the_budget() -> None:
+    clock, said = Clock(), []
+    budget = WaitBudget(10, announce=said.append, clock=clock, sleep=lambda _: None)
+    budget(4)  # [100, 104)
+    budget(4)  # another thread held back by the same rate limit: [100, 104) again
+    clock.now = 102
+    budget(3)  # [102, 105): one more second
+    assert budget.spent == 5
+    assert said == [
+        "waiting 4 s before the next request to Coze (4 s of the 10 s wait budget spent)",
+        "waiting 3 s before the next request to Coze (5 s of the 10 s wait budget spent)",
+    ]
+    budget(0.5)  # (a short wait passes without a word)
+    assert len(said) == 2
+
+
+def test_a_wait_past_the_budget_is_refused_without_sleeping() -> None:
+    clock = Clock()
+    budget = WaitBudget(10, clock=clock, sleep=clock.sleep)
+    budget(8)
+    with pytest.raises(WaitBudgetSpent, match="would pass the 10 s wait budget"):
+        budget(3)
+    assert clock.now == 108 and budget.spent == 8
+    budget(2)  # what is left can still be waited
+
+
+@pytest.mark.parametrize("header", ["1e8", "inf", "nan", "-5", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_that_is_not_a_sane_number_of_seconds_is_not_honoured(
+    base: str, take: Path, header: str
+) -> None:
+    """At most a minute per wait, a backoff's length for anything not a finite number."""
+    sleeps = Sleeps()
+    faults(base, fail={"code": 4020, "http_status": 429, "count": 2, "retry_after": header})
+    clone(client(base, sleeps=sleeps), take)
+    assert len(sleeps) == 2 and all(0 < s <= 60 * 1.25 for s in sleeps), sleeps
+
+
+def test_a_rate_limit_past_the_wait_budget_stops_the_clone_unsent(base: str, take: Path) -> None:
+    """Coze asking for a minute again and again: the client gives up within its budget,
+    and what it gave up on was never carried out (the ledger shows no clone)."""
+    clock = Clock()
+    budget = WaitBudget(100, clock=clock, sleep=clock.sleep)
+    faults(base, fail={"code": 4020, "http_status": 429, "count": 40, "retry_after": "60"})
+    c = CozeClient(http_client(base), TOKEN, Retry(sleep=budget))
+    with pytest.raises(WaitBudgetSpent):
+        clone(c, take)
+    assert 60 <= budget.spent <= 100
+    assert httpx.get(f"{base}/_emulator/ledger").json()["clones"] == []

@@ -489,6 +489,67 @@ def test_a_crash_with_a_lost_reply_recovers_from_the_witness_in_the_journal(
     settle(run, repo, coze, clones=1)
 
 
+# -- waits are bounded and announced ------------------------------------------------------------
+
+
+def test_waits_for_coze_are_announced_with_what_is_left_of_the_budget(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    coze.faults(fail={"code": 4020, "http_status": 429, "endpoint": "clone"})
+    result = run(
+        repo.root, "apply", "--auto-approve", env={**coze.env(), "VOICECTL_WAIT_BUDGET": "30"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "notice: waiting 1 s before the next request to Coze (1 s of the 30 s wait budget" in (
+        result.stderr
+    )
+    assert len(coze.ledger()) == 1
+
+
+def test_a_server_that_keeps_asking_for_patience_stops_the_apply_within_its_budget(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """Retry-After: 60 on every clone, a budget of 3 s: the apply gives up at once, with
+    no clone made, nothing pending, and the way on in the message."""
+    many(repo, 2)
+    coze.faults(
+        fail={
+            "code": 4020,
+            "http_status": 429,
+            "count": 100,
+            "retry_after": "60",
+            "endpoint": "clone",
+        }
+    )
+    started = time.monotonic()
+    result = run(
+        repo.root, "apply", "--auto-approve", env={**coze.env(), "VOICECTL_WAIT_BUDGET": "3"}
+    )
+    assert time.monotonic() - started < 30  # (no wait of a minute was begun)
+    assert result.exit_code == 1
+    assert "would pass the 3 s wait budget" in result.output
+    assert "VOICECTL_WAIT_BUDGET" in result.output and "Traceback" not in result.output
+    assert coze.ledger() == []
+    assert not (repo.root / "state" / "voicectl.state.json.journal").exists()
+    coze.faults(fail=None)
+    assert apply(run, repo, coze).exit_code == 0
+    assert len(coze.ledger()) == 2
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "1e9"])
+def test_a_wait_budget_that_is_not_seconds_is_a_clear_error(
+    repo: VoiceRepo, coze: Coze, run: Any, value: str
+) -> None:
+    many(repo, 1)
+    result = run(
+        repo.root, "apply", "--auto-approve", env={**coze.env(), "VOICECTL_WAIT_BUDGET": value}
+    )
+    assert result.exit_code == 1
+    assert f"VOICECTL_WAIT_BUDGET={value!r}: expected seconds" in result.output
+    assert coze.ledger() == []
+
+
 # -- a create named like a voice the account has --------------------------------------------
 
 

@@ -34,14 +34,17 @@ from voicectl.replies import (
     Verdict,
 )
 from voicectl.transport import (
+    CLONE_SECONDS,
+    LIST_SECONDS,
     LIST_TIMEOUT,
-    REPLY_SECONDS,
     Coalesced,
+    Deadline,
     bounded_text,
     check_base_url,
     http_client,
     reason,
     retry_after,
+    send_within,
     tls_failure,
 )
 from voicectl.upload import Readable, open_file
@@ -81,7 +84,7 @@ class CozeClient:
         token: str,
         retry: Retry = Retry(),
         throttle: Throttle | None = None,
-        reply_seconds: float = REPLY_SECONDS,
+        deadlines: tuple[float, float] = (CLONE_SECONDS, LIST_SECONDS),
     ) -> None:
         if not token:
             raise VoicectlError("COZE_API_TOKEN is empty")
@@ -90,7 +93,8 @@ class CozeClient:
         self._auth = {"Authorization": f"Bearer {token}"}
         self._retry = retry
         self._throttle = throttle or Throttle(sleep=retry.sleep)
-        self._reply_seconds = reply_seconds  # to read a body once it has begun
+        # each clone's and each list request's, from sending to the end of the reply
+        self._clone_seconds, self._list_seconds = deadlines
 
     @property
     def base_url(self) -> str:
@@ -104,12 +108,14 @@ class CozeClient:
     def same_account(self, record: Mapping[str, object]) -> bool:
         return replies.same_account(record, self.base_url, self._token)
 
-    def _answer(self, response: httpx.Response, slot: Slot, attempt: int) -> tuple[Any, str]:
+    def _answer(
+        self, response: httpx.Response, deadline: Deadline, slot: Slot, attempt: int
+    ) -> tuple[Any, str]:
         """``data`` and logid of a success; else CozeError, telling the throttle of a
         rate-limit rejection."""
         try:
             header = response.headers.get("x-tt-logid", "")
-            text = bounded_text(response, self._reply_seconds)
+            text = bounded_text(response, deadline)
             return replies.read(response.status_code, text, header, self._token)
         except CozeError as exc:
             if exc.verdict is Verdict.THROTTLED:
@@ -160,8 +166,9 @@ class CozeClient:
                             files={"file": (name, cast(IO[bytes], handle))},
                         )
                         request.stream = Coalesced(request.stream)
-                        response = self._http.send(request, stream=True)
-                    data, logid = self._answer(response, slot, limited)
+                        deadline = Deadline.after(self._clone_seconds)
+                        response = send_within(self._http, request, deadline)
+                    data, logid = self._answer(response, deadline, slot, limited)
             except _NOT_SENT as exc:
                 # The connection was never made, so nothing was sent: safe to try again,
                 # unless the certificate failed to verify, which no retry mends.
@@ -207,8 +214,9 @@ class CozeClient:
                     request = self._http.build_request(
                         "GET", LIST_PATH, params=params, headers=self._auth, timeout=LIST_TIMEOUT
                     )
-                    response = self._http.send(request, stream=True)
-                    data, _ = self._answer(response, slot, limited)
+                    deadline = Deadline.after(self._list_seconds)
+                    response = send_within(self._http, request, deadline)
+                    data, _ = self._answer(response, deadline, slot, limited)
                     return data
             except CozeError as exc:
                 if exc.verdict is Verdict.REFUSED:

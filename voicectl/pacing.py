@@ -13,6 +13,63 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from voicectl.errors import VoicectlError
+
+WAIT_BUDGET_SECONDS = 600.0  # all the waiting one command may do, unless told otherwise
+ANNOUNCE_FROM = 1.0  # waits shorter than this pass without a word
+
+
+class WaitBudgetSpent(VoicectlError):
+    """The next wait would pass the command's wait budget: the request it was for is not
+    sent (every wait comes before a send, so nothing it would carry out has begun)."""
+
+
+class WaitBudget:
+    """All the waiting one command does between requests (backoff, Retry-After, the
+    throttle's hold), bounded in wall time and announced.
+
+    Waits that overlap (threads held back by the same rate limit) count once: what is
+    spent is the wall time during which anything waited. A wait that would take the total
+    past ``total`` raises :class:`WaitBudgetSpent` instead of sleeping, so a server that
+    asks again and again for a minute's patience cannot hold a CI job for most of an hour.
+    Each wait of a second or more that adds to the total is reported to ``announce`` (the
+    command line prints it on stderr). Safe to share between threads; it is the ``sleep``
+    of a :class:`Retry`.
+    """
+
+    def __init__(
+        self,
+        total: float = WAIT_BUDGET_SECONDS,
+        *,
+        announce: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.total, self.spent = total, 0.0
+        self.announce, self.clock, self._sleep = announce, clock, sleep
+        self._until = float("-inf")  # when the waits already counted end
+        self._lock = threading.Lock()
+
+    def __call__(self, seconds: float) -> None:
+        with self._lock:
+            start = self.clock()
+            end = start + seconds
+            added = max(0.0, end - max(start, self._until))
+            if self.spent + added > self.total:
+                raise WaitBudgetSpent(
+                    f"a wait of {seconds:.0f} s for Coze would pass the {self.total:g} s "
+                    f"wait budget ({self.spent:.0f} s spent waiting so far), so the request "
+                    "was not sent. Try again later, or raise VOICECTL_WAIT_BUDGET (seconds)"
+                )
+            self.spent += added
+            self._until = max(self._until, end)
+        if self.announce is not None and added >= ANNOUNCE_FROM:
+            self.announce(
+                f"waiting {seconds:.0f} s before the next request to Coze "
+                f"({self.spent:.0f} s of the {self.total:g} s wait budget spent)"
+            )
+        self._sleep(seconds)
+
 
 @dataclass(frozen=True)
 class Retry:

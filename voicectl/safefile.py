@@ -50,4 +50,3 @@ def read_bytes(path: Path, limit: int = MAX_BYTES) -> bytes:
         if os.fstat(handle.fileno()).st_size > limit:
             raise StateError(f"{path}: is larger than {limit:,} bytes; not read")
         return handle.read(limit + 1)
-

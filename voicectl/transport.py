@@ -5,9 +5,12 @@ Only this module and :mod:`voicectl.client` know httpx (the emulator aside).
 
 from __future__ import annotations
 
+import math
 import ssl
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -16,8 +19,12 @@ from voicectl import apibase
 from voicectl.errors import VoicectlError
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a page of 100 voices is about 60 kB
-REPLY_SECONDS = 120.0  # to read a reply's body once it has begun
-LIST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)  # a page is read, not trained
+# Each request's overall deadline, from sending it to the last byte of its reply: httpx's
+# timeouts bound each read alone, so a server that drips its head or its body a byte at a
+# time would otherwise hold voicectl for as long as it likes.
+CLONE_SECONDS = 600.0  # a 10 MB upload on a slow line, then the training
+LIST_SECONDS = 120.0  # a page is read, not trained
+LIST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 def check_base_url(base: str) -> str:
@@ -78,20 +85,73 @@ class ReplyNotRead(httpx.ReadError):
     """A reply's body given up on: past the size cap or the deadline."""
 
 
-def bounded_text(response: httpx.Response, seconds: float = REPLY_SECONDS) -> str:
-    """The body of a streamed reply, read within a size cap and an overall deadline: a
+@dataclass(frozen=True)
+class Deadline:
+    """When a request must be over: ``seconds`` from when it was set."""
+
+    seconds: float
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def __str__(self) -> str:
+        return f"{self.seconds:g} s"
+
+
+def send_within(http: httpx.Client, request: httpx.Request, deadline: Deadline) -> httpx.Response:
+    """Send ``request`` and return its reply's head by ``deadline``; else raise
+    :class:`ReplyNotRead` (a read error: for a clone, an unknown outcome).
+
+    httpx cannot cancel a request that is waiting for a reply, so it is sent from a
+    daemon thread that is left behind at the deadline: its connection closes when the
+    server lets go, or with the process, and a reply that comes after all is closed
+    unread. Errors from sending (a refused connection, a TLS failure) are raised here.
+    """
+    lock, done = threading.Lock(), threading.Event()
+    outcome: list[httpx.Response | BaseException] = []
+    abandoned = False
+
+    def send() -> None:
+        try:
+            result: httpx.Response | BaseException = http.send(request, stream=True)
+        except BaseException as exc:  # handed to the caller, whatever it is
+            result = exc
+        with lock:
+            if abandoned and isinstance(result, httpx.Response):
+                result.close()
+            outcome.append(result)
+        done.set()
+
+    threading.Thread(target=send, name="voicectl-request", daemon=True).start()
+    if not done.wait(deadline.left()):
+        with lock:
+            if not outcome:
+                abandoned = True
+                raise ReplyNotRead(f"no reply within {deadline}")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
+    """The body of a streamed reply, read within a size cap and by ``deadline``: a
     server that sends hundreds of megabytes, or drips a byte at a time under the read
-    timeout, must not hold voicectl or its memory. Either is a reply that was not read
-    (a read error: for a clone, an unknown outcome)."""
-    deadline = time.monotonic() + seconds
+    timeout, must not hold voicectl or its memory. Either is a reply that was not read (a
+    read error: for a clone, an unknown outcome)."""
     chunks, size = [], 0
     try:
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
                 raise ReplyNotRead(f"the reply is larger than {MAX_REPLY_BYTES:,} bytes")
-            if time.monotonic() > deadline:
-                raise ReplyNotRead(f"the reply took longer than {seconds:g} s")
+            if time.monotonic() > deadline.at:
+                raise ReplyNotRead(f"the reply took longer than {deadline}")
             chunks.append(chunk)
     finally:
         response.close()
@@ -99,10 +159,13 @@ def bounded_text(response: httpx.Response, seconds: float = REPLY_SECONDS) -> st
 
 
 def retry_after(response: httpx.Response) -> float | None:
+    """Retry-After in seconds; None when absent or not a finite number of seconds (an
+    HTTP date, ``inf``, ``nan``, a negative number: the backoff decides instead)."""
     try:
-        return float(response.headers["retry-after"])
+        seconds = float(response.headers["retry-after"])
     except (KeyError, ValueError):
         return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 class Coalesced(httpx.SyncByteStream):

@@ -141,6 +141,7 @@ def test_get_shows_fail_after_commit_without_an_endpoint_and_reset_clears_it(
         "msg": "The model service failed. Please try again later.",
         "body": "",
         "content_type": "text/plain",
+        "retry_after": None,
     }
     admin.post("/_emulator/reset").raise_for_status()
     assert admin.get("/_emulator/faults").json()["fail_after_commit"] is None

@@ -76,6 +76,19 @@ def test_an_injected_429_carries_retry_after(raw: httpx.Client, admin: httpx.Cli
     )
 
 
+def test_an_injected_reply_carries_the_retry_after_it_is_given_verbatim(
+    raw: httpx.Client, admin: httpx.Client
+) -> None:
+    rule = {"code": 4020, "http_status": 429, "retry_after": "1e8", "count": 2}
+    admin.post("/_emulator/faults", json={"fail": rule}).raise_for_status()
+    assert raw.get("/v1/audio/voices").headers["retry-after"] == "1e8"
+    body = {"body": "<html>busy</html>", "http_status": 503, "retry_after": "inf"}
+    admin.post("/_emulator/faults", json={"fail": body}).raise_for_status()
+    assert raw.get("/v1/audio/voices").headers["retry-after"] == "inf"
+    bad = admin.post("/_emulator/faults", json={"fail": {"retry_after": "1\r\nX-Evil: 1"}})
+    assert bad.status_code == 400 and "retry_after" in bad.json()["msg"]
+
+
 def test_rate_limit_answers_429_with_the_documented_rpm_code_4020_beyond_the_rate(
     raw: httpx.Client, admin: httpx.Client
 ) -> None:
@@ -202,4 +215,5 @@ def test_faults_merge_and_get_shows_what_is_left(admin: httpx.Client) -> None:
         "endpoint": None,
         "body": None,
         "content_type": None,
+        "retry_after": None,
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import click
+
 from voicectl import reconcile
 from voicectl.errors import UsageError, VoicectlError
 
@@ -12,8 +14,10 @@ if TYPE_CHECKING:
     from voicectl.client import CozeClient
     from voicectl.config import Config
     from voicectl.model import RemoteVoice, State
+    from voicectl.pacing import WaitBudget
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
+WAIT_VARIABLE = "VOICECTL_WAIT_BUDGET"
 
 
 def has_token() -> bool:
@@ -24,6 +28,7 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
     """A client for the configured base; ``purpose`` says in the error what needs it."""
     from voicectl.apibase import CN_BASE
     from voicectl.client import CozeClient, http_client
+    from voicectl.pacing import Retry
 
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
@@ -37,7 +42,23 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
             "ASCII, as Coze's tokens are): was it pasted with something else?"
         )
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
-    return CozeClient(http_client(base), token)
+    return CozeClient(http_client(base), token, Retry(sleep=wait_budget()))
+
+
+def wait_budget() -> WaitBudget:
+    """``VOICECTL_WAIT_BUDGET``: the seconds one command may spend waiting on Coze (rate
+    limits, backoff) before it gives up on the requests still to send (default 600).
+    Each wait of a second or more is announced on stderr."""
+    from voicectl.pacing import WAIT_BUDGET_SECONDS, WaitBudget
+
+    raw = os.environ.get(WAIT_VARIABLE, "").strip()
+    try:
+        total = float(raw) if raw else WAIT_BUDGET_SECONDS
+    except ValueError:
+        total = -1.0
+    if not 0 <= total <= 86_400:
+        raise UsageError(f"{WAIT_VARIABLE}={raw!r}: expected seconds, from 0 to 86400")
+    return WaitBudget(total, announce=lambda line: click.echo(f"notice: {line}", err=True))
 
 
 def remote_voices(client: CozeClient, state: State | None = None) -> dict[str, RemoteVoice]:

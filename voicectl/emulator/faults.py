@@ -27,7 +27,9 @@ Requests and replies:
     envelope, such as an empty body (``""``) or a gateway's HTML error page. It carries
     no ``X-Tt-Logid``; ``code`` and ``msg`` are then unused.
 
-  Any reply at HTTP 429 carries ``Retry-After: 1``.
+  Any reply at HTTP 429 carries ``Retry-After: 1``, unless ``retry_after`` (a one-line
+  string, sent verbatim: ``"60"``, ``"1e8"``, ``"inf"``, an HTTP date) gives the header
+  for this reply at any status.
 
 Clones that commit, then lose or spoil their reply (the outcome is unknown to the client):
 
@@ -36,7 +38,8 @@ Clones that commit, then lose or spoil their reply (the outcome is unknown to th
   lost-response case.
 - ``fail_after_commit`` (object): the next ``count`` clones that succeed are committed
   (store and ledger, on disk) and then answered with the reply described as for ``fail``
-  (``code``, ``http_status``, ``count``, ``msg``, ``body``, ``content_type``; no
+  (``code``, ``http_status``, ``count``, ``msg``, ``body``, ``content_type``,
+  ``retry_after``; no
   ``endpoint``: it is always the clone endpoint) instead of success. A clone that is
   refused (bad field, no slot, 1109, ...) spends neither count; when both are set, a
   clone spends ``drop_after_commit`` first.
@@ -124,6 +127,13 @@ class FailRule:
     endpoint: str | None = None
     body: str | None = None  # not None: this exact text instead of the JSON envelope
     content_type: str | None = None
+    retry_after: str | None = None  # the Retry-After header, verbatim
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is not None:
+            return {"Retry-After": self.retry_after}
+        return {"Retry-After": "1"} if self.http_status == 429 else {}
 
     def to_json(self, *, with_endpoint: bool = True) -> dict[str, object]:
         shown: dict[str, object] = {
@@ -133,6 +143,7 @@ class FailRule:
             "msg": self.msg,
             "body": self.body,
             "content_type": self.content_type,
+            "retry_after": self.retry_after,
         }
         return {**shown, "endpoint": self.endpoint} if with_endpoint else shown
 
@@ -292,7 +303,7 @@ def _qps(value: object) -> float | None:
 
 
 def _rule(name: str, *, with_endpoint: bool) -> Callable[[object], FailRule | None]:
-    keys = {"code", "http_status", "count", "msg", "body", "content_type"}
+    keys = {"code", "http_status", "count", "msg", "body", "content_type", "retry_after"}
     keys |= {"endpoint"} if with_endpoint else set()
 
     def parse(value: object) -> FailRule | None:
@@ -323,7 +334,12 @@ def _rule(name: str, *, with_endpoint: bool) -> Callable[[object], FailRule | No
             content_type = _or(content_type, DEFAULT_FAULT_CONTENT_TYPE)
             if not isinstance(content_type, str) or not content_type.isprintable():
                 raise FaultSpecError(f"{name}.content_type must be a one-line string")
-        return FailRule(code, status, count, msg, endpoint, body, content_type)
+        retry_after = value.get("retry_after")
+        if retry_after is not None and not (
+            isinstance(retry_after, str) and retry_after.isprintable() and retry_after.isascii()
+        ):
+            raise FaultSpecError(f"{name}.retry_after must be a one-line ASCII string or null")
+        return FailRule(code, status, count, msg, endpoint, body, content_type, retry_after)
 
     return parse
 

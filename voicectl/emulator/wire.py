@@ -37,9 +37,10 @@ def envelope(
 def fault_reply(rule: FailRule, logid: str) -> Response:
     """An injected reply: the envelope, or exactly the rule's body (not a Coze envelope)."""
     if rule.body is None:
-        return envelope(logid, rule.code, rule.msg, status=rule.http_status)
-    headers = {"Retry-After": "1"} if rule.http_status == 429 else {}
-    reply = Response(rule.body.encode("utf-8"), rule.http_status, headers=headers)
+        reply: Response = envelope(logid, rule.code, rule.msg, status=rule.http_status)
+        reply.headers.update(rule.headers)
+        return reply
+    reply = Response(rule.body.encode("utf-8"), rule.http_status, headers=rule.headers)
     # Set as given, without Starlette's charset handling: a gateway's page is sent verbatim.
     reply.headers["content-type"] = rule.content_type or DEFAULT_FAULT_CONTENT_TYPE
     return reply
