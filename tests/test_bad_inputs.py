@@ -308,6 +308,21 @@ DECLARATIONS = [
         id="huge-string-field-name",
     ),
     pytest.param(
+        voice("    space: 190:20:30"),  # YAML 1.1 base 60: 685230
+        Expect(V, 6, 12, "voices.a.space", "'190:20:30' would be read as a YAML 1.1 base-60"),
+        id="sexagesimal-space-id",
+    ),
+    pytest.param(
+        voice("    space: 0735"),  # YAML 1.1 octal: 477
+        Expect(V, 6, 12, "voices.a.space", "'0735' would be read as a YAML 1.1 base-60, octal"),
+        id="octal-space-id",
+    ),
+    pytest.param(
+        voice("    space: 0x1F"),
+        Expect(V, 6, 12, "voices.a.space", "quote it, or write it in plain decimal digits"),
+        id="hex-space-id",
+    ),
+    pytest.param(
         voice(name="語" * 43),
         Expect(V, 3, 11, "voices.a.name", "is 129 bytes in UTF-8; Coze allows 128"),
         id="name-over-128-bytes-in-43-characters",
@@ -727,6 +742,12 @@ CONFIG_CASES = [
         None,
         Expect(C, 5, 21, "policy.max_one_time_cny", "must be an integer, not the string 'lots'"),
         id="policy-wrong-type",
+    ),
+    pytest.param(
+        CONFIG + "policy:\n  max_new_voices: 1_000\n",
+        None,
+        Expect(C, 5, 19, "policy.max_new_voices", "'1_000' would be read as a YAML 1.1"),
+        id="policy-underscored-number",
     ),
     pytest.param(
         CONFIG + "defaults: {}\n",

@@ -13,6 +13,7 @@ C stack and kill the process.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,8 @@ _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _TAG + "merge"
 _MAP_TAG, _SEQ_TAG = _TAG + "map", _TAG + "seq"
+_INT_TAG = _TAG + "int"
+_DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 # Plain data only: no python/*, no binary, set, omap or application tags.
 _SCALAR_TAGS = frozenset(_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp"))
 # Parsing YAML takes about 70 times a file's size in memory: 4 MiB (some 25,000 voices
@@ -275,6 +278,17 @@ class _Builder:
     def _scalar(self, node: Node, path: Path_) -> Any:
         if node.tag not in _SCALAR_TAGS:
             return self._refuse_tag(node, path)
+        if node.tag == _INT_TAG and not _DECIMAL.fullmatch(node.value):
+            # YAML 1.1 reads 190:20:30 as base 60, 0755 as octal, 0x1f, 0b11 and 1_000
+            # too: an id written so would silently become another number.
+            self.doc.problem(
+                path,
+                f"{show(node.value)} would be read as a YAML 1.1 base-60, octal, hex, "
+                "binary or underscored number, not as written: quote it, or write it in "
+                "plain decimal digits",
+            )
+            self.doc.reported.add(path)
+            return None
         try:
             return self.ctor.yaml_constructors[node.tag](self.ctor, node)
         except (ConstructorError, ValueError, OverflowError) as exc:
