@@ -485,8 +485,139 @@ def test_a_crash_with_a_lost_reply_recovers_from_the_witness_in_the_journal(
     lose_replies_and_the_list(coze, clock_skew_s=-3600)
     assert apply(run, repo, coze).exit_code == 1  # lost, and the listing cannot settle it
     journal = (repo.root / "state" / "voicectl.state.json.journal").read_text()
-    assert '"before": {"ids": []}' in journal
+    assert '"before": {"ids": [], "listed_at": ' in journal
     settle(run, repo, coze, clones=1)
+
+
+# -- a voice found after a lost reply that cannot be proven this apply's ----------------------
+
+
+def colleague_clones(coze: Coze, name: str, tmp: Path) -> str:
+    """Someone clones a voice named ``name`` in the console, outside voicectl."""
+    wav = write_wav(tmp / "colleague.wav", freq=999)
+    reply = coze.http.post(
+        "/v1/audio/voices/clone",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        data={"voice_name": name, "audio_format": "wav", "language": "en"},
+        files={"file": ("take.wav", wav.read_bytes())},
+    ).json()
+    assert reply["code"] == 0, reply
+    return str(reply["data"]["voice_id"])
+
+
+def age_the_witness(repo: VoiceRepo, seconds: float) -> None:
+    """The interrupted apply read the account ``seconds`` earlier than it did."""
+    path = repo.root / "state" / "voicectl.state.json.journal"
+    lines = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        if "before" in record:
+            record["before"]["listed_at"] -= seconds
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_a_same_named_voice_found_long_after_a_lost_clone_is_recorded_unproven(
+    repo: VoiceRepo, coze: Coze, run: Any, tmp_path: Path
+) -> None:
+    """v00's clone never reached Coze (a gateway's 502), and the apply stopped with it
+    unknown (v01's clone made the list too long to read); an hour later a colleague's
+    voice named like v00 is on the account. It is not passed off as voicectl's: the state
+    marks it, every plan says so, until a person decides."""
+    many(repo, 2)
+    colleague_clones(coze, "Another voice", tmp_path)
+    coze.faults(
+        fail={"endpoint": "clone", "http_status": 502, "body": HTML},
+        list_page_cap=1,
+        list_repeat_from=3,  # a listing of two voices or more cannot be read
+    )
+    stopped = apply(run, repo, coze, "--parallelism", "1")
+    assert stopped.exit_code == 1, stopped.output
+    assert len(coze.ledger()) == 2  # and v01's; the 502 came before v00's was committed
+    theirs = colleague_clones(coze, "V00 voice", tmp_path)
+    age_the_witness(repo, 3600)
+    coze.faults(list_page_cap=None, list_repeat_from=None)
+    recovered = apply(run, repo, coze)
+    assert recovered.exit_code == 0, recovered.output
+    assert len(coze.ledger()) == 3  # the colleague's: voicectl sent nothing again
+    assert f"v00: voice {theirs} is recorded as unproven" in recovered.stderr
+    record = state_of(repo.root)["voices"]["v00"]
+    assert record["voice_id"] == theirs and "60 minutes" in record["unproven"]
+    plan = run(repo.root, "plan", env=coze.env())
+    assert plan.exit_code == 0
+    assert f"voice {theirs} is unproven" in plan.output
+    assert f"voicectl import v00 {theirs}` confirms it" in plan.output
+    assert "voicectl apply --replace v00` clones a new voice id" in plan.output
+    markdown = run(repo.root, "plan", "--format", "markdown", env=coze.env())
+    assert f"voice {theirs} is unproven" in markdown.output
+    # Not the voice meant: replace it; the colleague's stays an orphan, not a lost id.
+    replaced = apply(run, repo, coze, "--replace", "v00")
+    assert replaced.exit_code == 0, replaced.output
+    after = state_of(repo.root)
+    assert after["voices"]["v00"]["voice_id"] != theirs
+    assert "unproven" not in after["voices"]["v00"]
+    assert [o["voice_id"] for o in after["orphans"]] == [theirs]
+    assert [c["kind"] for c in coze.ledger()] == ["create"] * 4
+
+
+def test_a_person_confirms_an_unproven_voice_with_import(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    lose_replies_and_the_list(coze)
+    assert apply(run, repo, coze).exit_code == 1
+    age_the_witness(repo, 900)  # recovered 15 minutes on: anyone's clone could be it
+    coze.faults(**dict.fromkeys(UNREADABLE_LIST))
+    assert apply(run, repo, coze).exit_code == 0
+    voice_id = state_of(repo.root)["voices"]["v00"]["voice_id"]
+    assert "unproven" in state_of(repo.root)["voices"]["v00"]
+    confirmed = run(repo.root, "import", "v00", voice_id, env=coze.env())
+    assert confirmed.exit_code == 0, confirmed.output
+    assert f"Confirmed voice {voice_id} as v00" in confirmed.output
+    assert "unproven" not in state_of(repo.root)["voices"]["v00"]
+    assert run(repo.root, "plan", env=coze.env()).stdout == "No changes.\n"
+    assert len(coze.ledger()) == 1
+
+
+def test_a_clone_found_right_after_its_lost_reply_is_recorded_as_proven(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 2)
+    coze.faults(drop_after_commit=1)
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
+    assert "found on Coze after a lost reply" in result.output
+    assert "unproven" not in result.output
+    assert not any("unproven" in r for r in state_of(repo.root)["voices"].values())
+    assert run(repo.root, "plan", env=coze.env()).stdout == "No changes.\n"
+
+
+def test_a_retrain_found_having_used_two_trainings_is_unproven(
+    repo: VoiceRepo, coze: Coze, run: Any, tmp_path: Path
+) -> None:
+    """Someone else retrained the voice too while the reply was lost: the last training
+    may be theirs, not this take."""
+    repo.declare({"v00": repo.voice("v00")})
+    assert apply(run, repo, coze).exit_code == 0
+    voice_id = state_of(repo.root)["voices"]["v00"]["voice_id"]
+    repo.declare({"v00": repo.voice("v00", freq=777), "v01": repo.voice("v01", freq=555)})
+    coze.faults(drop_after_commit=2, list_page_cap=1, list_repeat_from=3)
+    stopped = apply(run, repo, coze, "--parallelism", "1")
+    assert stopped.exit_code == 1, stopped.output
+    assert sorted(c["kind"] for c in coze.ledger()) == ["create", "create", "retrain"]
+    wav = write_wav(tmp_path / "other.wav", freq=999)
+    coze.http.post(
+        "/v1/audio/voices/clone",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        data={"voice_name": "V00", "audio_format": "wav", "language": "en", "voice_id": voice_id},
+        files={"file": ("take.wav", wav.read_bytes())},
+    ).raise_for_status()
+    coze.faults(list_page_cap=None, list_repeat_from=None)
+    assert apply(run, repo, coze).exit_code == 0
+    record = state_of(repo.root)["voices"]["v00"]
+    assert "used 2 trainings" in record["unproven"]
+    assert sorted(c["kind"] for c in coze.ledger()) == ["create", "create", "retrain", "retrain"]
+    assert "unproven" not in state_of(repo.root)["voices"]["v01"]  # found at once: its own
 
 
 # -- waits are bounded and announced ------------------------------------------------------------

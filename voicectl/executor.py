@@ -39,6 +39,7 @@ class Event:
     elapsed: float = 0.0
     error: str = ""
     clones_left: int | None = None
+    unproven: str = ""  # a reconciled clone that may be someone else's: why
 
 
 @dataclass
@@ -71,6 +72,8 @@ class Executor:
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
         self._listing: dict[str, RemoteVoice] | None = None  # the account, as last read
+        self._listed_at = 0.0  # when reading it began (Unix time)
+        self._reading = (0.0, 0.0)  # when the last listing of resolve began and ended
         self._by_name: dict[str, list[str]] = {}
 
     def run(
@@ -78,11 +81,13 @@ class Executor:
         changes: Sequence[Change],
         known_ids: Iterable[str],
         listing: Mapping[str, RemoteVoice] | None = None,
+        listed_at: float | None = None,
     ) -> Outcome:
-        """Carry out ``changes``; ``listing`` is the account as read before (complete), so
-        that each clone's witness (what tells its outcome) is kept with it."""
+        """Carry out ``changes``; ``listing`` is the account as read before (complete),
+        from ``listed_at`` (Unix time; now if not given), so that each clone's witness
+        (what tells its outcome) is kept with it."""
         if listing is not None:
-            self._listed(listing.values())
+            self._listed(listing.values(), self.clock() if listed_at is None else listed_at)
         outcome = Outcome()
         clones = []
         for change in changes:
@@ -200,7 +205,7 @@ class Executor:
         started, at = self.clock(), now()
         self.on_event(Event("voice_start", change.address, change.action, change.voice_id))
         before = (
-            reconcile.witness(change, self._listing, self._by_name)
+            reconcile.witness(change, self._listing, self._by_name, self._listed_at)
             if self._listing is not None
             else None
         )
@@ -247,7 +252,9 @@ class Executor:
         return result.voice_id
 
     def _account(self, unknown: Sequence[Pending], known: set[str]) -> list[RemoteVoice]:
-        """A complete listing of the account the clones went to; else nothing is settled."""
+        """A complete listing of the account the clones went to; else nothing is settled.
+        When it began and ended is kept (``_reading``)."""
+        began = self.clock()
         try:
             remote = list(self.client.voices(expected=len(known)))
         except VoicectlError as exc:
@@ -263,11 +270,14 @@ class Executor:
                 f"cannot settle the clone(s) of unknown outcome: {reason}. Nothing was sent "
                 "again; the journal keeps them for an apply on the right account"
             )
+        self._reading = (began, self.clock())
         return remote
 
-    def _listed(self, voices: Iterable[RemoteVoice]) -> None:
-        """Keep a complete listing as the account before the next clones."""
+    def _listed(self, voices: Iterable[RemoteVoice], listed_at: float) -> None:
+        """Keep a complete listing, read from ``listed_at``, as the account before the
+        next clones."""
         self._listing = {v.voice_id: v for v in voices}
+        self._listed_at = listed_at
         by_name: dict[str, list[str]] = {}
         for voice in self._listing.values():
             by_name.setdefault(voice.name, []).append(voice.voice_id)
@@ -325,7 +335,8 @@ class Executor:
             self.sleep(delay)
             remote = self._account(unknown, known)
             absent = [p for p in absent if not reconcile.candidates(p, remote, known)]
-        self._listed(remote)  # the witness of what is sent again
+        began, read_at = self._reading
+        self._listed(remote, began)  # the witness of what is sent again
         again = []
         for pending in unknown:
             change = pending.change
@@ -360,7 +371,10 @@ class Executor:
                     else (change.voice_id)
                 )
                 known.add(found[0].voice_id)
-                self.journal.done(pending.seq, now(), voice_id, reconciled=True)
+                # A person who named the voice (--adopt) has decided; else only a short
+                # window between witness and listing makes it this clone's.
+                why = None if chosen else reconcile.unproven(pending, found[0], read_at)
+                self.journal.done(pending.seq, now(), voice_id, reconciled=True, unproven=why)
                 outcome.done.append((change, voice_id))
                 self.on_event(
                     Event(
@@ -369,6 +383,7 @@ class Executor:
                         change.action,
                         voice_id,
                         clones_left=change.budget.after,
+                        unproven=why or "",
                     )
                 )
             else:

@@ -160,18 +160,27 @@ class Journal:
         return seq
 
     def done(
-        self, seq: int, at: str, voice_id: str | None, logid: str = "", reconciled: bool = False
+        self,
+        seq: int,
+        at: str,
+        voice_id: str | None,
+        logid: str = "",
+        reconciled: bool = False,
+        unproven: str | None = None,
     ) -> None:
-        self.append(
-            {
-                "type": "done",
-                "seq": seq,
-                "at": at,
-                "voice_id": voice_id,
-                "logid": logid,
-                "reconciled": reconciled,
-            }
-        )
+        """The clone was made; ``unproven`` says why a reconciled one may not be this
+        apply's own (see :func:`voicectl.reconcile.unproven`)."""
+        record: dict[str, Any] = {
+            "type": "done",
+            "seq": seq,
+            "at": at,
+            "voice_id": voice_id,
+            "logid": logid,
+            "reconciled": reconciled,
+        }
+        if unproven is not None:
+            record["unproven"] = unproven
+        self.append(record)
 
     def failed(self, seq: int, at: str, error: str) -> None:
         """Coze said no: the clone certainly did not happen."""
@@ -312,7 +321,9 @@ def replay(path: Path, state: State) -> Replayed | None:
         if record.get("type") == "pending":
             started[seq] = line
         elif record.get("type") in ("done", "failed"):
-            outcome[seq] = {k: record.get(k) for k in ("type", "at", "voice_id", "logid")}
+            outcome[seq] = {
+                k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
+            }
     commit = str(begin.get("commit") or "")
     pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
     if newer:  # a state written since: folded already, or another clone's over this one
@@ -325,7 +336,9 @@ def replay(path: Path, state: State) -> Replayed | None:
             if result is not None and result["type"] == "done":
                 change = _pending(seq, started.pop(seq)).change
                 logid = str(result.get("logid") or "")
-                yield Done(change, result["at"], result.get("voice_id"), logid, commit)
+                why = result.get("unproven")
+                unproven = why if isinstance(why, str) else None
+                yield Done(change, result["at"], result.get("voice_id"), logid, commit, unproven)
 
     account = begin.get("account")
     return Replayed(

@@ -106,6 +106,10 @@ class VoiceRecord:
     orphaned_at: str | None = None
     verified: bool = True  # False for an imported voice: its take is not known to Coze's
     remote: RemoteFacts | None = None
+    # Why this voice id (or its last retrain) is not proven voicectl's own clone: found on
+    # Coze's list after a lost reply, when a colleague's clone would look the same. None
+    # once proven, or confirmed by a person (`voicectl import`).
+    unproven: str | None = None
 
     @property
     def clones_left(self) -> int:

@@ -208,6 +208,15 @@ def _create(
     )
 
 
+def unproven_advice(address: str, voice_id: str | None) -> str:
+    """What a person does about a voice found on Coze that may not be voicectl's clone."""
+    return (
+        f"If it is the voice meant, `voicectl import {address} {voice_id}` confirms it; "
+        f"if not, `voicectl apply --replace {address}` clones a new voice id (138 CNY; "
+        f"voice {voice_id} stays on Coze, kept in the state as an orphan)"
+    )
+
+
 def _diff(
     voice: DesiredVoice,
     record: VoiceRecord,
@@ -248,6 +257,11 @@ def _diff(
             f"cloned from, so its match with {take.path} is unverified; the next retrain "
             f"sends {take.path} (sha256 {take.sha256[:12]}, {take.duration:.1f} s, "
             f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
+        )
+    if record.unproven is not None:
+        notes.append(
+            f"voice {record.voice_id} is unproven: {record.unproven}. "
+            + unproven_advice(address, record.voice_id)
         )
     missing = remote is not None and record.voice_id not in remote
     # Said once: as the note of an unchanged voice, or as the message of a blocked retrain.

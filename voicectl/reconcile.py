@@ -11,6 +11,14 @@ is that voice updated since, or with fewer trainings left.
 A journal written before witnesses were kept falls back to the times: a create is the
 voice of that name created at or after the request left, a retrain that voice updated
 since with fewer trainings left than the plan said.
+
+A voice found so is voicectl's own clone only as far as the window between the witness
+and the listing that found it is short: a colleague who clones a voice of the same name
+in the console (or retrains the voice) within it looks the same. Beyond
+``PROVEN_WINDOW_SECONDS`` (on this machine's clock, both ends of it read here), or when
+the witness is not sure (no witness kept; a retrain that used more than one training),
+the voice is recorded as unproven (:func:`unproven`) and every plan says so until a
+person confirms it or replaces it.
 """
 
 from __future__ import annotations
@@ -22,23 +30,56 @@ from voicectl.journal import Pending
 from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
 
 CLOCK_SLACK_SECONDS = 5  # the fallback only: Coze's timestamps are another clock's
+PROVEN_WINDOW_SECONDS = 300  # from the witness listing to the one that finds the clone
 
 
 def witness(
-    change: Change, listing: Mapping[str, RemoteVoice], by_name: Mapping[str, Sequence[str]]
+    change: Change,
+    listing: Mapping[str, RemoteVoice],
+    by_name: Mapping[str, Sequence[str]],
+    listed_at: float,
 ) -> dict[str, Any]:
     """What the account shows, before ``change`` is sent, that its outcome is told by.
 
-    ``listing`` is a complete listing by voice id and ``by_name`` its ids by name."""
+    ``listing`` is a complete listing by voice id, ``by_name`` its ids by name, and
+    ``listed_at`` when reading it began (Unix time, this machine's clock)."""
     if change.action in NEW_VOICE_ACTIONS:
-        return {"ids": sorted(by_name.get(str((change.after or {}).get("name")), ()))}
+        ids = sorted(by_name.get(str((change.after or {}).get("name")), ()))
+        return {"ids": ids, "listed_at": round(listed_at, 3)}
     voice = listing.get(change.voice_id or "")
     if voice is None:
         return {"absent": True}
     return {
         "update_time": voice.update_time,
         "available_training_times": voice.available_training_times,
+        "listed_at": round(listed_at, 3),
     }
+
+
+def unproven(pending: Pending, found: RemoteVoice, read_at: float) -> str | None:
+    """Why ``found``, the one voice that can be what ``pending`` made, is not proven its
+    result, or None. ``read_at`` is when the listing that found it was read to its end
+    (this machine's clock, as the witness's ``listed_at``)."""
+    change, before = pending.change, pending.before or {}
+    sent = f"the {change.action} sent at {pending.started_at} got no reply"
+    listed_at = before.get("listed_at")
+    if not isinstance(listed_at, int | float):
+        return f"{sent}, and no listing from just before it was kept to tell it by"
+    window = read_at - listed_at
+    if not 0 <= window <= PROVEN_WINDOW_SECONDS:
+        return (
+            f"{sent}; voice {found.voice_id} was found on Coze's list {window / 60:.0f} "
+            f"minutes after the account was last read before it, long enough for anyone's "
+            "clone to look like voicectl's"
+        )
+    if change.action not in NEW_VOICE_ACTIONS:
+        used = before.get("available_training_times", 0) - found.available_training_times
+        if used > 1:
+            return (
+                f"{sent}; voice {found.voice_id} used {used} trainings since, so someone "
+                "else retrained it too and its last training may not be this take"
+            )
+    return None
 
 
 def candidates(

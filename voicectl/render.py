@@ -182,13 +182,36 @@ def _details(change: Change) -> list[str]:
     return out
 
 
+def _md_notes(plan: Plan, budget: int) -> list[str]:
+    """The notes of voices the plan leaves unchanged (a changed voice's are in its
+    details), as a quoted list within ``budget`` characters: what a reviewer must not miss
+    even when nothing is to be cloned, such as a voice recorded as unproven."""
+    notes = [(c.address, n) for c in plan.changes if c.action == "noop" for n in c.notes]
+    if not notes:
+        return []
+    out, used = ["Notes:", ""], 10
+    for n, (address, note) in enumerate(notes):
+        line = f"> `{address}`: {_md_cell(note)}"
+        if used + len(line) + 3 > budget - 200:
+            out += [f"*…and {len(notes) - n} more note(s); `voicectl plan` shows them all.*", ""]
+            break
+        out += [line, ">"]
+        used += len(line) + 3
+    if out[-1] == ">":
+        out[-1] = ""
+    return out
+
+
 def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment: the summary line first, a table of changes with budgets,
     then collapsed details per voice; at most ``limit`` characters, shortening the
     details (then the table) and never the summary; the same plan gives the same text."""
     if not plan.has_changes:
-        return f"**voicectl plan: no changes.**\n\n{MARKDOWN_MARKER}\n"
+        head = ["**voicectl plan: no changes.**", ""]
+        notes = _md_notes(plan, limit - len(head[0]) - len(MARKDOWN_MARKER) - 10)
+        return "\n".join([*head, *notes, MARKDOWN_MARKER, ""])
     head = [f"**{summary_line(plan)}**", ""]
+    head += _md_notes(plan, limit // 4)
     shown = [c for c in plan.changes if c.action != "noop"]
     rows = [
         "| | address | action | reasons | clones left | cost |",

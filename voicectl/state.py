@@ -165,6 +165,7 @@ def _record(address: str, body: dict[str, Any]) -> VoiceRecord:
         orphaned_at=body.get("orphaned_at"),
         verified=audio.get("verified", True),
         remote=_facts(body.get("remote")),
+        unproven=body.get("unproven"),
     )
 
 
@@ -205,6 +206,8 @@ def record_json(record: VoiceRecord, *, with_address: bool = False) -> dict[str,
         body["audio"]["verified"] = False
     if record.take.git_blob:
         body["audio"]["git_blob"] = record.take.git_blob
+    if record.unproven is not None:
+        body["unproven"] = record.unproven
     if record.remote is not None:
         body["remote"] = {
             "name": record.remote.name,

@@ -110,6 +110,7 @@ class Done(NamedTuple):
     voice_id: str | None = None
     logid: str = ""
     commit: str = ""
+    unproven: str | None = None  # found after a lost reply, not proven this clone's
 
 
 def applied_all(state: State, done: Iterable[Done]) -> State:
@@ -207,7 +208,7 @@ class _Batch:
                 old = self.find(change.voice_id)
                 self.without(old)
                 self._orphan(replace(old, orphaned_at=at))
-            record = _created(change, voice_id, at)
+            record = replace(_created(change, voice_id, at), unproven=done.unproven)
             self.indexed(record, at, done.logid, done.commit)
             self.placed(record, at)
             return
@@ -217,6 +218,8 @@ class _Batch:
         self.without(old)
         if change.action == "retrain":
             record = _retrained(old, change, at)
+            if done.unproven is not None:
+                record = replace(record, unproven=done.unproven)
             self.indexed(record, at, done.logid, done.commit)
             self.placed(record, at)
         elif change.action in ("move", "update"):
@@ -252,6 +255,12 @@ def imported(
         verified=False,
         remote=facts(remote, at),
     )
+    return replace(state, voices={**state.voices, address: record})
+
+
+def confirmed(state: State, address: str) -> State:
+    """The state with ``address``'s voice confirmed by a person: no longer unproven."""
+    record = replace(state.voices[address], unproven=None)
     return replace(state, voices={**state.voices, address: record})
 
 

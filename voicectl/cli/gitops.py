@@ -118,7 +118,10 @@ def refresh(ctx: click.Context) -> None:
 @click.argument("voice_id")
 @click.pass_context
 def import_(ctx: click.Context, address: str, voice_id: str) -> None:
-    """Adopt an existing Coze voice (cloned in the console, say) into the state, no clone."""
+    """Adopt an existing Coze voice (cloned in the console, say) into the state, no clone.
+
+    For a voice the state holds as unproven (found on Coze after a lost reply), naming
+    the same address and voice id confirms it is the voice meant."""
     from voicectl import lock, recovery, repository, state, transition
     from voicectl.cli import account
     from voicectl.planner import desired_json
@@ -137,6 +140,11 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
     with lock.locked(cfg.state_path, "voicectl import", state.now(), _notice):
         current, _ = repository.load_state(cfg)
         current = recovery.fold(cfg.state_path, current)
+        held = current.voices.get(address)
+        if held is not None and held.voice_id == voice_id and held.unproven is not None:
+            state.save(cfg.state_path, transition.confirmed(current, address))
+            click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
+            return
         if address in current.voices:
             raise UsageError(
                 f"{address}: already in the state as voice {current.voices[address].voice_id}"

@@ -114,6 +114,7 @@ def apply(
             adoptions,
             _echo_err,
         )
+        listed_at = time.time()  # the clones' witness: the account from here on
         remote = account.remote_voices(client, current)
         options = saved.options if saved is not None else plan_options(opts)
         if saved is not None:
@@ -149,7 +150,7 @@ def apply(
         )
         try:
             executor = Executor(client, cfg.root, log, parallelism, progress, settle=_settle())
-            outcome = executor.run(work, current.voice_ids(), remote)
+            outcome = executor.run(work, current.voice_ids(), remote, listed_at)
         finally:
             progress.close()
             log.close()
@@ -399,6 +400,8 @@ class _Progress:
                     fields["error"] = event.error
                 if event.kind == "reconcile":
                     fields["reconciled"] = True
+                if event.unproven:
+                    fields["unproven"] = event.unproven
                 if event.clones_left is not None:
                     fields["clones_left"] = event.clones_left
                 self.events(kind, **fields)
@@ -424,6 +427,15 @@ class _Progress:
             else:
                 count = f"[{self.finished}/{self.total}] " if self.total else ""
                 click.echo(count + line)
+            if event.unproven:
+                from voicectl.planner import unproven_advice
+
+                click.echo(
+                    ("\n" if self.bar else "")
+                    + f"{event.address}: voice {event.voice_id} is recorded as unproven: "
+                    f"{event.unproven}. {unproven_advice(event.address, event.voice_id)}",
+                    err=True,
+                )
 
 
 def _settle() -> tuple[float, ...]:
