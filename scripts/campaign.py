@@ -3,14 +3,18 @@
 Each run mutates a real voice repository (new voices, retrains, renames, moved files,
 removals, re-added orphans, a space change now and then), arms random faults on the
 emulator (latency, 5xx, 429 storms, a token-bucket rate limit, replies lost after the
-clone was committed, clones committed and then answered with 4013, an undocumented code
-or a body that is not Coze's envelope, short list pages that say ``has_more``, a list
-page that repeats, a Coze clock that disagrees with this machine's, and a journal
-whose last line a kill tore) and runs
+clone was committed, clones committed and then answered with 4013, an undocumented code,
+a body that is not Coze's envelope or a success whose voice id is not one, short list
+pages that say ``has_more``, a list page that repeats, a Coze clock that disagrees with
+this machine's, and a journal whose last line a kill tore) and runs
 ``python -m voicectl apply --auto-approve`` as a subprocess, sometimes SIGKILLed at a
-random moment. Then, faults cleared, apply runs again until the plan is empty, and the
-invariants are checked against the emulator's
-ledger (the clones Coze really made) and its list endpoint:
+random moment, sometimes on a full disk (a file size limit, RLIMIT_FSIZE, that stops its
+writes at a random size with EFBIG), sometimes with a rival apply started at the same
+moment (and, after a kill, two rivals racing for the dead holder's lock). After a kill
+that leaves a journal, a newer state (as from a ``git pull``) is sometimes put over it:
+voicectl must refuse it without a clone until the state the journal began from is back.
+Then, faults cleared, apply runs again until the plan is empty, and the invariants are
+checked against the emulator's ledger (the clones Coze really made) and its list endpoint:
 
 - every needed clone happened exactly once: per take, the ledger holds as many clones as
   the campaign's own model of the repository asked for (no double clone);
@@ -18,7 +22,8 @@ ledger (the clones Coze really made) and its list endpoint:
 - the state's voices and orphans are exactly the emulator's voices, with the same name,
   language and clone budget; a voice keeps its id across renames, moves and retrains;
 - no journal or lock is left, the state file validates against state.schema.json and
-  planning it again finds nothing to do.
+  planning it again finds nothing to do;
+- no apply's output holds a traceback.
 
     python scripts/campaign.py --runs 200 --seed 7
 
@@ -33,6 +38,7 @@ import math
 import os
 import random
 import re
+import resource
 import signal
 import struct
 import subprocess
@@ -98,6 +104,9 @@ class Counts:
     double_clones: int = 0
     lost_ids: int = 0
     adoption_runs: int = 0
+    unproven: int = 0  # voices recorded as found after a lost reply, not proven own
+    refused_newer_state: int = 0  # applies that refused a journal under a newer state
+    lost_lock_races: int = 0  # applies refused because a rival held the lock
     recovery_applies: int = 0  # applies after the faulty one, until the plan was empty
     faults: Counter[str] = field(default_factory=Counter)
     ops: Counter[str] = field(default_factory=Counter)
@@ -117,6 +126,9 @@ class Counts:
                 f"double clones: {self.double_clones}",
                 f"lost voice ids: {self.lost_ids}",
                 f"runs needing --adopt: {self.adoption_runs}",
+                f"voices recorded unproven: {self.unproven}",
+                f"applies refused for a newer state over a journal: {self.refused_newer_state}",
+                f"applies refused for a rival's lock: {self.lost_lock_races}",
                 f"invariant violations: {len(self.violations)}",
                 f"wall time: {self.wall:.1f} s",
             ]
@@ -418,6 +430,15 @@ def choose_faults(rng: random.Random, profile: Profile) -> tuple[dict[str, Any],
             "count": 1,
         }
         kinds.append("commit_then_not_an_envelope")
+    elif roll < 0.36:  # committed, then a success envelope whose voice id is not one
+        bogus = rng.choice(("abc", "../../etc/passwd", "7" * 5000, "74\x1b[2J1", ""))
+        settings["fail_after_commit"] = {
+            "http_status": 200,
+            "body": json.dumps({"code": 0, "msg": "", "data": {"voice_id": bogus}}),
+            "content_type": "application/json",
+            "count": 1,
+        }
+        kinds.append("commit_then_bogus_id")
     if rng.random() < 0.25:  # Coze's clock disagrees with this machine's
         settings["clock_skew_s"] = rng.choice((-3600, -8, -3, 8, 3600))
         kinds.append("clock_skew")
@@ -463,19 +484,40 @@ def run_apply(
     kill: str | None = None,
     expected: int = 0,
     adopt: Sequence[str] = (),
+    fsize: int | None = None,
+    rival: bool = False,
 ) -> tuple[int | None, str, bool]:
-    """One apply as a subprocess; ``kill`` ("time" or "ledger") SIGKILLs it mid-way.
-
-    Returns its exit status (None when killed), its output, and whether a kill landed.
+    """One apply as a subprocess; ``kill`` ("time" or "ledger") SIGKILLs it mid-way;
+    ``fsize`` limits the size of every file it writes (a full disk: EFBIG past it);
+    ``rival`` starts a second apply at the same moment, which waits for the lock or is
+    refused. Returns the first's exit status (None when killed), the output of both, and
+    whether a kill landed.
     """
     before = len(coze.ledger())
-    with _output() as out:
+
+    def limit() -> None:
+        if fsize is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    with _output() as out, _output() as other:
         process = subprocess.Popen(
             apply_command(root, parallelism, adopt),
             env=coze.env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            preexec_fn=limit if fsize is not None else None,
+        )
+        second = (
+            subprocess.Popen(
+                apply_command(root, rng.randint(1, 4), adopt),
+                env=coze.env(),
+                stdout=other,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+            if rival
+            else None
         )
         landed = False
         if kill is not None:
@@ -489,15 +531,52 @@ def run_apply(
             landed = process.poll() is None
             if landed:
                 process.send_signal(signal.SIGKILL)
-        try:
-            status = process.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            status = -1
+        status = _wait(process)
+        if second is not None:
+            _wait(second)
+            other.seek(0)
+        out.seek(0)
+        text = out.read() + (f"\n[rival apply]\n{other.read()}" if second is not None else "")
+    return (None if landed else status), text, landed
+
+
+def _wait(process: subprocess.Popen[bytes]) -> int:
+    try:
+        return process.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return -1
+
+
+def newer_state_over(root: Path, coze: Emulator, rng: random.Random) -> tuple[bool, str]:
+    """A newer state put over a killed apply's journal, as a ``git pull`` of another
+    clone's state would: the apply must clone nothing, and either show the state holds
+    every outcome of the journal or refuse. Then the state the journal began from is put
+    back (the documented way out). Returns whether it refused, and its output."""
+    path = root / STATE
+    original = path.read_bytes() if path.exists() else None
+    if original is None:
+        return False, ""
+    newer = json.loads(original)
+    newer["serial"] += rng.randint(1, 3)
+    path.write_text(json.dumps(newer, indent=2))
+    before = len(coze.ledger())
+    with _output() as out:
+        status = _wait(
+            subprocess.Popen(
+                apply_command(root, 1), env=coze.env(), stdout=out, stderr=subprocess.STDOUT
+            )
+        )
         out.seek(0)
         text = out.read()
-    return (None if landed else status), text, landed
+    if len(coze.ledger()) != before:
+        text += "\nVIOLATION: an apply under a newer state than its journal cloned"
+    journal = path.with_name(path.name + ".journal")
+    refused = status != 0 and "lies under a state written since" in text
+    if journal.exists():
+        path.write_bytes(original)  # `git checkout` the state the journal began from
+    return refused, text
 
 
 def state_of(root: Path) -> dict[str, Any] | None:
@@ -594,6 +673,7 @@ def check(world: World, coze: Emulator, counts: Counts, tag: str) -> None:
         if removed.voice_id and removed.voice_id not in records:
             problems.append(f"removed voice {removed.voice_id} was forgotten")
     problems += [f"still planned: {item}" for item in pending_plan(world.root)]
+    counts.unproven += sum(1 for r in state["voices"].values() if "unproven" in r)
     counts.violations += [f"{tag}: {p}" for p in problems]
 
 
@@ -618,10 +698,18 @@ def one_run(
     if settings:
         coze.faults(**settings)
     parallelism = rng.randint(1, 4)
+    fsize = None
+    if rng.random() < 0.12:  # the disk fills up at a random point of the apply
+        size = (world.root / STATE).stat().st_size if (world.root / STATE).exists() else 0
+        fsize = rng.randint(256, size + 16_384)
+        counts.faults["disk_full"] += 1
+    rival = rng.random() < 0.12
+    counts.faults.update(["rival_apply"] if rival else [])
     status, output, landed = run_apply(
-        coze, world.root, timing, parallelism, kill, sum(wanted.values())
+        coze, world.root, timing, parallelism, kill, sum(wanted.values()), fsize=fsize, rival=rival
     )
-    counts.applies += 1
+    outputs = [output]
+    counts.applies += 1 + rival
     counts.kills += landed
     counts.kills_missed += bool(kill) and not landed
     coze.clear_faults()
@@ -632,6 +720,14 @@ def one_run(
         with open(journal, "ab") as handle:
             handle.write(b'{"type": "done", "seq": 99999, "voice_id": "74')
         counts.faults["torn_journal_tail"] += 1
+    if landed and journal.exists() and timing.random() < 0.25:
+        refused, text = newer_state_over(world.root, coze, timing)
+        outputs.append(text)
+        counts.faults["newer_state_over_journal"] += 1
+        counts.refused_newer_state += refused
+        counts.applies += 1
+    race = landed and timing.random() < 0.3  # two applies race for the dead holder's lock
+    counts.faults.update(["lock_race_after_kill"] if race else [])
     log(
         f"{tag}: {sum(wanted.values())} clone(s), faults {kinds}, kill {kill}: "
         f"{'killed' if landed else f'exit {status}'}"
@@ -644,15 +740,25 @@ def one_run(
             break
         adopt = adoption(output, world, coze)
         adopted = adopted or bool(adopt)
-        status, output, _ = run_apply(coze, world.root, timing, timing.randint(1, 4), adopt=adopt)
-        counts.applies += 1
-        counts.recovery_applies += 1
+        status, output, _ = run_apply(
+            coze, world.root, timing, timing.randint(1, 4), adopt=adopt, rival=race
+        )
+        outputs.append(output)
+        counts.applies += 1 + race
+        counts.recovery_applies += 1 + race
+        race = False
         log(f"{tag}: again{' --adopt ' + ' '.join(adopt) if adopt else ''}: exit {status}")
         if status != 0:
             log(output)
     else:
         counts.violations.append(f"{tag}: did not converge; last output:\n{output[-1500:]}")
     counts.adoption_runs += adopted
+    counts.lost_lock_races += sum(text.count("is locked") for text in outputs)
+    for text in outputs:
+        if "VIOLATION:" in text:
+            counts.violations.append(f"{tag}: {text[text.index('VIOLATION:') :][:300]}")
+        if "Traceback" in text:
+            counts.violations.append(f"{tag}: an apply printed a traceback:\n{text[-1500:]}")
     delta = coze.ledger()[ledger_before:]
     counts.clones += len(delta)
     if Counter(e["audio_sha256"] for e in delta) != wanted:
