@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import select
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -336,31 +337,47 @@ def test_a_reply_past_the_size_cap_is_not_read_and_the_listing_is_incomplete() -
 
 
 @contextlib.contextmanager
-def dripping(head: bytes) -> Iterator[str]:
+def dripping(head: bytes, gone: list[float] | None = None) -> Iterator[str]:
     """A server that reads a request, sends ``head``, then a byte every 50 ms for ever:
-    each byte comes well within any read timeout."""
+    each byte comes well within any read timeout. When the client lets go of a request,
+    the time is appended to ``gone``. With ``head`` None it never reads the request at
+    all (an upload then stalls) and only waits for the client to let go."""
     import socket
     import threading
 
     server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.1)  # to see ``stop`` while no client comes
     stop = threading.Event()
+    gone = [] if gone is None else gone
 
     def drip() -> None:
         while not stop.is_set():
             try:
                 connection, _ = server.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with connection:
+                if head is None:
+                    connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                    while not stop.wait(0.05):
+                        ready = select.select([connection], [], [], 0)[0]
+                        if ready and not connection.recv(1, socket.MSG_PEEK):
+                            break
+                    gone.append(time.monotonic())
+                    continue
                 connection.settimeout(0.2)
                 with contextlib.suppress(OSError):
                     while connection.recv(65536):  # the request, until the client waits
                         pass
-                with contextlib.suppress(OSError):
+                try:
                     connection.sendall(head)
                     while not stop.is_set():
                         connection.sendall(b"X" if head else b" ")
                         time.sleep(0.05)
+                except OSError:
+                    gone.append(time.monotonic())
 
     thread = threading.Thread(target=drip, daemon=True)
     thread.start()
@@ -394,6 +411,41 @@ def test_a_reply_that_drips_is_given_up_on_and_a_clone_is_of_unknown_outcome(
             clone(c, take)
         with pytest.raises(ListingIncomplete, match=rf"{message}.* 0\.5 s"):
             list(c.voices())
+        assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("part", DRIPS)
+def test_a_request_given_up_on_is_abandoned_on_the_wire(take: Path, part: str) -> None:
+    """At the deadline the connection is closed, so the server sees the request let go
+    of, rather than a client that keeps it open while it waits for nothing."""
+    gone: list[float] = []
+    with dripping(DRIPS[part][0], gone) as base:
+        c = CozeClient(
+            http_client(base), TOKEN, Retry(attempts=1, sleep=Sleeps()), deadlines=(0.5, 0.5)
+        )
+        with pytest.raises(OutcomeUnknown):
+            clone(c, take)
+        given_up = time.monotonic()
+        for _ in range(100):
+            if gone:
+                break
+            time.sleep(0.05)
+        assert gone and gone[0] - given_up < 2
+
+
+def test_an_upload_the_server_does_not_read_meets_the_deadline(tmp_path: Path) -> None:
+    """A server that never reads the take holds the upload in its socket buffers: each
+    write waits, and all of them together end by the deadline."""
+    big = tmp_path / "big.wav"  # more than loopback's socket buffers hold; never parsed
+    big.write_bytes(bytes(9_500_000))
+    gone: list[float] = []
+    with dripping(None, gone) as base:
+        c = CozeClient(
+            http_client(base), TOKEN, Retry(attempts=1, sleep=Sleeps()), deadlines=(0.5, 0.5)
+        )
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknown, match=r"the upload did not finish within 0\.5 s"):
+            clone(c, big)
         assert time.monotonic() - started < 10
 
 

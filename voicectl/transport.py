@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 import ssl
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 from voicectl import apibase
@@ -41,7 +42,7 @@ def check_base_url(base: str) -> str:
 def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     # TLS verification stays on (httpx's default); follow no redirects on a billed POST.
     base = check_base_url(base)
-    return httpx.Client(
+    client = httpx.Client(
         base_url=base,
         # Plain http (only ever to loopback) never goes through a proxy from the
         # environment: HTTP_PROXY would carry the token in clear text to the proxy host.
@@ -55,6 +56,13 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
         # one past that would be closed after every request and made again.
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
     )
+    # httpx offers no hook for its network backend, so it is set on each connection pool
+    # (the direct one and any proxy's); a test fails if a new httpx moves it.
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.ConnectionPool):
+            pool._network_backend = _Backend(pool._network_backend)
+    return client
 
 
 def tls_failure(exc: BaseException) -> bool:
@@ -103,40 +111,98 @@ class Deadline:
         return f"{self.seconds:g} s"
 
 
+_DEADLINE: ContextVar[Deadline | None] = ContextVar("voicectl_deadline", default=None)
+
+
+def _cut(timeout: float | None) -> float | None:
+    """A socket call's timeout, cut to what is left of this thread's request deadline."""
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return timeout
+    left = max(deadline.left(), 0.001)  # never 0: that makes a socket non-blocking
+    return left if timeout is None else min(timeout, left)
+
+
+class _Stream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the request's deadline."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _cut(timeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _cut(timeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._stream.start_tls(ssl_context, server_hostname, _cut(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    """httpcore's own backend, its connections made :class:`_Stream`."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, _cut(timeout), local_address, socket_options)
+        return _Stream(stream)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._backend.connect_unix_socket(path, _cut(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
 def send_within(http: httpx.Client, request: httpx.Request, deadline: Deadline) -> httpx.Response:
     """Send ``request`` and return its reply's head by ``deadline``; else raise
     :class:`ReplyNotRead` (a read error: for a clone, an unknown outcome).
 
-    httpx cannot cancel a request that is waiting for a reply, so it is sent from a
-    daemon thread that is left behind at the deadline: its connection closes when the
-    server lets go, or with the process, and a reply that comes after all is closed
-    unread. Errors from sending (a refused connection, a TLS failure) are raised here.
+    httpx's timeouts bound each socket call alone, so a server that drips its head, or
+    reads an upload a byte at a time, could hold a request for as long as it likes; here
+    every socket call of this request (on a client from :func:`http_client`) ends by the
+    deadline, on this thread, and httpcore closes the connection: the server sees the
+    request abandoned. Errors from connecting (refused, a TLS failure) are raised as
+    they are: nothing was sent.
     """
-    lock, done = threading.Lock(), threading.Event()
-    outcome: list[httpx.Response | BaseException] = []
-    abandoned = False
-
-    def send() -> None:
-        try:
-            result: httpx.Response | BaseException = http.send(request, stream=True)
-        except BaseException as exc:  # handed to the caller, whatever it is
-            result = exc
-        with lock:
-            if abandoned and isinstance(result, httpx.Response):
-                result.close()
-            outcome.append(result)
-        done.set()
-
-    threading.Thread(target=send, name="voicectl-request", daemon=True).start()
-    if not done.wait(deadline.left()):
-        with lock:
-            if not outcome:
-                abandoned = True
-                raise ReplyNotRead(f"no reply within {deadline}")
-    result = outcome[0]
-    if isinstance(result, BaseException):
-        raise result
-    return result
+    reset = _DEADLINE.set(deadline)
+    try:
+        return http.send(request, stream=True)
+    except httpx.WriteTimeout as exc:
+        if deadline.left() > 0:
+            raise
+        raise ReplyNotRead(f"the upload did not finish within {deadline}") from exc
+    except httpx.ReadTimeout as exc:
+        if deadline.left() > 0:
+            raise
+        raise ReplyNotRead(f"no reply within {deadline}") from exc
+    finally:
+        _DEADLINE.reset(reset)
 
 
 def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
@@ -145,16 +211,22 @@ def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
     timeout, must not hold voicectl or its memory. Either is a reply that was not read (a
     read error: for a clone, an unknown outcome)."""
     chunks, size = [], 0
+    reset = _DEADLINE.set(deadline)
     try:
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > MAX_REPLY_BYTES:
                 raise ReplyNotRead(f"the reply is larger than {MAX_REPLY_BYTES:,} bytes")
-            if time.monotonic() > deadline.at:
+            if time.monotonic() > deadline.at:  # a client whose sockets do not see it
                 raise ReplyNotRead(f"the reply took longer than {deadline}")
             chunks.append(chunk)
+    except httpx.ReadTimeout as exc:
+        if deadline.left() > 0:
+            raise
+        raise ReplyNotRead(f"the reply took longer than {deadline}") from exc
     finally:
-        response.close()
+        response.close()  # unread to its end, the connection is closed, not kept
+        _DEADLINE.reset(reset)
     return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
 
 
