@@ -833,6 +833,10 @@ STATES = [
     pytest.param(
         _edited(format_version=99), (S, "state format 99", "upgrade voicectl"), id="future-version"
     ),
+    pytest.param(b"[" * 100_000 + b"]" * 100_000, (S, "nested too deeply"), id="nested-too-deep"),
+    pytest.param(
+        b'{"voices": ' + b"[" * 900 + b"]" * 900 + b"}", (S, "left unchanged"), id="nested-900"
+    ),
 ]
 
 
@@ -865,6 +869,22 @@ def test_bad_state_is_reported_and_never_overwritten(
 def test_bad_state_names_line_and_column(bad: VoiceRepo, run, body: bytes, where: str) -> None:
     bad.write(S, body)
     assert where in run(bad.root, "plan").output
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_journal_or_saved_plan_nested_too_deeply_is_one_clear_error(
+    bad: VoiceRepo, run, tmp_path: Path
+) -> None:
+    """Python's JSON parser recurses per level: a hostile file must not reach it as a bug."""
+    bad.write(S + ".journal", DEEP + b"\n")
+    assert_one_error(run(bad.root, "plan", env=OFFLINE), "journal is corrupt")
+    (bad.root / S).with_name("voicectl.state.json.journal").unlink()
+    plan = tmp_path / "deep.plan.json"
+    plan.write_bytes(DEEP)
+    for args in (["show", str(plan)], ["apply", str(plan)]):
+        assert_one_error(run(bad.root, *args, env=OFFLINE), "nested too deeply")
 
 
 # -- environment and arguments ----------------------------------------------------

@@ -500,3 +500,16 @@ def test_a_rate_limit_past_the_wait_budget_stops_the_clone_unsent(base: str, tak
         clone(c, take)
     assert 60 <= budget.spent <= 100
     assert httpx.get(f"{base}/_emulator/ledger").json()["clones"] == []
+
+
+@pytest.mark.parametrize(
+    "proxy", ["socks5://user:hunter2@127.0.0.1:1", "ftp://127.0.0.1:1", "http://[::1"]
+)
+def test_a_proxy_from_the_environment_that_httpx_cannot_use_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    """A typo in ALL_PROXY is the operator's, not a bug; its password is never shown."""
+    monkeypatch.setenv("ALL_PROXY", proxy)
+    with pytest.raises(VoicectlError, match="cannot use the proxy set in the environment") as e:
+        http_client("https://api.coze.cn")
+    assert "hunter2" not in str(e.value)

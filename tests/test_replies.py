@@ -165,6 +165,23 @@ def test_a_well_formed_page_gives_its_custom_voices_and_every_id() -> None:
     assert result.voices[0].available_training_times == 8
 
 
+@pytest.mark.parametrize("code", ["ko", "pat_secret_token_value", "", None, 7])
+def test_a_listed_language_voicectl_does_not_know_is_no_fact(code: object) -> None:
+    """An import records the listed language: one the state cannot hold would leave it
+    unloadable, and an echoed token would be written to a committed file."""
+    item = {**GOOD_ITEM, "language_code": code}
+    (voice,) = page({"voice_list": [item], "has_more": False}, "pat_secret_token_value").voices
+    assert voice.language == ""
+    item = {**GOOD_ITEM, "language_code": "ja"}
+    assert page({"voice_list": [item], "has_more": False}).voices[0].language == "ja"
+
+
+def test_a_voice_with_trainings_below_zero_has_none_left_and_spoils_nothing() -> None:
+    item = {**GOOD_ITEM, "available_training_times": -2}
+    (voice,) = page({"voice_list": [item], "has_more": False}).voices
+    assert voice.available_training_times == 0
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -172,7 +189,7 @@ def test_a_well_formed_page_gives_its_custom_voices_and_every_id() -> None:
         {"update_time": None},
         {"available_training_times": None},
         {"available_training_times": "8"},
-        {"available_training_times": -1},
+        {"create_time": -1},
         {"create_time": 1729686510.5},
         {"name": None},
         {"voice_id": 7426720361733144585},
@@ -207,6 +224,17 @@ def test_a_429_naming_a_code_of_any_other_type_is_an_unknown_outcome(code: str) 
     with pytest.raises(CozeError) as caught:
         read(429, body, "")
     assert caught.value.verdict is Verdict.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["旁白\u3000男声朗读者", "Studio\u00a0Narrator", "Narrator\u2009Thin", "Crew 👩\u200d🚀 voice"],
+)
+def test_a_listed_name_that_a_declaration_can_hold_is_read_as_it_is(name: str) -> None:
+    """Any rewriting would keep it from matching its declaration: reconcile and the
+    same-name check would not find the voice."""
+    (voice,) = page({"voice_list": [{**GOOD_ITEM, "name": name}], "has_more": False}).voices
+    assert voice.name == name
 
 
 def test_a_listed_name_reaches_people_printable_and_without_the_token() -> None:

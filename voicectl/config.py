@@ -10,7 +10,6 @@ import hashlib
 import os
 import posixpath
 import stat
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 from voicectl import apibase, schemacheck, schemas
 from voicectl.declcache import DeclarationCache
 from voicectl.errors import ConfigError, Problem
-from voicectl.model import LANGUAGES, Declaration
+from voicectl.model import LANGUAGES, Declaration, control_character
 from voicectl.yamlload import MAX_FILE_BYTES, Document, Path_, dotted, load_bytes, show
 
 CONFIG_FILE = "voicectl.yaml"
@@ -315,14 +314,7 @@ LINES_ALLOWED = ("text", "preview_text", "description")  # a transcript may run 
 def _unprintable(value: object, allow: str = "") -> str | None:
     """The first control or format character of ``value`` (C0, C1, DEL, bidi controls),
     but those in ``allow``; None when there is none or ``value`` is no string."""
-    if not isinstance(value, str):
-        return None
-    for char in value:
-        if char in allow:
-            continue
-        if unicodedata.category(char) in ("Cc", "Cf") and char != "\u200d":  # ZWJ: emoji
-            return char
-    return None
+    return control_character(value, allow) if isinstance(value, str) else None
 
 
 def _declarations(doc: Document, config: Config) -> Iterable[Declaration]:

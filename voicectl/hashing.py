@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from voicectl import safefile
+from voicectl import jsontext, safefile
 from voicectl.errors import StateError
 from voicectl.model import AUDIO_FORMATS
 
@@ -32,7 +32,7 @@ def read_cache(path: Path, **header: Any) -> dict[str, Any] | None:
     when missing, unreadable, torn or foreign (a cache is a hint, never an input)."""
     _check_cache_dirs(path)
     try:
-        data = json.loads(safefile.read_bytes(path))
+        data = jsontext.loads(safefile.read_bytes(path))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or any(data.get(k) != v for k, v in header.items()):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicectl import safefile
+from voicectl import jsontext, safefile
 from voicectl.errors import StateError
 from voicectl.model import NEW_VOICE_ACTIONS, Change, State
 from voicectl.planfile import change_from_json, change_to_json
@@ -230,7 +230,7 @@ def _set_aside_torn_tail(path: Path) -> None:
         handle.seek(end)
         torn = handle.read()
         try:
-            whole = isinstance(json.loads(torn), dict)
+            whole = isinstance(jsontext.loads(torn), dict)
         except ValueError:
             whole = False
         if whole:  # only its newline was lost: the record is complete, and replay reads it
@@ -268,7 +268,7 @@ def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = jsontext.loads(line)
             except ValueError:
                 if not line.endswith(b"\n"):  # torn by a crash mid-write: it never happened
                     break
@@ -392,7 +392,7 @@ def _check_contains(
 
 
 def _pending(seq: int, line: bytes) -> Pending:
-    record = json.loads(line)
+    record = jsontext.loads(line)
     before = record.get("before")
     return Pending(
         seq,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from voicectl import jsontext
 from voicectl.errors import StateError
 
 
@@ -67,7 +68,7 @@ def read_holder(path: Path) -> dict[str, Any] | None:
         return {}
     with os.fdopen(fd, "rb") as handle:
         try:
-            info = json.loads(handle.read(4096).decode("utf-8"))
+            info = jsontext.loads(handle.read(4096).decode("utf-8"))
         except (OSError, ValueError):
             return {}
     return info if isinstance(info, dict) else {}

@@ -5,6 +5,7 @@ Plain frozen data, no I/O. Everything else converts to and from these.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -226,3 +227,16 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(c.action != "noop" for c in self.changes)
+
+
+def control_character(text: str, allow: str = "") -> str | None:
+    """The first control or format character of ``text`` (C0, C1, DEL, bidi controls)
+    but those in ``allow``; None when there is none. What a declared name may not hold,
+    and so what voicectl rewrites in a name read from Coze: every other name, spaces of
+    any script included, compares with the declared one as it is."""
+    for char in text:
+        if char in allow:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf") and char != "\u200d":  # ZWJ: emoji
+            return char
+    return None

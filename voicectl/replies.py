@@ -21,15 +21,15 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import json
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from voicectl import jsontext
 from voicectl.errors import VoicectlError
-from voicectl.model import RemoteVoice
+from voicectl.model import LANGUAGES, RemoteVoice, control_character
 
 THROTTLE_CODES = frozenset({4009, 4020})
 REFUSAL_CODES = frozenset(
@@ -152,7 +152,7 @@ def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[A
     request's Authorization header back.
     """
     try:
-        body = json.loads(text) if text else None
+        body = jsontext.loads(text) if text else None
     except ValueError:
         body = None
     logid = _logid(logid_header, body, secret)
@@ -201,9 +201,13 @@ def _remote(valid_id: str, item: dict[str, Any], secret: str) -> RemoteVoice:
 
     def number(key: str) -> int:
         value = item.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int):
             raise MalformedPage(f"voice {valid_id}: {key} is not a whole number")
-        return value
+        if value < 0 and key != "available_training_times":
+            raise MalformedPage(f"voice {valid_id}: {key} is below zero")
+        # Trainings below zero (Coze has been seen to count past the limit) are read as
+        # none left: one odd voice anywhere on the account must not stop every command.
+        return max(value, 0)
 
     name = item.get("name")
     if not isinstance(name, str):
@@ -214,15 +218,20 @@ def _remote(valid_id: str, item: dict[str, Any], secret: str) -> RemoteVoice:
         raise MalformedPage(f"voice {valid_id}: name is not valid Unicode") from None
     if secret and secret in name:
         name = name.replace(secret, "[redacted]")
-    if not name.isprintable():  # escape sequences would reach the terminal
-        name = "".join(c if c.isprintable() else "\N{REPLACEMENT CHARACTER}" for c in name)
+    if control_character(name) is not None:  # escape sequences would reach the terminal
+        # Only what a declared name cannot hold: any other name must compare as it is
+        # (a no-break or ideographic space rewritten would never match its declaration,
+        # and a lost clone of that name would look never made).
+        name = "".join("\N{REPLACEMENT CHARACTER}" if control_character(c) else c for c in name)
     return RemoteVoice(
         voice_id=valid_id,
         name=name,
         available_training_times=number("available_training_times"),
         create_time=number("create_time"),
         update_time=number("update_time"),
-        language=str(item.get("language_code") or ""),
+        # Only a language voicectl knows is kept: anything else is no fact it can use,
+        # and an echo of the request (a token) must not reach the state.
+        language=code if (code := item.get("language_code")) in LANGUAGES else "",
         state=str(item.get("state") or ""),
     )
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicectl import schemas
+from voicectl import jsontext, schemas
 from voicectl.errors import VoicectlError
 from voicectl.model import DesiredVoice, Plan, RemoteVoice, State
 from voicectl.planfile import change_from_json, plan_to_json
@@ -133,7 +133,7 @@ def load(path: Path, display: str) -> SavedPlan:
     except OSError as exc:
         raise SavedPlanError(f"{display}: cannot read the plan: {exc.strerror}") from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = jsontext.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise SavedPlanError(f"{display}: not a plan file (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:

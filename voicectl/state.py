@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from voicectl import safefile, schemacheck, schemas
+from voicectl import jsontext, safefile, schemacheck, schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.hashing import write_cache
@@ -56,7 +56,7 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
     except (OSError, StateError):
         known = False
     if known:
-        data = json.loads(raw)
+        data = jsontext.loads(raw)
         if isinstance(data, dict):
             return from_json(data)
     result = parse(raw, display)
@@ -78,7 +78,7 @@ def parse(raw: bytes, display: str) -> State:
     if not raw.strip():
         raise StateError(f"{display}: the state file is empty{keep}")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = jsontext.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise StateError(f"{display}: the state file is not UTF-8 text{keep}") from None
     except json.JSONDecodeError as exc:

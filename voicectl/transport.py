@@ -42,7 +42,26 @@ def check_base_url(base: str) -> str:
 def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     # TLS verification stays on (httpx's default); follow no redirects on a billed POST.
     base = check_base_url(base)
-    client = httpx.Client(
+    try:
+        client = _client(base, timeout)
+    except (ImportError, ValueError, httpx.InvalidURL) as exc:  # only the proxy can be at fault
+        # Its value is not shown: a proxy URL may carry a password.
+        raise VoicectlError(
+            "cannot use the proxy set in the environment (HTTPS_PROXY, ALL_PROXY or "
+            f"their lower-case forms): {type(exc).__name__}; httpx takes http://, "
+            "https:// and socks5:// proxies (socks5 needs the socksio package)"
+        ) from None
+    # httpx offers no hook for its network backend, so it is set on each connection pool
+    # (the direct one and any proxy's); a test fails if a new httpx moves it.
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.ConnectionPool):
+            pool._network_backend = _Backend(pool._network_backend)
+    return client
+
+
+def _client(base: str, timeout: float) -> httpx.Client:
+    return httpx.Client(
         base_url=base,
         # Plain http (only ever to loopback) never goes through a proxy from the
         # environment: HTTP_PROXY would carry the token in clear text to the proxy host.
@@ -56,13 +75,6 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
         # one past that would be closed after every request and made again.
         limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
     )
-    # httpx offers no hook for its network backend, so it is set on each connection pool
-    # (the direct one and any proxy's); a test fails if a new httpx moves it.
-    for transport in [client._transport, *client._mounts.values()]:
-        pool = getattr(transport, "_pool", None)
-        if isinstance(pool, httpcore.ConnectionPool):
-            pool._network_backend = _Backend(pool._network_backend)
-    return client
 
 
 def tls_failure(exc: BaseException) -> bool:
