@@ -720,7 +720,7 @@ def one_run(
         with open(journal, "ab") as handle:
             handle.write(b'{"type": "done", "seq": 99999, "voice_id": "74')
         counts.faults["torn_journal_tail"] += 1
-    if landed and journal.exists() and timing.random() < 0.25:
+    if landed and journal.exists() and timing.random() < 0.5:
         refused, text = newer_state_over(world.root, coze, timing)
         outputs.append(text)
         counts.faults["newer_state_over_journal"] += 1

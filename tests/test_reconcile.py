@@ -14,7 +14,7 @@ from voicectl import state as state_io
 from voicectl.errors import StateError
 from voicectl.journal import Journal, Pending, journal_path, replay
 from voicectl.model import Budget, Change, Cost, RemoteVoice
-from voicectl.reconcile import candidates
+from voicectl.reconcile import PROVEN_WINDOW_SECONDS, candidates, unproven
 
 T = 1_800_000_000
 
@@ -107,6 +107,101 @@ def test_a_witness_decides_from_coze_s_facts_never_the_clocks(
     pending: Pending, voices: list[RemoteVoice], expected: list[str]
 ) -> None:
     assert [v.voice_id for v in candidates(pending, voices, set())] == expected
+
+
+def sent(action: str, before: dict[str, object] | None) -> Pending:
+    """A clone sent at T (Unix time) with the witness ``before``."""
+    voice_id = "71" if action == "retrain" else None
+    return Pending(5, change(action, voice_id, before=7), "2027-01-15T08:00:00Z", float(T), before)
+
+
+LISTED = {"listed_at": T - 10}  # the witness was read 10 s before the send
+WINDOW = PROVEN_WINDOW_SECONDS
+
+
+@pytest.mark.parametrize(
+    ("pending", "found", "ended", "read_at", "why"),
+    [
+        pytest.param(
+            sent("create", {"ids": [], **LISTED}), remote("71"), T + 30, T + 40, None, id="prompt"
+        ),
+        pytest.param(
+            sent("create", {"ids": [], **LISTED}),
+            remote("71"),
+            T + 600,
+            T + 610,
+            None,
+            id="a long flight is the clone's own",
+        ),
+        pytest.param(
+            sent("create", {"ids": [], "listed_at": T - WINDOW}),
+            remote("71"),
+            T + 30,
+            T + 40,
+            "310 s outside that clone's own flight (more than 300 s)",
+            id="an old witness",
+        ),
+        pytest.param(
+            sent("create", {"ids": [], **LISTED}),
+            remote("71"),
+            T + 30,
+            T + 30 + WINDOW,
+            "310 s outside",
+            id="found long after",
+        ),
+        pytest.param(
+            sent("create", {"ids": []}),
+            remote("71"),
+            T + 30,
+            T + 40,
+            "no reading of the account from just before it (none was kept)",
+            id="a witness of an older voicectl",
+        ),
+        pytest.param(
+            sent("create", None), remote("71"), T + 30, T + 40, "none was kept", id="no witness"
+        ),
+        pytest.param(
+            sent("retrain", {"absent": True}),
+            remote("71", left=6),
+            T + 30,
+            T + 40,
+            "the voice was not on the list",
+            id="a retrain of a voice not listed",
+        ),
+        pytest.param(
+            sent("retrain", {"update_time": T - 100, "available_training_times": 7, **LISTED}),
+            remote("71", left=6),
+            T + 30,
+            T + 40,
+            None,
+            id="a retrain that used one training",
+        ),
+        pytest.param(
+            sent("retrain", {"update_time": T - 100, "available_training_times": 7, **LISTED}),
+            remote("71", left=5),
+            T + 30,
+            T + 40,
+            "used 2 trainings since",
+            id="two trainings",
+        ),
+        pytest.param(
+            sent("retrain", {"update_time": T - 100, "available_training_times": 7, **LISTED}),
+            remote("71", left=7, updated=T),
+            T + 30,
+            T + 40,
+            "updated since but used no training",
+            id="updated without a training",
+        ),
+    ],
+)
+def test_a_found_voice_is_proven_only_with_a_witness_and_a_short_time_around_its_flight(
+    pending: Pending, found: RemoteVoice, ended: float, read_at: float, why: str | None
+) -> None:
+    reason = unproven(pending, found, read_at, ended)
+    if why is None:
+        assert reason is None
+    else:
+        assert reason is not None and why in reason
 
 
 def test_the_witness_kept_in_the_journal_is_read_back(tmp_path: Path) -> None:

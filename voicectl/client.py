@@ -97,6 +97,11 @@ class CozeClient:
         self._clone_seconds, self._list_seconds = deadlines
 
     @property
+    def deadline(self) -> float:
+        """The longest a clone request can be on the wire, in seconds."""
+        return self._clone_seconds
+
+    @property
     def base_url(self) -> str:
         """The API base, as the operator chose it (check_base_url refused credentials)."""
         return str(self._http.base_url).rstrip("/")

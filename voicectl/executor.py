@@ -28,6 +28,7 @@ RECONCILE_ROUNDS = 3
 # Waits before a lost clone missing from the list is concluded never made (read again
 # after each): the docs do not say the list shows a new voice at once.
 SETTLE_SECONDS = (2.0, 5.0)
+REWITNESS_SECONDS = 120.0  # a witness older than this is read again before a clone
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,12 @@ class Executor:
         clock: Callable[[], float] = time.time,
         settle: Sequence[float] = SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        rewitness: float = REWITNESS_SECONDS,
     ) -> None:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
         self.on_event, self.clock = on_event, clock
-        self.settle, self.sleep = tuple(settle), sleep
+        self.settle, self.sleep, self.rewitness = tuple(settle), sleep, rewitness
         self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
@@ -75,19 +77,20 @@ class Executor:
         self._listed_at = 0.0  # when reading it began (Unix time)
         self._reading = (0.0, 0.0)  # when the last listing of resolve began and ended
         self._by_name: dict[str, list[str]] = {}
+        self._ended: dict[int, float] = {}  # when each clone of unknown outcome ended
 
     def run(
         self,
         changes: Sequence[Change],
         known_ids: Iterable[str],
-        listing: Mapping[str, RemoteVoice] | None = None,
-        listed_at: float | None = None,
+        listing: Mapping[str, RemoteVoice] | None,
+        listed_at: float,
     ) -> Outcome:
         """Carry out ``changes``; ``listing`` is the account as read before (complete),
-        from ``listed_at`` (Unix time; now if not given), so that each clone's witness
-        (what tells its outcome) is kept with it."""
+        from ``listed_at`` (Unix time), so that each clone's witness (what tells its
+        outcome) is kept with it."""
         if listing is not None:
-            self._listed(listing.values(), self.clock() if listed_at is None else listed_at)
+            self._listed(listing.values(), listed_at)
         outcome = Outcome()
         clones = []
         for change in changes:
@@ -164,6 +167,7 @@ class Executor:
             try:
                 while ready or in_flight:
                     while ready and in_flight < 2 * self.parallelism:
+                        self._rewitness()
                         change = ready.popleft()
                         sends[change.address] += 1
                         future = pool.submit(self._clone, change)
@@ -200,13 +204,27 @@ class Executor:
                 outcome.done.append((change, answer))
         return unknown, deferred
 
+    def _rewitness(self) -> None:
+        """Read the account again once the witness is ``rewitness`` seconds old, so that
+        a clone sent late in a long apply is told by a recent one (see
+        :func:`voicectl.reconcile.unproven`). A listing that fails keeps the old one."""
+        if self._listing is None or self.clock() - self._listed_at < self.rewitness:
+            return
+        began = self.clock()
+        try:
+            voices = list(self.client.voices(expected=len(self._known)))
+        except VoicectlError:
+            return
+        self._listed(voices, began)
+
     def _clone(self, change: Change) -> str | Pending:
         """The new voice id, "error:<message>", or the Pending whose outcome is unknown."""
         started, at = self.clock(), now()
         self.on_event(Event("voice_start", change.address, change.action, change.voice_id))
+        listing = self._listing  # the account as read before this clone was sent
         before = (
-            reconcile.witness(change, self._listing, self._by_name, self._listed_at)
-            if self._listing is not None
+            reconcile.witness(change, listing, self._by_name, self._listed_at)
+            if listing is not None
             else None
         )
         seq = self.journal.pending(change, at, started, before)
@@ -225,6 +243,7 @@ class Executor:
                     voice_id=change.voice_id if change.action == "retrain" else None,
                 )
         except OutcomeUnknown as exc:
+            self._ended[seq] = self.clock()
             self._unknown[change.address] = exc.message
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")
             return Pending(seq, change, at, started, before)
@@ -233,8 +252,9 @@ class Executor:
             self.journal.failed(seq, now(), message)
             self._event_error(change, started, message)
             return f"error:{message}"
-        suspect = self._claim(change, result.voice_id)
+        suspect = self._claim(change, result.voice_id, listing)
         if suspect is not None:  # a reply that cannot be this clone's proves nothing
+            self._ended[seq] = self.clock()
             self._unknown[change.address] = suspect
             self._event_error(change, started, f"{suspect}; checking Coze's voice list")
             return Pending(seq, change, at, started, before)
@@ -283,7 +303,9 @@ class Executor:
             by_name.setdefault(voice.name, []).append(voice.voice_id)
         self._by_name = by_name
 
-    def _claim(self, change: Change, voice_id: str) -> str | None:
+    def _claim(
+        self, change: Change, voice_id: str, listing: Mapping[str, RemoteVoice] | None
+    ) -> str | None:
         """Why ``voice_id`` cannot be what ``change`` made, or None once it is claimed:
         a retrain keeps its voice id; a new voice id is one nobody holds (the state's,
         or one this apply already recorded: two addresses never share a voice) and that
@@ -292,7 +314,7 @@ class Executor:
             if voice_id == change.voice_id:
                 return None
             return f"Coze's reply to a retrain of voice {change.voice_id} names voice {voice_id}"
-        if self._listing is not None and voice_id in self._listing:
+        if listing is not None and voice_id in listing:
             return f"Coze's reply names voice {voice_id} as new, but it was there before"
         with self._claims:
             if voice_id in self._known:
@@ -373,7 +395,9 @@ class Executor:
                 known.add(found[0].voice_id)
                 # A person who named the voice (--adopt) has decided; else only a short
                 # window between witness and listing makes it this clone's.
-                why = None if chosen else reconcile.unproven(pending, found[0], read_at)
+                # (a clone of an earlier apply flew until its deadline, at the latest)
+                ended = self._ended.get(pending.seq, pending.started_unix + self.client.deadline)
+                why = None if chosen else reconcile.unproven(pending, found[0], read_at, ended)
                 self.journal.done(pending.seq, now(), voice_id, reconciled=True, unproven=why)
                 outcome.done.append((change, voice_id))
                 self.on_event(

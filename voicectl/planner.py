@@ -208,13 +208,25 @@ def _create(
     )
 
 
-def unproven_advice(address: str, voice_id: str | None) -> str:
-    """What a person does about a voice found on Coze that may not be voicectl's clone."""
+def unproven_advice(address: str, voice_id: str | None, why: str = "") -> str:
+    """What a person does about a voice found on Coze that may not be voicectl's clone
+    (``why`` is the state's reason, from :func:`voicectl.reconcile.unproven`)."""
+    if why.startswith("the retrain"):  # the voice id is voicectl's; its training is not sure
+        return (
+            f"`voicectl apply --retrain {address}` trains it again from the take (one of its "
+            f"clones); if its training is the take meant, `voicectl import {address} "
+            f"{voice_id}` confirms it as it is"
+        )
     return (
         f"If it is the voice meant, `voicectl import {address} {voice_id}` confirms it; "
         f"if not, `voicectl apply --replace {address}` clones a new voice id (138 CNY; "
         f"voice {voice_id} stays on Coze, kept in the state as an orphan)"
     )
+
+
+def unproven_note(address: str, voice_id: str | None, why: str) -> str:
+    """The sentence plan and apply both say of a voice recorded as unproven."""
+    return f"voice {voice_id} is unproven: {why}. {unproven_advice(address, voice_id, why)}"
 
 
 def _diff(
@@ -259,10 +271,9 @@ def _diff(
             f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
         )
     if record.unproven is not None:
-        notes.append(
-            f"voice {record.voice_id} is unproven: {record.unproven}. "
-            + unproven_advice(address, record.voice_id)
-        )
+        notes.append(unproven_note(address, record.voice_id, record.unproven))
+    # A voice that may be someone else's (a create found, not proven) is not trained over.
+    foreign = record.unproven is not None and not record.unproven.startswith("the retrain")
     missing = remote is not None and record.voice_id not in remote
     # Said once: as the note of an unchanged voice, or as the message of a blocked retrain.
     missing_advice = (
@@ -321,6 +332,13 @@ def _diff(
             return blocked([*reasons, "protected"], _protected_message(address, "retrained"))
         if missing:
             return blocked([*reasons, "missing_on_coze"], missing_advice)
+        if foreign:
+            return blocked(
+                [*reasons, "unproven"],
+                f"voice {record.voice_id} may be someone else's (see its note), so it is not "
+                f"retrained until `voicectl import {address} {record.voice_id}` confirms it "
+                f"or `--replace {address}` clones a new voice id",
+            )
         if left < 1:
             return blocked(
                 [*reasons, "budget_exhausted"],

@@ -12,13 +12,13 @@ A journal written before witnesses were kept falls back to the times: a create i
 voice of that name created at or after the request left, a retrain that voice updated
 since with fewer trainings left than the plan said.
 
-A voice found so is voicectl's own clone only as far as the window between the witness
-and the listing that found it is short: a colleague who clones a voice of the same name
-in the console (or retrains the voice) within it looks the same. Beyond
-``PROVEN_WINDOW_SECONDS`` (on this machine's clock, both ends of it read here), or when
-the witness is not sure (no witness kept; a retrain that used more than one training),
-the voice is recorded as unproven (:func:`unproven`) and every plan says so until a
-person confirms it or replaces it.
+A voice found so is voicectl's own clone only as far as the time between the witness
+and the listing that found it, beyond the clone's own flight, is short: a colleague who
+clones a voice of the same name in the console (or retrains the voice) within it looks
+the same. Beyond ``PROVEN_WINDOW_SECONDS`` (on this machine's clock, every end of it read
+here), or when the witness is not sure (no witness kept; a retrain that used more than
+one training, or none), the voice is recorded as unproven (:func:`unproven`) and every
+plan says so until a person confirms it or replaces it (or, for a retrain, retrains it).
 """
 
 from __future__ import annotations
@@ -56,21 +56,28 @@ def witness(
     }
 
 
-def unproven(pending: Pending, found: RemoteVoice, read_at: float) -> str | None:
+def unproven(pending: Pending, found: RemoteVoice, read_at: float, ended: float) -> str | None:
     """Why ``found``, the one voice that can be what ``pending`` made, is not proven its
-    result, or None. ``read_at`` is when the listing that found it was read to its end
-    (this machine's clock, as the witness's ``listed_at``)."""
+    result, or None.
+
+    The clone's own flight (from when it was sent until ``ended``: its error, or the
+    latest its deadline allowed) is when its result can appear; the time around it,
+    from the witness listing to the send and from ``ended`` to ``read_at`` (when the
+    listing that found the voice was read to its end), is when anyone else's could. Up
+    to ``PROVEN_WINDOW_SECONDS`` of that is taken as short enough (all on this machine's
+    clock, as the witness's ``listed_at``)."""
     change, before = pending.change, pending.before or {}
     sent = f"the {change.action} sent at {pending.started_at} got no reply"
     listed_at = before.get("listed_at")
     if not isinstance(listed_at, int | float):
-        return f"{sent}, and no listing from just before it was kept to tell it by"
-    window = read_at - listed_at
-    if not 0 <= window <= PROVEN_WINDOW_SECONDS:
+        kept = "the voice was not on the list" if before.get("absent") else "none was kept"
+        return f"{sent}, and no reading of the account from just before it ({kept}) tells it by"
+    around = max(0.0, pending.started_unix - listed_at) + max(0.0, read_at - ended)
+    if around > PROVEN_WINDOW_SECONDS:
         return (
-            f"{sent}; voice {found.voice_id} was found on Coze's list {window / 60:.0f} "
-            f"minutes after the account was last read before it, long enough for anyone's "
-            "clone to look like voicectl's"
+            f"{sent}; voice {found.voice_id} was found on Coze's list with {around:.0f} s "
+            f"outside that clone's own flight (more than {PROVEN_WINDOW_SECONDS} s), long "
+            "enough for anyone's clone to look like voicectl's"
         )
     if change.action not in NEW_VOICE_ACTIONS:
         used = before.get("available_training_times", 0) - found.available_training_times
@@ -78,6 +85,11 @@ def unproven(pending: Pending, found: RemoteVoice, read_at: float) -> str | None
             return (
                 f"{sent}; voice {found.voice_id} used {used} trainings since, so someone "
                 "else retrained it too and its last training may not be this take"
+            )
+        if used < 1:
+            return (
+                f"{sent}; voice {found.voice_id} was updated since but used no training, so "
+                "the update may be someone else's and this take may not be trained"
             )
     return None
 

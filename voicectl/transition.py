@@ -217,9 +217,8 @@ class _Batch:
         old = self.find(change.voice_id)
         self.without(old)
         if change.action == "retrain":
-            record = _retrained(old, change, at)
-            if done.unproven is not None:
-                record = replace(record, unproven=done.unproven)
+            # A retrain proven this apply's own lifts an earlier retrain's doubt.
+            record = replace(_retrained(old, change, at), unproven=done.unproven)
             self.indexed(record, at, done.logid, done.commit)
             self.placed(record, at)
         elif change.action in ("move", "update"):

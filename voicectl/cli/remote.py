@@ -138,6 +138,10 @@ def apply(
             if not click.confirm("Carry out this plan?", default=False):
                 click.echo("Nothing was changed.")
                 return EXIT_USER_ERROR
+            # The clones' witness is the account once the person has decided, not from
+            # before they read the plan (see voicectl.reconcile.unproven).
+            listed_at = time.time()
+            remote = account.remote_voices(client, current)
         if not existed:  # the journal must name a lineage that is on disk
             current = save_state(cfg.state_path, current)
         progress = out.progress(len(work))
@@ -428,14 +432,10 @@ class _Progress:
                 count = f"[{self.finished}/{self.total}] " if self.total else ""
                 click.echo(count + line)
             if event.unproven:
-                from voicectl.planner import unproven_advice
+                from voicectl.planner import unproven_note
 
-                click.echo(
-                    ("\n" if self.bar else "")
-                    + f"{event.address}: voice {event.voice_id} is recorded as unproven: "
-                    f"{event.unproven}. {unproven_advice(event.address, event.voice_id)}",
-                    err=True,
-                )
+                note = unproven_note(event.address, event.voice_id, event.unproven)
+                click.echo(("\n" if self.bar else "") + f"{event.address}: {note}", err=True)
 
 
 def _settle() -> tuple[float, ...]:
