@@ -433,3 +433,32 @@ def test_a_policy_limit_stops_apply_before_any_clone(repo: VoiceRepo, coze: Coze
     assert "policy.max_one_time_cny is 200" in result.output
     assert coze.ledger() == []
     assert not (repo.root / "state" / "voicectl.state.json").exists()
+
+
+def test_a_state_replaced_while_apply_runs_is_never_written_over(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A `git pull` lands mid-apply with a state another clone wrote: its voices must not
+    be lost to this apply's final write. The journal keeps this apply's clone."""
+    many(repo, 1)
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    many(repo, 3)
+    path = repo.root / "state" / "voicectl.state.json"
+    pulled = json.loads(path.read_text())
+    pulled["serial"] += 5  # written by another clone since
+    pulled["voices"]["elsewhere"] = {**pulled["voices"]["v00"], "voice_id": "7999999999999999991"}
+    coze.faults(latency_ms=700)
+    env = {**os.environ, **coze.env()}
+    command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply", "--auto-approve"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = path.with_name(path.name + ".journal")
+    deadline = time.monotonic() + 30
+    while not journal.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    path.write_text(json.dumps(pulled, indent=2))
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, out + err
+    assert b"the state file changed while this apply ran" in err
+    assert json.loads(path.read_text()) == pulled  # not written over
+    assert journal.exists() and len(coze.ledger()) == 3
+    assert b"Traceback" not in err

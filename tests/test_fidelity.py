@@ -21,8 +21,9 @@ from tests.test_apply import Coze, assert_converged, many, state_of
 from voicectl import planner, repository
 from voicectl.client import CozeClient, ListingIncomplete, Retry, http_client
 from voicectl.emulator.server import running_emulator
-from voicectl.executor import Event, Executor
-from voicectl.journal import Journal
+from voicectl.errors import VoicectlError
+from voicectl.executor import Event, Executor, Outcome
+from voicectl.journal import Journal, replay
 
 TOKEN = "pat_apply_test_token_Zq81"
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
@@ -690,6 +691,45 @@ def test_a_lost_clone_of_a_name_with_any_space_or_joiner_is_found_not_sent_again
     blocked = run(repo.root, "plan", "--json", env=coze.env())
     (change,) = json.loads(blocked.stdout)["changes"]
     assert change["action"] == "blocked" and "name_on_coze" in change["reasons"]
+
+
+def test_a_clone_with_no_reply_by_its_deadline_is_not_sent_again_while_coze_may_have_it(
+    repo: VoiceRepo, coze: Coze, tmp_path: Path
+) -> None:
+    """Given up on at its deadline, a clone may still be in Coze's hands: its voice can
+    appear on the list long after a quick look found nothing. It is sent again only once
+    a grace after its deadline (600 s; here 30, then none) and if Coze still does not list
+    it."""
+    many(repo, 1)
+    cfg = repository.open_config(repo.root)
+    current, _ = repository.effective_state(cfg)
+    (change,) = planner.plan(repository.read_valid(cfg).desired, current).actionable
+    client = CozeClient(http_client(coze.base), TOKEN, Retry(attempts=2), deadlines=(0.5, 10))
+    listing = {v.voice_id: v for v in client.voices()}
+    coze.faults(latency_ms=1500, list_lag=1000)  # slow to answer; the list lags behind
+    path = repo.root / "state" / "voicectl.state.json.journal"
+    path.parent.mkdir(exist_ok=True)
+    path.touch()
+    log = Journal.begin(path, current, "2027-01-01T00:00:00Z")
+    executor = Executor(client, repo.root, log, 1, lambda _: None, settle=(0.1,), late_grace=30)
+    with pytest.raises(VoicectlError, match="may still be carrying the clone out"):
+        executor.run([change], current.voice_ids(), listing, time.time())
+    log.close()
+    time.sleep(1.5)
+    assert len(coze.ledger()) == 1  # carried out after voicectl gave up on it
+    assert '"type": "late"' in path.read_text()
+    coze.faults(latency_ms=0, list_lag=0)
+    replayed = replay(path, current)
+    assert replayed is not None
+    (pending,) = replayed.pending
+    assert pending.late
+    log = Journal(path)
+    events: list[Event] = []
+    executor = Executor(client, repo.root, log, 1, events.append, settle=(0.1,), late_grace=0)
+    assert executor.resolve([pending], set(), Outcome()) == []  # found, not sent again
+    log.close()
+    assert [e.kind for e in events] == ["reconcile"]
+    assert len(coze.ledger()) == 1
 
 
 # -- waits are bounded and announced ------------------------------------------------------------

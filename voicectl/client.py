@@ -39,6 +39,7 @@ from voicectl.transport import (
     LIST_TIMEOUT,
     Coalesced,
     Deadline,
+    LateReply,
     bounded_text,
     check_base_url,
     http_client,
@@ -184,10 +185,12 @@ class CozeClient:
                 waited = False
                 continue
             except httpx.HTTPError as exc:
-                raise OutcomeUnknown(
+                unknown = OutcomeUnknown(
                     f"no answer to the clone request ({reason(exc)}); "
                     "it may or may not have been carried out"
-                ) from None
+                )
+                unknown.late = isinstance(exc, LateReply | httpx.TimeoutException)
+                raise unknown from None
             except CozeError as exc:
                 if exc.verdict is Verdict.REFUSED:
                     raise

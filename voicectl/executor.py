@@ -29,6 +29,9 @@ RECONCILE_ROUNDS = 3
 # after each): the docs do not say the list shows a new voice at once.
 SETTLE_SECONDS = (2.0, 5.0)
 REWITNESS_SECONDS = 120.0  # a witness older than this is read again before a clone
+# A clone that got no reply by its deadline is concluded never made, if Coze does not list
+# it, only this long after its deadline passed: until then it may be in Coze's hands.
+LATE_GRACE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,13 @@ class Executor:
         settle: Sequence[float] = SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         rewitness: float = REWITNESS_SECONDS,
+        late_grace: float = LATE_GRACE_SECONDS,
     ) -> None:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
         self.on_event, self.clock = on_event, clock
         self.settle, self.sleep, self.rewitness = tuple(settle), sleep, rewitness
+        self.late_grace = late_grace
         self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
@@ -204,6 +209,10 @@ class Executor:
                 outcome.done.append((change, answer))
         return unknown, deferred
 
+    def _late_until(self, pending: Pending) -> float:
+        """Until when a clone that got no reply by its deadline may be in Coze's hands."""
+        return pending.started_unix + self.client.deadline + self.late_grace
+
     def _rewitness(self) -> None:
         """Read the account again once the witness is ``rewitness`` seconds old, so that
         a clone sent late in a long apply is told by a recent one (see
@@ -245,8 +254,10 @@ class Executor:
         except OutcomeUnknown as exc:
             self._ended[seq] = self.clock()
             self._unknown[change.address] = exc.message
+            if exc.late:
+                self.journal.late(seq, now())
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")
-            return Pending(seq, change, at, started, before)
+            return Pending(seq, change, at, started, before, late=exc.late)
         except (VoicectlError, OSError) as exc:
             message = exc.message if isinstance(exc, VoicectlError) else str(exc)
             self.journal.failed(seq, now(), message)
@@ -359,7 +370,7 @@ class Executor:
             absent = [p for p in absent if not reconcile.candidates(p, remote, known)]
         began, read_at = self._reading
         self._listed(remote, began)  # the witness of what is sent again
-        again = []
+        again, still = [], []
         for pending in unknown:
             change = pending.change
             found = reconcile.candidates(pending, remote, known)
@@ -410,9 +421,21 @@ class Executor:
                         unproven=why or "",
                     )
                 )
+            elif pending.late and self.clock() < self._late_until(pending):
+                still.append(pending)  # Coze may be carrying it out still: not yet absent
             else:
                 self.journal.failed(pending.seq, now(), "not found on Coze: never carried out")
                 again.append(change)
+        if still:
+            raise VoicectlError(
+                f"{', '.join(p.change.address for p in still)}: no reply came within "
+                f"{self.client.deadline:g} s and Coze does not list the result yet, but it "
+                "may still be carrying the clone out, so nothing was sent again. The journal "
+                "keeps it: `voicectl apply` from "
+                + _utc(max(self._late_until(p) for p in still))
+                + " on looks for it first and sends it again only if Coze still does not "
+                "list it"
+            )
         return again
 
 
@@ -429,3 +452,7 @@ def _new_voice_name(change: Change) -> str | None:
     if change.action not in NEW_VOICE_ACTIONS:
         return None
     return str((change.after or {}).get("name", ""))
+
+
+def _utc(unix: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))

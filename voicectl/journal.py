@@ -17,7 +17,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ class Pending:
     started_at: str
     started_unix: float
     before: dict[str, Any] | None = None  # what Coze showed before it was sent (reconcile)
+    late: bool = False  # no reply by its deadline: Coze may still be carrying it out
 
 
 @dataclass
@@ -182,6 +183,10 @@ class Journal:
             record["unproven"] = unproven
         self.append(record)
 
+    def late(self, seq: int, at: str) -> None:
+        """The clone got no reply by its deadline: its outcome stays unknown for longer."""
+        self.append({"type": "late", "seq": seq, "at": at})
+
     def failed(self, seq: int, at: str, error: str) -> None:
         """Coze said no: the clone certainly did not happen."""
         self.append({"type": "failed", "seq": seq, "at": at, "error": error})
@@ -312,6 +317,7 @@ def replay(path: Path, state: State) -> Replayed | None:
     newer = state.serial > began
     started: dict[int, bytes] = {}
     outcome: dict[int, dict[str, Any]] = {}
+    late: set[int] = set()
     entries = 0
     for line, record in records:
         entries += 1
@@ -320,12 +326,18 @@ def replay(path: Path, state: State) -> Replayed | None:
             continue
         if record.get("type") == "pending":
             started[seq] = line
+        elif record.get("type") == "late":
+            late.add(seq)
         elif record.get("type") in ("done", "failed"):
             outcome[seq] = {
                 k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
             }
     commit = str(begin.get("commit") or "")
-    pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
+    pending = [
+        replace(_pending(seq, started[seq]), late=seq in late)
+        for seq in sorted(started)
+        if seq not in outcome
+    ]
     if newer:  # a state written since: folded already, or another clone's over this one
         _check_contains(path, state, pending, started, outcome)
         return Replayed(state, [], entries, stale=True)

@@ -26,20 +26,43 @@ def fold(state_path: Path, current: State) -> State:
     if replayed.pending:
         names = ", ".join(p.change.address for p in replayed.pending)
         raise StateError(f"{path}: clones of unknown outcome ({names}) must be reconciled first")
+    if not replayed.stale:
+        _still(state_path, current, path)
     result = current if replayed.stale else state.save(state_path, replayed.state)
     path.unlink()
     return result
 
 
-def fold_or_keep(state_path: Path, current: State, notice: Callable[[str], None]) -> State:
-    """Fold at the end of an apply; with clones of unknown outcome left, keep the journal
-    (the next apply reconciles it) and return the state as the journal leaves it."""
+def _still(state_path: Path, base: State, journal_path: Path) -> None:
+    """Refuse to write over a state file that is no longer ``base``, the state the
+    journal began from: one replaced while the apply ran (a `git pull`, another clone's
+    state copied in) holds what this apply cannot know. The journal keeps the clones."""
     try:
-        return fold(state_path, current)
+        on_disk = state.load(state_path, str(state_path))
+    except StateError:
+        on_disk = None  # unreadable now: it is no one's newer state; writing mends it
+    if on_disk is None or (on_disk.lineage, on_disk.serial) == (base.lineage, base.serial):
+        return
+    raise StateError(
+        f"{state_path}: the state file changed while this apply ran (serial {on_disk.serial} "
+        f"now, {base.serial} when it began; a `git pull`?), so it was not written over: "
+        f"{journal_path.name} keeps this apply's clones. Put back the state it began from "
+        "and run `voicectl apply` to fold them, then merge"
+    )
+
+
+def fold_or_keep(
+    state_path: Path, current: State, notice: Callable[[str], None]
+) -> tuple[State, bool]:
+    """Fold at the end of an apply: the state written, and True. With clones of unknown
+    outcome left, or a state file replaced meanwhile, keep the journal (the next apply
+    recovers it) and nothing is written: the state as the journal leaves it, and False."""
+    try:
+        return fold(state_path, current), True
     except StateError as exc:
         notice(f"{exc.message}; the journal was kept and `voicectl apply` will recover it")
         replayed = journal.replay(journal.journal_path(state_path), current)
-        return replayed.state if replayed else current
+        return (replayed.state if replayed else current), False
 
 
 def recover(

@@ -96,7 +96,12 @@ class ListingIncomplete(TransportError):
 
 
 class OutcomeUnknown(VoicectlError):
-    """A clone request may have reached Coze and no reply proves what became of it."""
+    """A clone request may have reached Coze and no reply proves what became of it.
+
+    ``late``: no reply came by the request's deadline, so Coze may still be carrying it
+    out: its result may appear on the list long after a quick look finds nothing."""
+
+    late = False
 
 
 def account_record(api_base: str, token: str) -> dict[str, str]:

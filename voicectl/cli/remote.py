@@ -158,11 +158,12 @@ def apply(
         finally:
             progress.close()
             log.close()
-            final = recovery.fold_or_keep(cfg.state_path, current, _echo_err)
-        final = _record_remote(client, cfg, final, outcome.done)
-        final = repository.remember_blobs(cfg, final)  # lets a fresh clone skip hashing
+            final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err)
+        if folded:  # else the journal holds this apply, and the state is not written
+            final = _record_remote(client, cfg, final, outcome.done)
+            final = repository.remember_blobs(cfg, final)  # lets a fresh clone skip hashing
     out.summary(outcome.done, outcome.failed, blocked, final)
-    return EXIT_USER_ERROR if outcome.failed or blocked else 0
+    return EXIT_USER_ERROR if outcome.failed or blocked or not folded else 0
 
 
 def _check_account_facts(
