@@ -324,6 +324,31 @@ def test_a_page_served_again_further_back_is_an_incomplete_listing() -> None:
         list(c.voices(page_size=1))
 
 
+def test_a_list_of_long_pages_that_never_ends_stops_at_a_count_not_at_memory() -> None:
+    """Pages of thousands of voices, each under the size cap, with has_more for ever."""
+    pages = {n: [str(7_000_000 + n * 1000 + i) for i in range(1000)] for n in range(1, 50)}
+    c = _serving(pages, last=10**6)
+    with pytest.raises(ListingIncomplete, match="more than 5,000 voices by page 6"):
+        list(c.voices(max_voices=5000))
+
+
+def test_a_list_too_slow_to_read_stops_at_its_deadline() -> None:
+    """Each page in time, but a thousand of them would take hours."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.05)
+        number = int(request.url.params["page_num"])
+        data = {"voice_list": [_voice(str(70 + number))], "has_more": True}
+        return httpx.Response(200, json={"code": 0, "msg": "", "data": data})
+
+    http = httpx.Client(base_url="http://coze.test", transport=httpx.MockTransport(handler))
+    c = CozeClient(http, TOKEN, Retry(sleep=Sleeps()))
+    started = time.monotonic()
+    with pytest.raises(ListingIncomplete, match="not read to its end within 0.5 s"):
+        list(c.voices(page_size=1, seconds=0.5, ahead=1))
+    assert time.monotonic() - started < 5
+
+
 def test_a_reply_past_the_size_cap_is_not_read_and_the_listing_is_incomplete() -> None:
     from voicectl.transport import MAX_REPLY_BYTES
 

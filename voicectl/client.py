@@ -64,6 +64,10 @@ __all__ = [
 CLONE_PATH = "/v1/audio/voices/clone"
 LIST_PATH = "/v1/audio/voices"
 MAX_PAGES = 1000
+# A hostile list could fill memory with long pages, or take hours with slow ones: a
+# listing holds at most this many voices and takes at most this long.
+MAX_LISTED_VOICES = 200_000
+LISTING_SECONDS = 900.0
 MAX_EMPTY_PAGES = 5  # empty pages in a row that still claim more: the listing never ends
 PAGE_SIZE = 100
 # Raised before a single byte of the request left: nothing can have been committed.
@@ -253,6 +257,8 @@ class CozeClient:
         self,
         page_size: int = PAGE_SIZE,
         max_pages: int = MAX_PAGES,
+        max_voices: int = MAX_LISTED_VOICES,
+        seconds: float = LISTING_SECONDS,
         ahead: int = 8,
         expected: int = 0,
     ) -> Iterator[RemoteVoice]:
@@ -273,6 +279,7 @@ class CozeClient:
         previous: tuple[str, ...] = ()
         empty = 0
         first_seen: dict[str, int] = {}  # each voice id, and the page it was first on
+        deadline = Deadline.after(seconds)
 
         def take(numbered: tuple[int, replies.Page]) -> tuple[list[RemoteVoice], bool]:
             """A page's voices not seen before, and whether it is the last; in order.
@@ -290,6 +297,12 @@ class CozeClient:
                     raise ListingIncomplete(
                         f"voice {voice_id} is on page {first} and again on page {number}"
                     )
+            if len(first_seen) > max_voices:
+                raise ListingIncomplete(
+                    f"the list holds more than {max_voices:,} voices by page {number}"
+                )
+            if not deadline.left():
+                raise ListingIncomplete(f"the list was not read to its end within {deadline}")
             empty = 0 if result.ids else empty + 1
             if empty >= MAX_EMPTY_PAGES and result.has_more:
                 raise ListingIncomplete(
