@@ -344,7 +344,7 @@ def test_a_list_too_slow_to_read_stops_at_its_deadline() -> None:
     http = httpx.Client(base_url="http://coze.test", transport=httpx.MockTransport(handler))
     c = CozeClient(http, TOKEN, Retry(sleep=Sleeps()))
     started = time.monotonic()
-    with pytest.raises(ListingIncomplete, match="not read to its end within 0.5 s"):
+    with pytest.raises(ListingIncomplete, match=r"not read to its end within 0\.5 s"):
         list(c.voices(page_size=1, seconds=0.5, ahead=1))
     assert time.monotonic() - started < 5
 

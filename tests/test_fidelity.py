@@ -314,6 +314,32 @@ def test_a_voice_missing_on_coze_is_never_planned_as_a_retrain(
     assert [c["kind"] for c in coze.ledger()] == ["create", "create", "create"]
 
 
+def test_a_reply_naming_a_voice_id_coze_does_not_have_is_said_and_the_real_one_offered(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """Something between (a proxy) rewrote the reply's voice id to a well-formed one that
+    is no voice: the voice made must not go unmentioned."""
+    many(repo, 1)
+    assert apply(run, repo, coze).exit_code == 0
+    many(repo, 2)
+    body = '{"code": 0, "msg": "", "data": {"voice_id": "7400000000000000001"}}'
+    coze.faults(fail_after_commit={"http_status": 200, "body": body, "count": 1})
+    result = apply(run, repo, coze)
+    assert "voice 7400000000000000001, as Coze's reply named it, is not on" in result.stderr
+    made = coze.ledger()[-1]["voice_id"]
+    plan = run(repo.root, "plan", env=coze.env()).output
+    assert "voice 7400000000000000001 is not on Coze's voice list" in plan
+    assert f"`voicectl import v01 {made}` takes it in, free" in plan
+    imported = run(repo.root, "import", "v01", made, env=coze.env())
+    assert imported.exit_code == 0, imported.output
+    assert "Voice 7400000000000000001, which Coze does not list, is kept as an orphan" in (
+        imported.output
+    )
+    after = state_of(repo.root)
+    assert after["voices"]["v01"]["voice_id"] == made
+    assert [o["voice_id"] for o in after["orphans"]] == ["7400000000000000001"]
+
+
 # -- readings that cannot cost money --------------------------------------------------------
 
 

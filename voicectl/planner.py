@@ -137,7 +137,8 @@ def plan(
             # Any voice but this address's own (another's, or an orphan, even one once
             # at this address) is moved here: the state must take it back into voices.
             moved_from = None if state.voices.get(address) is record else record.address
-            changes.append(_diff(voice, record, moved_from, remote, options))
+            same_name = unknown.get(voice.decl.name, ())
+            changes.append(_diff(voice, record, moved_from, remote, options, same_name))
     for address in sorted(set(state.voices) - set(wanted)):
         record = state.voices[address]
         if record.voice_id not in claimed:
@@ -235,6 +236,7 @@ def _diff(
     moved_from: str | None,
     remote: Mapping[str, RemoteVoice] | None,
     options: PlanOptions,
+    same_name: Sequence[str] = (),
 ) -> Change:
     decl, take = voice.decl, voice.take
     address = decl.address
@@ -281,6 +283,12 @@ def _diff(
         f"(Coze would answer 4200): `--replace {address}` clones a new voice id (138 CNY), "
         f"or `voicectl state rm {address}` forgets it"
     )
+    if missing and same_name:  # a reply's id that was not the voice made, say
+        missing_advice += "; Coze has " + ", ".join(
+            f"voice {voice_id} named like it, unknown to the state "
+            f"(`voicectl import {address} {voice_id}` takes it in, free)"
+            for voice_id in same_name
+        )
     if remote is not None and not missing:
         notes += [
             f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "

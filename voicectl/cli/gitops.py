@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -145,10 +146,6 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
             state.save(cfg.state_path, transition.confirmed(current, address))
             click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
             return
-        if address in current.voices:
-            raise UsageError(
-                f"{address}: already in the state as voice {current.voices[address].voice_id}"
-            )
         for record in (*current.voices.values(), *current.orphans):
             if record.voice_id == voice_id:
                 where = "an orphan" if record.orphaned_at else f"at {record.address}"
@@ -160,6 +157,22 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
                 "region or space permission?)"
             )
         found = remote[voice_id]
+        aside = ""
+        if held is not None:
+            if held.voice_id in remote:
+                raise UsageError(
+                    f"{address}: already in the state as voice {held.voice_id}, which Coze "
+                    f"lists; `voicectl apply --replace {address}` clones a new voice id"
+                    + (
+                        f", or `voicectl import {address} {held.voice_id}` confirms it"
+                        if held.unproven is not None
+                        else ""
+                    )
+                )
+            # Not a voice Coze has (a reply that named another): kept, never lost.
+            orphan = dataclasses.replace(held, orphaned_at=state.now())
+            current = dataclasses.replace(current, orphans=(*current.orphans, orphan))
+            aside = f" Voice {held.voice_id}, which Coze does not list, is kept as an orphan."
         updated = transition.imported(
             current, address, desired_json(wanted[address]), found, state.now()
         )
@@ -168,7 +181,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
     click.echo(
         f"Imported voice {voice_id} ({found.name!r}) as {address}: {record.clones_used} of "
         f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
-        "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends."
+        "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends." + aside
     )
 
 

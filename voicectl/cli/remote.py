@@ -277,6 +277,12 @@ def _record_remote(
     for change, voice_id in done:
         name = (change.after or {}).get("name")
         listed = remote.get(voice_id or "")
+        if change.spends_clone and listed is None:
+            _echo_err(
+                f"{change.address}: voice {voice_id}, as Coze's reply named it, is not on "
+                "Coze's voice list (yet?): if `voicectl plan` says it is missing on Coze, "
+                "the reply named another voice than the one made, and the plan says what to do"
+            )
         if change.spends_clone and listed is not None and listed.name != name:
             _echo_err(
                 f"{change.address}: voice {voice_id} was sent as {name!r} but Coze lists "
