@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tests.test_planner import rec, state, want
@@ -65,7 +67,12 @@ def test_markdown_escapes_what_would_break_a_table_or_inject_html() -> None:
 @pytest.mark.parametrize(
     ("name", "shown"),
     [
-        ("![x](https://evil.example/pixel.png)", "\\!\\[x\\]\\(https://evil.example/pixel.png\\)"),
+        (
+            "![x](https://evil.example/pixel.png)",
+            "\\!\\[x\\]\\(https:\u200b//evil.example/pixel.png\\)",
+        ),
+        ("ping @org/voice-team and @alice", "ping @\u200borg/voice-team and @\u200balice"),
+        ("see www.evil.example or http://x.example", "www\u200b.evil.example or http:\u200b//x"),
         ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert\\(1\\)&gt;"),
         ("`code` **bold** _em_ ~~del~~", "\\`code\\` \\*\\*bold\\*\\* \\_em\\_ \\~\\~del\\~\\~"),
         ("a\rb\nc", "a b c"),
@@ -75,6 +82,30 @@ def test_a_name_in_the_comment_is_data_not_markup(name: str, shown: str) -> None
     result = plan([want("a", 2, name=name)], state(rec("a", 1, name="Narrator voice")))
     text = render_markdown(result)
     assert shown in text
+
+
+def test_a_saved_plan_s_text_reaches_the_terminal_escaped() -> None:
+    """A saved plan is a file: an edited one must not drive the terminal through `show`."""
+    import dataclasses
+
+    from voicectl.render import render_text
+
+    result = plan([want("a")], state())
+    (change,) = result.changes
+    edited = dataclasses.replace(change, message="\x1b]0;owned\x07\rfine", notes=("\x1b[2J",))
+    text = render_text(dataclasses.replace(result, changes=(edited,)))
+    assert "\x1b" not in text and "\r" not in text and "\\x1b]0;owned" in text
+
+
+def test_an_unproven_voice_s_note_is_shown_first_when_notes_are_cut() -> None:
+    """Hundreds of renamed voices' notes must not push the one a reviewer must see into
+    "…and N more"."""
+    wanted = [want(f"v{i:03d}", i + 1, name=f"New name {i}") for i in range(300)]
+    records = [rec(f"v{i:03d}", i + 1, name=f"Old name {i}") for i in range(299)]
+    records.append(replace(rec("v299", 300, name="Old name 299"), unproven="the create sent"))
+    text = render_markdown(plan(wanted, state(*records)), limit=3000)
+    assert "v299`: voice 74000000000000000300 is unproven" in text
+    assert "more note(s)" in text
 
 
 def test_a_backtick_in_a_file_name_cannot_close_its_code_span() -> None:

@@ -31,8 +31,8 @@ class Problem:
         where = self.file
         if self.line:
             where += f":{self.line}:{self.column}"
-        field = f" {_visible(self.field)}:" if self.field else ""
-        return f"{_visible(where)}: {self.severity}:{field} {_visible(self.message)}"
+        field = f" {visible(self.field)}:" if self.field else ""
+        return f"{visible(where)}: {self.severity}:{field} {visible(self.message)}"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -45,7 +45,7 @@ class Problem:
         }
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
     """``text`` with control characters shown as escapes: a key or file name from a pull
     request must not move the terminal's cursor or split a line of the report."""
     if text.isprintable():

@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
-from voicectl.errors import Problem
+from voicectl.errors import Problem, visible
 from voicectl.model import ACTIONS, Change, Plan, State
 from voicectl.planfile import plan_to_json
 
@@ -88,7 +88,8 @@ def render_text(plan: Plan) -> str:
         if lines:
             lines.append("")
         lines.append(summary_line(plan))
-    return "\n".join(lines) + "\n"
+    # A saved plan is a file anyone could have edited: its text reaches a terminal escaped.
+    return "\n".join(visible(line) for line in lines) + "\n"
 
 
 MARKDOWN_LIMIT = 65_536
@@ -103,7 +104,15 @@ def _md_cell(value: object) -> str:
     text = "" if value is None else str(value)
     text = "".join(" " if not c.isprintable() else c for c in text)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return "".join("\\" + c if c in _MARKDOWN_SPECIALS else c for c in text)
+    text = "".join("\\" + c if c in _MARKDOWN_SPECIALS else c for c in text)
+    # GitHub would turn @org/team and @user into mentions (people paged by a voice name)
+    # and bare addresses into links: a zero-width space keeps both plain text.
+    for token, plain in _NOT_LINKED:
+        text = text.replace(token, plain)
+    return text
+
+
+_NOT_LINKED = (("@", "@\u200b"), ("://", ":\u200b//"), ("www.", "www\u200b."))
 
 
 _MARKDOWN_SPECIALS = frozenset("\\`*_[]()#+!|~")
@@ -189,6 +198,8 @@ def _md_notes(plan: Plan, budget: int) -> list[str]:
     notes = [(c.address, n) for c in plan.changes if c.action == "noop" for n in c.notes]
     if not notes:
         return []
+    # A voice that may be someone else's comes first: it must not be in "…and N more".
+    notes.sort(key=lambda note: " is unproven: " not in note[1])
     out, used = ["Notes:", ""], 10
     for n, (address, note) in enumerate(notes):
         line = f"> `{address}`: {_md_cell(note)}"
