@@ -607,7 +607,7 @@ def test_a_person_confirms_an_unproven_voice_with_import(
     assert apply(run, repo, coze).exit_code == 0
     voice_id = state_of(repo.root)["voices"]["v00"]["voice_id"]
     assert "unproven" in state_of(repo.root)["voices"]["v00"]
-    confirmed = run(repo.root, "import", "v00", voice_id, env=coze.env())
+    confirmed = run(repo.root, "import", "v00", voice_id)  # a person's word: no token
     assert confirmed.exit_code == 0, confirmed.output
     assert f"Confirmed voice {voice_id} as v00" in confirmed.output
     assert "unproven" not in state_of(repo.root)["voices"]["v00"]
@@ -759,6 +759,24 @@ def test_a_clone_with_no_reply_by_its_deadline_is_not_sent_again_while_coze_may_
 
 
 # -- waits are bounded and announced ------------------------------------------------------------
+
+
+def test_a_wait_notice_while_the_progress_bar_is_drawn_takes_a_line_of_its_own(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Workers announce waits while the bar is on stderr: a notice must not be written
+    into the middle of the bar's line, nor two at once into each other."""
+    from voicectl.cli import account
+    from voicectl.cli.remote import _Progress
+
+    progress = _Progress(3, bar=True)
+    try:
+        assert account.bars == [progress]
+        account.notice("waiting 2 s before the next request to Coze")
+    finally:
+        progress.close()
+    assert "\nnotice: waiting 2 s before the next request to Coze\n" in capsys.readouterr().err
+    assert account.bars == []
 
 
 def test_waits_for_coze_are_announced_with_what_is_left_of_the_budget(

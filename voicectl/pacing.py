@@ -44,8 +44,10 @@ class WaitBudget:
         announce: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        to_raise: str = "give the command a larger wait budget",
     ) -> None:
         self.total, self.spent = total, 0.0
+        self.to_raise = to_raise  # how the operator gives more (the CLI names its setting)
         self.announce, self.clock, self._sleep = announce, clock, sleep
         self._until = float("-inf")  # when the waits already counted end
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class WaitBudget:
                 raise WaitBudgetSpent(
                     f"a wait of {seconds:.0f} s for Coze would pass the {self.total:g} s "
                     f"wait budget ({self.spent:.0f} s spent waiting so far), so the request "
-                    "was not sent. Try again later, or raise VOICECTL_WAIT_BUDGET (seconds)"
+                    f"was not sent. Try again later, or {self.to_raise}"
                 )
             self.spent += added
             self._until = max(self._until, end)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -58,7 +58,22 @@ def wait_budget() -> WaitBudget:
         total = -1.0
     if not 0 <= total <= 86_400:
         raise UsageError(f"{WAIT_VARIABLE}={raw!r}: expected seconds, from 0 to 86400")
-    return WaitBudget(total, announce=lambda line: click.echo(f"notice: {line}", err=True))
+    return WaitBudget(total, announce=notice, to_raise=f"raise {WAIT_VARIABLE} (seconds)")
+
+
+# The progress bar being drawn on stderr, if any: a notice from a worker thread must not
+# be written into the middle of it.
+bars: list[Any] = []
+
+
+def notice(line: str) -> None:
+    """One ``notice:`` line on stderr, whole, on a line of its own."""
+    if not bars:
+        click.echo(f"notice: {line}", err=True)
+        return
+    progress = bars[-1]
+    with progress.lock:
+        click.echo(f"\nnotice: {line}", err=True)
 
 
 def remote_voices(client: CozeClient, state: State | None = None) -> dict[str, RemoteVoice]:

@@ -137,15 +137,16 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
             f"{address}: not declared; declare it (name, audio, text) first, so the state "
             "knows which take the voice stands for"
         )
-    client = account.client_for(cfg, "import")
     with lock.locked(cfg.state_path, "voicectl import", state.now(), _notice):
         current, _ = repository.load_state(cfg)
         current = recovery.fold(cfg.state_path, current)
         held = current.voices.get(address)
         if held is not None and held.voice_id == voice_id and held.unproven is not None:
+            # A person's word, no request: no token is needed to give it.
             state.save(cfg.state_path, transition.confirmed(current, address))
             click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
             return
+        client = account.client_for(cfg, "import")
         for record in (*current.voices.values(), *current.orphans):
             if record.voice_id == voice_id:
                 where = "an orphan" if record.orphaned_at else f"at {record.address}"

@@ -389,11 +389,17 @@ class _Progress:
                 item_show_func=lambda item: item,
             )
             self.bar.__enter__()
+            from voicectl.cli import account
+
+            account.bars.append(self)  # notices (waits) keep off the bar's line
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
+            from voicectl.cli import account
+
+            account.bars.remove(self)
 
     def __call__(self, event: Any) -> None:
         with self.lock:
