@@ -314,12 +314,12 @@ DECLARATIONS = [
     ),
     pytest.param(
         voice("    space: 0735"),  # YAML 1.1 octal: 477
-        Expect(V, 6, 12, "voices.a.space", "'0735' would be read as a YAML 1.1 base-60, octal"),
+        Expect(V, 6, 12, "voices.a.space", "'0735' would be read as a YAML 1.1 octal number"),
         id="octal-space-id",
     ),
     pytest.param(
         voice("    space: 0x1F"),
-        Expect(V, 6, 12, "voices.a.space", "quote it, or write it in plain decimal digits"),
+        Expect(V, 6, 12, "voices.a.space", "YAML 1.1 hexadecimal number, not as written: quote"),
         id="hex-space-id",
     ),
     pytest.param(
@@ -746,7 +746,13 @@ CONFIG_CASES = [
     pytest.param(
         CONFIG + "policy:\n  max_new_voices: 1_000\n",
         None,
-        Expect(C, 5, 19, "policy.max_new_voices", "'1_000' would be read as a YAML 1.1"),
+        Expect(
+            C,
+            5,
+            19,
+            "policy.max_new_voices",
+            "'1_000' would be read as a YAML 1.1 number with its underscores dropped",
+        ),
         id="policy-underscored-number",
     ),
     pytest.param(

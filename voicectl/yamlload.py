@@ -283,9 +283,8 @@ class _Builder:
             # too: an id written so would silently become another number.
             self.doc.problem(
                 path,
-                f"{show(node.value)} would be read as a YAML 1.1 base-60, octal, hex, "
-                "binary or underscored number, not as written: quote it, or write it in "
-                "plain decimal digits",
+                f"{show(node.value)} would be read as a YAML 1.1 {_notation(node.value)}, "
+                "not as written: quote it, or write it in plain decimal digits",
             )
             self.doc.reported.add(path)
             return None
@@ -515,3 +514,17 @@ def json_position(raw: bytes, path: Sequence[str | int]) -> tuple[int, int] | No
     if node is None:
         return None
     return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _notation(digits: str) -> str:
+    """Which of YAML 1.1's integer notations ``digits`` (not plain decimal) is in."""
+    bare = digits.lstrip("+-")
+    if ":" in bare:
+        return "base-60 number (as hours:minutes:seconds)"
+    if bare[:2] in ("0x", "0X"):
+        return "hexadecimal number"
+    if bare[:2] in ("0b", "0B"):
+        return "binary number"
+    if "_" in bare:
+        return "number with its underscores dropped"
+    return "octal number (a leading 0)"

@@ -39,10 +39,9 @@ Clones that commit, then lose or spoil their reply (the outcome is unknown to th
 - ``fail_after_commit`` (object): the next ``count`` clones that succeed are committed
   (store and ledger, on disk) and then answered with the reply described as for ``fail``
   (``code``, ``http_status``, ``count``, ``msg``, ``body``, ``content_type``,
-  ``retry_after``; no
-  ``endpoint``: it is always the clone endpoint) instead of success. A clone that is
-  refused (bad field, no slot, 1109, ...) spends neither count; when both are set, a
-  clone spends ``drop_after_commit`` first.
+  ``retry_after``; no ``endpoint``: it is always the clone endpoint) instead of success.
+  A clone that is refused (bad field, no slot, 1109, ...) spends neither count; when both
+  are set, a clone spends ``drop_after_commit`` first.
 
 List pages (``GET /v1/audio/voices``; each stays until cleared, null or false):
 
