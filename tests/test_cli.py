@@ -150,7 +150,7 @@ def test_init_scaffolds_a_repository_that_plans_cleanly(tmp_path: Path, run) -> 
     assert result.exit_code == 0, result.output
     for name in ("voicectl.yaml", "voices/voices.yaml", "state/.gitkeep", ".gitignore"):
         assert (tmp_path / name).exists()
-    assert ".voicectl/" in (tmp_path / ".gitignore").read_text()
+    assert (tmp_path / ".gitignore").read_text().splitlines() == [".voicectl/", "*.journal.torn"]
     assert run(tmp_path, "validate").exit_code == 0
     assert run(tmp_path, "plan").stdout == "No changes.\n"
 

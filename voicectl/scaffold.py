@@ -68,8 +68,15 @@ def init_repository(directory: Path, space: str | None, language: str | None) ->
         write_atomic(path, text.encode("utf-8"))  # a full disk leaves no half a file
         created.append(path)
     existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
-    if ".voicectl/" not in existing.splitlines():
+    # The caches, and the torn journal tails set aside for a person: this machine's, not
+    # the repository's (the journal itself, and the state, are).
+    missing = [line for line in IGNORED if line not in existing.splitlines()]
+    if missing:
         separator = "" if not existing or existing.endswith("\n") else "\n"
-        write_atomic(gitignore, (existing + separator + ".voicectl/\n").encode("utf-8"))
+        text = existing + separator + "".join(f"{line}\n" for line in missing)
+        write_atomic(gitignore, text.encode("utf-8"))
         created.append(gitignore)
     return created
+
+
+IGNORED = (".voicectl/", "*.journal.torn")
