@@ -519,6 +519,36 @@ def test_a_crash_with_a_lost_reply_recovers_from_the_witness_in_the_journal(
     settle(run, repo, coze, clones=1)
 
 
+def test_a_lost_state_file_under_a_live_journal_is_recovered_or_named_never_buried(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """A first apply's journal began from an empty state: with the state file gone, the
+    journal alone holds everything, and apply recovers from it. A later apply's began
+    from voices only the state knew: that state must come back first."""
+    many(repo, 2)
+    lose_replies_and_the_list(coze)
+    assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
+    path = repo.root / "state" / "voicectl.state.json"
+    path.unlink()
+    coze.faults(**dict.fromkeys(UNREADABLE_LIST))
+    recovered = apply(run, repo, coze)
+    assert recovered.exit_code == 0, recovered.output
+    assert len(coze.ledger()) == 2
+    assert_converged(repo.root, coze)
+    many(repo, 3)
+    # two voices list whole; with v02's clone made, its page is served again
+    coze.faults(drop_after_commit=1, list_page_cap=1, list_repeat_from=4)
+    assert apply(run, repo, coze).exit_code == 1
+    path.unlink()
+    coze.faults(**dict.fromkeys(UNREADABLE_LIST))
+    for args in (["plan"], ["apply", "--auto-approve"]):
+        stopped = run(repo.root, *args, env=coze.env())
+        assert stopped.exit_code == 1, (args, stopped.output)
+        assert "there is no state file, but an interrupted apply's journal" in stopped.output
+        assert "do not move it aside" in stopped.output
+    assert len(coze.ledger()) == 3 and not path.exists()
+
+
 # -- a voice found after a lost reply that cannot be proven this apply's ----------------------
 
 

@@ -260,8 +260,12 @@ def test_a_journal_of_another_state_is_refused(tmp_path: Path) -> None:
     base = state_io.save(tmp_path / "s.json", state_io.new_state())
     log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")
     log.close()
-    with pytest.raises(StateError, match="another state"):
-        replay(journal_path(tmp_path / "s.json"), state_io.new_state())
+    other = dataclasses.replace(state_io.new_state(), serial=3)  # written, not new
+    with pytest.raises(StateError, match=r"another state .*It records paid clones"):
+        replay(journal_path(tmp_path / "s.json"), other)
+    # A new state (the file gone) is the empty state this journal began from.
+    replayed = replay(journal_path(tmp_path / "s.json"), state_io.new_state())
+    assert replayed is not None and replayed.state.lineage == base.lineage
 
 
 def test_a_journal_under_a_newer_state_that_lacks_its_clones_is_never_buried(

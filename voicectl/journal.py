@@ -87,6 +87,8 @@ class Journal:
             }
             if commit:
                 record["commit"] = commit
+            if not base.voices and not base.orphans:
+                record["empty"] = True  # a lost state file then loses nothing
             if account:
                 record["account"] = account
             journal.append(record)
@@ -300,13 +302,27 @@ def replay(path: Path, state: State) -> Replayed | None:
     begin = first[1]
     if begin.get("type") != "begin":
         raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
+    began = int(begin.get("serial", 0))
+    fresh = state.serial == 0 and not state.voices and not state.orphans
+    if begin.get("lineage") != state.lineage and fresh and begin.get("empty") is True:
+        # The state file is gone, and the journal began from an empty one: the same.
+        state = replace(state, lineage=str(begin.get("lineage")), serial=began)
     if begin.get("lineage") != state.lineage:
+        keep = (
+            "It records paid clones: do not move it aside before each voice id in its "
+            "`done` lines is in a state (`voicectl import ADDRESS VOICE_ID`)"
+        )
+        if fresh:
+            raise StateError(
+                f"{path}: there is no state file, but an interrupted apply's journal "
+                f"began from state serial {began} (lineage {begin.get('lineage')}). Restore "
+                "that state (e.g. `git checkout` it) and run `voicectl apply` to fold the "
+                f"journal into it. {keep}"
+            )
         raise StateError(
             f"{path}: the apply journal belongs to another state (lineage "
-            f"{begin.get('lineage')}, the state's is {state.lineage}); move it "
-            "aside if that state is gone"
+            f"{begin.get('lineage')}, the state's is {state.lineage}). {keep}"
         )
-    began = int(begin.get("serial", 0))
     if state.serial < began:
         raise StateError(
             f"{path}: an interrupted apply's journal began from state serial {began}, but "
