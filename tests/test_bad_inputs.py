@@ -162,6 +162,11 @@ DECLARATIONS = [
         id="name-with-an-escape-sequence",
     ),
     pytest.param(
+        voice(name='"Annabelle\\Lnext line"'),  # YAML's \L: U+2028, a line separator
+        Expect(V, 3, 11, "voices.a.name", "control character U+2028"),
+        id="name-with-a-line-separator",
+    ),
+    pytest.param(
         voice(audio='"../audio/a\\r.wav"'),
         Expect(V, 4, 12, "voices.a.audio", "control character U+000D"),
         id="audio-path-with-a-carriage-return",

@@ -228,7 +228,13 @@ def test_a_429_naming_a_code_of_any_other_type_is_an_unknown_outcome(code: str) 
 
 @pytest.mark.parametrize(
     "name",
-    ["旁白\u3000男声朗读者", "Studio\u00a0Narrator", "Narrator\u2009Thin", "Crew 👩\u200d🚀 voice"],
+    [
+        "旁白\u3000男声朗读者",
+        "Studio\u00a0Narrator",
+        "Narrator\u2009Thin",
+        "Crew 👩\u200d🚀 voice",
+        "می\u200cخواهم",  # Persian: a zero-width non-joiner belongs to the word
+    ],
 )
 def test_a_listed_name_that_a_declaration_can_hold_is_read_as_it_is(name: str) -> None:
     """Any rewriting would keep it from matching its declaration: reconcile and the

@@ -229,14 +229,21 @@ class Plan:
         return any(c.action != "noop" for c in self.changes)
 
 
+# Control and format characters, and the line and paragraph separators (a line break to
+# a terminal or a Markdown table); but the joiners that emoji and Persian words need.
+_CONTROL = ("Cc", "Cf", "Zl", "Zp")
+_JOINERS = "\u200c\u200d"
+
+
 def control_character(text: str, allow: str = "") -> str | None:
-    """The first control or format character of ``text`` (C0, C1, DEL, bidi controls)
-    but those in ``allow``; None when there is none. What a declared name may not hold,
+    """The first control or format character of ``text`` (C0, C1, DEL, bidi controls,
+    line and paragraph separators) but the joiners and those in ``allow``; None when
+    there is none. What a declared name may not hold,
     and so what voicectl rewrites in a name read from Coze: every other name, spaces of
     any script included, compares with the declared one as it is."""
     for char in text:
         if char in allow:
             continue
-        if unicodedata.category(char) in ("Cc", "Cf") and char != "\u200d":  # ZWJ: emoji
+        if unicodedata.category(char) in _CONTROL and char not in _JOINERS:
             return char
     return None
