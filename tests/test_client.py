@@ -8,6 +8,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -347,6 +348,30 @@ def test_a_list_too_slow_to_read_stops_at_its_deadline() -> None:
     with pytest.raises(ListingIncomplete, match=r"not read to its end within 0\.5 s"):
         list(c.voices(page_size=1, seconds=0.5, ahead=1))
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param((500, {"code": 5000, "msg": "busy"}, {}), id="5xx retried"),
+        pytest.param((429, {"code": 4020, "msg": "slow"}, {"Retry-After": "0"}), id="429 storm"),
+    ],
+)
+def test_the_listing_deadline_bounds_every_retry_of_a_page(reply: tuple[Any, ...]) -> None:
+    """A page retried on 5xx or rate limits, each try slow but in time: the listing's own
+    deadline ends them all, not a fresh one per try."""
+    status, body, headers = reply
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.5)
+        return httpx.Response(status, json=body, headers=headers)
+
+    http = httpx.Client(base_url="http://coze.test", transport=httpx.MockTransport(handler))
+    c = CozeClient(http, TOKEN, Retry(sleep=time.sleep, base=0.05))
+    started = time.monotonic()
+    with pytest.raises(VoicectlError):
+        list(c.voices(seconds=1.0))
+    assert time.monotonic() - started < 2.5
 
 
 def test_a_reply_past_the_size_cap_is_not_read_and_the_listing_is_incomplete() -> None:

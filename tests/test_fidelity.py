@@ -340,6 +340,48 @@ def test_a_reply_naming_a_voice_id_coze_does_not_have_is_said_and_the_real_one_o
     assert [o["voice_id"] for o in after["orphans"]] == ["7400000000000000001"]
 
 
+def test_a_create_whose_reply_names_a_voice_listed_under_another_name_is_unproven(
+    repo: VoiceRepo, coze: Coze, tmp_path: Path
+) -> None:
+    """The reply named a colleague's voice made meanwhile (rewritten, or swapped with
+    another clone's): what is recorded must not be relied on, nor retrained over."""
+    from dataclasses import replace
+
+    from voicectl import state as state_io
+    from voicectl.cli.remote import _record_remote
+    from voicectl.model import TakeRef, VoiceRecord
+
+    many(repo, 1)
+    cfg = repository.open_config(repo.root)
+    current, _ = repository.effective_state(cfg)
+    (change,) = planner.plan(repository.read_valid(cfg).desired, current).actionable
+    theirs = colleague_clones(coze, "Colleague Voice", tmp_path)
+    after = change.after or {}
+    audio = after["audio"]
+    record = VoiceRecord(
+        address="v00",
+        voice_id=theirs,
+        space=after.get("space"),
+        name=after["name"],
+        language=after["language"],
+        text=after["text"],
+        preview_text=None,
+        take=TakeRef(audio["sha256"], audio["path"], audio["format"], audio["size"], 12.0),
+        clones_used=1,
+        protect=False,
+        created_at="2027-01-01T00:00:00Z",
+        updated_at="2027-01-01T00:00:00Z",
+    )
+    folded = replace(current, voices={"v00": record})
+    client = CozeClient(http_client(coze.base), TOKEN, Retry(attempts=2))
+    learnt = _record_remote(client, cfg, folded, [(change, theirs)])
+    why = learnt.voices["v00"].unproven
+    assert why is not None and "which Coze lists as 'Colleague Voice'" in why
+    assert learnt.voices["v00"].remote is None  # its facts are not taken as v00's
+    state_io.save(cfg.state_path, learnt)
+    assert "unproven" in state_of(repo.root)["voices"]["v00"]
+
+
 # -- readings that cannot cost money --------------------------------------------------------
 
 
@@ -749,13 +791,13 @@ def test_a_lost_clone_of_a_name_with_any_space_or_joiner_is_found_not_sent_again
     assert change["action"] == "blocked" and "name_on_coze" in change["reasons"]
 
 
-def test_a_clone_with_no_reply_by_its_deadline_is_not_sent_again_while_coze_may_have_it(
+def test_a_clone_given_up_at_its_deadline_is_not_sent_again_while_coze_may_have_it(
     repo: VoiceRepo, coze: Coze, tmp_path: Path
 ) -> None:
     """Given up on at its deadline, a clone may still be in Coze's hands: its voice can
     appear on the list long after a quick look found nothing. It is sent again only once
-    a grace after its deadline (600 s; here 30, then none) and if Coze still does not list
-    it."""
+    its time in Coze's hands is over (1200 s from the send; here 30, then none) and if
+    Coze still does not list it."""
     many(repo, 1)
     cfg = repository.open_config(repo.root)
     current, _ = repository.effective_state(cfg)
@@ -767,24 +809,62 @@ def test_a_clone_with_no_reply_by_its_deadline_is_not_sent_again_while_coze_may_
     path.parent.mkdir(exist_ok=True)
     path.touch()
     log = Journal.begin(path, current, "2027-01-01T00:00:00Z")
-    executor = Executor(client, repo.root, log, 1, lambda _: None, settle=(0.1,), late_grace=30)
-    with pytest.raises(VoicectlError, match="may still be carrying the clone out"):
+    executor = Executor(client, repo.root, log, 1, lambda _: None, settle=(0.1,), in_hands=30)
+    with pytest.raises(VoicectlError, match="may still be carrying it out"):
         executor.run([change], current.voice_ids(), listing, time.time())
     log.close()
     time.sleep(1.5)
     assert len(coze.ledger()) == 1  # carried out after voicectl gave up on it
-    assert '"type": "late"' in path.read_text()
     coze.faults(latency_ms=0, list_lag=0)
     replayed = replay(path, current)
     assert replayed is not None
     (pending,) = replayed.pending
-    assert pending.late
+    assert not pending.answered
     log = Journal(path)
     events: list[Event] = []
-    executor = Executor(client, repo.root, log, 1, events.append, settle=(0.1,), late_grace=0)
+    executor = Executor(client, repo.root, log, 1, events.append, settle=(0.1,), in_hands=0)
     assert executor.resolve([pending], set(), Outcome()) == []  # found, not sent again
     log.close()
     assert [e.kind for e in events] == ["reconcile"]
+    assert len(coze.ledger()) == 1
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param({"http_status": 504, "body": HTML}, id="a gateway's 504 page"),
+        pytest.param(
+            {"http_status": 502, "body": "", "content_type": "text/plain"}, id="an empty 502"
+        ),
+    ],
+)
+def test_a_clone_coze_itself_never_answered_waits_its_time_before_it_is_sent_again(
+    repo: VoiceRepo, coze: Coze, run: Any, cut: dict[str, Any]
+) -> None:
+    """A gateway gave up on the clone at once, while Coze may be training it still: found
+    absent a few seconds later proves nothing yet. Coze's own error envelope would."""
+    many(repo, 1)
+    coze.faults(fail={"endpoint": "clone", "count": 1, **cut})
+    stopped = apply(run, repo, coze)
+    assert stopped.exit_code == 1
+    assert "Coze itself never answered the clone" in stopped.output
+    assert "nothing was sent again" in stopped.output
+    assert coze.ledger() == []
+    assert run(repo.root, "plan", env=coze.env()).exit_code == 0  # says it is interrupted
+    later = run(
+        repo.root, "apply", "--auto-approve", env={**coze.env(), "VOICECTL_UNANSWERED_WAIT": "0"}
+    )
+    assert later.exit_code == 0, later.output  # its time is over: never made, sent again
+    assert len(coze.ledger()) == 1
+
+
+def test_coze_s_own_error_envelope_ends_the_clone_so_absent_means_never_made(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    many(repo, 1)
+    coze.faults(fail={"endpoint": "clone", "count": 1, "code": 5000, "http_status": 500})
+    result = apply(run, repo, coze)
+    assert result.exit_code == 0, result.output
     assert len(coze.ledger()) == 1
 
 

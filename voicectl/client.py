@@ -39,7 +39,6 @@ from voicectl.transport import (
     LIST_TIMEOUT,
     Coalesced,
     Deadline,
-    LateReply,
     bounded_text,
     check_base_url,
     http_client,
@@ -189,12 +188,10 @@ class CozeClient:
                 waited = False
                 continue
             except httpx.HTTPError as exc:
-                unknown = OutcomeUnknown(
+                raise OutcomeUnknown(
                     f"no answer to the clone request ({reason(exc)}); "
                     "it may or may not have been carried out"
-                )
-                unknown.late = isinstance(exc, LateReply | httpx.TimeoutException)
-                raise unknown from None
+                ) from None
             except CozeError as exc:
                 if exc.verdict is Verdict.REFUSED:
                     raise
@@ -205,10 +202,12 @@ class CozeClient:
                     limited += 1
                     waited = True
                     continue
-                raise OutcomeUnknown(
+                unknown = OutcomeUnknown(
                     f"{exc.message}; that reply does not prove the clone was refused, "
                     "so it may have been carried out"
-                ) from None
+                )
+                unknown.answered = exc.code is not None  # Coze's envelope: it is over
+                raise unknown from None
             new_id = replies.voice_id(data.get("voice_id") if isinstance(data, dict) else None)
             if new_id is None:
                 raise OutcomeUnknown(
@@ -216,17 +215,21 @@ class CozeClient:
                 )
             return CloneResult(new_id, logid)
 
-    def _get(self, params: dict[str, Any]) -> Any:
-        """One list request; read-only, so retried on anything but a request error."""
+    def _get(self, params: dict[str, Any], until: Deadline | None = None) -> Any:
+        """One list request; read-only, so retried on anything but a request error, while
+        ``until`` (the whole listing's deadline) allows: it bounds every try and wait."""
         attempt = limited = 0
         waited = False
         while True:
+            if until is not None and not until.left():
+                raise TransportError(f"cannot list voices on Coze within {until}")
             try:
                 with self._throttle.slot(hold_back=not waited) as slot:
                     request = self._http.build_request(
                         "GET", LIST_PATH, params=params, headers=self._auth, timeout=LIST_TIMEOUT
                     )
-                    deadline = Deadline.after(self._list_seconds)
+                    seconds = self._list_seconds if until is None else until.left()
+                    deadline = Deadline.after(min(self._list_seconds, seconds))
                     response = send_within(self._http, request, deadline)
                     data, _ = self._answer(response, deadline, slot, limited)
                     return data
@@ -236,7 +239,10 @@ class CozeClient:
                 if exc.verdict is Verdict.THROTTLED:
                     if limited + 1 >= self._retry.rate_limit_attempts:
                         raise
-                    self._retry.sleep(slot.pause or self._retry.delay(limited, None))
+                    pause = slot.pause or self._retry.delay(limited, None)
+                    if until is not None and pause >= until.left():
+                        raise
+                    self._retry.sleep(pause)
                     limited += 1
                     waited = True
                     continue
@@ -247,9 +253,10 @@ class CozeClient:
                 wait = None
                 if tls_failure(exc):
                     raise failure from None
-            if attempt + 1 >= self._retry.attempts:
+            pause = self._retry.delay(attempt, wait)
+            if attempt + 1 >= self._retry.attempts or (until and pause >= until.left()):
                 raise failure from None
-            self._retry.sleep(self._retry.delay(attempt, wait))
+            self._retry.sleep(pause)
             attempt += 1
             waited = False
 
@@ -317,7 +324,7 @@ class CozeClient:
             return fresh, not result.has_more
 
         if expected < page_size:
-            voices, last = take(self._page(1, page_size))
+            voices, last = take(self._page(1, page_size, deadline))
             yield from voices
             if last:
                 return
@@ -329,7 +336,7 @@ class CozeClient:
             try:
                 while True:
                     while len(queued) < max(1, ahead) and page <= max_pages:
-                        queued.append(pool.submit(self._page, page, page_size))
+                        queued.append(pool.submit(self._page, page, page_size, deadline))
                         page += 1
                     if not queued:
                         break
@@ -342,7 +349,9 @@ class CozeClient:
                     future.cancel()
         raise ListingIncomplete(f"has_more was still true after {max_pages} pages")
 
-    def _page(self, page: int, page_size: int) -> tuple[int, replies.Page]:
+    def _page(
+        self, page: int, page_size: int, until: Deadline | None = None
+    ) -> tuple[int, replies.Page]:
         """One page of the list, by number; a reply that is not a well-formed page raises."""
         try:
             data = self._get(
@@ -351,7 +360,8 @@ class CozeClient:
                     "filter_system_voice": "true",
                     "page_num": page,
                     "page_size": page_size,
-                }
+                },
+                until,
             )
             return page, replies.page(data, self._token)
         except CozeError as exc:

@@ -29,9 +29,10 @@ RECONCILE_ROUNDS = 3
 # after each): the docs do not say the list shows a new voice at once.
 SETTLE_SECONDS = (2.0, 5.0)
 REWITNESS_SECONDS = 120.0  # a witness older than this is read again before a clone
-# A clone that got no reply by its deadline is concluded never made, if Coze does not list
-# it, only this long after its deadline passed: until then it may be in Coze's hands.
-LATE_GRACE_SECONDS = 600.0
+# A clone that Coze itself never answered (cut short by a gateway, a lost connection, the
+# 600 s deadline, a kill) is concluded never made, if Coze does not list it, only this long
+# after it was sent: until then it may be in Coze's hands. The deadline, and as long again.
+IN_HANDS_SECONDS = 1200.0
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,13 @@ class Executor:
         settle: Sequence[float] = SETTLE_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         rewitness: float = REWITNESS_SECONDS,
-        late_grace: float = LATE_GRACE_SECONDS,
+        in_hands: float = IN_HANDS_SECONDS,
     ) -> None:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
         self.on_event, self.clock = on_event, clock
         self.settle, self.sleep, self.rewitness = tuple(settle), sleep, rewitness
-        self.late_grace = late_grace
+        self.in_hands = in_hands
         self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
@@ -209,9 +210,9 @@ class Executor:
                 outcome.done.append((change, answer))
         return unknown, deferred
 
-    def _late_until(self, pending: Pending) -> float:
-        """Until when a clone that got no reply by its deadline may be in Coze's hands."""
-        return pending.started_unix + self.client.deadline + self.late_grace
+    def _in_hands_until(self, pending: Pending) -> float:
+        """Until when a clone that Coze itself never answered may be in Coze's hands."""
+        return pending.started_unix + self.in_hands
 
     def _rewitness(self) -> None:
         """Read the account again once the witness is ``rewitness`` seconds old, so that
@@ -254,10 +255,10 @@ class Executor:
         except OutcomeUnknown as exc:
             self._ended[seq] = self.clock()
             self._unknown[change.address] = exc.message
-            if exc.late:
-                self.journal.late(seq, now())
+            if exc.answered:
+                self.journal.answered(seq, now())
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")
-            return Pending(seq, change, at, started, before, late=exc.late)
+            return Pending(seq, change, at, started, before, answered=exc.answered)
         except (VoicectlError, OSError) as exc:
             message = exc.message if isinstance(exc, VoicectlError) else str(exc)
             self.journal.failed(seq, now(), message)
@@ -266,9 +267,10 @@ class Executor:
         suspect = self._claim(change, result.voice_id, listing)
         if suspect is not None:  # a reply that cannot be this clone's proves nothing
             self._ended[seq] = self.clock()
+            self.journal.answered(seq, now())  # a success envelope: the request is over
             self._unknown[change.address] = suspect
             self._event_error(change, started, f"{suspect}; checking Coze's voice list")
-            return Pending(seq, change, at, started, before)
+            return Pending(seq, change, at, started, before, answered=True)
         self.journal.done(seq, now(), result.voice_id, result.logid)
         self.on_event(
             Event(
@@ -421,20 +423,19 @@ class Executor:
                         unproven=why or "",
                     )
                 )
-            elif pending.late and self.clock() < self._late_until(pending):
+            elif not pending.answered and self.clock() < self._in_hands_until(pending):
                 still.append(pending)  # Coze may be carrying it out still: not yet absent
             else:
                 self.journal.failed(pending.seq, now(), "not found on Coze: never carried out")
                 again.append(change)
         if still:
             raise VoicectlError(
-                f"{', '.join(p.change.address for p in still)}: no reply came within "
-                f"{self.client.deadline:g} s and Coze does not list the result yet, but it "
-                "may still be carrying the clone out, so nothing was sent again. The journal "
-                "keeps it: `voicectl apply` from "
-                + _utc(max(self._late_until(p) for p in still))
-                + " on looks for it first and sends it again only if Coze still does not "
-                "list it"
+                f"{', '.join(p.change.address for p in still)}: Coze itself never answered "
+                "the clone (a gateway's page, a lost connection, the deadline or an apply "
+                "killed), and does not list its result yet, but it may still be carrying "
+                "it out, so nothing was sent again. The journal keeps it: `voicectl apply` "
+                f"from {_utc(max(self._in_hands_until(p) for p in still))} on looks for it "
+                "first and sends it again only if Coze still does not list it"
             )
         return again
 

@@ -41,7 +41,7 @@ class Pending:
     started_at: str
     started_unix: float
     before: dict[str, Any] | None = None  # what Coze showed before it was sent (reconcile)
-    late: bool = False  # no reply by its deadline: Coze may still be carrying it out
+    answered: bool = False  # Coze itself answered: the request is over, whatever it did
 
 
 @dataclass
@@ -185,9 +185,10 @@ class Journal:
             record["unproven"] = unproven
         self.append(record)
 
-    def late(self, seq: int, at: str) -> None:
-        """The clone got no reply by its deadline: its outcome stays unknown for longer."""
-        self.append({"type": "late", "seq": seq, "at": at})
+    def answered(self, seq: int, at: str) -> None:
+        """Coze's own server answered the clone (its envelope, not a success that proves
+        it): the request is over. Without this line, it may still be in Coze's hands."""
+        self.append({"type": "answered", "seq": seq, "at": at})
 
     def failed(self, seq: int, at: str, error: str) -> None:
         """Coze said no: the clone certainly did not happen."""
@@ -333,7 +334,7 @@ def replay(path: Path, state: State) -> Replayed | None:
     newer = state.serial > began
     started: dict[int, bytes] = {}
     outcome: dict[int, dict[str, Any]] = {}
-    late: set[int] = set()
+    answered: set[int] = set()
     entries = 0
     for line, record in records:
         entries += 1
@@ -342,15 +343,15 @@ def replay(path: Path, state: State) -> Replayed | None:
             continue
         if record.get("type") == "pending":
             started[seq] = line
-        elif record.get("type") == "late":
-            late.add(seq)
+        elif record.get("type") == "answered":
+            answered.add(seq)
         elif record.get("type") in ("done", "failed"):
             outcome[seq] = {
                 k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
             }
     commit = str(begin.get("commit") or "")
     pending = [
-        replace(_pending(seq, started[seq]), late=seq in late)
+        replace(_pending(seq, started[seq]), answered=seq in answered)
         for seq in sorted(started)
         if seq not in outcome
     ]

@@ -12,10 +12,12 @@ from voicectl.executor import Event, Executor, Outcome
 from voicectl.model import State
 
 
-def fold(state_path: Path, current: State) -> State:
+def fold(state_path: Path, current: State, finish: Callable[[State], State] | None = None) -> State:
     """Write the journal's completed changes into the state and remove the journal.
 
-    Refuses while a clone's outcome is unknown: those must be reconciled first.
+    ``finish`` adds what else the state learns (Coze's facts, say) before the one write,
+    so that the file is checked to be the one the journal began from just before it is
+    replaced. Refuses while a clone's outcome is unknown: those must be reconciled first.
     """
     path = journal.journal_path(state_path)
     replayed = journal.replay(path, current)
@@ -26,9 +28,12 @@ def fold(state_path: Path, current: State) -> State:
     if replayed.pending:
         names = ", ".join(p.change.address for p in replayed.pending)
         raise StateError(f"{path}: clones of unknown outcome ({names}) must be reconciled first")
-    if not replayed.stale:
+    if replayed.stale:
+        result = current
+    else:
+        new = replayed.state if finish is None else finish(replayed.state)
         _still(state_path, current, path)
-    result = current if replayed.stale else state.save(state_path, replayed.state)
+        result = state.save(state_path, new)
     path.unlink()
     return result
 
@@ -37,28 +42,36 @@ def _still(state_path: Path, base: State, journal_path: Path) -> None:
     """Refuse to write over a state file that is no longer ``base``, the state the
     journal began from: one replaced while the apply ran (a `git pull`, another clone's
     state copied in) holds what this apply cannot know. The journal keeps the clones."""
+    way_out = (
+        f"so it was not written over: {journal_path.name} keeps this apply's clones. Put "
+        "back the state it began from and run `voicectl apply` to fold them, then merge"
+    )
     try:
         on_disk = state.load(state_path, str(state_path))
-    except StateError:
-        on_disk = None  # unreadable now: it is no one's newer state; writing mends it
+    except StateError:  # a merge's conflict markers, say: someone else's work is in it
+        raise StateError(
+            f"{state_path}: the state file was changed while this apply ran and is no "
+            f"longer readable (a merge conflict?), {way_out}"
+        ) from None
     if on_disk is None or (on_disk.lineage, on_disk.serial) == (base.lineage, base.serial):
-        return
+        return  # gone (deleted): writing it mends it
     raise StateError(
         f"{state_path}: the state file changed while this apply ran (serial {on_disk.serial} "
-        f"now, {base.serial} when it began; a `git pull`?), so it was not written over: "
-        f"{journal_path.name} keeps this apply's clones. Put back the state it began from "
-        "and run `voicectl apply` to fold them, then merge"
+        f"now, {base.serial} when it began; a `git pull`?), {way_out}"
     )
 
 
 def fold_or_keep(
-    state_path: Path, current: State, notice: Callable[[str], None]
+    state_path: Path,
+    current: State,
+    notice: Callable[[str], None],
+    finish: Callable[[State], State] | None = None,
 ) -> tuple[State, bool]:
     """Fold at the end of an apply: the state written, and True. With clones of unknown
     outcome left, or a state file replaced meanwhile, keep the journal (the next apply
     recovers it) and nothing is written: the state as the journal leaves it, and False."""
     try:
-        return fold(state_path, current), True
+        return fold(state_path, current, finish), True
     except StateError as exc:
         notice(f"{exc.message}; the journal was kept and `voicectl apply` will recover it")
         replayed = journal.replay(journal.journal_path(state_path), current)

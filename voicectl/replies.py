@@ -98,10 +98,12 @@ class ListingIncomplete(TransportError):
 class OutcomeUnknown(VoicectlError):
     """A clone request may have reached Coze and no reply proves what became of it.
 
-    ``late``: no reply came by the request's deadline, so Coze may still be carrying it
-    out: its result may appear on the list long after a quick look finds nothing."""
+    ``answered``: Coze's own server answered (its JSON envelope), so the request is over,
+    whatever it did. Otherwise it was cut short (a gateway's page, a lost connection, the
+    deadline), and Coze may still be carrying it out: its result may appear on the list
+    long after a quick look finds nothing."""
 
-    late = False
+    answered = False
 
 
 def account_record(api_base: str, token: str) -> dict[str, str]:

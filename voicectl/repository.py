@@ -146,10 +146,10 @@ def effective_state(cfg: config.Config) -> tuple[State, str]:
     return pending_warning(cfg.state_path, current)
 
 
-def remember_blobs(cfg: config.Config, current: State) -> State:
-    """Record in the state the git blob id of each voice's take that git reports clean
-    and whose bytes are the recorded take (checked through the local cache, else read),
-    so that a fresh clone trusts it unread. Saves only if anything was learnt."""
+def with_blobs(cfg: config.Config, current: State) -> State:
+    """The state with the git blob id of each voice's take that git reports clean and
+    whose bytes are the recorded take (checked through the local cache, else read), so
+    that a fresh clone trusts it unread. Nothing is written here."""
     blobs = gitrepo.clean_blobs(cfg.root)
     if not blobs:
         return current
@@ -162,9 +162,7 @@ def remember_blobs(cfg: config.Config, current: State) -> State:
             continue
         if _holds(cfg.root, take.path, take.sha256, take.size, cache):
             voices[address] = replace(record, take=replace(take, git_blob=blob))
-    if voices == current.voices:
-        return current
-    return state.save(cfg.state_path, replace(current, voices=voices))
+    return current if voices == current.voices else replace(current, voices=voices)
 
 
 def _holds(root: Path, relative: str, sha256: str, size: int, cache: TakeCache) -> bool:

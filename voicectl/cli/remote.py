@@ -104,13 +104,16 @@ def apply(
     if as_json and not (auto_approve or saved):
         raise UsageError("--json cannot ask for confirmation: pass --auto-approve or a FILE")
     client = account.client_for(cfg, "apply")
+    settle, in_hands = _settle(), _in_hands()  # read before anything is done
     out = _Output(as_json)
     with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err):
         current, existed = repository.load_state(cfg)
         current = recovery.recover(
             cfg.state_path,
             current,
-            lambda log: Executor(client, cfg.root, log, 1, _Progress(0), settle=_settle()),
+            lambda log: Executor(
+                client, cfg.root, log, 1, _Progress(0), settle=settle, in_hands=in_hands
+            ),
             adoptions,
             _echo_err,
         )
@@ -152,16 +155,24 @@ def apply(
             gitrepo.head(cfg.root),
             account=client.account_record(),
         )
+        outcome = None
         try:
-            executor = Executor(client, cfg.root, log, parallelism, progress, settle=_settle())
+            executor = Executor(
+                client, cfg.root, log, parallelism, progress, settle=settle, in_hands=in_hands
+            )
             outcome = executor.run(work, current.voice_ids(), remote, listed_at)
         finally:
             progress.close()
             log.close()
-            final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err)
-        if folded:  # else the journal holds this apply, and the state is not written
-            final = _record_remote(client, cfg, final, outcome.done)
-            final = repository.remember_blobs(cfg, final)  # lets a fresh clone skip hashing
+            finish = None
+            if outcome is not None:  # Coze's facts and the takes' blob ids, in the one write
+                done = outcome.done
+
+                def finish(folded: State) -> State:
+                    return repository.with_blobs(cfg, _record_remote(client, cfg, folded, done))
+
+            final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err, finish)
+    assert outcome is not None  # else the exception went on
     out.summary(outcome.done, outcome.failed, blocked, final)
     return EXIT_USER_ERROR if outcome.failed or blocked or not folded else 0
 
@@ -257,12 +268,15 @@ def _record_remote(
 
     A voice this apply created that Coze lists under another name than it was sent with
     (replies swapped between two clones by something in between) is said so, and its
-    facts are not recorded, so that `voicectl drift` keeps showing it. Best effort: the
-    clones are already safe in the state; if the read fails, ``voicectl refresh``
-    records them later.
+    facts are not recorded, so that `voicectl drift` keeps showing it. Best effort, before
+    the state is written: if the read fails, ``voicectl refresh`` records them later.
     """
+    from dataclasses import replace
+
     from voicectl import state, transition
     from voicectl.cli import account
+    from voicectl.model import NEW_VOICE_ACTIONS
+    from voicectl.planner import unproven_note
 
     if not done:
         return final
@@ -284,16 +298,22 @@ def _record_remote(
                 "the reply named another voice than the one made, and the plan says what to do"
             )
         if change.spends_clone and listed is not None and listed.name != name:
-            _echo_err(
-                f"{change.address}: voice {voice_id} was sent as {name!r} but Coze lists "
-                f"it as {listed.name!r}: its reply may belong to another clone; check "
-                "`voicectl drift` before relying on it"
-            )
             remote = {k: v for k, v in remote.items() if k != voice_id}
-    updated = transition.refreshed(final, remote, state.now())
-    if updated == final:
-        return final
-    return state.save(cfg.state_path, updated)
+            record = final.voices.get(change.address)
+            if change.action not in NEW_VOICE_ACTIONS or record is None:
+                continue
+            # Not this clone's voice, most likely (a reply swapped, or rewritten): it may be
+            # someone else's, so it is not relied on until a person decides.
+            why = (
+                f"Coze's reply to the {change.action} named voice {voice_id}, which Coze "
+                f"lists as {listed.name!r}, not as it was sent ({name!r}): the reply may "
+                "belong to another clone"
+            )
+            final = replace(
+                final, voices={**final.voices, change.address: replace(record, unproven=why)}
+            )
+            _echo_err(f"{change.address}: {unproven_note(change.address, voice_id, why)}")
+    return transition.refreshed(final, remote, state.now())
 
 
 class _Output:
@@ -468,6 +488,21 @@ def _settle() -> tuple[float, ...]:
             f"VOICECTL_RECONCILE_SETTLE={raw!r}: expected seconds (0..600) separated by commas"
         )
     return waits
+
+
+def _in_hands() -> float:
+    """``VOICECTL_UNANSWERED_WAIT``: the seconds after a clone was sent during which, if
+    Coze itself never answered it, it may still be in Coze's hands (default 1200)."""
+    from voicectl.executor import IN_HANDS_SECONDS
+
+    raw = os.environ.get("VOICECTL_UNANSWERED_WAIT", "").strip()
+    try:
+        seconds = float(raw) if raw else IN_HANDS_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise UsageError(f"VOICECTL_UNANSWERED_WAIT={raw!r}: expected seconds, from 0 to 86400")
+    return seconds
 
 
 def _interactive() -> bool:
