@@ -2,11 +2,12 @@
 
 Each run mutates a real voice repository (new voices, retrains, renames, moved files,
 removals, re-added orphans, a space change now and then), arms random faults on the
-emulator (latency, 5xx, 429 storms, a token-bucket rate limit, replies lost after the
-clone was committed, clones committed and then answered with 4013, an undocumented code,
-a body that is not Coze's envelope or a success whose voice id is not one, short list
-pages that say ``has_more``, a list page that repeats, a Coze clock that disagrees with
-this machine's, and a journal whose last line a kill tore) and runs
+emulator (latency, 5xx, 429 storms, a gateway's page before any commit, a token-bucket
+rate limit, replies lost after the clone was committed, clones committed and then
+answered with 4013, an undocumented code, a body that is not Coze's envelope or a success
+whose voice id is not one, short list pages that say ``has_more``, a list page that
+repeats, a Coze clock that disagrees with this machine's, and a journal whose last line a
+kill tore) and runs
 ``python -m voicectl apply --auto-approve`` as a subprocess, sometimes SIGKILLed at a
 random moment, sometimes on a full disk (a file size limit, RLIMIT_FSIZE, that stops its
 writes at a random size with EFBIG), sometimes with a rival apply started at the same
@@ -413,6 +414,14 @@ def choose_faults(rng: random.Random, profile: Profile) -> tuple[dict[str, Any],
             "endpoint": "clone",
         }
         kinds.append("unknown_not_committed")
+    elif roll < 0.62:  # a gateway's page, Coze never answering: resent only after a wait
+        settings["fail"] = {
+            "http_status": rng.choice((502, 504)),
+            "body": "<html><body>504 Gateway Time-out</body></html>",
+            "count": rng.randint(1, profile.max_fail_count),
+            "endpoint": "clone",
+        }
+        kinds.append("gateway_page_not_committed")
     # Coze committed the clone, then answered with something that proves nothing.
     roll = rng.random()
     if roll < 0.12:
