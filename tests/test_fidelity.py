@@ -627,7 +627,7 @@ def test_a_same_named_voice_found_long_after_a_lost_clone_is_recorded_unproven(
     voice named like v00 is on the account. It is not passed off as voicectl's: the state
     marks it, every plan says so, until a person decides."""
     many(repo, 2)
-    colleague_clones(coze, "Another voice", tmp_path)
+    another = colleague_clones(coze, "Another voice", tmp_path)
     coze.faults(
         fail={"endpoint": "clone", "http_status": 502, "body": HTML},
         list_page_cap=1,
@@ -652,6 +652,11 @@ def test_a_same_named_voice_found_long_after_a_lost_clone_is_recorded_unproven(
     assert "voicectl apply --replace v00` clones a new voice id" in plan.output
     markdown = run(repo.root, "plan", "--format", "markdown", env=coze.env())
     assert f"voice {theirs} is unproven" in markdown.output
+    # Importing another voice there is refused, naming both ways a person can decide.
+    refused = run(repo.root, "import", "v00", another, env=coze.env())
+    assert refused.exit_code == 1
+    assert f"already in the state as voice {theirs}, which Coze lists" in refused.output
+    assert f"`voicectl import v00 {theirs}` confirms it" in refused.output
     # It may be the colleague's voice: it is not trained over until a person decides.
     retrain = json.loads(
         run(repo.root, "plan", "--json", "--retrain", "v00", env=coze.env()).stdout
