@@ -222,7 +222,7 @@ class CozeClient:
         waited = False
         while True:
             if until is not None and not until.left():
-                raise TransportError(f"cannot list voices on Coze within {until}")
+                raise TransportError(f"the list was not read to its end within {until}")
             try:
                 with self._throttle.slot(hold_back=not waited) as slot:
                     request = self._http.build_request(
@@ -249,6 +249,10 @@ class CozeClient:
                 failure: VoicectlError = exc
                 wait = retry_after(response)
             except httpx.HTTPError as exc:
+                if until is not None and not until.left():  # cut short by the listing's end
+                    raise TransportError(
+                        f"the list was not read to its end within {until}"
+                    ) from None
                 failure = TransportError(f"cannot list voices on Coze: {reason(exc)}")
                 wait = None
                 if tls_failure(exc):
