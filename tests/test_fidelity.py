@@ -884,17 +884,17 @@ def test_a_wait_notice_while_the_progress_bar_is_drawn_takes_a_line_of_its_own(
 ) -> None:
     """Workers announce waits while the bar is on stderr: a notice must not be written
     into the middle of the bar's line, nor two at once into each other."""
-    from voicectl.cli import account
-    from voicectl.cli.remote import _Progress
+    from voicectl.cli import waits
+    from voicectl.cli.progress import Progress
 
-    progress = _Progress(3, bar=True)
+    progress = Progress(3, bar=True)
     try:
-        assert account.bars == [progress]
-        account.notice("waiting 2 s before the next request to Coze")
+        assert waits.bars == [progress]
+        waits.notice("waiting 2 s before the next request to Coze")
     finally:
         progress.close()
     assert "\nnotice: waiting 2 s before the next request to Coze\n" in capsys.readouterr().err
-    assert account.bars == []
+    assert waits.bars == []
 
 
 def test_waits_for_coze_are_announced_with_what_is_left_of_the_budget(

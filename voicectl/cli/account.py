@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
-
-import click
+from typing import TYPE_CHECKING
 
 from voicectl import reconcile
 from voicectl.errors import UsageError, VoicectlError
@@ -14,10 +12,8 @@ if TYPE_CHECKING:
     from voicectl.client import CozeClient
     from voicectl.config import Config
     from voicectl.model import RemoteVoice, State
-    from voicectl.pacing import WaitBudget
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
-WAIT_VARIABLE = "VOICECTL_WAIT_BUDGET"
 
 
 def has_token() -> bool:
@@ -42,38 +38,9 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
             "ASCII, as Coze's tokens are): was it pasted with something else?"
         )
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
+    from voicectl.cli.waits import wait_budget
+
     return CozeClient(http_client(base), token, Retry(sleep=wait_budget()))
-
-
-def wait_budget() -> WaitBudget:
-    """``VOICECTL_WAIT_BUDGET``: the seconds one command may spend waiting on Coze (rate
-    limits, backoff) before it gives up on the requests still to send (default 600).
-    Each wait of a second or more is announced on stderr."""
-    from voicectl.pacing import WAIT_BUDGET_SECONDS, WaitBudget
-
-    raw = os.environ.get(WAIT_VARIABLE, "").strip()
-    try:
-        total = float(raw) if raw else WAIT_BUDGET_SECONDS
-    except ValueError:
-        total = -1.0
-    if not 0 <= total <= 86_400:
-        raise UsageError(f"{WAIT_VARIABLE}={raw!r}: expected seconds, from 0 to 86400")
-    return WaitBudget(total, announce=notice, to_raise=f"raise {WAIT_VARIABLE} (seconds)")
-
-
-# The progress bar being drawn on stderr, if any: a notice from a worker thread must not
-# be written into the middle of it.
-bars: list[Any] = []
-
-
-def notice(line: str) -> None:
-    """One ``notice:`` line on stderr, whole, on a line of its own."""
-    if not bars:
-        click.echo(f"notice: {line}", err=True)
-        return
-    progress = bars[-1]
-    with progress.lock:
-        click.echo(f"\nnotice: {line}", err=True)
 
 
 def remote_voices(client: CozeClient, state: State | None = None) -> dict[str, RemoteVoice]:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,7 +79,8 @@ def apply(
     asking, and refuse it if anything it is bound to has changed since.
     """
     from voicectl import gitrepo, lock, recovery, repository, savedplan
-    from voicectl.cli import account
+    from voicectl.cli import account, waits
+    from voicectl.cli.progress import Output, Progress
     from voicectl.executor import Executor
     from voicectl.journal import Journal, journal_path
     from voicectl.state import now
@@ -104,15 +102,15 @@ def apply(
     if as_json and not (auto_approve or saved):
         raise UsageError("--json cannot ask for confirmation: pass --auto-approve or a FILE")
     client = account.client_for(cfg, "apply")
-    settle, in_hands = _settle(), _in_hands()  # read before anything is done
-    out = _Output(as_json)
+    settle, in_hands = waits.settle(), waits.in_hands()  # read before anything is done
+    out = Output(as_json)
     with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err):
         current, existed = repository.load_state(cfg)
         current = recovery.recover(
             cfg.state_path,
             current,
             lambda log: Executor(
-                client, cfg.root, log, 1, _Progress(0), settle=settle, in_hands=in_hands
+                client, cfg.root, log, 1, Progress(0), settle=settle, in_hands=in_hands
             ),
             adoptions,
             _echo_err,
@@ -314,199 +312,6 @@ def _record_remote(
             )
             _echo_err(f"{change.address}: {unproven_note(change.address, voice_id, why)}")
     return transition.refreshed(final, remote, state.now())
-
-
-class _Output:
-    """Where apply's output goes: text for people, or one JSON event per line."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.as_json = as_json
-        self.started = time.monotonic()
-
-    def emit(self, event: str, **fields: Any) -> None:
-        body = {"event": event, "elapsed": round(time.monotonic() - self.started, 3), **fields}
-        click.echo(json.dumps(body, sort_keys=True, ensure_ascii=False))
-
-    def plan(self, result: Plan) -> None:
-        from voicectl import render
-
-        if not self.as_json:
-            click.echo(render.render_text(result), nl=False)
-            return
-        cost = result.cost
-        self.emit(
-            "start",
-            changes=len(result.actionable),
-            summary=result.summary,
-            clones_to_spend=result.clones_spent,
-            one_time_cny=cost.one_time_cny,
-            monthly_cny_delta=cost.monthly_cny_delta,
-        )
-
-    def progress(self, total: int) -> _Progress:
-        if self.as_json:
-            return _Progress(total, events=self.emit)
-        return _Progress(total, bar=_interactive())
-
-    def summary(
-        self,
-        done: Sequence[tuple[Change, str | None]],
-        failed: Sequence[tuple[Change, str]],
-        blocked: Sequence[Change],
-        final: State,
-    ) -> None:
-        from voicectl import render
-
-        if not self.as_json:
-            click.echo(render.apply_summary(done, failed, blocked, final), nl=False)
-            return
-        voices = []
-        for change, voice_id in sorted(done, key=lambda item: item[0].address):
-            record = final.voices.get(change.address)
-            voices.append(
-                {
-                    "address": change.address,
-                    "action": change.action,
-                    "voice_id": voice_id,
-                    "clones_used": record.clones_used if record else None,
-                    "clones_left": record.clones_left if record else None,
-                }
-            )
-        self.emit(
-            "summary",
-            ok=not failed and not blocked,
-            done=voices,
-            failed=[{"address": c.address, "action": c.action, "error": e} for c, e in failed],
-            blocked=[{"address": c.address, "message": c.message} for c in blocked],
-            clones_spent=sum(1 for c, _ in done if c.spends_clone),
-            one_time_cny=sum(c.cost.one_time_cny for c, _ in done),
-            monthly_cny_delta=sum(c.cost.monthly_cny_delta for c, _ in done),
-        )
-
-
-class _Progress:
-    """Renders executor events: a progress bar on a terminal, one plain line per voice in CI.
-
-    Events arrive from the worker threads; a lock keeps lines whole.
-    """
-
-    def __init__(
-        self,
-        total: int,
-        bar: bool = False,
-        events: Callable[..., None] | None = None,
-    ) -> None:
-        self.total, self.finished = total, 0
-        self.events = events
-        self.lock = threading.Lock()
-        self.bar: Any = None
-        if bar and total:
-            self.bar = click.progressbar(
-                length=total,
-                label="Applying",
-                file=sys.stderr,
-                show_pos=True,
-                item_show_func=lambda item: item,
-            )
-            self.bar.__enter__()
-            from voicectl.cli import account
-
-            account.bars.append(self)  # notices (waits) keep off the bar's line
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-            from voicectl.cli import account
-
-            account.bars.remove(self)
-
-    def __call__(self, event: Any) -> None:
-        with self.lock:
-            if self.events is not None:
-                kind = {"voice_done": "voice_complete", "reconcile": "voice_complete"}.get(
-                    event.kind, event.kind
-                )
-                fields = {
-                    "address": event.address,
-                    "action": event.action,
-                    "voice_id": event.voice_id,
-                    "seconds": round(event.elapsed, 3),
-                }
-                if event.kind == "voice_error":
-                    fields["error"] = event.error
-                if event.kind == "reconcile":
-                    fields["reconciled"] = True
-                if event.unproven:
-                    fields["unproven"] = event.unproven
-                if event.clones_left is not None:
-                    fields["clones_left"] = event.clones_left
-                self.events(kind, **fields)
-                return
-            if event.kind == "voice_start":
-                return
-            if event.kind == "voice_error":
-                line = (
-                    f"{event.address}: {event.action} failed after {event.elapsed:.1f}s: "
-                    f"{event.error}"
-                )
-                click.echo(("\n" if self.bar else "") + line, err=True)
-                return
-            self.finished += 1
-            how = " (found on Coze after a lost reply)" if event.kind == "reconcile" else ""
-            left = "" if event.clones_left is None else f", {event.clones_left} clones left"
-            line = (
-                f"{event.address}: {event.action} done: voice {event.voice_id}{left} in "
-                f"{event.elapsed:.1f}s{how}"
-            )
-            if self.bar is not None:
-                self.bar.update(1, event.address)
-            else:
-                count = f"[{self.finished}/{self.total}] " if self.total else ""
-                click.echo(count + line)
-            if event.unproven:
-                from voicectl.planner import unproven_note
-
-                note = unproven_note(event.address, event.voice_id, event.unproven)
-                click.echo(("\n" if self.bar else "") + f"{event.address}: {note}", err=True)
-
-
-def _settle() -> tuple[float, ...]:
-    """``VOICECTL_RECONCILE_SETTLE``: the waits (seconds, comma-separated) before a lost
-    clone that Coze's list does not show is concluded never made (default 2,5)."""
-    from voicectl.executor import SETTLE_SECONDS
-
-    raw = os.environ.get("VOICECTL_RECONCILE_SETTLE", "").strip()
-    if not raw:
-        return SETTLE_SECONDS
-    try:
-        waits = tuple(float(part) for part in raw.split(","))
-    except ValueError:
-        waits = ()
-    if not waits or not all(0 <= w <= 600 for w in waits):
-        raise UsageError(
-            f"VOICECTL_RECONCILE_SETTLE={raw!r}: expected seconds (0..600) separated by commas"
-        )
-    return waits
-
-
-def _in_hands() -> float:
-    """``VOICECTL_UNANSWERED_WAIT``: the seconds after a clone was sent during which, if
-    Coze itself never answered it, it may still be in Coze's hands (default 1200)."""
-    from voicectl.executor import IN_HANDS_SECONDS
-
-    raw = os.environ.get("VOICECTL_UNANSWERED_WAIT", "").strip()
-    try:
-        seconds = float(raw) if raw else IN_HANDS_SECONDS
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 86_400:
-        raise UsageError(f"VOICECTL_UNANSWERED_WAIT={raw!r}: expected seconds, from 0 to 86400")
-    return seconds
-
-
-def _interactive() -> bool:
-    return sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def _echo_err(message: str) -> None:

@@ -1,0 +1,173 @@
+"""What apply shows while it works: a progress bar, plain lines in CI, or JSON events."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from voicectl.cli import waits
+
+if TYPE_CHECKING:
+    from voicectl.model import Change, Plan, State
+
+
+class Output:
+    """Where apply's output goes: text for people, or one JSON event per line."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.started = time.monotonic()
+
+    def emit(self, event: str, **fields: Any) -> None:
+        body = {"event": event, "elapsed": round(time.monotonic() - self.started, 3), **fields}
+        click.echo(json.dumps(body, sort_keys=True, ensure_ascii=False))
+
+    def plan(self, result: Plan) -> None:
+        from voicectl import render
+
+        if not self.as_json:
+            click.echo(render.render_text(result), nl=False)
+            return
+        cost = result.cost
+        self.emit(
+            "start",
+            changes=len(result.actionable),
+            summary=result.summary,
+            clones_to_spend=result.clones_spent,
+            one_time_cny=cost.one_time_cny,
+            monthly_cny_delta=cost.monthly_cny_delta,
+        )
+
+    def progress(self, total: int) -> Progress:
+        if self.as_json:
+            return Progress(total, events=self.emit)
+        return Progress(total, bar=interactive())
+
+    def summary(
+        self,
+        done: Sequence[tuple[Change, str | None]],
+        failed: Sequence[tuple[Change, str]],
+        blocked: Sequence[Change],
+        final: State,
+    ) -> None:
+        from voicectl import render
+
+        if not self.as_json:
+            click.echo(render.apply_summary(done, failed, blocked, final), nl=False)
+            return
+        voices = []
+        for change, voice_id in sorted(done, key=lambda item: item[0].address):
+            record = final.voices.get(change.address)
+            voices.append(
+                {
+                    "address": change.address,
+                    "action": change.action,
+                    "voice_id": voice_id,
+                    "clones_used": record.clones_used if record else None,
+                    "clones_left": record.clones_left if record else None,
+                }
+            )
+        self.emit(
+            "summary",
+            ok=not failed and not blocked,
+            done=voices,
+            failed=[{"address": c.address, "action": c.action, "error": e} for c, e in failed],
+            blocked=[{"address": c.address, "message": c.message} for c in blocked],
+            clones_spent=sum(1 for c, _ in done if c.spends_clone),
+            one_time_cny=sum(c.cost.one_time_cny for c, _ in done),
+            monthly_cny_delta=sum(c.cost.monthly_cny_delta for c, _ in done),
+        )
+
+
+class Progress:
+    """Renders executor events: a progress bar on a terminal, one plain line per voice in CI.
+
+    Events arrive from the worker threads; a lock keeps lines whole.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        bar: bool = False,
+        events: Callable[..., None] | None = None,
+    ) -> None:
+        self.total, self.finished = total, 0
+        self.events = events
+        self.lock = threading.Lock()
+        self.bar: Any = None
+        if bar and total:
+            self.bar = click.progressbar(
+                length=total,
+                label="Applying",
+                file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda item: item,
+            )
+            self.bar.__enter__()
+            waits.bars.append(self)  # notices (waits) keep off the bar's line
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+            waits.bars.remove(self)
+
+    def __call__(self, event: Any) -> None:
+        with self.lock:
+            if self.events is not None:
+                kind = {"voice_done": "voice_complete", "reconcile": "voice_complete"}.get(
+                    event.kind, event.kind
+                )
+                fields = {
+                    "address": event.address,
+                    "action": event.action,
+                    "voice_id": event.voice_id,
+                    "seconds": round(event.elapsed, 3),
+                }
+                if event.kind == "voice_error":
+                    fields["error"] = event.error
+                if event.kind == "reconcile":
+                    fields["reconciled"] = True
+                if event.unproven:
+                    fields["unproven"] = event.unproven
+                if event.clones_left is not None:
+                    fields["clones_left"] = event.clones_left
+                self.events(kind, **fields)
+                return
+            if event.kind == "voice_start":
+                return
+            if event.kind == "voice_error":
+                line = (
+                    f"{event.address}: {event.action} failed after {event.elapsed:.1f}s: "
+                    f"{event.error}"
+                )
+                click.echo(("\n" if self.bar else "") + line, err=True)
+                return
+            self.finished += 1
+            how = " (found on Coze after a lost reply)" if event.kind == "reconcile" else ""
+            left = "" if event.clones_left is None else f", {event.clones_left} clones left"
+            line = (
+                f"{event.address}: {event.action} done: voice {event.voice_id}{left} in "
+                f"{event.elapsed:.1f}s{how}"
+            )
+            if self.bar is not None:
+                self.bar.update(1, event.address)
+            else:
+                count = f"[{self.finished}/{self.total}] " if self.total else ""
+                click.echo(count + line)
+            if event.unproven:
+                from voicectl.planner import unproven_note
+
+                note = unproven_note(event.address, event.voice_id, event.unproven)
+                click.echo(("\n" if self.bar else "") + f"{event.address}: {note}", err=True)
+
+
+def interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")

@@ -1,0 +1,74 @@
+"""How long one command waits on Coze, as the operator sets it in the environment, and
+the notices that say so."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from voicectl.errors import UsageError
+from voicectl.executor import IN_HANDS_SECONDS, SETTLE_SECONDS
+from voicectl.pacing import WAIT_BUDGET_SECONDS, WaitBudget
+
+WAIT_VARIABLE = "VOICECTL_WAIT_BUDGET"
+
+
+def wait_budget() -> WaitBudget:
+    """``VOICECTL_WAIT_BUDGET``: the seconds one command may spend waiting on Coze (rate
+    limits, backoff) before it gives up on the requests still to send (default 600).
+    Each wait of a second or more is announced on stderr."""
+    raw = os.environ.get(WAIT_VARIABLE, "").strip()
+    try:
+        total = float(raw) if raw else WAIT_BUDGET_SECONDS
+    except ValueError:
+        total = -1.0
+    if not 0 <= total <= 86_400:
+        raise UsageError(f"{WAIT_VARIABLE}={raw!r}: expected seconds, from 0 to 86400")
+    return WaitBudget(total, announce=notice, to_raise=f"raise {WAIT_VARIABLE} (seconds)")
+
+
+# The progress bar being drawn on stderr, if any: a notice from a worker thread must not
+# be written into the middle of it.
+bars: list[Any] = []
+
+
+def notice(line: str) -> None:
+    """One ``notice:`` line on stderr, whole, on a line of its own."""
+    if not bars:
+        click.echo(f"notice: {line}", err=True)
+        return
+    progress = bars[-1]
+    with progress.lock:
+        click.echo(f"\nnotice: {line}", err=True)
+
+
+def settle() -> tuple[float, ...]:
+    """``VOICECTL_RECONCILE_SETTLE``: the waits (seconds, comma-separated) before a lost
+    clone that Coze's list does not show is concluded never made (default 2,5)."""
+    raw = os.environ.get("VOICECTL_RECONCILE_SETTLE", "").strip()
+    if not raw:
+        return SETTLE_SECONDS
+    try:
+        waits = tuple(float(part) for part in raw.split(","))
+    except ValueError:
+        waits = ()
+    if not waits or not all(0 <= w <= 600 for w in waits):
+        raise UsageError(
+            f"VOICECTL_RECONCILE_SETTLE={raw!r}: expected seconds (0..600) separated by commas"
+        )
+    return waits
+
+
+def in_hands() -> float:
+    """``VOICECTL_UNANSWERED_WAIT``: the seconds after a clone was sent during which, if
+    Coze itself never answered it, it may still be in Coze's hands (default 1200)."""
+    raw = os.environ.get("VOICECTL_UNANSWERED_WAIT", "").strip()
+    try:
+        seconds = float(raw) if raw else IN_HANDS_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise UsageError(f"VOICECTL_UNANSWERED_WAIT={raw!r}: expected seconds, from 0 to 86400")
+    return seconds
