@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -420,3 +421,53 @@ def test_history_names_the_take_logid_and_commit(repo: VoiceRepo, coze: Coze, ru
     assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
     rows = run(repo.root, "history").stdout.splitlines()[:-1]
     assert len({row.index(" voice ") for row in rows}) == 1  # columns line up
+
+
+def test_drift_stays_in_sync_after_an_interrupted_and_recovered_apply(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """voicectl's own clones, however the apply that made them ended (killed mid-way,
+    then recovered by the next apply), are never drift."""
+    import os
+    import signal
+    import sys
+
+    applied_repo(repo, coze, run, n=3)
+    time.sleep(1.1)  # Coze's update_time counts seconds: the retrains come after
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=700 + 40 * i) for i in range(3)})
+    coze.faults(latency_ms=600)
+    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply", "--auto-approve"]
+    process = subprocess.Popen(
+        [*command, "--parallelism", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    before = len(coze.ledger())
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    coze.faults(latency_ms=0)
+    time.sleep(1.1)  # the clone the kill cut is out of Coze's hands
+    recovered = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "recovering an interrupted apply" in recovered.stderr
+    drift = run(repo.root, "drift", env=coze.env())
+    assert drift.exit_code == 0 and "In sync: 3 voice(s)" in drift.output, drift.output
+
+
+def test_an_apply_never_acknowledges_drift_of_voices_it_did_not_clone(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Only `voicectl refresh` takes Coze's facts as the new baseline: an apply records
+    those of the voices it cloned, not of a voice a colleague retrained meanwhile."""
+    applied_repo(repo, coze, run, n=2)
+    retrain_outside(coze, state_of(repo.root)["voices"]["v0"]["voice_id"])
+    repo.declare({"v0": repo.voice("v0", freq=300), "v1": repo.voice("v1", freq=999)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    drift = run(repo.root, "drift", "--json", env=coze.env())
+    assert drift.exit_code == 2
+    assert {d["address"] for d in json.loads(drift.stdout)["drift"]} == {"v0"}

@@ -71,6 +71,9 @@ def _retrained(old: VoiceRecord, change: Change, at: str) -> VoiceRecord:
         updated_at=at,
         orphaned_at=None,
         verified=True,
+        # What Coze said before this clone no longer describes the voice: drift compares
+        # the clones left until Coze's facts are read again (by apply, or refresh).
+        remote=None,
     )
 
 

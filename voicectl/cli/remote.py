@@ -311,7 +311,10 @@ def _record_remote(
                 final, voices={**final.voices, change.address: replace(record, unproven=why)}
             )
             _echo_err(f"{change.address}: {unproven_note(change.address, voice_id, why)}")
-    return transition.refreshed(final, remote, state.now())
+    # Only this apply's clones: a voice someone else changed keeps its old facts, so that
+    # drift goes on showing it until `voicectl refresh` acknowledges it.
+    ours = {voice_id for change, voice_id in done if change.spends_clone}
+    return transition.refreshed(final, {k: v for k, v in remote.items() if k in ours}, state.now())
 
 
 def _echo_err(message: str) -> None:
