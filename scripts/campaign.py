@@ -132,7 +132,8 @@ class Counts:
                 f"voices recorded unproven: {self.unproven}",
                 f"applies refused for a newer state over a journal: {self.refused_newer_state}",
                 f"applies refused for a rival's lock: {self.lost_lock_races}",
-                f"applies stopped for a clone Coze never answered: {self.unanswered_waits}",
+                f"applies stopped, nothing resent, for a clone maybe in Coze's hands: "
+                f"{self.unanswered_waits}",
                 f"invariant violations: {len(self.violations)}",
                 f"wall time: {self.wall:.1f} s",
             ]
@@ -753,7 +754,7 @@ def one_run(
     for _ in range(4):
         if status == 0 and not pending_plan(world.root):
             break
-        if "Coze itself never answered" in output:  # stopped, nothing resent: wait it out
+        if "no reply proved what became of the clone" in output:  # stopped: wait it out
             counts.unanswered_waits += 1
             time.sleep(UNANSWERED_WAIT)
         adopt = adoption(output, world, coze)

@@ -202,12 +202,10 @@ class CozeClient:
                     limited += 1
                     waited = True
                     continue
-                unknown = OutcomeUnknown(
+                raise OutcomeUnknown(
                     f"{exc.message}; that reply does not prove the clone was refused, "
                     "so it may have been carried out"
-                )
-                unknown.answered = exc.code is not None  # Coze's envelope: it is over
-                raise unknown from None
+                ) from None
             new_id = replies.voice_id(data.get("voice_id") if isinstance(data, dict) else None)
             if new_id is None:
                 raise OutcomeUnknown(

@@ -29,9 +29,10 @@ RECONCILE_ROUNDS = 3
 # after each): the docs do not say the list shows a new voice at once.
 SETTLE_SECONDS = (2.0, 5.0)
 REWITNESS_SECONDS = 120.0  # a witness older than this is read again before a clone
-# A clone that Coze itself never answered (cut short by a gateway, a lost connection, the
-# 600 s deadline, a kill) is concluded never made, if Coze does not list it, only this long
-# after it was sent: until then it may be in Coze's hands. The deadline, and as long again.
+# A clone of unknown outcome (a gateway's reply, in Coze's format or not, a lost
+# connection, the 600 s deadline, a kill) is concluded never made, if Coze does not list
+# it, only this long after it was sent: until then it may be in Coze's hands. The
+# deadline, and as long again.
 IN_HANDS_SECONDS = 1200.0
 
 
@@ -211,7 +212,7 @@ class Executor:
         return unknown, deferred
 
     def _in_hands_until(self, pending: Pending) -> float:
-        """Until when a clone that Coze itself never answered may be in Coze's hands."""
+        """Until when a clone of unknown outcome may be in Coze's hands."""
         return pending.started_unix + self.in_hands
 
     def _rewitness(self) -> None:
@@ -255,10 +256,8 @@ class Executor:
         except OutcomeUnknown as exc:
             self._ended[seq] = self.clock()
             self._unknown[change.address] = exc.message
-            if exc.answered:
-                self.journal.answered(seq, now())
             self._event_error(change, started, f"{exc.message}; checking Coze's voice list")
-            return Pending(seq, change, at, started, before, answered=exc.answered)
+            return Pending(seq, change, at, started, before)
         except (VoicectlError, OSError) as exc:
             message = exc.message if isinstance(exc, VoicectlError) else str(exc)
             self.journal.failed(seq, now(), message)
@@ -267,10 +266,9 @@ class Executor:
         suspect = self._claim(change, result.voice_id, listing)
         if suspect is not None:  # a reply that cannot be this clone's proves nothing
             self._ended[seq] = self.clock()
-            self.journal.answered(seq, now())  # a success envelope: the request is over
             self._unknown[change.address] = suspect
             self._event_error(change, started, f"{suspect}; checking Coze's voice list")
-            return Pending(seq, change, at, started, before, answered=True)
+            return Pending(seq, change, at, started, before)
         self.journal.done(seq, now(), result.voice_id, result.logid)
         self.on_event(
             Event(
@@ -423,17 +421,18 @@ class Executor:
                         unproven=why or "",
                     )
                 )
-            elif not pending.answered and self.clock() < self._in_hands_until(pending):
+            elif self.clock() < self._in_hands_until(pending):
                 still.append(pending)  # Coze may be carrying it out still: not yet absent
             else:
                 self.journal.failed(pending.seq, now(), "not found on Coze: never carried out")
                 again.append(change)
         if still:
             raise VoicectlError(
-                f"{', '.join(p.change.address for p in still)}: Coze itself never answered "
-                "the clone (a gateway's page, a lost connection, the deadline or an apply "
-                "killed), and does not list its result yet, but it may still be carrying "
-                "it out, so nothing was sent again. The journal keeps it: `voicectl apply` "
+                f"{', '.join(p.change.address for p in still)}: no reply proved what became "
+                "of the clone, and Coze does not list its result yet, but it may still be "
+                "carrying it out (a gateway may have answered, or the connection or the "
+                "apply ended, while Coze trained on), so nothing was sent again. The "
+                "journal keeps it: `voicectl apply` "
                 f"from {_utc(max(self._in_hands_until(p) for p in still))} on looks for it "
                 "first and sends it again only if Coze still does not list it"
             )

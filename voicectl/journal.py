@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,6 @@ class Pending:
     started_at: str
     started_unix: float
     before: dict[str, Any] | None = None  # what Coze showed before it was sent (reconcile)
-    answered: bool = False  # Coze itself answered: the request is over, whatever it did
 
 
 @dataclass
@@ -62,7 +62,8 @@ class Journal:
         self._sync_lock = threading.Lock()  # one fsync at a time
         self._written = self._synced = 0  # lines handed to the OS, lines known on disk
         _set_aside_torn_tail(path)  # else the next line would follow a torn one
-        self._handle = safefile.open_regular(path, "ab")  # held open for the whole apply
+        # held open for the whole apply; readable, so that it can be put back if removed
+        self._handle = safefile.open_regular(path, "a+b")
         self._seq = _last_seq(path)
 
     @classmethod
@@ -185,11 +186,6 @@ class Journal:
             record["unproven"] = unproven
         self.append(record)
 
-    def answered(self, seq: int, at: str) -> None:
-        """Coze's own server answered the clone (its envelope, not a success that proves
-        it): the request is over. Without this line, it may still be in Coze's hands."""
-        self.append({"type": "answered", "seq": seq, "at": at})
-
     def failed(self, seq: int, at: str, error: str) -> None:
         """Coze said no: the clone certainly did not happen."""
         self.append({"type": "failed", "seq": seq, "at": at, "error": error})
@@ -209,6 +205,45 @@ class Journal:
 
     def close(self) -> None:
         self._handle.close()
+
+    def keep_in_place(self) -> None:
+        """Make sure the journal's path still names the file this journal wrote: one
+        removed while the apply ran (`git clean`, `git stash -u`) is put back from the open
+        file. One replaced, or a directory that is gone or no longer a real directory,
+        raises with the voice ids the journal recorded: nothing else would keep them."""
+        mine = os.fstat(self._handle.fileno())
+        try:
+            here = os.lstat(self.path)
+        except FileNotFoundError:
+            here = None
+        if here is not None and (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino):
+            return
+        with self._lock:
+            self._handle.flush()
+            data = os.pread(self._handle.fileno(), mine.st_size, 0)
+        try:
+            if here is not None:
+                raise OSError("another file is in its place")
+            parent = os.lstat(self.path.parent)
+            if not stat.S_ISDIR(parent.st_mode):  # lstat: a link to a directory is not one
+                raise OSError("its directory is no longer a directory of the repository")
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as restored:
+                restored.write(data)
+                restored.flush()
+                os.fsync(restored.fileno())
+        except OSError as exc:
+            made = _done_ids(data)
+            raise StateError(
+                f"{self.path}: the journal this apply wrote was removed or replaced while it "
+                f"ran and cannot be put back ({exc.strerror or exc}). It recorded these paid "
+                "clones, which are in no state now: "
+                + (
+                    ", ".join(f"{address} = voice {voice_id}" for address, voice_id in made)
+                    or "none"
+                )
+                + ". Record each with `voicectl import ADDRESS VOICE_ID`"
+            ) from None
 
 
 def _set_aside_torn_tail(path: Path) -> None:
@@ -334,7 +369,6 @@ def replay(path: Path, state: State) -> Replayed | None:
     newer = state.serial > began
     started: dict[int, bytes] = {}
     outcome: dict[int, dict[str, Any]] = {}
-    answered: set[int] = set()
     entries = 0
     for line, record in records:
         entries += 1
@@ -343,18 +377,12 @@ def replay(path: Path, state: State) -> Replayed | None:
             continue
         if record.get("type") == "pending":
             started[seq] = line
-        elif record.get("type") == "answered":
-            answered.add(seq)
         elif record.get("type") in ("done", "failed"):
             outcome[seq] = {
                 k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
             }
     commit = str(begin.get("commit") or "")
-    pending = [
-        replace(_pending(seq, started[seq]), answered=seq in answered)
-        for seq in sorted(started)
-        if seq not in outcome
-    ]
+    pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
     if newer:  # a state written since: folded already, or another clone's over this one
         _check_contains(path, state, pending, started, outcome)
         return Replayed(state, [], entries, stale=True)
@@ -430,3 +458,21 @@ def _pending(seq: int, line: bytes) -> Pending:
         float(record["started_unix"]),
         before if isinstance(before, dict) else None,
     )
+
+
+def _done_ids(data: bytes) -> list[tuple[str, str]]:
+    """(address, voice id) of each clone a journal's text records as done."""
+    addresses: dict[int, str] = {}
+    made = []
+    for line in data.splitlines():
+        try:
+            record = jsontext.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        if record.get("type") == "pending" and isinstance(record.get("change"), dict):
+            addresses[record.get("seq", -1)] = str(record["change"].get("address"))
+        elif record.get("type") == "done" and isinstance(record.get("voice_id"), str):
+            made.append((addresses.get(record.get("seq", -1), "?"), record["voice_id"]))
+    return made

@@ -53,7 +53,7 @@ def _still(state_path: Path, base: State, journal_path: Path) -> None:
             f"{state_path}: the state file was changed while this apply ran and is no "
             f"longer readable (a merge conflict?), {way_out}"
         ) from None
-    if on_disk is None or (on_disk.lineage, on_disk.serial) == (base.lineage, base.serial):
+    if on_disk is None or on_disk == base:
         return  # gone (deleted): writing it mends it
     raise StateError(
         f"{state_path}: the state file changed while this apply ran (serial {on_disk.serial} "

@@ -98,12 +98,9 @@ class ListingIncomplete(TransportError):
 class OutcomeUnknown(VoicectlError):
     """A clone request may have reached Coze and no reply proves what became of it.
 
-    ``answered``: Coze's own server answered (its JSON envelope), so the request is over,
-    whatever it did. Otherwise it was cut short (a gateway's page, a lost connection, the
-    deadline), and Coze may still be carrying it out: its result may appear on the list
-    long after a quick look finds nothing."""
-
-    answered = False
+    Nor does any reply prove the request is over: a gateway may answer in Coze's own
+    format while Coze trains on, so its result may appear on the list long after a quick
+    look finds nothing."""
 
 
 def account_record(api_base: str, token: str) -> dict[str, str]:

@@ -22,9 +22,14 @@ MAX_BYTES = 256 * 1024 * 1024  # more than any state of 100,000 voices; /dev/zer
 
 
 def open_regular(path: Path, mode: str = "rb") -> BinaryIO:
-    """``path`` opened in ``mode`` ("rb", "ab" or "r+b"; "ab" creates it) if it is a
-    regular file reached without a link; FileNotFoundError as ``open`` gives it."""
-    flags = {"rb": os.O_RDONLY, "ab": os.O_WRONLY | os.O_APPEND | os.O_CREAT, "r+b": os.O_RDWR}
+    """``path`` opened in ``mode`` ("rb", "ab", "a+b" or "r+b"; the "a" modes create it)
+    if it is a regular file reached without a link; FileNotFoundError as ``open`` gives it."""
+    flags = {
+        "rb": os.O_RDONLY,
+        "ab": os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+        "a+b": os.O_RDWR | os.O_APPEND | os.O_CREAT,
+        "r+b": os.O_RDWR,
+    }
     try:
         fd = os.open(path, flags[mode] | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:

@@ -161,7 +161,10 @@ def apply(
             outcome = executor.run(work, current.voice_ids(), remote, listed_at)
         finally:
             progress.close()
-            log.close()
+            try:
+                log.keep_in_place()  # removed meanwhile: put back, for the fold to read
+            finally:
+                log.close()
             finish = None
             if outcome is not None:  # Coze's facts and the takes' blob ids, in the one write
                 done = outcome.done

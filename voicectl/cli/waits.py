@@ -63,7 +63,7 @@ def settle() -> tuple[float, ...]:
 
 def in_hands() -> float:
     """``VOICECTL_UNANSWERED_WAIT``: the seconds after a clone was sent during which, if
-    Coze itself never answered it, it may still be in Coze's hands (default 1200)."""
+    no reply proved what became of it, it may still be in Coze's hands (default 1200)."""
     raw = os.environ.get("VOICECTL_UNANSWERED_WAIT", "").strip()
     try:
         seconds = float(raw) if raw else IN_HANDS_SECONDS
