@@ -430,6 +430,8 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     assert state_of(repo.root)["voices"]["v00"]["voice_id"] == ids[1]
     assert len(coze.ledger()) == 2
     assert [r["voice_id"] for r in state_of(repo.root)["orphans"]] == []
+    # The one not chosen may be a clone paid for: it is said, never passed over in silence.
+    assert f"voice(s) {ids[0]}, also found and not chosen, stay on Coze" in adopted.stderr
 
 
 def test_a_policy_limit_stops_apply_before_any_clone(repo: VoiceRepo, coze: Coze, run) -> None:

@@ -46,6 +46,7 @@ class Event:
     error: str = ""
     clones_left: int | None = None
     unproven: str = ""  # a reconciled clone that may be someone else's: why
+    passed_over: tuple[str, ...] = ()  # the other candidates --adopt did not choose
 
 
 @dataclass
@@ -389,7 +390,10 @@ class Executor:
                             f"drop --adopt {change.address} to send it again)"
                         )
                     )
+                passed_over = [v.voice_id for v in found if v.voice_id != chosen]
                 found = [v for v in found if v.voice_id == chosen]
+            else:
+                passed_over = []
             if len(found) > 1:
                 raise Ambiguous(
                     f"{change.address}: a {change.action} sent at {pending.started_at} got no "
@@ -419,6 +423,7 @@ class Executor:
                         voice_id,
                         clones_left=change.budget.after,
                         unproven=why or "",
+                        passed_over=tuple(passed_over),
                     )
                 )
             elif self.clock() < self._in_hands_until(pending):

@@ -137,6 +137,8 @@ class Progress:
                     fields["reconciled"] = True
                 if event.unproven:
                     fields["unproven"] = event.unproven
+                if event.passed_over:
+                    fields["passed_over"] = list(event.passed_over)
                 if event.clones_left is not None:
                     fields["clones_left"] = event.clones_left
                 self.events(kind, **fields)
@@ -167,6 +169,15 @@ class Progress:
 
                 note = unproven_note(event.address, event.voice_id, event.unproven)
                 click.echo(("\n" if self.bar else "") + f"{event.address}: {note}", err=True)
+            if event.passed_over:  # one of them may be a clone paid for: never unsaid
+                others = ", ".join(event.passed_over)
+                click.echo(
+                    ("\n" if self.bar else "")
+                    + f"{event.address}: voice(s) {others}, also found and not chosen, stay on "
+                    "Coze and are not in the state (billed 1 CNY a month each): `voicectl "
+                    "import ADDRESS VOICE_ID` records one at another address",
+                    err=True,
+                )
 
 
 def interactive() -> bool:
