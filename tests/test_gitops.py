@@ -471,3 +471,25 @@ def test_an_apply_never_acknowledges_drift_of_voices_it_did_not_clone(
     drift = run(repo.root, "drift", "--json", env=coze.env())
     assert drift.exit_code == 2
     assert {d["address"] for d in json.loads(drift.stdout)["drift"]} == {"v0"}
+
+
+def test_a_plan_with_a_blocked_change_fails_at_review_and_apply_says_what_was_left(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A blocked change would fail the apply after the merge: the plan fails the pull
+    request instead, saying which and how to unblock; nothing is saved to apply."""
+    applied_repo(repo, coze, run, n=2)
+    path = repo.root / "state" / "voicectl.state.json"
+    state = json.loads(path.read_text())
+    state["voices"]["v0"]["voice_id"] = "7999999999999999999"  # not on Coze: blocked
+    path.write_text(json.dumps(state, indent=2))
+    repo.declare({"v0": repo.voice("v0", freq=777), "v1": repo.voice("v1", freq=340)})
+    planned = run(repo.root, "plan", "--out", "plan.json", env=coze.env())
+    assert planned.exit_code == 1
+    assert "1 change(s) blocked, which apply would not carry out: v0: voice" in planned.stderr
+    assert "--replace v0" in planned.stderr and "no plan was saved" in planned.stderr
+    assert "blocked" in planned.stdout  # the plan itself is still shown
+    assert not (repo.root / "plan.json").exists()
+    applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert applied.exit_code == 1
+    assert "Apply incomplete (1 blocked, see above); nothing was done." in applied.stdout

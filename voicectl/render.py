@@ -298,11 +298,14 @@ def apply_summary(
         lines.append(f"failed: {change.address}: {change.action}: {error}")
     for change in blocked:
         lines.append(f"blocked: {change.address}: {change.message}")
-    verdict = "Apply finished with errors" if failed or blocked else "Apply complete"
-    lines.append(
-        f"{verdict}: {did}. Clones spent: {clones}. Spent {one_time} CNY one-time, "
-        f"{monthly:+d} CNY/month."
-    )
+    spent = f"Clones spent: {clones}. Spent {one_time} CNY one-time, {monthly:+d} CNY/month."
+    if failed or blocked:
+        left = [f"{len(failed)} failed"] if failed else []
+        left += [f"{len(blocked)} blocked"] if blocked else []
+        done_text = f"done: {did}" if counts else "nothing was done"
+        lines.append(f"Apply incomplete ({' and '.join(left)}, see above); {done_text}. {spent}")
+    else:
+        lines.append(f"Apply complete: {did}. {spent}")
     return "\n".join(lines) + "\n"
 
 

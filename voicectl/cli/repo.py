@@ -244,6 +244,14 @@ def plan(
     result, snapshot = _planned(cfg, current, options, remote)
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
     _check_policy(cfg, result, current, remote)
+    blocked = [c for c in result.changes if c.action == "blocked"]
+    if blocked:  # apply would stop on them: the pull request fails now, not after merge
+        raise UsageError(
+            f"{len(blocked)} change(s) blocked, which apply would not carry out: "
+            + "; ".join(f"{c.address}: {c.message}" for c in blocked)
+            + (". Unblock each as said, or leave it out with `--exclude ADDRESS`")
+            + ("; no plan was saved" if out is not None else "")
+        )
     if out is not None:
         _save_plan(start / out, cfg, current, result, snapshot, options, remote)
         click.echo(
