@@ -284,8 +284,15 @@ def test_a_second_apply_fails_at_once_naming_the_holder(repo: VoiceRepo, coze: C
         result = run(repo.root, "apply", "--auto-approve", env=coze.env())
         assert result.exit_code == 1 and f"pid {pid}" in result.output
         assert "running `voicectl apply`" in result.output and coze.ledger() == []
-        refused = run(repo.root, "force-unlock")
+        lock_id = json.loads((state.parent / "voicectl.state.json.lock").read_text())["id"]
+        assert f"(lock id {lock_id})" in result.output
+        wrong = run(repo.root, "force-unlock", "beef0000")
+        assert wrong.exit_code == 1 and f"the lock's id is {lock_id}, not beef0000" in wrong.output
+        refused = run(repo.root, "force-unlock", lock_id)
         assert refused.exit_code == 1 and "held by a running process" in refused.output
+        planned = run(repo.root, "plan", env=coze.env())  # would call its clones interrupted
+        assert planned.exit_code == 1 and "an apply is running: " in planned.output
+        assert f"pid {pid}" in planned.output and "--lock-timeout DURATION" in planned.output
     assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
 
 
@@ -527,3 +534,27 @@ def test_a_journal_taken_away_while_apply_runs_never_loses_its_voice_ids(
         assert made <= kept | said
         assert process.returncode == (0 if made <= kept else 1), out + err
     assert b"Traceback" not in err
+
+
+def test_lock_timeout_waits_for_a_running_apply_instead_of_failing(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Terraform's -lock-timeout: plan and apply wait for the holder to end."""
+    import threading
+
+    many(repo, 1)
+    state = repo.root / "state" / "voicectl.state.json"
+    with holding_lock(state) as pid:
+        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()  # it ends in a second
+        planned = run(repo.root, "plan", "--lock-timeout", "30s", env=coze.env())
+        assert planned.exit_code == 0, planned.output
+        assert "waiting up to 30 s for" in planned.output
+    with holding_lock(state) as pid:
+        threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+        applied = run(repo.root, "apply", "--auto-approve", "--lock-timeout", "1m", env=coze.env())
+        assert applied.exit_code == 0, applied.output
+        assert "waiting up to 60 s for the lock held by" in applied.output
+    assert len(coze.ledger()) == 1
+    bad = run(repo.root, "apply", "--lock-timeout", "soon", env=coze.env())
+    assert bad.exit_code == 1 or bad.exit_code == 2
+    assert "expected a duration such as 30s, 5m or 1h" in bad.output

@@ -593,6 +593,28 @@ def test_a_lost_state_file_under_a_live_journal_is_recovered_or_named_never_buri
     assert len(coze.ledger()) == 3 and not path.exists()
 
 
+def test_a_plan_after_an_interrupted_apply_leaves_its_creates_in_doubt_to_apply(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """The interrupted apply's clone is on Coze, unknown to the state: the plan must not
+    block it and tell a person to import it, when the next apply settles it by itself."""
+    many(repo, 1)
+    lose_replies_and_the_list(coze)
+    assert apply(run, repo, coze).exit_code == 1
+    coze.faults(**dict.fromkeys(UNREADABLE_LIST))
+    planned = run(repo.root, "plan", "--json", env=coze.env())
+    assert planned.exit_code == 0, planned.output
+    (change,) = json.loads(planned.stdout)["changes"]
+    assert change["action"] == "create"
+    (made,) = coze.ledger()
+    assert any(
+        "an interrupted apply sent this clone and never learnt its outcome" in note
+        and made["voice_id"] in note
+        for note in change["notes"]
+    )
+    settle(run, repo, coze, clones=1)
+
+
 # -- a voice found after a lost reply that cannot be proven this apply's ----------------------
 
 

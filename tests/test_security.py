@@ -433,7 +433,7 @@ def test_a_planted_state_side_path_is_refused_not_followed(
     if kind.startswith("hard link"):
         assert (repo.root / "state" / "voicectl.state.json").read_bytes() == state_bytes
     if relative.endswith(".lock") and kind == "directory":
-        unlock = run(repo.root, "force-unlock")
+        unlock = run(repo.root, "force-unlock", "unknown")
         assert unlock.exit_code == 1 and "is a directory" in unlock.output
 
 

@@ -20,8 +20,10 @@ import fcntl
 import getpass
 import json
 import os
+import secrets
 import socket
 import stat
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,7 @@ def holder(command: str, at: str) -> dict[str, Any]:
     except (KeyError, OSError):
         user = "unknown"
     return {
+        "id": secrets.token_hex(4),  # what `voicectl force-unlock` is given
         "user": user,
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -48,11 +51,58 @@ def holder(command: str, at: str) -> dict[str, Any]:
     }
 
 
+def lock_id(info: dict[str, Any]) -> str:
+    """The id a lock's holder wrote, or "unknown" (a lock file left empty, or older)."""
+    value = info.get("id")
+    return value if isinstance(value, str) and value.isalnum() else "unknown"
+
+
 def describe(info: dict[str, Any]) -> str:
     return (
         f"{info.get('user', '?')}@{info.get('host', '?')} pid {info.get('pid', '?')} since "
-        f"{info.get('time', '?')} running `{info.get('command', '?')}`"
+        f"{info.get('time', '?')} running `{info.get('command', '?')}` (lock id "
+        f"{lock_id(info)})"
     )
+
+
+def running_holder(state_path: Path) -> dict[str, Any] | None:
+    """Whose lock on the state a running process holds, as far as can be told without
+    taking it (a read-only command must not make an apply starting now fail): a lock file
+    naming a live process of this host, or any other host's. None when free."""
+    info = read_holder(lock_path(state_path))
+    if info is None:
+        return None
+    pid = info.get("pid")
+    if info.get("host") == socket.gethostname() and isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # left by a process that is gone: free
+        except PermissionError:
+            pass  # alive, another user's
+        if _zombie(pid):
+            return None  # ended (its lock freed), not yet reaped by its parent
+    return info
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended and waits to be reaped (Linux's /proc; elsewhere, no)."""
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat_line.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``text``: "90", "90s", "5m", "1h" or "500ms" (as Terraform's
+    -lock-timeout takes them); ValueError for anything else."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    number = text.strip().rstrip("mshMSH")
+    unit = text.strip()[len(number) :].lower() or "s"
+    if unit not in units or not number.replace(".", "", 1).isdigit():
+        raise ValueError(text)
+    return float(number) * units[unit]
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:
@@ -125,15 +175,30 @@ def _write_holder(fd: int, info: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def locked(
-    state_path: Path, command: str, at: str, notice: Callable[[str], None]
+    state_path: Path,
+    command: str,
+    at: str,
+    notice: Callable[[str], None],
+    timeout: float = 0.0,
 ) -> Iterator[None]:
+    """The state's lock, held for the block; a holder's lock is waited for up to
+    ``timeout`` seconds (said once on ``notice``), then refused naming it."""
     path = lock_path(state_path)
     fd = _try_lock(path)
+    until = time.monotonic() + timeout
+    if fd is None and timeout > 0:
+        notice(
+            f"waiting up to {timeout:g} s for the lock held by {describe(read_holder(path) or {})}"
+        )
+    while fd is None and time.monotonic() < until:
+        time.sleep(min(0.25, max(0.0, until - time.monotonic())))
+        fd = _try_lock(path)
     if fd is None:
         other = read_holder(path) or {}
         raise StateError(
-            f"the state is locked by {describe(other)}; wait for it to finish (a lock is "
-            "freed the moment its process ends, however it ends)"
+            f"the state is locked by {describe(other)}; wait for it to finish, or wait for "
+            "it with `--lock-timeout DURATION` (a lock is freed the moment its process ends, "
+            "however it ends)"
         )
     try:
         previous = read_holder(path)
@@ -149,9 +214,10 @@ def locked(
         os.close(fd)
 
 
-def force_unlock(state_path: Path) -> dict[str, Any] | None:
-    """Remove a lock file nobody holds; returns whose details it held. A lock a running
-    process holds is refused: removing its file would let a second writer in."""
+def force_unlock(state_path: Path, expected: str) -> dict[str, Any] | None:
+    """Remove a lock file nobody holds, if its id is ``expected``; returns whose details
+    it held. A lock a running process holds is refused: removing its file would let a
+    second writer in."""
     path = lock_path(state_path)
     if not path.exists() and not path.is_symlink():
         return None
@@ -161,6 +227,11 @@ def force_unlock(state_path: Path) -> dict[str, Any] | None:
         return info or {}
     if path.is_dir():
         raise StateError(f"{path}: the lock file is a directory; remove it by hand")
+    if lock_id(info or {}) != expected:
+        raise StateError(
+            f"the lock's id is {lock_id(info or {})}, not {expected} ({describe(info or {})}); "
+            "nothing was removed"
+        )
     fd = _try_lock(path)
     if fd is None:
         raise StateError(

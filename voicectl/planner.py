@@ -10,6 +10,7 @@ because Coze cannot delete.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -53,6 +54,9 @@ class PlanOptions:
     replace: frozenset[str] = frozenset()
     allow_protected: bool = False
     allow_duplicate_name: bool = False
+    # Addresses whose clone an interrupted apply left of unknown outcome: the next apply
+    # looks for it on Coze first, so a voice of its name there is no reason to block.
+    in_doubt: frozenset[str] = frozenset()
 
 
 def desired_json(voice: DesiredVoice) -> dict[str, Any]:
@@ -132,7 +136,10 @@ def plan(
         record = records.get(address)
         if record is None:
             same_name = unknown.get(voice.decl.name, ())
-            changes.append(_create(voice, same_name, options.allow_duplicate_name))
+            if address in options.in_doubt:
+                changes.append(_in_doubt(voice, same_name))
+            else:
+                changes.append(_create(voice, same_name, options.allow_duplicate_name))
         else:
             # Any voice but this address's own (another's, or an orphan, even one once
             # at this address) is moved here: the state must take it back into voices.
@@ -207,6 +214,18 @@ def _create(
         message="a new voice id: 138 CNY once, then 1 CNY a month",
         notes=tuple(notes),
     )
+
+
+def _in_doubt(voice: DesiredVoice, same_name: Sequence[str]) -> Change:
+    """A create an interrupted apply sent without learning its outcome: apply looks for
+    it on Coze first (the voices of its name shown), and clones only if it is not there."""
+    found = f" (Coze has {', '.join(same_name)} named like it)" if same_name else ""
+    change = _create(voice)
+    note = (
+        f"an interrupted apply sent this clone and never learnt its outcome{found}: "
+        "`voicectl apply` looks for it on Coze first and clones only if it is not there"
+    )
+    return dataclasses.replace(change, notes=(*change.notes, note))
 
 
 def unproven_advice(address: str, voice_id: str | None, why: str = "") -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from voicectl.cli.root import _start, cli
+from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_CHANGES, UsageError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
     function that saves a new state (serial bumped, atomic)."""
     from voicectl import lock, recovery, repository, state
 
-    with lock.locked(cfg.state_path, command, state.now(), _notice):
+    with lock.locked(cfg.state_path, command, state.now(), _notice, lock_timeout()):
         current, existed = repository.load_state(cfg)
         if not existed:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
@@ -92,6 +92,7 @@ def drift(ctx: click.Context, as_json: bool) -> int:
 
 
 @cli.command()
+@lock_timeout_option
 @click.pass_context
 def refresh(ctx: click.Context) -> None:
     """Record Coze's facts (name, clones left, update time) in the state; never clones."""
@@ -117,6 +118,7 @@ def refresh(ctx: click.Context) -> None:
 @cli.command("import")
 @click.argument("address")
 @click.argument("voice_id")
+@lock_timeout_option
 @click.pass_context
 def import_(ctx: click.Context, address: str, voice_id: str) -> None:
     """Adopt an existing Coze voice (cloned in the console, say) into the state, no clone.
@@ -137,7 +139,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
             f"{address}: not declared; declare it (name, audio, text) first, so the state "
             "knows which take the voice stands for"
         )
-    with lock.locked(cfg.state_path, "voicectl import", state.now(), _notice):
+    with lock.locked(cfg.state_path, "voicectl import", state.now(), _notice, lock_timeout()):
         current, _ = repository.load_state(cfg)
         current = recovery.fold(cfg.state_path, current)
         held = current.voices.get(address)
@@ -255,6 +257,7 @@ def state_show(ctx: click.Context, address: str) -> None:
 @state_group.command("mv")
 @click.argument("old")
 @click.argument("new")
+@lock_timeout_option
 @click.pass_context
 def state_mv(ctx: click.Context, old: str, new: str) -> None:
     """Record that the voice at OLD is now declared at NEW (no clone)."""
@@ -277,6 +280,7 @@ def state_mv(ctx: click.Context, old: str, new: str) -> None:
 
 @state_group.command("rm")
 @click.argument("address")
+@lock_timeout_option
 @click.pass_context
 def state_rm(ctx: click.Context, address: str) -> None:
     """Stop managing ADDRESS; its voice id is kept among the orphans (Coze cannot delete)."""

@@ -17,7 +17,7 @@ from voicectl.cli.repo import (
     declaration_digests,
     plan_options,
 )
-from voicectl.cli.root import _start, cli
+from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     help="Print a streaming event log, one JSON object per line (needs --auto-approve or FILE).",
 )
 @_plan_options
+@lock_timeout_option
 @click.pass_context
 def apply(
     ctx: click.Context,
@@ -104,7 +105,7 @@ def apply(
     client = account.client_for(cfg, "apply")
     settle, in_hands = waits.settle(), waits.in_hands()  # read before anything is done
     out = Output(as_json)
-    with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err):
+    with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err, lock_timeout()):
         current, existed = repository.load_state(cfg)
         current = recovery.recover(
             cfg.state_path,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from voicectl.cli.root import _start, cli
+from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
 from voicectl.errors import (
     EXIT_CHANGES,
     EXIT_USER_ERROR,
@@ -217,6 +217,7 @@ def _read_remote(
     help="Read Coze's account first (default: when COZE_API_TOKEN is set).",
 )
 @_plan_options
+@lock_timeout_option
 @click.pass_context
 def plan(
     ctx: click.Context,
@@ -236,11 +237,19 @@ def plan(
     fmt = "json" if as_json else fmt or "text"
     start = _start(ctx)
     cfg = repository.open_config(start)
+    _wait_for_apply(cfg)
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
     remote = _read_remote(cfg, current, refresh)
     options = plan_options(opts)
+    if warning:  # an interrupted apply: its creates in doubt are the next apply's to settle
+        from dataclasses import replace
+
+        from voicectl import recovery
+
+        loaded, _ = repository.load_state(cfg)
+        options = replace(options, in_doubt=recovery.in_doubt(cfg.state_path, loaded))
     result, snapshot = _planned(cfg, current, options, remote)
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
     _check_policy(cfg, result, current, remote)
@@ -316,3 +325,29 @@ def schema(name: str) -> None:
     from voicectl import schemas
 
     click.echo(schemas.schema_path(name).read_text(encoding="utf-8"), nl=False)
+
+
+def _wait_for_apply(cfg: Config) -> None:
+    """A plan made while an apply runs would call its clones in flight interrupted, and
+    the voices they are making unknown: it waits for the apply (``--lock-timeout``), or
+    says it is running. The lock is not taken, so that an apply starting now is not
+    refused because of a plan."""
+    import time
+
+    from voicectl import lock
+
+    until = time.monotonic() + lock_timeout()
+    running = lock.running_holder(cfg.state_path)
+    if running is not None and lock_timeout() > 0:
+        click.echo(
+            f"notice: waiting up to {lock_timeout():g} s for {lock.describe(running)}", err=True
+        )
+    while running is not None and time.monotonic() < until:
+        time.sleep(0.25)
+        running = lock.running_holder(cfg.state_path)
+    if running is not None:
+        raise UsageError(
+            f"an apply is running: {lock.describe(running)}. A plan now would show its clones "
+            "in flight as interrupted; plan when it ends, or wait for it with "
+            "`--lock-timeout DURATION`"
+        )

@@ -115,3 +115,30 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
         code = EXIT_INTERNAL
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _lock_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    from voicectl.lock import parse_duration
+
+    try:
+        seconds = parse_duration(value) if value else 0.0
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r}: expected a duration such as 30s, 5m or 1h", ctx, param
+        ) from None
+    ctx.meta["voicectl.lock_timeout"] = seconds
+
+
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    metavar="DURATION",
+    callback=_lock_timeout,
+    expose_value=False,
+    help="Wait this long (30s, 5m, 1h) for a running apply's lock instead of failing at once.",
+)
+
+
+def lock_timeout() -> float:
+    """The seconds the running command's ``--lock-timeout`` allows (0 without one)."""
+    ctx = click.get_current_context(silent=True)
+    return float(ctx.meta.get("voicectl.lock_timeout", 0.0)) if ctx is not None else 0.0

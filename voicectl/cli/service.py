@@ -10,14 +10,27 @@ from voicectl.cli.root import _start, cli
 
 
 @cli.command("force-unlock")
+@click.argument("lock_id")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
-def force_unlock(ctx: click.Context) -> None:
-    """Remove a lock file on the state that no running process holds (one that a running
-    apply holds is refused: stop that process; its lock is freed when it ends)."""
+def force_unlock(ctx: click.Context, lock_id: str, force: bool) -> None:
+    """Remove the lock file with id LOCK_ID (the message of a locked command shows it),
+    if no running process holds it (one a running apply holds is refused: stop that
+    process; its lock is freed when it ends). Asks first on a terminal."""
+    import sys
+
     from voicectl import lock, repository
 
     cfg = repository.open_config(_start(ctx))
-    holder = lock.force_unlock(cfg.state_path)
+    info = lock.read_holder(lock.lock_path(cfg.state_path))
+    if info is None:
+        click.echo("The state is not locked.")
+        return
+    asked = not force and sys.stdin.isatty()
+    if asked and not click.confirm(f"Remove the lock of {lock.describe(info)}?", default=False):
+        click.echo("Nothing was changed.")
+        return
+    holder = lock.force_unlock(cfg.state_path, lock_id)
     if holder is None:
         click.echo("The state is not locked.")
     else:
