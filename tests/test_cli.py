@@ -271,3 +271,26 @@ def test_a_file_size_limit_is_a_clear_error_and_leaves_no_half_file(tmp_path: Pa
     assert "the file size limit is reached" in result.stderr
     assert "bug" not in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "voicectl.yaml").exists()
+
+
+def test_coze_unreachable_is_said_as_it_happens_and_named_with_the_way_out(
+    repo: VoiceRepo, run
+) -> None:
+    """Not 15 s of silence and then `ConnectError`: each wait is announced, the error names
+    the cause and the URL, and the hint names --no-refresh and COZE_API_BASE."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    repo.declare({"a": repo.voice("a")})
+    env = {
+        "COZE_API_BASE": f"http://127.0.0.1:{port}",
+        "COZE_API_TOKEN": "pat_unreachable",
+        "VOICECTL_WAIT_BUDGET": "2",
+    }
+    result = run(repo.root, "plan", env=env)
+    assert result.exit_code == 1
+    assert "notice: waiting 1 s before the next request to Coze" in result.stderr
+    assert f"connection refused at http://127.0.0.1:{port}" in result.stderr
+    assert "`voicectl plan --no-refresh`" in result.stderr and "COZE_API_BASE" in result.stderr

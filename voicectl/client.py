@@ -25,7 +25,7 @@ import httpx
 from voicectl import replies
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
-from voicectl.pacing import Retry, Slot, Throttle
+from voicectl.pacing import Retry, Slot, Throttle, WaitBudgetSpent
 from voicectl.replies import (
     CozeError,
     ListingIncomplete,
@@ -258,7 +258,10 @@ class CozeClient:
             pause = self._retry.delay(attempt, wait)
             if attempt + 1 >= self._retry.attempts or (until and pause >= until.left()):
                 raise failure from None
-            self._retry.sleep(pause)
+            try:
+                self._retry.sleep(pause)
+            except WaitBudgetSpent as spent:  # what failed matters more than the budget
+                raise TransportError(f"{failure.message} (then {spent.message})") from None
             attempt += 1
             waited = False
 

@@ -5,7 +5,9 @@ Only this module and :mod:`voicectl.client` know httpx (the emulator aside).
 
 from __future__ import annotations
 
+import errno
 import math
+import socket
 import ssl
 import time
 from collections.abc import Iterable, Iterator
@@ -98,7 +100,40 @@ def reason(exc: httpx.HTTPError) -> str:
     if tls_failure(exc):
         detail = text.split("] ", 1)[-1].split(" (_ssl", 1)[0]
         return f"TLS certificate verification failed ({detail}); voicectl never turns it off"
-    return type(exc).__name__
+    what = _cause(exc)
+    try:
+        url = exc.request.url
+        where = f" at {url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+    except RuntimeError:  # no request attached
+        where = ""
+    return f"{what}{where}" if what else f"{type(exc).__name__}{where}"
+
+
+_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.ENETUNREACH: "network unreachable",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ETIMEDOUT: "connection timed out",
+}
+
+
+def _cause(exc: BaseException) -> str:
+    """The cause of a failed request in words (connection refused, host not found...)."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connection timed out"
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, OSError) and seen.errno in _ERRNOS:
+            return _ERRNOS[seen.errno]
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).lower()
+    for words in ("connection refused", "name or service not known", "timed out"):
+        if words in text:
+            return "host name not found" if words.startswith("name") else words
+    return ""
 
 
 class ReplyNotRead(httpx.ReadError):

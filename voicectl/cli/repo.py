@@ -14,6 +14,7 @@ from voicectl.errors import (
     EXIT_USER_ERROR,
     PolicyError,
     UsageError,
+    VoicectlError,
 )
 
 if TYPE_CHECKING:
@@ -191,7 +192,16 @@ def _read_remote(
             )
     if not refresh:
         return None
-    return account.remote_voices(account.client_for(cfg, "plan --refresh"), current)
+    from voicectl.replies import TransportError  # ListingIncomplete is one
+
+    client = account.client_for(cfg, "plan --refresh")
+    try:
+        return account.remote_voices(client, current)
+    except TransportError as exc:
+        raise VoicectlError(
+            f"{exc.message}. `voicectl plan --no-refresh` plans from the state alone; Coze is "
+            f"reached at {client.base_url} (COZE_API_BASE sets it)"
+        ) from None
 
 
 @cli.command()
