@@ -493,3 +493,24 @@ def test_a_plan_with_a_blocked_change_fails_at_review_and_apply_says_what_was_le
     applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
     assert applied.exit_code == 1
     assert "Apply incomplete (1 blocked, see above); nothing was done." in applied.stdout
+
+
+def test_one_budget_per_voice_in_every_output_after_coze_counted_lower(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A colleague's retrain, acknowledged by refresh: Coze counts one clone more than
+    voicectl made. Progress, summary, `state list` and the plan say the same figure."""
+    applied_repo(repo, coze, run, n=1)
+    retrain_outside(coze, state_of(repo.root)["voices"]["v0"]["voice_id"])
+    assert run(repo.root, "refresh", env=coze.env()).exit_code == 0
+    listed = json.loads(run(repo.root, "state", "list", "--json").stdout)
+    assert [v["clones_left"] for v in listed["voices"]] == [8]
+    repo.declare({"v0": repo.voice("v0", freq=555)})
+    planned = run(repo.root, "plan", env=coze.env())
+    assert "[clones left 8 -> 7]" in planned.stdout
+    applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert applied.exit_code == 0, applied.output
+    assert "7 clones left" in applied.stdout and "7 left" in applied.stdout
+    assert "8 left" not in applied.stdout
+    listed = json.loads(run(repo.root, "state", "list", "--json").stdout)
+    assert [v["clones_left"] for v in listed["voices"]] == [7]

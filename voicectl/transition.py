@@ -277,7 +277,12 @@ def refreshed(state: State, remote: Mapping[str, RemoteVoice], at: str) -> State
 
     def read(record: VoiceRecord) -> VoiceRecord:
         found = remote.get(record.voice_id)
-        return record if found is None else replace(record, remote=facts(found, at))
+        if found is None:
+            return record
+        # One budget per voice: the count takes the lower of voicectl's and Coze's, so
+        # that the progress, the summary, `state list` and the plan all say the same.
+        used = max(record.clones_used, CLONE_LIMIT - max(0, found.available_training_times))
+        return replace(record, remote=facts(found, at), clones_used=min(used, CLONE_LIMIT))
 
     return replace(
         state,
