@@ -124,3 +124,20 @@ def test_protect_left_unsaid_is_no_field_change() -> None:
     assert "| protect |" not in render_markdown(result)
     lifted = plan([want("a", 2, protect=False)], state(rec("a", 1, protect=True)))
     assert "| protect | True | False |" in render_markdown(lifted, limit=MARKDOWN_LIMIT)
+
+
+def test_a_plan_with_only_notes_says_so_in_text_markdown_and_json() -> None:
+    """A name changed, to take effect at the next retrain: nothing to clone, yet not "no
+    changes" to a reviewer, and the note is in the JSON's own list."""
+    import json
+
+    from voicectl.render import render_json, render_text
+
+    result = plan([want("a", 1, name="New name")], state(rec("a", 1, name="Old name")))
+    assert not result.has_changes
+    assert render_text(result).endswith("No changes to Coze; read the notes above.\n")
+    assert render_markdown(result).startswith(
+        "**voicectl plan: no changes to Coze. 1 note(s) to read.**"
+    )
+    (note,) = json.loads(render_json(result))["notes"]
+    assert note["address"] == "a" and note["note"].startswith("name changed")

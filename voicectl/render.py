@@ -83,7 +83,7 @@ def render_text(plan: Plan) -> str:
     for address, note in notes:
         lines.append(f"note: {address}: {note}")
     if not plan.has_changes:
-        lines.append("No changes.")
+        lines.append("No changes to Coze; read the notes above." if notes else "No changes.")
     else:
         if lines:
             lines.append("")
@@ -218,7 +218,14 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     then collapsed details per voice; at most ``limit`` characters, shortening the
     details (then the table) and never the summary; the same plan gives the same text."""
     if not plan.has_changes:
-        head = ["**voicectl plan: no changes.**", ""]
+        count = sum(len(c.notes) for c in plan.changes)
+        said = f" {count} note(s) to read." if count else ""
+        head = [
+            f"**voicectl plan: no changes to Coze.{said}**"
+            if count
+            else "**voicectl plan: no changes.**",
+            "",
+        ]
         notes = _md_notes(plan, limit - len(head[0]) - len(MARKDOWN_MARKER) - 10)
         return "\n".join([*head, *notes, MARKDOWN_MARKER, ""])
     head = [f"**{summary_line(plan)}**", ""]
