@@ -294,3 +294,20 @@ def test_coze_unreachable_is_said_as_it_happens_and_named_with_the_way_out(
     assert "notice: waiting 1 s before the next request to Coze" in result.stderr
     assert f"connection refused at http://127.0.0.1:{port}" in result.stderr
     assert "`voicectl plan --no-refresh`" in result.stderr and "COZE_API_BASE" in result.stderr
+
+
+def test_the_init_template_works_once_uncommented(tmp_path: Path, run) -> None:
+    """As written, the template declares nothing; with its example's lines uncommented
+    (and a take where it says), it declares the example voice."""
+    from tests.conftest import write_wav
+
+    assert run(tmp_path, "init").exit_code == 0
+    assert run(tmp_path, "validate").exit_code == 0
+    path = tmp_path / "voices" / "voices.yaml"
+    lines = path.read_text().splitlines()
+    start = lines.index("voices:") + 1
+    path.write_text("\n".join([*lines[:start], *(line[1:] for line in lines[start:])]) + "\n")
+    write_wav(tmp_path / "audio" / "narrator.wav")
+    result = run(tmp_path, "validate")
+    assert result.exit_code == 0, result.output
+    assert "1 voice(s)" in result.output

@@ -40,7 +40,8 @@ def _config_text(space: str | None, language: str | None) -> str:
 VOICES_TEXT = f"""\
 # yaml-language-server: $schema={SCHEMA_BASE}/voices.schema.json
 # One voice per address. The address is voicectl's stable key; it never goes to Coze.
-voices: {{}}
+# To declare the example, remove the "#" at the start of the six lines below it.
+voices:
 #  narrator:
 #    name: Narrator              # the voice_name Coze shows (at most 128 bytes)
 #    audio: ../audio/narrator.wav  # relative to this file; 10-30 s, at most 10 MB
