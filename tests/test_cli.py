@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -311,3 +312,41 @@ def test_the_init_template_works_once_uncommented(tmp_path: Path, run) -> None:
     result = run(tmp_path, "validate")
     assert result.exit_code == 0, result.output
     assert "1 voice(s)" in result.output
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_the_emulator_is_quiet_unless_asked_and_says_how_to_stop_it(
+    tmp_path: Path, access_log: bool
+) -> None:
+    """As a demo beside apply's prompt: one line at start, no line per request."""
+    import signal
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "voicectl", "emulator", "--port", str(port)]
+    command += ["--data", str(tmp_path / "emu")] + (["--access-log"] if access_log else [])
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port}" in first and "Ctrl+C" in first
+        for _ in range(100):
+            try:
+                httpx.get(
+                    f"http://127.0.0.1:{port}/v1/audio/voices",
+                    headers={"Authorization": "Bearer pat_demo"},
+                    timeout=5,
+                )
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=20)
+    assert ("GET /v1/audio/voices" in out + err) is access_log
+    if not access_log:
+        assert out == ""  # the one line, and no more

@@ -68,6 +68,8 @@ def force_unlock(ctx: click.Context, lock_id: str, force: bool) -> None:
     help="The account's voice slots (Coze's plans include one; packs buy more): a new "
     "clone beyond them is refused with 4019. Unlimited by default.",
 )
+@click.option("--access-log", is_flag=True, help="Log every request on stderr (uvicorn's log).")
+@click.option("--verbose", is_flag=True, help="Say at start how it answers and what it accepts.")
 def emulator(
     host: str,
     port: int,
@@ -75,6 +77,8 @@ def emulator(
     tokens: tuple[str, ...],
     full_clone_reply: bool,
     slots: int | None,
+    access_log: bool,
+    verbose: bool,
 ) -> None:
     """Run a local Coze-compatible voice API (for tests, demos and CI)."""
     from voicectl.emulator.server import serve
@@ -87,4 +91,6 @@ def emulator(
         click.echo,
         full_clone_reply=full_clone_reply,
         slot_quota=slots,
+        access_log=access_log,
+        verbose=verbose,
     )

@@ -58,6 +58,8 @@ def serve(
     full_clone_reply: bool = False,
     slot_quota: int | None = None,
     log_level: str = "info",
+    access_log: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Run the emulator until interrupted; blocks. ``echo`` gets the start-up lines.
 
@@ -70,12 +72,21 @@ def serve(
     Raises :class:`EmulatorError`, before listening, for a bad token spec, an unusable
     data dir or an address that cannot be bound. On Ctrl+C or SIGTERM uvicorn shuts down
     gracefully, then re-raises the signal: Ctrl+C surfaces as ``KeyboardInterrupt``.
-    uvicorn's log (``log_level``; "info" shows one access line per request) goes to
-    stderr. Token values are never echoed or logged.
+    Quiet by default, as a demo beside apply's prompt and progress bar wants it: one line
+    says where it listens and how to stop it. ``access_log`` turns uvicorn's log on (one
+    line per request, on stderr); ``verbose`` says more at start. Token values are never
+    echoed or logged.
     """
     app = create_app(data_dir, tokens, full_clone_reply=full_clone_reply, slot_quota=slot_quota)
     sock = _bind(host, port)
-    echo(f"Coze emulator listening on {_url(sock)} (data: {data_dir})")
+    echo(
+        f"Coze emulator listening on {_url(sock)} (data: {data_dir}); stop it with Ctrl+C "
+        "(or `kill %1` when started with &)"
+    )
+    if not verbose:
+        server = uvicorn.Server(_config(app, log_level=log_level, quiet=not access_log))
+        server.run(sockets=[sock])
+        return
     if tokens:
         echo(f"Accepting {len(tokens)} configured token(s).")
     else:
@@ -91,7 +102,8 @@ def serve(
         )
     if slot_quota is not None:
         echo(f"Voice slots of the account: {slot_quota} (a new voice beyond them gets 4019).")
-    server = uvicorn.Server(_config(app, log_level=log_level, quiet=False))
+    echo("POST /_emulator/reset wipes every voice; POST /_emulator/faults arms faults.")
+    server = uvicorn.Server(_config(app, log_level=log_level, quiet=not access_log))
     server.run(sockets=[sock])
 
 
