@@ -350,3 +350,22 @@ def test_the_emulator_is_quiet_unless_asked_and_says_how_to_stop_it(
     assert ("GET /v1/audio/voices" in out + err) is access_log
     if not access_log:
         assert out == ""  # the one line, and no more
+
+
+def test_warnings_of_one_kind_show_the_first_few_and_a_count(repo: VoiceRepo, run) -> None:
+    """Ten short takes: three warnings and "7 more", not ten lines (--verbose: all ten)."""
+    from tests.conftest import write_wav
+
+    voices = {}
+    for i in range(10):
+        voices[f"v{i}"] = repo.voice(f"v{i}", freq=300 + 10 * i)
+        write_wav(repo.root / "audio" / f"v{i}.wav", seconds=5, freq=300 + 10 * i)
+    repo.declare(voices)
+    result = run(repo.root, "validate")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("s long; Coze recommends 10-30 s") == 3
+    assert "and 7 more audio warning(s) like these; `voicectl --verbose` lists them all" in (
+        result.output
+    )
+    every = run(repo.root, "--verbose", "validate")
+    assert every.output.count("s long; Coze recommends 10-30 s") == 10

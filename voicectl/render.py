@@ -323,8 +323,34 @@ PLAN_RENDERERS: dict[str, Callable[[Plan], str]] = {
 }
 
 
-def render_problems(problems: Sequence[Problem]) -> str:
-    return "".join(p.render() + "\n" for p in problems)
+WARNINGS_SHOWN = 3  # of one kind, unless --verbose
+
+
+def render_problems(problems: Sequence[Problem], every: bool = False) -> str:
+    """Each problem on its line; of warnings of one kind (the same message but for its
+    names and numbers, on the same field), the first few and how many more, as
+    Terraform consolidates its warnings, unless ``every``."""
+    lines: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for problem in problems:
+        if problem.severity != "warning" or every:
+            lines.append(problem.render())
+            continue
+        kind = (problem.field.rpartition(".")[2], _WORDS.sub("…", problem.message))
+        seen[kind] = seen.get(kind, 0) + 1
+        if seen[kind] <= WARNINGS_SHOWN:
+            lines.append(problem.render())
+    for (field, _), count in seen.items():
+        if count > WARNINGS_SHOWN:
+            lines.append(
+                f"warning: and {count - WARNINGS_SHOWN:,} more {field} warning(s) like these; "
+                "`voicectl --verbose` lists them all"
+            )
+    return "".join(line + "\n" for line in lines)
+
+
+# What differs between two warnings of one kind: names, paths and numbers.
+_WORDS = re.compile(r"'[^']*'|\S*/\S*|\d+(?:\.\d+)?")
 
 
 def problems_json(problems: Sequence[Problem], files: int, voices: int) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
+from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option, verbose
 from voicectl.errors import (
     EXIT_CHANGES,
     EXIT_USER_ERROR,
@@ -59,7 +59,7 @@ def validate(ctx: click.Context, as_json: bool) -> int:
     if as_json:
         click.echo(render.problems_json(snapshot.problems, len(snapshot.files), voices), nl=False)
     else:
-        click.echo(render.render_problems(snapshot.problems), nl=False)
+        click.echo(render.render_problems(snapshot.problems, verbose()), nl=False)
         errors, warnings = len(snapshot.errors), len(snapshot.warnings)
         verdict = "invalid" if errors else "valid"
         click.echo(
@@ -146,7 +146,7 @@ def _planned(
             f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
         )
     if snapshot.warnings and not quiet:
-        click.echo(render.render_problems(snapshot.warnings), nl=False, err=True)
+        click.echo(render.render_problems(snapshot.warnings, verbose()), nl=False, err=True)
     return planner.plan(snapshot.desired, current, remote, options), snapshot
 
 

@@ -53,10 +53,18 @@ ENVIRONMENT_ERRNOS = {
     help="Run as if started in DIR (the voice repository or below it).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.option("--verbose", is_flag=True, help="List every warning, not the first few of a kind.")
 @click.pass_context
-def cli(ctx: click.Context, chdir: Path | None, debug: bool) -> None:
+def cli(ctx: click.Context, chdir: Path | None, debug: bool, verbose: bool) -> None:
     """GitOps for cloned voices on Coze: declare voices in YAML, plan, apply."""
-    ctx.obj = {"start": chdir or Path.cwd(), "debug": debug}
+    ctx.obj = {"start": chdir or Path.cwd(), "debug": debug, "verbose": verbose}
+
+
+def verbose() -> bool:
+    """Whether ``voicectl --verbose`` was given."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("verbose"))
 
 
 def _start(ctx: click.Context) -> Path:
