@@ -108,7 +108,7 @@ DECLARATIONS = [
     ),
     pytest.param(
         "voices:\n  - a\n",
-        Expect(V, 2, 3, "voices", "must be a mapping, not a list"),
+        Expect(V, 2, 3, "voices", "must be a mapping or empty, not a list"),
         id="wrong-type-voices-list",
     ),
     pytest.param(
