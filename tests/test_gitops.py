@@ -514,3 +514,25 @@ def test_one_budget_per_voice_in_every_output_after_coze_counted_lower(
     assert "8 left" not in applied.stdout
     listed = json.loads(run(repo.root, "state", "list", "--json").stdout)
     assert [v["clones_left"] for v in listed["voices"]] == [7]
+
+
+def test_orphans_are_visible_in_state_list_show_and_import(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A voice id still billed on Coze, no longer declared: never out of sight."""
+    applied_repo(repo, coze, run, n=2)
+    orphan_id = state_of(repo.root)["voices"]["v1"]["voice_id"]
+    repo.declare({"v0": repo.voice("v0", freq=300)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    listed = run(repo.root, "state", "list").output
+    assert f"v1       {orphan_id}" in listed and "orphan since" in listed
+    assert "1 voice(s), 1 orphan(s)" in listed
+    shown = json.loads(run(repo.root, "state", "show", "v1").output)
+    assert f"orphan {orphan_id}" in shown["v1"]
+    repo.declare({"v0": repo.voice("v0", freq=300), "v9": repo.voice("v9", freq=340)})
+    imported = run(repo.root, "import", "v9", orphan_id, env=coze.env())
+    assert imported.exit_code == 1
+    assert f"voice {orphan_id} is an orphan in the state (once v1" in imported.output
+    assert "`voicectl apply` takes it back" in imported.output
+    planned = run(repo.root, "plan", env=coze.env())  # the same take: taken back
+    assert "(from v1)" in planned.output and f"voice {orphan_id}" in planned.output

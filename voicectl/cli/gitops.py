@@ -150,9 +150,16 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
             return
         client = account.client_for(cfg, "import")
         for record in (*current.voices.values(), *current.orphans):
+            if record.voice_id == voice_id and record.orphaned_at:
+                raise UsageError(
+                    f"voice {voice_id} is an orphan in the state (once {record.address}, since "
+                    f"{record.orphaned_at}): declare {address} with the take it was cloned "
+                    f"from ({record.take.path}, sha256 {record.take.sha256[:12]}) and "
+                    "`voicectl apply` takes it back (without a clone when its text, name and "
+                    "language are as recorded)"
+                )
             if record.voice_id == voice_id:
-                where = "an orphan" if record.orphaned_at else f"at {record.address}"
-                raise UsageError(f"voice {voice_id} is already in the state ({where})")
+                raise UsageError(f"voice {voice_id} is already in the state (at {record.address})")
         remote = account.remote_voices(client)
         if voice_id not in remote:
             raise UsageError(
@@ -221,15 +228,26 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
         ]
         click.echo(render.json_text({"voices": rows, "orphans": orphans}), nl=False)
         return
-    width = max([len(r["address"]) for r in rows] + [7])
+    width = max([len(r["address"]) for r in rows] + [len(r.address) for r in current.orphans] + [7])
     click.echo(f"{'ADDRESS':<{width}}  {'VOICE ID':<19}  CLONES  FLAGS")
     for row in rows:
         flags = ",".join(
-            f for f, on in (("protect", row["protect"]), ("unverified", not row["verified"])) if on
+            f
+            for f, on in (
+                ("protect", row["protect"]),
+                ("unverified", not row["verified"]),
+                ("unproven", current.voices[row["address"]].unproven is not None),
+            )
+            if on
         )
         click.echo(
             f"{row['address']:<{width}}  {row['voice_id']:<19}  "
             f"{row['clones_used']:>2}/10   {flags or '-'}"
+        )
+    for orphan in current.orphans:  # still billed: never out of sight
+        click.echo(
+            f"{orphan.address:<{width}}  {orphan.voice_id:<19}  {orphan.clones_used:>2}/10   "
+            f"orphan since {orphan.orphaned_at}"
         )
     click.echo(f"{len(rows)} voice(s), {len(current.orphans)} orphan(s) (still billed on Coze).")
 
@@ -245,8 +263,17 @@ def state_show(ctx: click.Context, address: str) -> None:
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)
     record = current.voices.get(address)
-    if record is None:
+    orphans = [r for r in current.orphans if r.address == address]
+    if record is None and not orphans:
         raise UsageError(f"{address}: not in the state ({cfg.state})")
+    if record is None:  # only orphans were here: shown, with how to take one back
+        shown = {
+            f"orphan {r.voice_id}": states.record_json(r)
+            | {"take_back": f"declare {address} again with this take, or `voicectl import`"}
+            for r in orphans
+        }
+        click.echo(render.json_text({address: shown}), nl=False)
+        return
     body = states.record_json(record)
     body["history"] = [
         states.entry_json(e) | {"sha256": sha} for sha, e in _history(current, address)
