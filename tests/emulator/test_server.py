@@ -20,7 +20,7 @@ from pathlib import Path
 from voicectl.emulator import serve
 try:
     echo = lambda line: print(line, flush=True)
-    serve("127.0.0.1", 0, Path(sys.argv[1]), sys.argv[2:], echo)
+    serve("127.0.0.1", 0, Path(sys.argv[1]), sys.argv[2:], echo, verbose=True, access_log=True)
 except KeyboardInterrupt:
     sys.exit(130)
 """
