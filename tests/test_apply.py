@@ -558,3 +558,54 @@ def test_lock_timeout_waits_for_a_running_apply_instead_of_failing(
     bad = run(repo.root, "apply", "--lock-timeout", "soon", env=coze.env())
     assert bad.exit_code == 1 or bad.exit_code == 2
     assert "expected a duration such as 30s, 5m or 1h" in bad.output
+
+
+def _apply_on_a_terminal(repo: VoiceRepo, coze: Coze, answer: str) -> str:
+    """apply run on a pseudo-terminal, answering its question with ``answer``."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, **coze.env()}
+    env.pop("CI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply"],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=env,
+    )
+    os.close(follower)
+    seen = b""
+    answered = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal closed: apply ended
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if not answered and b"accepted" in seen:
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=30)
+    os.close(leader)
+    return seen.decode(errors="replace")
+
+
+def test_on_a_terminal_only_yes_spends_money(repo: VoiceRepo, coze: Coze) -> None:
+    """Terraform's habit: a stray "y" (or Enter) changes nothing; "yes" applies."""
+    many(repo, 1)
+    for answer in ("y", ""):
+        said = _apply_on_a_terminal(repo, coze, answer)
+        assert "Only 'yes' is accepted" in said and "Nothing was changed." in said
+        assert coze.ledger() == []
+    said = _apply_on_a_terminal(repo, coze, "yes")
+    assert "Apply complete: 1 create" in said, said
+    assert len(coze.ledger()) == 1

@@ -137,7 +137,14 @@ def apply(
                     "no terminal to confirm on: review the plan and pass --auto-approve "
                     "(or save it with `voicectl plan --out FILE` and run `voicectl apply FILE`)"
                 )
-            if not click.confirm("Carry out this plan?", default=False):
+            # Money is spent on the answer: a stray "y" is not enough (as in Terraform).
+            spends = result.cost.one_time_cny > 0 or result.clones_spent > 0
+            asked = (
+                "Carry out this plan? It spends what it shows. Only 'yes' is accepted"
+                if spends
+                else "Carry out this plan? Only 'yes' is accepted"
+            )
+            if click.prompt(asked, default="", show_default=False).strip() != "yes":
                 click.echo("Nothing was changed.")
                 return EXIT_USER_ERROR
             # The clones' witness is the account once the person has decided, not from
