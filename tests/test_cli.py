@@ -369,3 +369,25 @@ def test_warnings_of_one_kind_show_the_first_few_and_a_count(repo: VoiceRepo, ru
     )
     every = run(repo.root, "--verbose", "validate")
     assert every.output.count("s long; Coze recommends 10-30 s") == 10
+
+
+def test_a_stereo_take_is_warned_and_strict_takes_makes_it_an_error(repo: VoiceRepo, run) -> None:
+    import math
+    import struct
+    import wave
+
+    repo.declare({"a": repo.voice("a")})
+    with wave.open(str(repo.root / "audio" / "a.wav"), "wb") as take:  # 12 s, two channels
+        take.setnchannels(2)
+        take.setsampwidth(2)
+        take.setframerate(8000)
+        frames = (int(8000 * math.sin(i / 10)) for i in range(12 * 8000))
+        take.writeframes(b"".join(struct.pack("<hh", f, f) for f in frames))
+    warned = run(repo.root, "validate")
+    assert warned.exit_code == 0 and "2 channels; a voice is cloned from one speaker" in (
+        warned.output
+    )
+    repo.write_config(policy={"strict_takes": True})
+    strict = run(repo.root, "validate")
+    assert strict.exit_code == 1
+    assert "error: voices.a.audio:" in strict.output and "(policy.strict_takes)" in strict.output

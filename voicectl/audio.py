@@ -400,6 +400,14 @@ def _problems(decl: Declaration, take: Take | None, failure: str | None) -> list
                 "warning",
             )
         )
+    if take.channels is not None and take.channels > 1:
+        found.append(
+            at(
+                f"{decl.audio}: {take.channels} channels; a voice is cloned from one speaker, "
+                "and a mono take is what Coze's examples use",
+                "warning",
+            )
+        )
     named = _EXTENSIONS.get(os.path.splitext(decl.audio)[1].lower())
     if named is not None and named != take.format:
         found.append(

@@ -39,6 +39,7 @@ class Config:
     api_base: str | None = None
     max_new_voices: int | None = None
     max_voices: int | None = None
+    strict_takes: bool = False  # take warnings are errors (policy.strict_takes)
     max_one_time_cny: int | None = None
     # Where each of ``voices`` is in voicectl.yaml, for problems found when globbing.
     voices_at: tuple[tuple[int, int], ...] = field(default=(), compare=False)
@@ -172,6 +173,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         max_new_voices=policy.get("max_new_voices"),
         max_voices=policy.get("max_voices"),
         max_one_time_cny=policy.get("max_one_time_cny"),
+        strict_takes=policy.get("strict_takes") is True,
         voices_at=tuple(doc.where(("voices", i)) for i in range(len(voices))),
         digest=digest,
     ), []

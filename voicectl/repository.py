@@ -85,7 +85,15 @@ def read(cfg: config.Config, *, use_cache: bool = True, recorded: State | None =
         for d in loaded.declarations
         if d.audio in inspection.takes
     ]
-    problems = sorted([*loaded.problems, *inspection.problems])
+    takes = inspection.problems
+    if cfg.strict_takes:  # CI's choice: a questionable take stops the plan
+        takes = [
+            replace(p, severity="error", message=f"{p.message} (policy.strict_takes)")
+            if p.severity == "warning"
+            else p
+            for p in takes
+        ]
+    problems = sorted([*loaded.problems, *takes])
     return Snapshot(cfg, desired, problems, loaded.files)
 
 
