@@ -957,16 +957,15 @@ def test_a_server_that_keeps_asking_for_patience_stops_the_apply_within_its_budg
     assert len(coze.ledger()) == 2
 
 
+@pytest.mark.parametrize("variable", ["VOICECTL_WAIT_BUDGET", "VOICECTL_UNANSWERED_WAIT"])
 @pytest.mark.parametrize("value", ["soon", "-1", "nan", "1e9"])
-def test_a_wait_budget_that_is_not_seconds_is_a_clear_error(
-    repo: VoiceRepo, coze: Coze, run: Any, value: str
+def test_a_wait_that_is_not_seconds_is_a_clear_error(
+    repo: VoiceRepo, coze: Coze, run: Any, value: str, variable: str
 ) -> None:
     many(repo, 1)
-    result = run(
-        repo.root, "apply", "--auto-approve", env={**coze.env(), "VOICECTL_WAIT_BUDGET": value}
-    )
+    result = run(repo.root, "apply", "--auto-approve", env={**coze.env(), variable: value})
     assert result.exit_code == 1
-    assert f"VOICECTL_WAIT_BUDGET={value!r}: expected seconds" in result.output
+    assert f"{variable}={value!r}: expected seconds" in result.output
     assert coze.ledger() == []
 
 

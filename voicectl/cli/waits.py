@@ -19,14 +19,20 @@ def wait_budget() -> WaitBudget:
     """``VOICECTL_WAIT_BUDGET``: the seconds one command may spend waiting on Coze (rate
     limits, backoff) before it gives up on the requests still to send (default 600).
     Each wait of a second or more is announced on stderr."""
-    raw = os.environ.get(WAIT_VARIABLE, "").strip()
-    try:
-        total = float(raw) if raw else WAIT_BUDGET_SECONDS
-    except ValueError:
-        total = -1.0
-    if not 0 <= total <= 86_400:
-        raise UsageError(f"{WAIT_VARIABLE}={raw!r}: expected seconds, from 0 to 86400")
+    total = _seconds(WAIT_VARIABLE, WAIT_BUDGET_SECONDS)
     return WaitBudget(total, announce=notice, to_raise=f"raise {WAIT_VARIABLE} (seconds)")
+
+
+def _seconds(variable: str, default: float) -> float:
+    """The seconds, 0 to 86400, the environment variable ``variable`` sets, or ``default``."""
+    raw = os.environ.get(variable, "").strip()
+    try:
+        seconds = float(raw) if raw else default
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86_400:
+        raise UsageError(f"{variable}={raw!r}: expected seconds, from 0 to 86400")
+    return seconds
 
 
 # The progress bar being drawn on stderr, if any: a notice from a worker thread must not
@@ -64,11 +70,4 @@ def settle() -> tuple[float, ...]:
 def in_hands() -> float:
     """``VOICECTL_UNANSWERED_WAIT``: the seconds after a clone was sent during which, if
     no reply proved what became of it, it may still be in Coze's hands (default 1200)."""
-    raw = os.environ.get("VOICECTL_UNANSWERED_WAIT", "").strip()
-    try:
-        seconds = float(raw) if raw else IN_HANDS_SECONDS
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds <= 86_400:
-        raise UsageError(f"VOICECTL_UNANSWERED_WAIT={raw!r}: expected seconds, from 0 to 86400")
-    return seconds
+    return _seconds("VOICECTL_UNANSWERED_WAIT", IN_HANDS_SECONDS)
