@@ -140,10 +140,6 @@ class ReplyNotRead(httpx.ReadError):
     """A reply's body given up on: past the size cap or the deadline."""
 
 
-class LateReply(ReplyNotRead):
-    """A request whose reply had not come, or not whole, by its deadline."""
-
-
 @dataclass(frozen=True)
 class Deadline:
     """When a request must be over: ``seconds`` from when it was set."""
@@ -247,11 +243,11 @@ def send_within(http: httpx.Client, request: httpx.Request, deadline: Deadline) 
     except httpx.WriteTimeout as exc:
         if deadline.left() > 0:
             raise
-        raise LateReply(f"the upload did not finish within {deadline}") from exc
+        raise ReplyNotRead(f"the upload did not finish within {deadline}") from exc
     except httpx.ReadTimeout as exc:
         if deadline.left() > 0:
             raise
-        raise LateReply(f"no reply within {deadline}") from exc
+        raise ReplyNotRead(f"no reply within {deadline}") from exc
     finally:
         _DEADLINE.reset(reset)
 
@@ -269,12 +265,12 @@ def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
             if size > MAX_REPLY_BYTES:
                 raise ReplyNotRead(f"the reply is larger than {MAX_REPLY_BYTES:,} bytes")
             if time.monotonic() > deadline.at:  # a client whose sockets do not see it
-                raise LateReply(f"the reply took longer than {deadline}")
+                raise ReplyNotRead(f"the reply took longer than {deadline}")
             chunks.append(chunk)
     except httpx.ReadTimeout as exc:
         if deadline.left() > 0:
             raise
-        raise LateReply(f"the reply took longer than {deadline}") from exc
+        raise ReplyNotRead(f"the reply took longer than {deadline}") from exc
     finally:
         response.close()  # unread to its end, the connection is closed, not kept
         _DEADLINE.reset(reset)
