@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-import struct
 import subprocess
 import sys
 import warnings
 import wave
+from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,16 +29,18 @@ with warnings.catch_warnings():
     import cozepy  # noqa: F401
 
 
-def write_wav(path: Path, seconds: float = 12.0, rate: int = 8000, freq: float = 440.0) -> Path:
+def write_wav(path: Path, seconds: float = 12.0, rate: int = 16000, freq: float = 440.0) -> Path:
     """A real mono 16-bit PCM WAV: a tone, distinct per ``freq``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames = int(seconds * rate)
-    samples = (int(8000 * math.sin(2 * math.pi * freq * i / rate)) for i in range(frames))
+    step = 2 * math.pi * freq / rate
+    samples = array("h", (int(8000 * math.sin(step * i)) for i in range(int(seconds * rate))))
+    if sys.byteorder == "big":
+        samples.byteswap()
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
         handle.setframerate(rate)
-        handle.writeframes(b"".join(struct.pack("<h", s) for s in samples))
+        handle.writeframes(samples.tobytes())
     return path
 
 

@@ -12,7 +12,7 @@ import click
 import pytest
 from jsonschema import Draft202012Validator
 
-from tests.conftest import VoiceRepo
+from tests.conftest import VoiceRepo, write_wav
 from voicectl import schemas
 from voicectl import state as state_io
 from voicectl.cli import cli
@@ -369,6 +369,31 @@ def test_warnings_of_one_kind_show_the_first_few_and_a_count(repo: VoiceRepo, ru
     )
     every = run(repo.root, "--verbose", "validate")
     assert every.output.count("s long; Coze recommends 10-30 s") == 10
+
+
+def test_a_take_below_16_khz_is_warned(repo: VoiceRepo, run) -> None:
+    repo.declare({"low": repo.voice("low"), "fine": repo.voice("fine")})
+    write_wav(repo.root / "audio" / "low.wav", rate=8000)
+    result = run(repo.root, "validate")
+    assert result.exit_code == 0, result.output
+    assert "audio/low.wav: sampled at 8,000 Hz; a clone sounds like its take" in result.output
+    assert "fine.wav" not in result.output  # 16 kHz is enough
+
+
+def test_validate_states_the_pcm_rule_for_every_pcm_take(repo: VoiceRepo, run) -> None:
+    repo.declare({"raw": repo.voice("raw", audio="../audio/raw.pcm"), "wav": repo.voice("wav")})
+    repo.write("audio/raw.pcm", bytes(48_000 * 12))
+    text = run(repo.root, "validate")
+    assert text.exit_code == 0, text.output
+    assert (
+        "note: 1 take(s) are raw .pcm (audio/raw.pcm): Coze hears raw samples as "
+        "24 kHz, 16-bit, mono, little-endian" in text.output
+    )
+    assert "0 warning(s)" in text.output  # a note, not a warning strict_takes would stop on
+    body = json.loads(run(repo.root, "validate", "--json").output)
+    assert body["warnings"] == 0 and "audio/raw.pcm" in body["notes"][0]
+    repo.declare({"wav": repo.voice("wav")})
+    assert "note:" not in run(repo.root, "validate").output
 
 
 def test_a_stereo_take_is_warned_and_strict_takes_makes_it_an_error(repo: VoiceRepo, run) -> None:

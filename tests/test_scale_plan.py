@@ -106,7 +106,7 @@ def test_a_modified_take_in_a_clone_is_read_and_planned(
     assert result.exit_code == 2, result.output
     assert "retrain" in result.output and "v1" in result.output
     facts = cached_facts(copy)
-    assert facts["audio/v1.wav"]["sample_rate"] == 8000  # read, not trusted
+    assert facts["audio/v1.wav"]["sample_rate"] == 16000  # read, not trusted
     assert facts["audio/v0.wav"]["sample_rate"] is None
 
 
@@ -120,7 +120,7 @@ def test_without_git_takes_are_hashed(
     monkeypatch.setenv("PATH", str(empty))
     result = run(copy, "plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.output
-    assert all(f["sample_rate"] == 8000 for f in cached_facts(copy).values())
+    assert all(f["sample_rate"] == 16000 for f in cached_facts(copy).values())
 
 
 def test_outside_a_git_work_tree_takes_are_hashed(
@@ -131,7 +131,7 @@ def test_outside_a_git_work_tree_takes_are_hashed(
     shutil.copytree(repo.root, copy, ignore=shutil.ignore_patterns(".git", ".voicectl"))
     result = run(copy, "plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.output
-    assert all(f["sample_rate"] == 8000 for f in cached_facts(copy).values())
+    assert all(f["sample_rate"] == 16000 for f in cached_facts(copy).values())
 
 
 def lfs_pointer(data: bytes) -> bytes:

@@ -25,6 +25,9 @@ from voicectl.model import Declaration, Take, TakeRef
 MAX_BYTES = 10_000_000  # Coze's "10 MB": read as the stricter 10**6, not 2**20
 MIN_SECONDS, MAX_SECONDS = 10.0, 30.0
 PCM_BYTES_PER_SECOND = 24_000 * 2  # Coze's pcm: 24 kHz, mono, 16-bit
+PCM_RULE = "24 kHz, 16-bit, mono, little-endian"  # how raw .pcm bytes are heard
+MIN_RATE = 16_000  # below it a take is telephone quality, and the clone sounds like it
+OPUS_RATE = 48_000  # Opus always decodes at 48 kHz; its header has no other rate
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 _EXTENSIONS = {
     ".wav": "wav",
@@ -139,7 +142,7 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
             info = _plain_wav(head, size) if fmt == "wav" else None
             info = info or _mutagen_info(handle, fmt)
             duration = float(getattr(info, "length", 0.0) or 0.0)
-            rate = getattr(info, "sample_rate", None)
+            rate = getattr(info, "sample_rate", None) or _opus_rate(info)
             channels = getattr(info, "channels", None)
             if fmt == "wav":
                 _check_wav_complete(size, info)
@@ -154,6 +157,12 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
         "sample_rate": rate,
         "channels": channels,
     }
+
+
+def _opus_rate(info: Any) -> int | None:
+    from mutagen.oggopus import OggOpusInfo
+
+    return OPUS_RATE if isinstance(info, OggOpusInfo) else None
 
 
 @dataclass(frozen=True)
@@ -405,6 +414,14 @@ def _problems(decl: Declaration, take: Take | None, failure: str | None) -> list
             at(
                 f"{decl.audio}: {take.channels} channels; a voice is cloned from one speaker, "
                 "and a mono take is what Coze's examples use",
+                "warning",
+            )
+        )
+    if take.sample_rate is not None and take.sample_rate < MIN_RATE:
+        found.append(
+            at(
+                f"{decl.audio}: sampled at {take.sample_rate:,} Hz; a clone sounds like its "
+                f"take, so record at {MIN_RATE // 1000} kHz or more",
                 "warning",
             )
         )

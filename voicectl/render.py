@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
+from voicectl.audio import PCM_RULE
 from voicectl.errors import Problem, visible
 from voicectl.model import ACTIONS, Change, Plan, State
 from voicectl.planfile import plan_to_json
@@ -353,7 +354,22 @@ def render_problems(problems: Sequence[Problem], every: bool = False) -> str:
 _WORDS = re.compile(r"'[^']*'|\S*/\S*|\d+(?:\.\d+)?")
 
 
-def problems_json(problems: Sequence[Problem], files: int, voices: int) -> str:
+def take_notes(pcm: Sequence[str]) -> list[str]:
+    """What validate says of takes that are right but easy to get wrong: raw .pcm has no
+    header, so its bytes are heard by Coze's rule whatever they were recorded as."""
+    if not pcm:
+        return []
+    named = ", ".join(pcm[:WARNINGS_SHOWN])
+    more = f" and {len(pcm) - WARNINGS_SHOWN:,} more" if len(pcm) > WARNINGS_SHOWN else ""
+    return [
+        f"{len(pcm):,} take(s) are raw .pcm ({named}{more}): Coze hears raw samples as "
+        f"{PCM_RULE}; a .pcm recorded otherwise is cloned from noise"
+    ]
+
+
+def problems_json(
+    problems: Sequence[Problem], files: int, voices: int, notes: Sequence[str] = ()
+) -> str:
     errors = sum(1 for p in problems if p.severity == "error")
     body = {
         "valid": errors == 0,
@@ -362,5 +378,6 @@ def problems_json(problems: Sequence[Problem], files: int, voices: int) -> str:
         "errors": errors,
         "warnings": len(problems) - errors,
         "problems": [p.to_json() for p in problems],
+        "notes": list(notes),
     }
     return json.dumps(body, indent=2, ensure_ascii=False) + "\n"

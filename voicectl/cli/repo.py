@@ -56,10 +56,15 @@ def validate(ctx: click.Context, as_json: bool) -> int:
     cfg = repository.open_config(_start(ctx))
     snapshot = repository.read(cfg)
     voices = len(snapshot.desired)
+    notes = render.take_notes(
+        sorted({v.take.path for v in snapshot.desired if v.take.format == "pcm"})
+    )
     if as_json:
-        click.echo(render.problems_json(snapshot.problems, len(snapshot.files), voices), nl=False)
+        body = render.problems_json(snapshot.problems, len(snapshot.files), voices, notes)
+        click.echo(body, nl=False)
     else:
         click.echo(render.render_problems(snapshot.problems, verbose()), nl=False)
+        click.echo("".join(f"note: {note}\n" for note in notes), nl=False)
         errors, warnings = len(snapshot.errors), len(snapshot.warnings)
         verdict = "invalid" if errors else "valid"
         click.echo(
