@@ -6,9 +6,16 @@ from dataclasses import replace
 
 import pytest
 
-from tests.test_planner import rec, state, want
+from tests.test_planner import rec, sha, state, want
+from voicectl.fielddiff import word_diff
 from voicectl.planner import plan
-from voicectl.render import MARKDOWN_LIMIT, MARKDOWN_MARKER, render_markdown, summary_line
+from voicectl.render import (
+    MARKDOWN_LIMIT,
+    MARKDOWN_MARKER,
+    render_markdown,
+    render_text,
+    summary_line,
+)
 
 LONG = "A transcript long enough to matter in a comment, spoken slowly and clearly. " * 13
 
@@ -141,3 +148,48 @@ def test_a_plan_with_only_notes_says_so_in_text_markdown_and_json() -> None:
     )
     (note,) = json.loads(render_json(result))["notes"]
     assert note["address"] == "a" and note["note"].startswith("name changed")
+
+
+def test_the_text_plan_shows_what_changed_field_by_field() -> None:
+    old = rec("a", 1, name="Old name", text="The quick brown fox jumps.")
+    moved = want("a", 2, name="New name", text="The quick red fox jumps.", path="audio/b.wav")
+    moved = replace(moved, take=replace(moved.take, size=2048, duration=15.5))
+    lines = render_text(plan([moved, want("n", 3)], state(old))).splitlines()
+    assert lines[0] == "Symbols: + create, ~ retrain"  # the legend names the symbols used
+    at = next(i for i, line in enumerate(lines) if "  ~ a" in line)
+    assert [line.strip() for line in lines[at + 2 : at + 8]] == [
+        'text:           "The quick [-brown-]{+red+} fox jumps."',
+        f"audio.sha256:   {sha(1)[:12]} -> {sha(2)[:12]}",
+        "audio.duration: 12.0 s -> 15.5 s",
+        "audio.size:     100 bytes -> 2,048 bytes",
+        'audio.path:     "audio/a.wav" -> "audio/b.wav"',
+        'name:           "Old name" -> "New name"',
+    ]
+    assert not lines[at + 8].startswith("    ")  # and nothing else (protect left out)
+    new = next(line.strip() for line in lines if line.strip().startswith("audio: audio/n.wav"))
+    assert new == f"audio: audio/n.wav (wav, 12.0 s, 100 bytes, sha256 {sha(3)[:12]})"
+
+
+def test_protect_left_out_keeps_the_recorded_value_and_is_no_change() -> None:
+    kept = plan([want("a", 1, name="Renamed")], state(rec("a", 1, protect=True)))
+    assert "protect" not in render_text(kept) and "protect" not in render_markdown(kept)
+    lifted = plan([want("a", 2, protect=False)], state(rec("a", 1, protect=True)))
+    assert "protect:      true -> false" in render_text(lifted)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ("a b c", "a x c", '"a [-b-]{+x+} c"'),
+        ("one two", "zero one two three", '"{+zero +}one two{+ three+}"'),
+        ("今天天气很好。", "今天天气不好。", '"今天天气[-很-]{+不+}好。"'),  # CJK by character
+        (
+            "w1 w2 w3 w4 w5 w6 w7 w8 w9 old w10 w11 w12 w13 w14 w15 w16",
+            "w1 w2 w3 w4 w5 w6 w7 w8 w9 new w10 w11 w12 w13 w14 w15 w16",
+            '"… w6 w7 w8 w9 [-old-]{+new+} w10 w11 w12 w13 …"',  # long stretches cut
+        ),
+        ("line one\nline two", "line one\nline 2", '"line one\nline [-two-]{+2+}"'),
+    ],
+)
+def test_a_transcript_is_diffed_word_by_word(old: str, new: str, said: str) -> None:
+    assert word_diff(old, new) == said

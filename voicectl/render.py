@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from voicectl.audio import PCM_RULE
 from voicectl.errors import Problem, visible
+from voicectl.fielddiff import changed_fields, field_changes
 from voicectl.model import ACTIONS, Change, Plan, State
 from voicectl.planfile import plan_to_json
 
@@ -70,6 +71,8 @@ def render_text(plan: Plan) -> str:
     notes = [(c.address, n) for c in plan.changes for n in c.notes]
     lines: list[str] = []
     if shown:
+        used = [a for a in ACTIONS if any(c.action == a for c in shown)]
+        lines.append("Symbols: " + ", ".join(f"{SYMBOLS[a]} {a}" for a in used))
         width = max(len(c.address) for c in shown)
         for c in shown:
             reasons = ", ".join(c.reasons)
@@ -79,8 +82,10 @@ def render_text(plan: Plan) -> str:
                 f"{SYMBOLS[c.action]:>3} {c.address:<{width}}  {c.action:<7}  "
                 f"{reasons}  [clones left {_budget(c)}]  {_cost(c)}"
             )
+            indent = f"{'':>3} {'':<{width}}  "
             if c.message:
-                lines.append(f"{'':>3} {'':<{width}}  {c.message}")
+                lines.append(indent + c.message)
+            lines.extend(indent + line for line in _what_changed(c))
     for address, note in notes:
         lines.append(f"note: {address}: {note}")
     if not plan.has_changes:
@@ -91,6 +96,19 @@ def render_text(plan: Plan) -> str:
         lines.append(summary_line(plan))
     # A saved plan is a file anyone could have edited: its text reaches a terminal escaped.
     return "\n".join(visible(line) for line in lines) + "\n"
+
+
+def _what_changed(change: Change) -> list[str]:
+    """The fields that differ, or for a new voice the take it is cloned from."""
+    if change.action == "create" and change.after:
+        take = change.after["audio"]
+        return [
+            f"audio: {take['path']} ({take['format']}, {take['duration']:.1f} s, "
+            f"{take['size']:,} bytes, sha256 {take['sha256'][:12]})"
+        ]
+    changed = field_changes(change.before, change.after)
+    width = max((len(field) for field, _ in changed), default=0)
+    return [f"{field + ':':<{width + 1}} {said}" for field, said in changed]
 
 
 MARKDOWN_LIMIT = 65_536
@@ -149,6 +167,9 @@ def _audio_facts(audio: dict[str, object] | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
+_MD_FIELDS = ("name", "language", "space", "preview_text", "protect")
+
+
 def _details(change: Change) -> list[str]:
     """The collapsed section of one change: message, field diffs, audio, text diff."""
     import difflib
@@ -160,24 +181,18 @@ def _details(change: Change) -> list[str]:
     out = ["<details>", f"<summary>{title}</summary>", ""]
     if change.message:
         out += [_md_cell(change.message), ""]
-    rows = [
-        (key, before.get(key), after.get(key))
-        for key in ("name", "language", "space", "preview_text", "protect")
-        if change.after is not None
-        and before.get(key) != after.get(key)
-        # protect unsaid in YAML keeps the recorded value: no change to show
-        and not (key == "protect" and after.get(key) is None)
-    ]
+    changed = changed_fields(change.before, change.after)
+    rows = [(key, *changed[key]) for key in _MD_FIELDS if key in changed]
     old_audio, new_audio = before.get("audio"), after.get("audio")
     cells = [(k, _md_cell(_short(b, 200)), _md_cell(_short(a, 200))) for k, b, a in rows]
-    if change.after is not None and old_audio != new_audio:  # built safe, with code spans
+    if any(field.partition(".")[0] == "audio" for field in changed):  # built safe, with code spans
         cells.append(("audio", _audio_facts(old_audio), _audio_facts(new_audio)))
     if cells:
         out += ["| field | before | after |", "|---|---|---|"]
         out += [f"| {k} | {b} | {a} |" for k, b, a in cells]
         out.append("")
     old_text, new_text = before.get("text"), after.get("text")
-    if change.after is not None and old_text != new_text:
+    if "text" in changed:
         diff = difflib.unified_diff(
             str(old_text or "").splitlines(),
             str(new_text or "").splitlines(),

@@ -1,0 +1,137 @@
+"""What changed in a voice, field by field, for a person reading a plan.
+
+deepdiff finds the fields that differ between what the state records and what the
+repository declares; this module says each in a line a reviewer can read: a word diff
+of a transcript (git's ``--word-diff`` marks), a take by its sha256 prefix, duration and
+size. It is for people, never for deciding anything: the planner decides on its own.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Fields in the order a reviewer reads them; anything else after, by name.
+_ORDER = (
+    "text",
+    "audio",
+    "audio.sha256",
+    "audio.duration",
+    "audio.size",
+    "audio.format",
+    "audio.path",
+    "name",
+    "preview_text",
+    "language",
+    "space",
+    "protect",
+)
+_IGNORED = ("root['audio']['verified']",)
+CONTEXT = 4  # words kept on each side of a change in a long transcript
+
+
+def changed_fields(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> dict[str, tuple[Any, Any]]:
+    """field -> (recorded, declared) for every field that differs, in reading order
+    (dotted names: ``audio.sha256``). With nothing recorded (a new voice), every field
+    declared is new, the take as the one field ``audio``."""
+    if after is None:
+        return {}
+    from deepdiff import DeepDiff
+
+    if not before:
+        return {
+            k: (None, v)
+            for k, v in sorted(after.items(), key=lambda kv: _rank(kv[0]))
+            if v is not None
+        }
+    declared = dict(after)
+    if declared.get("protect") is None:  # protect left out keeps the recorded value
+        declared["protect"] = before.get("protect")
+    diff = DeepDiff(dict(before), declared, view="tree", exclude_paths=list(_IGNORED))
+    found: dict[str, tuple[Any, Any]] = {}
+    for levels in diff.values():
+        for level in levels:
+            field = ".".join(str(part) for part in level.path(output_format="list"))
+            old, new = _missing(level.t1), _missing(level.t2)
+            if old is not None or new is not None:
+                found[field] = (old, new)
+    return {field: found[field] for field in sorted(found, key=_rank)}
+
+
+def _rank(field: str) -> tuple[int, str]:
+    ordered = _ORDER.index(field) if field in _ORDER else len(_ORDER)
+    return ordered, field
+
+
+def field_changes(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+) -> list[tuple[str, str]]:
+    """(field, what became of it, in words) for every field that differs."""
+    return [(field, _say(field, *pair)) for field, pair in changed_fields(before, after).items()]
+
+
+def _missing(value: Any) -> Any:
+    # deepdiff marks the side a field is absent from with its NotPresent object.
+    return None if type(value).__name__ == "NotPresent" else value
+
+
+def _say(field: str, old: Any, new: Any) -> str:
+    if field == "text" and isinstance(old, str) and isinstance(new, str):
+        return word_diff(old, new)
+    return f"{_value(field, old)} -> {_value(field, new)}"
+
+
+def _value(field: str, value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if field == "audio.sha256" and isinstance(value, str):
+        return value[:12]
+    if field == "audio.duration" and isinstance(value, int | float):
+        return f"{value:.1f} s"
+    if field == "audio.size" and isinstance(value, int):
+        return f"{value:,} bytes"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+# A word, one CJK character (Chinese and Japanese have no spaces between words), a run of
+# spaces, or one mark of punctuation.
+_TOKENS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|\w+|\s+|[^\w\s]")
+
+
+def word_diff(old: str, new: str) -> str:
+    """``new`` with what was removed as ``[-…-]`` and what was added as ``{+…+}``, as
+    ``git diff --word-diff`` marks them; long unchanged stretches are cut to a few
+    words either side of a change."""
+    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    for index, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        if tag == "equal":
+            out.append(_trim(a[i1:i2], first=index == 0, last=index == len(opcodes) - 1))
+            continue
+        if i2 > i1:
+            out.append("[-" + "".join(a[i1:i2]) + "-]")
+        if j2 > j1:
+            out.append("{+" + "".join(b[j1:j2]) + "+}")
+    return '"' + "".join(out) + '"'
+
+
+def _trim(tokens: Sequence[str], first: bool, last: bool) -> str:
+    """An unchanged stretch, cut to CONTEXT words next to each change it touches."""
+    words = [i for i, t in enumerate(tokens) if not t.isspace()]
+    keep_head = 0 if first else CONTEXT
+    keep_tail = 0 if last else CONTEXT
+    if len(words) <= keep_head + keep_tail + 1:
+        return "".join(tokens)
+    head = "".join(tokens[: words[keep_head - 1] + 1]) if keep_head else ""
+    tail = "".join(tokens[words[-keep_tail] :]) if keep_tail else ""
+    if head and tail:
+        return f"{head} … {tail}"
+    return f"{head} …" if head else f"… {tail}"
