@@ -415,8 +415,15 @@ def test_history_names_the_take_logid_and_commit(repo: VoiceRepo, coze: Coze, ru
     assert [e["clone"] for e in entries] == [1, 2]
     assert entries[0]["commit"] == head and all(e["logid"] for e in entries)
     assert entries[0]["sha256"] != entries[1]["sha256"]
+    # The retrain ran from a work tree whose declaration and take were not committed:
+    # its commit alone does not reproduce it, and history says so.
+    assert "uncommitted" not in entries[0] and entries[1]["uncommitted"] is True
     text = run(repo.root, "history").stdout
     assert "clone  2/10" in text and head[:12] in text and "2 clone(s)." in text
+    first, second = text.splitlines()[:2]
+    assert "uncommitted" not in first and second.endswith(
+        f"commit {head[:12]} + uncommitted changes"
+    )
     repo.declare({"a": repo.voice("a", freq=700), "long.address": repo.voice("b", freq=900)})
     assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
     rows = run(repo.root, "history").stdout.splitlines()[:-1]
@@ -536,3 +543,33 @@ def test_orphans_are_visible_in_state_list_show_and_import(
     assert "`voicectl apply` takes it back" in imported.output
     planned = run(repo.root, "plan", env=coze.env())  # the same take: taken back
     assert "(from v1)" in planned.output and f"voice {orphan_id}" in planned.output
+
+
+def _complete(root: Path, words: str) -> list[str]:
+    """What bash completion offers for ``words`` (click's bash_complete protocol)."""
+    from click.testing import CliRunner
+
+    from voicectl.cli import cli
+
+    line = f"voicectl -C {root} {words}"
+    env = {
+        "_VOICECTL_COMPLETE": "bash_complete",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(line.split()) - (0 if line.endswith(" ") else 1)),
+    }
+    result = CliRunner().invoke(cli, [], env=env, prog_name="voicectl")
+    assert result.exit_code == 0, result.output
+    return [item.partition(",")[2] for item in result.output.splitlines() if item]
+
+
+def test_shell_completion_offers_addresses(repo: VoiceRepo, coze: Coze, run) -> None:
+    applied_repo(repo, coze, run)  # v0 and v1 in the state
+    repo.declare({"v1": repo.voice("v1", freq=340), "new.one": repo.voice("new.one")})
+    assert _complete(repo.root, "plan --target ") == ["new.one", "v0", "v1"]  # v0: orphaning
+    assert _complete(repo.root, "apply --exclude n") == ["new.one"]
+    assert _complete(repo.root, "import ") == ["new.one", "v1"]  # what is declared
+    assert _complete(repo.root, "state show ") == ["v0", "v1"]  # what the state records
+    assert _complete(repo.root, "history v") == ["v0", "v1"]
+    assert _complete(repo.root, "pl") == ["plan"]  # click's own, unchanged
+    (repo.root / "voicectl.yaml").write_text("voices: [\n")  # unreadable: nothing, no noise
+    assert _complete(repo.root, "plan --target ") == []

@@ -34,6 +34,30 @@ def head(root: Path) -> str:
     return commit if len(commit) >= 40 and all(c in "0123456789abcdef" for c in commit) else ""
 
 
+def uncommitted(root: Path, state: str) -> bool:
+    """Whether the work tree at ``root`` differs from its commit: a change to a tracked
+    file, staged or not, or a file git does not track and does not ignore. What
+    voicectl writes itself is left out: the state (applying, then committing the state,
+    is the normal course), its journal and lock, and the local cache. False when git
+    cannot tell."""
+    status = _git(
+        root,
+        "status",
+        "--porcelain",
+        "-z",
+        "--",
+        ".",
+        f":(exclude,literal){state}",
+        f":(exclude,glob){_glob_literal(state)}.*",
+        ":(exclude,literal).voicectl",
+    )
+    return bool(status)
+
+
+def _glob_literal(path: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]\\" else c for c in path)
+
+
 class CleanBlobs:
     """The blob id of every tracked regular file under ``root`` whose work-tree copy git
     reports unmodified, by path relative to ``root``; {} when git cannot tell.

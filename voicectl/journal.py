@@ -74,6 +74,7 @@ class Journal:
         at: str,
         commit: str = "",
         account: dict[str, str] | None = None,
+        uncommitted: bool = False,
     ) -> Journal:
         """Start a journal over ``base`` (the state as last written); ``commit`` is the
         git commit applied from, recorded in the take index; ``account`` says which Coze
@@ -88,6 +89,8 @@ class Journal:
             }
             if commit:
                 record["commit"] = commit
+            if uncommitted:
+                record["uncommitted"] = True
             if not base.voices and not base.orphans:
                 record["empty"] = True  # a lost state file then loses nothing
             if account:
@@ -382,6 +385,7 @@ def replay(path: Path, state: State) -> Replayed | None:
                 k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
             }
     commit = str(begin.get("commit") or "")
+    uncommitted = begin.get("uncommitted") is True
     pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
     if newer:  # a state written since: folded already, or another clone's over this one
         _check_contains(path, state, pending, started, outcome)
@@ -395,7 +399,15 @@ def replay(path: Path, state: State) -> Replayed | None:
                 logid = str(result.get("logid") or "")
                 why = result.get("unproven")
                 unproven = why if isinstance(why, str) else None
-                yield Done(change, result["at"], result.get("voice_id"), logid, commit, unproven)
+                yield Done(
+                    change,
+                    result["at"],
+                    result.get("voice_id"),
+                    logid,
+                    commit,
+                    unproven,
+                    uncommitted,
+                )
 
     account = begin.get("account")
     return Replayed(

@@ -131,6 +131,7 @@ class TakeEntry:
     applied_at: str
     logid: str = ""  # Coze's X-Tt-Logid of the clone request
     commit: str = ""  # the git commit the apply ran from, when in a git work tree
+    uncommitted: bool = False  # the work tree held changes that commit does not
 
 
 @dataclass(frozen=True)

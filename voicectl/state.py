@@ -130,6 +130,7 @@ def from_json(data: dict[str, Any]) -> State:
                 e["applied_at"],
                 e.get("logid", ""),
                 e.get("commit", ""),
+                e.get("uncommitted") is True,
             )
             for e in entries
         )
@@ -229,6 +230,8 @@ def entry_json(e: TakeEntry) -> dict[str, Any]:
         body["logid"] = e.logid
     if e.commit:
         body["commit"] = e.commit
+    if e.uncommitted:
+        body["uncommitted"] = True
     return body
 
 

@@ -114,6 +114,7 @@ class Done(NamedTuple):
     logid: str = ""
     commit: str = ""
     unproven: str | None = None  # found after a lost reply, not proven this clone's
+    uncommitted: bool = False  # applied from a work tree with changes ``commit`` lacks
 
 
 def applied_all(state: State, done: Iterable[Done]) -> State:
@@ -192,9 +193,17 @@ class _Batch:
         self.voices[record.address] = record
         self.where.setdefault(record.voice_id, []).append(record.address)
 
-    def indexed(self, record: VoiceRecord, at: str, logid: str, commit: str) -> None:
+    def indexed(self, record: VoiceRecord, at: str, done: Done) -> None:
         sha = record.take.sha256
-        entry = TakeEntry(record.voice_id, record.address, record.clones_used, at, logid, commit)
+        entry = TakeEntry(
+            record.voice_id,
+            record.address,
+            record.clones_used,
+            at,
+            done.logid,
+            done.commit,
+            done.uncommitted,
+        )
         if sha not in self.grown:
             self.takes[sha] = list(self.takes.get(sha, ()))
             self.grown.add(sha)
@@ -212,7 +221,7 @@ class _Batch:
                 self.without(old)
                 self._orphan(replace(old, orphaned_at=at))
             record = replace(_created(change, voice_id, at), unproven=done.unproven)
-            self.indexed(record, at, done.logid, done.commit)
+            self.indexed(record, at, done)
             self.placed(record, at)
             return
         if change.voice_id is None:
@@ -222,7 +231,7 @@ class _Batch:
         if change.action == "retrain":
             # A retrain proven this apply's own lifts an earlier retrain's doubt.
             record = replace(_retrained(old, change, at), unproven=done.unproven)
-            self.indexed(record, at, done.logid, done.commit)
+            self.indexed(record, at, done)
             self.placed(record, at)
         elif change.action in ("move", "update"):
             self.placed(_moved(old, change), at)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from voicectl.cli import complete
 from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_CHANGES, UsageError
 
@@ -116,7 +117,7 @@ def refresh(ctx: click.Context) -> None:
 
 
 @cli.command("import")
-@click.argument("address")
+@click.argument("address", shell_complete=complete.declared)
 @click.argument("voice_id")
 @lock_timeout_option
 @click.pass_context
@@ -253,7 +254,7 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @state_group.command("show")
-@click.argument("address")
+@click.argument("address", shell_complete=complete.recorded)
 @click.pass_context
 def state_show(ctx: click.Context, address: str) -> None:
     """One voice's record, as the state holds it, and its clone history."""
@@ -282,8 +283,8 @@ def state_show(ctx: click.Context, address: str) -> None:
 
 
 @state_group.command("mv")
-@click.argument("old")
-@click.argument("new")
+@click.argument("old", shell_complete=complete.recorded)
+@click.argument("new", shell_complete=complete.declared)
 @lock_timeout_option
 @click.pass_context
 def state_mv(ctx: click.Context, old: str, new: str) -> None:
@@ -306,7 +307,7 @@ def state_mv(ctx: click.Context, old: str, new: str) -> None:
 
 
 @state_group.command("rm")
-@click.argument("address")
+@click.argument("address", shell_complete=complete.recorded)
 @lock_timeout_option
 @click.pass_context
 def state_rm(ctx: click.Context, address: str) -> None:
@@ -345,7 +346,7 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
 
 
 @cli.command()
-@click.argument("address", required=False)
+@click.argument("address", required=False, shell_complete=complete.recorded)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
@@ -368,5 +369,6 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
         click.echo(
             f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone {e.clone:>2}/10  "
             f"take {sha[:12]}  logid {e.logid or '-'}  commit {e.commit[:12] or '-'}"
+            + (" + uncommitted changes" if e.uncommitted else "")
         )
     click.echo(f"{len(found)} clone(s).")

@@ -160,6 +160,7 @@ def apply(
             now(),
             gitrepo.head(cfg.root),
             account=client.account_record(),
+            uncommitted=gitrepo.uncommitted(cfg.root, cfg.state),
         )
         outcome = None
         try:

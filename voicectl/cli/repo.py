@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from voicectl.cli import complete
 from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option, verbose
 from voicectl.errors import (
     EXIT_CHANGES,
@@ -82,6 +83,7 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "targets",
             multiple=True,
             metavar="ADDRESS",
+            shell_complete=complete.either,
             help="Only this address (repeatable).",
         ),
         click.option(
@@ -89,18 +91,21 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "excludes",
             multiple=True,
             metavar="ADDRESS",
+            shell_complete=complete.either,
             help="Leave this address out (repeatable).",
         ),
         click.option(
             "--retrain",
             multiple=True,
             metavar="ADDRESS",
+            shell_complete=complete.either,
             help="Retrain this voice even if only its name or preview text changed.",
         ),
         click.option(
             "--replace",
             multiple=True,
             metavar="ADDRESS",
+            shell_complete=complete.either,
             help="Clone this voice into a new voice id; the old one becomes an orphan.",
         ),
         click.option(

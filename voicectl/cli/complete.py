@@ -1,0 +1,63 @@
+"""Shell completion of addresses: from the declarations, the state, or both.
+
+click completes commands and options itself (``_VOICECTL_COMPLETE=bash_source voicectl``,
+see the README); these functions give it the addresses a command takes. Completion runs
+on every Tab press, so it never fails loudly: a repository it cannot read completes
+nothing, and it writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import click
+from click.shell_completion import CompletionItem
+
+Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
+
+
+def _config(ctx: click.Context):  # type: ignore[no-untyped-def]
+    from voicectl import repository
+
+    start = ctx.find_root().params.get("chdir") or Path.cwd()
+    return repository.open_config(Path(start))
+
+
+def _declared(ctx: click.Context) -> Iterable[str]:
+    from voicectl import config
+
+    return [d.address for d in config.load_declarations(_config(ctx)).declarations]
+
+
+def _recorded(ctx: click.Context) -> Iterable[str]:
+    from voicectl import state
+
+    cfg = _config(ctx)
+    current = state.load(cfg.state_path, cfg.state, None)
+    if current is None:
+        return []
+    return [*current.voices, *(r.address for r in current.orphans)]
+
+
+def _completer(*sources: Callable[[click.Context], Iterable[str]]) -> Completer:
+    def complete(
+        ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        found: set[str] = set()
+        for source in sources:
+            try:
+                found.update(source(ctx))
+            except Exception:
+                continue
+        return [CompletionItem(a) for a in sorted(found) if a.startswith(incomplete)]
+
+    return complete
+
+
+declared = _completer(_declared)
+"""Addresses declared in the repository (``import``)."""
+recorded = _completer(_recorded)
+"""Addresses the state records, orphans' old ones included (``state show``, ``history``)."""
+either = _completer(_declared, _recorded)
+"""Both: what a plan can target (a voice removed from YAML is still in the state)."""
