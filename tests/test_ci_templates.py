@@ -13,6 +13,7 @@ import click
 import pytest
 import yaml
 
+from voicectl import __version__
 from voicectl.cli import cli
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -84,8 +85,8 @@ def test_the_workflows_plan_on_review_and_apply_exactly_the_reviewed_plan() -> N
         for path in TEMPLATES[:2]
     }
     for name, found in calls.items():
-        assert any(c.startswith("plan --out plan.json") for c in found), name
-        assert any(c.startswith("show plan.json --format markdown") for c in found), name
+        plans = [c for c in found if c.startswith("plan --out plan.json")]
+        assert plans and all("--format markdown" in c for c in plans), name  # the comment
         assert any(c.startswith("apply plan.json") for c in found), name
         assert not any(c.startswith("apply") and "--auto-approve" in c for c in found), name
 
@@ -96,3 +97,68 @@ def test_the_checker_catches_a_flag_that_does_not_exist() -> None:
     with pytest.raises(AssertionError, match="no command 'deploy'"):
         check(["deploy"])
     check(["state", "mv", "a", "b"])
+
+
+@pytest.mark.parametrize("path", TEMPLATES[:2], ids=lambda p: p.name)
+def test_a_template_names_the_voicectl_it_installs_once_at_this_version(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(f'VOICECTL_PACKAGE: "voicectl=={__version__}"') == 1
+    installs = re.findall(r"pip install[^\n]*", text)
+    assert installs and all(line.endswith('"${VOICECTL_PACKAGE}"') for line in installs)
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "requirement"),
+    [
+        (None, f"voicectl=={__version__}"),  # from a package index
+        (
+            '{"url": "https://git.example.com/tools/voicectl.git", "vcs_info": '
+            '{"vcs": "git", "commit_id": "0123456789abcdef0123456789abcdef01234567", '
+            '"requested_revision": "v0.1.0"}}',
+            "voicectl @ git+https://git.example.com/tools/voicectl.git"
+            "@0123456789abcdef0123456789abcdef01234567",  # the exact commit, not the tag
+        ),
+        (
+            '{"url": "https://files.example.com/voicectl-0.1.0-py3-none-any.whl", '
+            '"archive_info": {"hashes": {"sha256": "00"}}}',
+            "voicectl @ https://files.example.com/voicectl-0.1.0-py3-none-any.whl",
+        ),
+        ('{"url": "file:///home/me/voicectl", "dir_info": {"editable": true}}', None),
+        ('{"url": "file:///tmp/voicectl-0.1.0-py3-none-any.whl", "archive_info": {}}', None),
+        ("not json", None),
+    ],
+)
+def test_ci_installs_voicectl_from_where_pip_installed_it(
+    direct_url: str | None, requirement: str | None
+) -> None:
+    from voicectl.citemplates import installed_from
+
+    assert installed_from(__version__, direct_url) == requirement
+
+
+def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path, run) -> None:
+    package = "voicectl @ git+https://git.example.com/tools/voicectl.git@v9"
+    made = run(tmp_path, "init", "--ci", "github", "--ci-package", package)
+    assert made.exit_code == 0, made.output
+    workflow = tmp_path / ".github" / "workflows" / "voices.yml"
+    document = yaml.safe_load(workflow.read_text())
+    assert document["env"]["VOICECTL_PACKAGE"] == package
+    assert (tmp_path / "voicectl.yaml").is_file() and f"CI installs {package}" in made.output
+    # In an existing voice repository, --ci adds only the workflow; never over one.
+    again = run(tmp_path, "init", "--ci", "gitlab", "--ci-package", package)
+    assert again.exit_code == 0, again.output
+    assert (
+        yaml.safe_load((tmp_path / ".gitlab-ci.yml").read_text())["variables"]["VOICECTL_PACKAGE"]
+        == package
+    )
+    before = workflow.read_bytes()
+    refused = run(tmp_path, "init", "--ci", "github", "--ci-package", "voicectl==9")
+    assert refused.exit_code == 1 and "already exists; nothing was changed" in refused.output
+    assert workflow.read_bytes() == before
+
+
+def test_init_ci_without_a_source_ci_can_reach_says_what_to_pass(tmp_path: Path, run) -> None:
+    # This checkout's voicectl is installed editable, from a directory CI cannot reach.
+    made = run(tmp_path, "init", "--ci", "github")
+    assert made.exit_code == 1 and "pass --ci-package" in made.output
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from voicectl.citemplates import KINDS
 from voicectl.cli import complete
 from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option, verbose
 from voicectl.errors import (
@@ -34,16 +35,56 @@ if TYPE_CHECKING:
     type=click.Choice(["zh", "en", "ja", "es", "id", "pt"]),
     help="Default language for the repository's voices.",
 )
+@click.option(
+    "--ci",
+    "ci_kinds",
+    multiple=True,
+    type=click.Choice(sorted(KINDS)),
+    help="Also write the CI workflow for this host (repeatable); in an existing voice "
+    "repository, write only that.",
+)
+@click.option(
+    "--ci-package",
+    metavar="REQUIREMENT",
+    help="The pip requirement CI installs voicectl from (default: where this voicectl "
+    "was installed from, e.g. its git URL at the exact commit).",
+)
 @click.pass_context
-def init(ctx: click.Context, directory: Path, space: str | None, language: str | None) -> None:
+def init(
+    ctx: click.Context,
+    directory: Path,
+    space: str | None,
+    language: str | None,
+    ci_kinds: tuple[str, ...],
+    ci_package: str | None,
+) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
+    from voicectl import citemplates
+    from voicectl.atomic import write_atomic
+    from voicectl.config import CONFIG_FILE
     from voicectl.scaffold import init_repository
 
     directory = _start(ctx) / directory
     if space is not None and not space.isdigit():
         raise UsageError(f"--space {space!r}: a Coze workspace id is digits only")
-    for path in init_repository(directory, space, language):
+    workflows: dict[Path, str] = {}
+    if ci_kinds:  # everything is checked before anything is written
+        package = citemplates.package_for_ci(ci_package)
+        for kind in ci_kinds:
+            path = directory / KINDS[kind][1]
+            if path.exists():
+                raise UsageError(f"{path} already exists; nothing was changed")
+            workflows[path] = citemplates.render(kind, package)
+    created = []
+    if not (ci_kinds and (directory / CONFIG_FILE).exists()):
+        created += init_repository(directory, space, language)
+    for path, text in workflows.items():
+        write_atomic(path, text.encode("utf-8"))
+        created.append(path)
+    for path in created:
         click.echo(f"created {path}")
+    if workflows:
+        click.echo(f"CI installs {package}; set COZE_API_TOKEN as a CI secret.")
     click.echo("Next: declare voices in voices/*.yaml, then run `voicectl plan`.")
 
 
