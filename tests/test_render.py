@@ -61,7 +61,7 @@ def test_details_show_field_diffs_audio_facts_and_a_text_diff() -> None:
     text = render_markdown(result)
     assert "| name | Old name | New name |" in text
     # before and after: sha256 prefix, duration, size, format, path
-    assert text.count("`000000000000`, 12.00 s, 100 B, wav, `audio/a.wav`") == 2
+    assert text.count("`audio/a.wav`, wav, 12.0 s, 100 bytes, sha256 `000000000000`") == 2
     assert "```diff" in text and "-second line" in text and "+second line, edited" in text
 
 
@@ -130,7 +130,7 @@ def test_protect_left_unsaid_is_no_field_change() -> None:
     result = plan([want("a", 2)], state(rec("a", 1)))
     assert "| protect |" not in render_markdown(result)
     lifted = plan([want("a", 2, protect=False)], state(rec("a", 1, protect=True)))
-    assert "| protect | True | False |" in render_markdown(lifted, limit=MARKDOWN_LIMIT)
+    assert "| protect | true | false |" in render_markdown(lifted, limit=MARKDOWN_LIMIT)
 
 
 def test_a_plan_with_only_notes_says_so_in_text_markdown_and_json() -> None:
@@ -193,3 +193,42 @@ def test_protect_left_out_keeps_the_recorded_value_and_is_no_change() -> None:
 )
 def test_a_transcript_is_diffed_word_by_word(old: str, new: str, said: str) -> None:
     assert word_diff(old, new) == said
+
+
+def test_a_blocked_create_shows_its_take_in_words_not_data() -> None:
+    from voicectl.model import RemoteVoice
+
+    on_coze = {"7400000000000000077": RemoteVoice("7400000000000000077", "Voice", 9, 0, 0)}
+    blocked = plan([want("n", 3)], state(), on_coze)  # a name the account already has
+    (change,) = blocked.changes
+    assert change.action == "blocked"
+    text = render_text(blocked)
+    assert f"audio: audio/n.wav (wav, 12.0 s, 100 bytes, sha256 {sha(3)[:12]})" in text
+    assert "{" not in text and "(none) ->" not in text
+    markdown = render_markdown(blocked)
+    assert "False" not in markdown and "'sha256'" not in markdown
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ("same words", "same words", '"same words"'),  # nothing differs: the text, unmarked
+        (
+            "我们今天一起去公园散步吧，好不好呢朋友们。",
+            "我们今天一起去海边散步吧，好不好呢朋友们。",
+            '"…天一起去[-公园-]{+海边+}散步吧，…"',  # no space the text did not have
+        ),
+        ('He said "hi".', 'He said "hello".', '"He said \\"[-hi-]{+hello+}\\"."'),
+    ],
+)
+def test_word_diff_edges(old: str, new: str, said: str) -> None:
+    assert word_diff(old, new) == said
+
+
+def test_a_huge_text_plan_spells_out_the_first_thousand_changes_and_says_so() -> None:
+    from voicectl.render import FIELD_DIFFS_SHOWN
+
+    text = render_text(big_plan(FIELD_DIFFS_SHOWN + 2))
+    assert text.count("    audio: ") + text.count("    text: ") >= FIELD_DIFFS_SHOWN
+    assert f"spelled out for the first {FIELD_DIFFS_SHOWN:,} changes" in text
+    assert "voice-1001" in text  # every change is still listed

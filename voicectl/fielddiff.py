@@ -37,17 +37,18 @@ def changed_fields(
 ) -> dict[str, tuple[Any, Any]]:
     """field -> (recorded, declared) for every field that differs, in reading order
     (dotted names: ``audio.sha256``). With nothing recorded (a new voice), every field
-    declared is new, the take as the one field ``audio``."""
+    declared is new, the take as the one field ``audio``, and ``protect`` only when set."""
     if after is None:
         return {}
-    from deepdiff import DeepDiff
-
     if not before:
         return {
             k: (None, v)
             for k, v in sorted(after.items(), key=lambda kv: _rank(kv[0]))
-            if v is not None
+            if v is not None and not (k == "protect" and v is False)
         }
+    from deepdiff import DeepDiff
+    from deepdiff.helper import NotPresent
+
     declared = dict(after)
     if declared.get("protect") is None:  # protect left out keeps the recorded value
         declared["protect"] = before.get("protect")
@@ -56,7 +57,8 @@ def changed_fields(
     for levels in diff.values():
         for level in levels:
             field = ".".join(str(part) for part in level.path(output_format="list"))
-            old, new = _missing(level.t1), _missing(level.t2)
+            # deepdiff marks the side a field is absent from with NotPresent.
+            old, new = (None if isinstance(v, NotPresent) else v for v in (level.t1, level.t2))
             if old is not None or new is not None:
                 found[field] = (old, new)
     return {field: found[field] for field in sorted(found, key=_rank)}
@@ -74,9 +76,12 @@ def field_changes(
     return [(field, _say(field, *pair)) for field, pair in changed_fields(before, after).items()]
 
 
-def _missing(value: Any) -> Any:
-    # deepdiff marks the side a field is absent from with its NotPresent object.
-    return None if type(value).__name__ == "NotPresent" else value
+def describe_take(audio: Mapping[str, Any]) -> str:
+    """A take as people compare two: where it is, its format, length, size, sha256."""
+    return (
+        f"{audio.get('path')} ({audio.get('format')}, {float(audio.get('duration') or 0):.1f} s, "
+        f"{int(audio.get('size') or 0):,} bytes, sha256 {str(audio.get('sha256') or '')[:12]})"
+    )
 
 
 def _say(field: str, old: Any, new: Any) -> str:
@@ -88,6 +93,8 @@ def _say(field: str, old: Any, new: Any) -> str:
 def _value(field: str, value: Any) -> str:
     if value is None:
         return "(none)"
+    if isinstance(value, Mapping):  # a whole take, new or gone
+        return describe_take(value)
     if field == "audio.sha256" and isinstance(value, str):
         return value[:12]
     if field == "audio.duration" and isinstance(value, int | float):
@@ -95,8 +102,16 @@ def _value(field: str, value: Any) -> str:
     if field == "audio.size" and isinstance(value, int):
         return f"{value:,} bytes"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _quoted(value)
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _quoted(text: str) -> str:
+    return '"' + _escaped(text) + '"'
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 # A word, one CJK character (Chinese and Japanese have no spaces between words), a run of
@@ -109,29 +124,33 @@ def word_diff(old: str, new: str) -> str:
     ``git diff --word-diff`` marks them; long unchanged stretches are cut to a few
     words either side of a change."""
     a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    if all(tag == "equal" for tag, *_ in opcodes):
+        return _quoted(new)
     out: list[str] = []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    opcodes = matcher.get_opcodes()
     for index, (tag, i1, i2, j1, j2) in enumerate(opcodes):
         if tag == "equal":
             out.append(_trim(a[i1:i2], first=index == 0, last=index == len(opcodes) - 1))
             continue
         if i2 > i1:
-            out.append("[-" + "".join(a[i1:i2]) + "-]")
+            out.append("[-" + _escaped("".join(a[i1:i2])) + "-]")
         if j2 > j1:
-            out.append("{+" + "".join(b[j1:j2]) + "+}")
+            out.append("{+" + _escaped("".join(b[j1:j2])) + "+}")
     return '"' + "".join(out) + '"'
 
 
 def _trim(tokens: Sequence[str], first: bool, last: bool) -> str:
-    """An unchanged stretch, cut to CONTEXT words next to each change it touches."""
+    """An unchanged stretch, cut to CONTEXT words next to each change it touches; the
+    cut is marked with an ellipsis, spaced only where the text had a space."""
     words = [i for i, t in enumerate(tokens) if not t.isspace()]
     keep_head = 0 if first else CONTEXT
     keep_tail = 0 if last else CONTEXT
     if len(words) <= keep_head + keep_tail + 1:
-        return "".join(tokens)
-    head = "".join(tokens[: words[keep_head - 1] + 1]) if keep_head else ""
-    tail = "".join(tokens[words[-keep_tail] :]) if keep_tail else ""
-    if head and tail:
-        return f"{head} … {tail}"
-    return f"{head} …" if head else f"… {tail}"
+        return _escaped("".join(tokens))
+    cut_from = words[keep_head - 1] + 1 if keep_head else 0
+    cut_to = words[-keep_tail] if keep_tail else len(tokens)
+    gap = tokens[cut_from:cut_to]
+    before = " " if gap and gap[0].isspace() else ""
+    after = " " if gap and gap[-1].isspace() else ""
+    head, tail = _escaped("".join(tokens[:cut_from])), _escaped("".join(tokens[cut_to:]))
+    return head + (before if head else "") + "…" + (after if tail else "") + tail

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from voicectl.audio import PCM_RULE
 from voicectl.errors import Problem, visible
-from voicectl.fielddiff import changed_fields, field_changes
+from voicectl.fielddiff import changed_fields, describe_take, field_changes
 from voicectl.model import ACTIONS, Change, Plan, State
 from voicectl.planfile import plan_to_json
 
@@ -66,6 +66,11 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+FIELD_DIFFS_SHOWN = 1_000
+"""Changes whose fields the text plan spells out; past them (deepdiff costs about 0.25 ms
+a change) the plan says how to see the rest."""
+
+
 def render_text(plan: Plan) -> str:
     shown = [c for c in plan.changes if c.action != "noop"]
     notes = [(c.address, n) for c in plan.changes for n in c.notes]
@@ -74,7 +79,7 @@ def render_text(plan: Plan) -> str:
         used = [a for a in ACTIONS if any(c.action == a for c in shown)]
         lines.append("Symbols: " + ", ".join(f"{SYMBOLS[a]} {a}" for a in used))
         width = max(len(c.address) for c in shown)
-        for c in shown:
+        for n, c in enumerate(shown):
             reasons = ", ".join(c.reasons)
             if c.from_address:
                 reasons += f" (from {c.from_address})"
@@ -85,7 +90,13 @@ def render_text(plan: Plan) -> str:
             indent = f"{'':>3} {'':<{width}}  "
             if c.message:
                 lines.append(indent + c.message)
-            lines.extend(indent + line for line in _what_changed(c))
+            if n < FIELD_DIFFS_SHOWN:
+                lines.extend(indent + line for line in _what_changed(c))
+        if len(shown) > FIELD_DIFFS_SHOWN:
+            lines.append(
+                f"(what changed is spelled out for the first {FIELD_DIFFS_SHOWN:,} changes; "
+                "`voicectl plan --json` holds every one's before and after)"
+            )
     for address, note in notes:
         lines.append(f"note: {address}: {note}")
     if not plan.has_changes:
@@ -99,13 +110,10 @@ def render_text(plan: Plan) -> str:
 
 
 def _what_changed(change: Change) -> list[str]:
-    """The fields that differ, or for a new voice the take it is cloned from."""
-    if change.action == "create" and change.after:
-        take = change.after["audio"]
-        return [
-            f"audio: {take['path']} ({take['format']}, {take['duration']:.1f} s, "
-            f"{take['size']:,} bytes, sha256 {take['sha256'][:12]})"
-        ]
+    """The fields that differ, or for a new voice (created or blocked) its take."""
+    if not change.before:
+        take = (change.after or {}).get("audio")
+        return [f"audio: {describe_take(take)}"] if isinstance(take, dict) else []
     changed = field_changes(change.before, change.after)
     width = max((len(field) for field, _ in changed), default=0)
     return [f"{field + ':':<{width + 1}} {said}" for field, said in changed]
@@ -153,21 +161,28 @@ def _short(value: object, width: int = 60) -> str:
 
 
 def _audio_facts(audio: dict[str, object] | None) -> str:
+    """A take in a table cell: the words of :func:`describe_take`, path and sha256 in
+    code spans no backtick can close."""
     if not audio:
         return ""
-    size = audio.get("size")
-    duration = audio.get("duration")
+    size, duration = audio.get("size"), audio.get("duration")
     parts = [
-        f"`{str(audio.get('sha256') or '')[:12]}`",
-        f"{duration:.2f} s" if isinstance(duration, (int, float)) else "",
-        f"{size:,} B" if isinstance(size, int) else "",
-        _md_cell(audio.get("format") or ""),
         _md_code(audio.get("path")),
+        _md_cell(audio.get("format") or ""),
+        f"{duration:.1f} s" if isinstance(duration, (int, float)) else "",
+        f"{size:,} bytes" if isinstance(size, int) else "",
+        f"sha256 `{str(audio.get('sha256') or '')[:12]}`",
     ]
     return ", ".join(p for p in parts if p)
 
 
-_MD_FIELDS = ("name", "language", "space", "preview_text", "protect")
+TAKE_FIELDS = ("text", "audio")  # shown as a diff and as the two takes, not as rows
+
+
+def _md_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _md_cell(_short(value, 200))
 
 
 def _details(change: Change) -> list[str]:
@@ -182,10 +197,10 @@ def _details(change: Change) -> list[str]:
     if change.message:
         out += [_md_cell(change.message), ""]
     changed = changed_fields(change.before, change.after)
-    rows = [(key, *changed[key]) for key in _MD_FIELDS if key in changed]
+    rows = [(k, *pair) for k, pair in changed.items() if k.partition(".")[0] not in TAKE_FIELDS]
     old_audio, new_audio = before.get("audio"), after.get("audio")
-    cells = [(k, _md_cell(_short(b, 200)), _md_cell(_short(a, 200))) for k, b, a in rows]
-    if any(field.partition(".")[0] == "audio" for field in changed):  # built safe, with code spans
+    cells = [(k, _md_value(b), _md_value(a)) for k, b, a in rows]
+    if any(field.partition(".")[0] == "audio" for field in changed):  # safe: code spans
         cells.append(("audio", _audio_facts(old_audio), _audio_facts(new_audio)))
     if cells:
         out += ["| field | before | after |", "|---|---|---|"]
