@@ -573,3 +573,55 @@ def test_shell_completion_offers_addresses(repo: VoiceRepo, coze: Coze, run) -> 
     assert _complete(repo.root, "pl") == ["plan"]  # click's own, unchanged
     (repo.root / "voicectl.yaml").write_text("voices: [\n")  # unreadable: nothing, no noise
     assert _complete(repo.root, "plan --target ") == []
+
+
+def test_uncommitted_asks_git_about_the_apply_inputs_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voicectl.gitrepo import uncommitted
+
+    top = tmp_path / "top"
+    root = top / "voice repo [1]"  # a voice repository below the git top, glob characters
+    git = ["git", "-C", str(top), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (root / "audio").mkdir(parents=True)
+    (root / "voicectl.yaml").write_text("voices: ['*.yaml']\n")
+    (root / "v.yaml").write_text("voices: {}\n")
+    write_wav(root / "audio" / "a*.wav")
+    inputs = ["voicectl.yaml", "v.yaml", "audio/a*.wav"]
+    assert uncommitted(top, ["x"]) is None  # not a git repository yet: git cannot tell
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    assert uncommitted(root, inputs) is False
+    many = [f"audio/{i:05d}-{'x' * 60}.wav" for i in range(3_000)]  # several git calls
+    assert uncommitted(root, [*many, *inputs]) is False
+    (root / "plan.json").write_text("{}")  # a saved plan, an editor's backup: not inputs
+    (root / "audio" / "a.wav").write_bytes(b"")  # a name the glob a*.wav would match
+    assert uncommitted(root, inputs) is False
+    monkeypatch.setenv("GIT_GLOB_PATHSPECS", "1")  # the user's git settings change nothing
+    assert uncommitted(root, inputs) is False
+    write_wav(root / "audio" / "a*.wav", freq=500)  # an input changed, not committed
+    assert uncommitted(root, inputs) is True
+    assert uncommitted(root, [*many, *inputs]) is True  # found in the last batch too
+    subprocess.run([*git, "checkout", "-q", "--", "."], check=True)
+    (root / "w.yaml").write_text("voices: {}\n")  # a new declaration file, untracked
+    assert uncommitted(root, [*inputs, "w.yaml"]) is True
+    index = (top / ".git" / "index").stat().st_mtime_ns
+    assert (
+        uncommitted(root, inputs) is False and (top / ".git" / "index").stat().st_mtime_ns == index
+    )
+
+
+def test_applying_a_saved_plan_from_a_clean_commit_is_not_uncommitted(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    git = ["git", "-C", str(repo.root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    repo.declare({"a": repo.voice("a")})
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "declare a"], check=True)
+    planned = run(repo.root, "plan", "--out", "plan.json", env=coze.env())
+    assert planned.exit_code == 0, planned.output
+    assert run(repo.root, "apply", "plan.json", env=coze.env()).exit_code == 0
+    (entry,) = json.loads(run(repo.root, "history", "--json").stdout)
+    assert "uncommitted" not in entry and len(entry["commit"]) == 40

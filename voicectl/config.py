@@ -230,6 +230,11 @@ def _matches(config: Config, problems: list[Problem]) -> list[Path]:
     return sorted(found)
 
 
+def declaration_files(config: Config) -> list[str]:
+    """The declaration files the config's globs match, relative to its root."""
+    return [path.relative_to(config.root).as_posix() for path in _matches(config, [])]
+
+
 def load_declarations(config: Config, cache: DeclarationCache | None = None) -> Loaded:
     """Load and check every declaration file named by the config's globs.
 

@@ -6,8 +6,10 @@ git work tree: voicectl works the same without git, it only records less.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -34,28 +36,44 @@ def head(root: Path) -> str:
     return commit if len(commit) >= 40 and all(c in "0123456789abcdef" for c in commit) else ""
 
 
-def uncommitted(root: Path, state: str) -> bool:
-    """Whether the work tree at ``root`` differs from its commit: a change to a tracked
-    file, staged or not, or a file git does not track and does not ignore. What
-    voicectl writes itself is left out: the state (applying, then committing the state,
-    is the normal course), its journal and lock, and the local cache. False when git
-    cannot tell."""
-    status = _git(
-        root,
-        "status",
-        "--porcelain",
-        "-z",
-        "--",
-        ".",
-        f":(exclude,literal){state}",
-        f":(exclude,glob){_glob_literal(state)}.*",
-        ":(exclude,literal).voicectl",
-    )
-    return bool(status)
+def uncommitted(root: Path, paths: Sequence[str]) -> bool | None:
+    """Whether any of ``paths`` (relative to ``root``: an apply's inputs) differs from the
+    commit checked out: changed, staged or not, or a file git does not track (and does not
+    ignore). Other files (a saved plan, an editor's backup) are not the apply's inputs.
+    None when git cannot tell. Read-only: ``--no-optional-locks`` leaves the index as it is.
+    """
+    exe = shutil.which("git")
+    if exe is None or not paths:
+        return None if exe is None else False
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_PATHSPECS")}
+    env["GIT_LITERAL_PATHSPECS"] = "1"  # a path is a name, never a pattern
+    status = [exe, "--no-optional-locks", "-C", str(root), "status", "--porcelain", "-z"]
+    status += ["--untracked-files=normal", "--ignored=no", "--"]
+    for batch in _batches(paths):  # git status reads pathspecs from its arguments only
+        try:
+            done = subprocess.run(
+                [*status, *batch], capture_output=True, timeout=120, check=False, env=env
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0:
+            return None
+        if done.stdout:
+            return True
+    return False
 
 
-def _glob_literal(path: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[]\\" else c for c in path)
+def _batches(paths: Sequence[str], budget: int = 64_000) -> list[list[str]]:
+    """``paths`` in argument lists well under any system's limit on a command's length."""
+    batches: list[list[str]] = [[]]
+    size = 0
+    for path in paths:
+        if batches[-1] and size + len(path) + 1 > budget:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += len(path.encode()) + 1
+    return batches
 
 
 class CleanBlobs:

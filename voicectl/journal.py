@@ -74,7 +74,7 @@ class Journal:
         at: str,
         commit: str = "",
         account: dict[str, str] | None = None,
-        uncommitted: bool = False,
+        uncommitted: bool | None = None,
     ) -> Journal:
         """Start a journal over ``base`` (the state as last written); ``commit`` is the
         git commit applied from, recorded in the take index; ``account`` says which Coze

@@ -37,6 +37,15 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     return found
 
 
+def _inputs(cfg: Config, work: Sequence[Change]) -> list[str]:
+    """What an apply is made from, relative to the repository: the configuration, every
+    declaration file, and the takes it sends."""
+    from voicectl.config import CONFIG_FILE, declaration_files
+
+    takes = {c.after["audio"]["path"] for c in work if c.after}
+    return [CONFIG_FILE, *declaration_files(cfg), *sorted(takes)]
+
+
 @cli.command()
 @click.argument(
     "plan_file", metavar="[FILE]", required=False, type=click.Path(dir_okay=False, path_type=Path)
@@ -160,7 +169,7 @@ def apply(
             now(),
             gitrepo.head(cfg.root),
             account=client.account_record(),
-            uncommitted=gitrepo.uncommitted(cfg.root, cfg.state),
+            uncommitted=gitrepo.uncommitted(cfg.root, _inputs(cfg, work)),
         )
         outcome = None
         try:
