@@ -162,3 +162,73 @@ def test_init_ci_without_a_source_ci_can_reach_says_what_to_pass(tmp_path: Path,
     made = run(tmp_path, "init", "--ci", "github")
     assert made.exit_code == 1 and "pass --ci-package" in made.output
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+# --- the plan jobs' shell, run with a stand-in voicectl --------------------------------
+
+
+def _stubs(tmp_path: Path, code: int) -> dict[str, str]:
+    """A PATH whose voicectl prints a plan comment and exits ``code``; curl and jq answer
+    as for a pull request with no comment yet."""
+    import os
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    scripts = {
+        "voicectl": f'[ "$1" = validate ] && exit 0\necho "**Plan: stub**"\nexit {code}\n',
+        "curl": 'case "$*" in *PUT*|*POST*) cat > /dev/null ;; *) echo "[]" ;; esac\n',
+        "jq": 'cat > /dev/null\ncase "$*" in *-Rs*) echo "{}" ;; *) echo "" ;; esac\n',
+    }
+    for name, body in scripts.items():
+        path = bin_dir / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def _if_holds(expression: str, outputs: dict[str, str]) -> bool:
+    """A GitHub ``if:`` over ``steps.plan.outputs`` comparisons joined by && or ||."""
+
+    def term(text: str) -> bool:
+        name, op, value = re.fullmatch(
+            r"\s*steps\.plan\.outputs\.(\w+) (==|!=) '([^']*)'\s*", text
+        ).groups()  # type: ignore[union-attr]
+        return (outputs.get(name, "") == value) == (op == "==")
+
+    return any(all(term(t) for t in part.split("&&")) for part in expression.split("||"))
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_the_github_plan_job_passes_only_on_0_and_2_and_always_comments(
+    tmp_path: Path, code: int
+) -> None:
+    import subprocess
+
+    steps = yaml.safe_load(TEMPLATES[0].read_text())["jobs"]["plan"]["steps"]
+    plan = next(s for s in steps if s.get("id") == "plan")
+    outputs = tmp_path / "outputs"
+    env = {**_stubs(tmp_path, code), "GITHUB_OUTPUT": str(outputs)}
+    done = subprocess.run(  # GitHub's own shell for run: bash -eo pipefail
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", plan["run"]],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0  # the step records the code; later steps decide
+    got = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
+    ran = {s.get("name") or s.get("uses"): _if_holds(s["if"], got) for s in steps if "if" in s}
+    assert ran["actions/upload-artifact@v4"] == (code in (0, 2))  # only a plan to apply
+    assert ran["Post or update the plan comment"]  # the reviewer always sees the plan
+    assert ran["Fail when the plan cannot be carried out"] == (code not in (0, 2))
+
+
+@pytest.mark.parametrize("code", [0, 1, 2, 3])
+def test_the_gitlab_plan_job_passes_only_on_0_and_2(tmp_path: Path, code: int) -> None:
+    import subprocess
+
+    job = yaml.safe_load(TEMPLATES[1].read_text())["voicectl-plan"]
+    script = "\n".join(job["script"])  # GitLab runs a job's lines in one shell
+    done = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script], cwd=tmp_path, env=_stubs(tmp_path, code)
+    )
+    assert (done.returncode == 0) == (code in (0, 2))
+    assert (tmp_path / "plan.md").read_text() == "**Plan: stub**\n"
