@@ -107,23 +107,29 @@ def test_a_template_names_the_voicectl_it_installs_once_at_this_version(path: Pa
     assert installs and all(line.endswith('"${VOICECTL_PACKAGE}"') for line in installs)
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
 @pytest.mark.parametrize(
     ("direct_url", "requirement"),
     [
         (None, f"voicectl=={__version__}"),  # from a package index
         (
             '{"url": "https://git.example.com/tools/voicectl.git", "vcs_info": '
-            '{"vcs": "git", "commit_id": "0123456789abcdef0123456789abcdef01234567", '
-            '"requested_revision": "v0.1.0"}}',
-            "voicectl @ git+https://git.example.com/tools/voicectl.git"
-            "@0123456789abcdef0123456789abcdef01234567",  # the exact commit, not the tag
+            f'{{"vcs": "git", "commit_id": "{COMMIT}", "requested_revision": "v0.1.0"}}}}',
+            f"voicectl @ git+https://git.example.com/tools/voicectl.git@{COMMIT}",  # not the tag
+        ),
+        (
+            '{"url": "https://git.example.com/mono.git", "subdirectory": "tools/voicectl", '
+            f'"vcs_info": {{"vcs": "git", "commit_id": "{COMMIT}"}}}}',
+            f"voicectl @ git+https://git.example.com/mono.git@{COMMIT}#subdirectory=tools/voicectl",
         ),
         (
             '{"url": "https://files.example.com/voicectl-0.1.0-py3-none-any.whl", '
-            '"archive_info": {"hashes": {"sha256": "00"}}}',
-            "voicectl @ https://files.example.com/voicectl-0.1.0-py3-none-any.whl",
+            '"archive_info": {"hashes": {"sha256": "ab12"}}}',
+            "voicectl @ https://files.example.com/voicectl-0.1.0-py3-none-any.whl#sha256=ab12",
         ),
-        ('{"url": "file:///home/me/voicectl", "dir_info": {"editable": true}}', None),
+        ('{"url": "https://hg.example.com/v", "vcs_info": {"vcs": "hg", "commit_id": "1"}}', None),
         ('{"url": "file:///tmp/voicectl-0.1.0-py3-none-any.whl", "archive_info": {}}', None),
         ("not json", None),
     ],
@@ -133,7 +139,56 @@ def test_ci_installs_voicectl_from_where_pip_installed_it(
 ) -> None:
     from voicectl.citemplates import installed_from
 
-    assert installed_from(__version__, direct_url) == requirement
+    found = installed_from(__version__, direct_url)
+    if requirement is None:
+        assert isinstance(found, str)  # why CI cannot install it: said to the person
+    else:
+        assert not isinstance(found, str) and found.requirement == requirement
+
+
+def _checkout(path: Path, origin: str | None) -> str:
+    import subprocess
+
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    (path / "tools" / "voicectl").mkdir(parents=True)
+    (path / "tools" / "voicectl" / "pyproject.toml").write_text("")
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    if origin is not None:
+        subprocess.run([*git, "remote", "add", "origin", origin], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    return head.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("origin", "url"),
+    [
+        ("https://git.example.com/tools/mono.git", "https://git.example.com/tools/mono.git"),
+        ("git@git.example.com:tools/mono.git", "ssh://git@git.example.com/tools/mono.git"),
+        # A token in the remote's URL never reaches the workflow.
+        ("https://ci:glpat-SECRET@git.example.com/mono.git", "https://git.example.com/mono.git"),
+        ("/srv/git/mono.git", None),  # a path on this machine: CI cannot reach it
+        (None, None),
+    ],
+)
+def test_an_editable_install_is_installed_again_from_its_checkouts_origin(
+    tmp_path: Path, origin: str | None, url: str | None
+) -> None:
+    import json
+
+    from voicectl.citemplates import installed_from
+
+    commit = _checkout(tmp_path, origin)
+    where = tmp_path / "tools" / "voicectl"
+    record = json.dumps({"url": where.as_uri(), "dir_info": {"editable": True}})
+    found = installed_from(__version__, record)
+    if url is None:
+        assert isinstance(found, str) and str(where) in found
+    else:
+        assert not isinstance(found, str)
+        assert found.requirement == f"voicectl @ git+{url}@{commit}#subdirectory=tools/voicectl"
+        assert "SECRET" not in found.requirement + found.origin
 
 
 def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path, run) -> None:
@@ -144,9 +199,11 @@ def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path,
     document = yaml.safe_load(workflow.read_text())
     assert document["env"]["VOICECTL_PACKAGE"] == package
     assert (tmp_path / "voicectl.yaml").is_file() and f"CI installs {package}" in made.output
+    assert "Set COZE_API_TOKEN as CI secrets." in made.output
     # In an existing voice repository, --ci adds only the workflow; never over one.
     again = run(tmp_path, "init", "--ci", "gitlab", "--ci-package", package)
     assert again.exit_code == 0, again.output
+    assert "GITLAB_API_TOKEN" in again.output and "Next:" not in again.output
     assert (
         yaml.safe_load((tmp_path / ".gitlab-ci.yml").read_text())["variables"]["VOICECTL_PACKAGE"]
         == package
@@ -155,10 +212,28 @@ def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path,
     refused = run(tmp_path, "init", "--ci", "github", "--ci-package", "voicectl==9")
     assert refused.exit_code == 1 and "already exists; nothing was changed" in refused.output
     assert workflow.read_bytes() == before
+    ignored = run(tmp_path, "init", "--ci", "github", "--space", "1", "--ci-package", package)
+    assert ignored.exit_code == 1 and "set defaults in voicectl.yaml" in ignored.output
+
+
+def test_init_ci_warns_where_the_workflow_would_not_run(tmp_path: Path, run) -> None:
+    _checkout(tmp_path, None)
+    below = tmp_path / "voices-repo"
+    below.mkdir()
+    made = run(below, "init", ".", "--ci", "github", "--ci-package", "voicectl==9")
+    assert made.exit_code == 0, made.output
+    assert "is not the top of its git repository" in made.stderr
+    (below / "voicectl.yaml").write_text("state: other/state.json\n")
+    (below / ".github" / "workflows" / "voices.yml").unlink()
+    again = run(below, "init", ".", "--ci", "github", "--ci-package", "voicectl==9")
+    assert "edit the workflow's paths" in again.stderr
 
 
 def test_init_ci_without_a_source_ci_can_reach_says_what_to_pass(tmp_path: Path, run) -> None:
-    # This checkout's voicectl is installed editable, from a directory CI cannot reach.
+    from voicectl.citemplates import this_voicectl
+
+    if not isinstance(this_voicectl(), str):
+        pytest.skip("this voicectl was installed from a source CI can reach")
     made = run(tmp_path, "init", "--ci", "github")
     assert made.exit_code == 1 and "pass --ci-package" in made.output
     assert not any(tmp_path.iterdir())  # nothing written

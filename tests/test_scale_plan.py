@@ -386,7 +386,7 @@ STATE_MUTATIONS: list[tuple[str, Any]] = [
     ("voices.narrator.protect", "no"),
     ("lineage", "nope"),
     ("serial", -1),
-    ("format_version", 2),
+    ("format_version", 3),
     ("orphans", {}),
 ]
 

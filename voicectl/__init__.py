@@ -1,3 +1,3 @@
 """voicectl: GitOps for cloned voices on Coze."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,28 +1,47 @@
-"""The CI templates `voicectl init --ci` writes, with the voicectl they install.
+"""The CI workflows `voicectl init --ci` writes, with the voicectl they install.
 
 The templates live in ``examples/ci/`` (a wheel carries them as ``voicectl/ci``). Each
 names the voicectl CI installs in one place, a ``VOICECTL_PACKAGE`` variable holding a
 pip requirement. ``init --ci`` sets it to the voicectl that runs it, as pip recorded its
-source (PEP 610 ``direct_url.json``): a git URL at the exact commit, an archive URL, or
-a version from a package index. A voicectl installed from a local directory has no
-source CI can reach; then the person names one.
+source (PEP 610 ``direct_url.json``): a git URL at the exact commit, an archive URL with
+its hash, or a version from a package index. A voicectl installed from a directory on
+this machine is installed again from that checkout's ``origin`` at its commit, when it
+has one CI can reach; otherwise the person names a source.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
-from voicectl import __version__
-from voicectl.errors import ConfigError
+from voicectl import __version__, gitrepo
+from voicectl.errors import UsageError
+
+if TYPE_CHECKING:
+    from voicectl.config import Config
 
 KINDS = {
     "github": ("github-actions.yml", ".github/workflows/voices.yml"),
     "gitlab": ("gitlab-ci.yml", ".gitlab-ci.yml"),
 }
+SECRETS = {
+    "github": "COZE_API_TOKEN",
+    "gitlab": "COZE_API_TOKEN and GITLAB_API_TOKEN (api, write_repository)",
+}
 VARIABLE = "VOICECTL_PACKAGE"
 _LINE = re.compile(rf'^(\s*{VARIABLE}: )"[^"\n]*"$', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where CI installs voicectl from, and in words, where that came from."""
+
+    requirement: str
+    origin: str
 
 
 def template_dir() -> Path:
@@ -33,56 +52,131 @@ def template_dir() -> Path:
     raise FileNotFoundError("voicectl's CI templates are missing from this installation")
 
 
-def installed_from(version: str, direct_url: str | None) -> str | None:
-    """The pip requirement that installs this voicectl again elsewhere, from what pip
-    recorded of its source; None when that source is this machine's alone."""
-    if direct_url is None:  # from a package index
-        return f"voicectl=={version}"
+def installed_from(version: str, direct_url: str | None) -> Source | str:
+    """The source that installs this voicectl again elsewhere, from what pip recorded;
+    or, when CI cannot reach it, why not (a sentence)."""
+    if direct_url is None:
+        return Source(f"voicectl=={version}", "a package index")
     try:
-        origin = json.loads(direct_url)
+        origin: dict[str, Any] = json.loads(direct_url)
         url = str(origin["url"])
     except (ValueError, KeyError, TypeError):
-        return None
-    if url.startswith("file:"):
-        return None
+        return "pip's record of where this voicectl came from is unreadable"
+    subdirectory = origin.get("subdirectory")
+    fragment = f"#subdirectory={subdirectory}" if isinstance(subdirectory, str) else ""
     vcs = origin.get("vcs_info")
-    if isinstance(vcs, dict) and vcs.get("vcs") == "git" and vcs.get("commit_id"):
-        return f"voicectl @ git+{url}@{vcs['commit_id']}"
-    if "archive_info" in origin:
-        return f"voicectl @ {url}"
-    return None
+    if isinstance(vcs, dict):
+        if vcs.get("vcs") != "git" or not vcs.get("commit_id"):
+            return f"this voicectl was installed from {vcs.get('vcs')}, not git"
+        commit = vcs["commit_id"]
+        return Source(f"voicectl @ git+{url}@{commit}{fragment}", f"git, at commit {commit[:12]}")
+    if url.startswith("file:"):
+        where = Path(unquote(urlparse(url).path))
+        if isinstance(origin.get("dir_info"), dict):
+            return _checkout(where, fragment)
+        return f"this voicectl was installed from {where}, a file CI cannot reach"
+    archive = origin.get("archive_info")
+    if isinstance(archive, dict):
+        hashes = archive.get("hashes")
+        digest = hashes.get("sha256") if isinstance(hashes, dict) else None
+        pin = f"#sha256={digest}" if isinstance(digest, str) and not fragment else ""
+        return Source(f"voicectl @ {url}{pin}{fragment}", "an archive")
+    return f"pip's record of where this voicectl came from ({url}) names no source CI can use"
 
 
-def this_voicectl() -> str | None:
+def _checkout(directory: Path, fragment: str) -> Source | str:
+    """A voicectl installed from a directory: its git ``origin`` at its commit, if any."""
+    commit, remote = gitrepo.head(directory), gitrepo.remote_url(directory, "origin")
+    url = _pip_git_url(remote)
+    top = gitrepo.top_level(directory)
+    if top and not fragment and Path(top).resolve() != directory.resolve():
+        fragment = f"#subdirectory={directory.resolve().relative_to(Path(top).resolve())}"
+    if commit and url:
+        return Source(
+            f"voicectl @ git+{url}@{commit}{fragment}",
+            f"your checkout's origin at its commit {commit[:12]} (push it before CI runs)",
+        )
+    if commit:
+        return f"this voicectl was installed from {directory}, with no origin CI can reach"
+    return f"this voicectl was installed from {directory}, a directory CI cannot reach"
+
+
+def _pip_git_url(remote: str) -> str | None:
+    """A git remote as pip's ``git+`` URL takes it, or None for one CI cannot reach.
+    Credentials in it (``https://user:token@host/...``) never reach the workflow."""
+    if re.match(r"^(https?|ssh|git)://", remote):
+        parts = urlparse(remote)
+        if parts.password is not None or (parts.username and parts.scheme.startswith("http")):
+            return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return remote
+    scp = re.match(r"^([\w.-]+@)?([\w.-]+):(?!/)(.+)$", remote)  # git@host:org/repo.git
+    if scp:
+        return f"ssh://{scp.group(1) or ''}{scp.group(2)}/{scp.group(3)}"
+    return None  # a local path or file:// URL: this machine's only
+
+
+def this_voicectl() -> Source | str:
     from importlib.metadata import PackageNotFoundError, distribution
 
     try:
         dist = distribution("voicectl")
     except PackageNotFoundError:  # run from a source tree, not installed
-        return None
+        return "this voicectl is not installed (run from a source tree)"
     return installed_from(__version__, dist.read_text("direct_url.json"))
 
 
-def render(kind: str, package: str) -> str:
-    """The template of ``kind`` installing ``package``."""
-    if '"' in package or "\n" in package or not package.strip():
-        raise ConfigError(f"--ci-package {package!r}: expected a pip requirement on one line")
+def render(kind: str, requirement: str) -> str:
+    """The template of ``kind`` installing ``requirement``."""
     text = (template_dir() / KINDS[kind][0]).read_text(encoding="utf-8")
-    rendered, count = _LINE.subn(lambda m: f'{m.group(1)}"{package}"', text)
+    rendered, count = _LINE.subn(lambda m: f'{m.group(1)}"{requirement}"', text)
     if count != 1:  # a template must name what it installs exactly once
-        raise FileNotFoundError(f"the {kind} template sets {VARIABLE} {count} times, not once")
+        raise RuntimeError(f"the {kind} template sets {VARIABLE} {count} times, not once")
     return rendered
 
 
-def package_for_ci(given: str | None) -> str:
-    """What the CI template installs: the one given, else this voicectl's own source."""
+def source(given: str | None) -> Source:
+    """What the CI workflow installs: the requirement given, else this voicectl's source."""
     if given is not None:
-        return given
+        if '"' in given or "\n" in given or not given.strip():
+            raise UsageError(f"--ci-package {given!r}: expected a pip requirement on one line")
+        return Source(given, "--ci-package")
     found = this_voicectl()
-    if found is None:
-        raise ConfigError(
-            "this voicectl was installed from a directory on this machine, which CI "
-            "cannot reach: pass --ci-package with a pip requirement CI can install, e.g. "
-            "'voicectl @ git+https://git.example.com/tools/voicectl@v" + __version__ + "'"
+    if isinstance(found, str):
+        raise UsageError(
+            f"{found}: pass --ci-package with a pip requirement CI can install, e.g. "
+            f"'voicectl @ git+https://git.example.com/tools/voicectl@v{__version__}'"
         )
     return found
+
+
+def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict[Path, str]:
+    """The workflow file of each kind in ``directory``, refusing one that exists."""
+    found = {}
+    for kind in kinds:
+        path = directory / KINDS[kind][1]
+        if path.exists():
+            raise UsageError(f"{path} already exists; nothing was changed")
+        found[path] = render(kind, requirement)
+    return found
+
+
+def cautions(directory: Path, cfg: Config | None) -> list[str]:
+    """What would keep a workflow written in ``directory`` (a voice repository with the
+    config ``cfg``, or a new one) from running as it should."""
+    from voicectl.config import DEFAULT_STATE, DEFAULT_VOICES
+
+    said = []
+    top = gitrepo.top_level(directory)
+    if top and Path(top).resolve() != directory.resolve():
+        said.append(
+            f"{directory} is not the top of its git repository ({top}): GitHub reads "
+            "workflows and GitLab reads .gitlab-ci.yml only there; move the file, and its "
+            "paths, to the top"
+        )
+    if cfg is not None and (tuple(cfg.voices), cfg.state) != (DEFAULT_VOICES, DEFAULT_STATE):
+        said.append(
+            "voicectl.yaml names other declaration files or another state than "
+            f"{DEFAULT_VOICES[0]} and {DEFAULT_STATE}: edit the workflow's paths (its "
+            "triggers and `git add state/`) to match"
+        )
+    return said

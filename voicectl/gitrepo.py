@@ -36,6 +36,16 @@ def head(root: Path) -> str:
     return commit if len(commit) >= 40 and all(c in "0123456789abcdef" for c in commit) else ""
 
 
+def remote_url(root: Path, name: str) -> str:
+    """The URL of the remote ``name`` of the checkout at ``root``, or ""."""
+    return _git(root, "config", "--get", f"remote.{name}.url")
+
+
+def top_level(root: Path) -> str:
+    """The top directory of the git work tree ``root`` is in, or ""."""
+    return _git(root, "rev-parse", "--show-toplevel")
+
+
 def uncommitted(root: Path, paths: Sequence[str]) -> bool | None:
     """Whether any of ``paths`` (relative to ``root``: an apply's inputs) differs from the
     commit checked out: changed, staged or not, or a file git does not track (and does not

@@ -24,7 +24,9 @@ from voicectl.errors import StateError
 from voicectl.hashing import write_cache
 from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# 2 (voicectl 0.2.0) added what 1 lacks: unproven voices, uncommitted clones. A state of
+# format 1 reads as it is; voicectl 0.1.0 tells a format-2 state's reader to upgrade.
 
 
 def now() -> str:

@@ -59,7 +59,7 @@ def init(
     ci_package: str | None,
 ) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
-    from voicectl import citemplates
+    from voicectl import citemplates, repository
     from voicectl.atomic import write_atomic
     from voicectl.config import CONFIG_FILE
     from voicectl.scaffold import init_repository
@@ -67,25 +67,33 @@ def init(
     directory = _start(ctx) / directory
     if space is not None and not space.isdigit():
         raise UsageError(f"--space {space!r}: a Coze workspace id is digits only")
+    existing = (directory / CONFIG_FILE).exists()
+    if existing and ci_kinds and (space or language):
+        raise UsageError(
+            f"{directory / CONFIG_FILE} exists: --space and --language only shape a new "
+            "voice repository; set defaults in voicectl.yaml"
+        )
     workflows: dict[Path, str] = {}
+    cautions: list[str] = []
     if ci_kinds:  # everything is checked before anything is written
-        package = citemplates.package_for_ci(ci_package)
-        for kind in ci_kinds:
-            path = directory / KINDS[kind][1]
-            if path.exists():
-                raise UsageError(f"{path} already exists; nothing was changed")
-            workflows[path] = citemplates.render(kind, package)
-    created = []
-    if not (ci_kinds and (directory / CONFIG_FILE).exists()):
-        created += init_repository(directory, space, language)
+        source = citemplates.source(ci_package)
+        workflows = citemplates.workflows(directory, ci_kinds, source.requirement)
+        cfg = repository.open_config(directory) if existing else None
+        cautions = citemplates.cautions(directory, cfg)
+    created = [] if existing and ci_kinds else init_repository(directory, space, language)
     for path, text in workflows.items():
         write_atomic(path, text.encode("utf-8"))
         created.append(path)
     for path in created:
         click.echo(f"created {path}")
     if workflows:
-        click.echo(f"CI installs {package}; set COZE_API_TOKEN as a CI secret.")
-    click.echo("Next: declare voices in voices/*.yaml, then run `voicectl plan`.")
+        secrets = " and ".join(sorted({citemplates.SECRETS[k] for k in ci_kinds}))
+        click.echo(f"CI installs {source.requirement} (from {source.origin}).")
+        click.echo(f"Set {secrets} as CI secrets.")
+    for caution in cautions:
+        click.echo(f"warning: {caution}", err=True)
+    if not existing:
+        click.echo("Next: declare voices in voices/*.yaml, then run `voicectl plan`.")
 
 
 @cli.command()
