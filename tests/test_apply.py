@@ -609,3 +609,15 @@ def test_on_a_terminal_only_yes_spends_money(repo: VoiceRepo, coze: Coze) -> Non
     said = _apply_on_a_terminal(repo, coze, "yes")
     assert "Apply complete: 1 create" in said, said
     assert len(coze.ledger()) == 1
+
+
+def test_a_failure_after_coze_has_answered_is_retried_with_each_wait_said(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Once Coze has answered, a failure is a blip: retried, each wait announced."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    coze.faults(fail={"endpoint": "list", "count": 2, "http_status": 502, "body": ""})
+    result = run(repo.root, "plan", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "notice: waiting 1.0 s before the next request to Coze" in result.stderr

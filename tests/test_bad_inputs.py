@@ -901,7 +901,9 @@ def test_a_journal_or_saved_plan_nested_too_deeply_is_one_clear_error(
 # -- environment and arguments ----------------------------------------------------
 
 BASES = [
-    pytest.param("not a url", "is not an http(s) URL", id="not-a-url"),
+    pytest.param("not a url", "has no scheme: write it as https://HOST", id="not-a-url"),
+    pytest.param("127.0.0.1:8787", "has no scheme: write it as https://HOST", id="no-scheme"),
+    pytest.param("http://127.0.0.1:8787/v1", "names an API path (/v1)", id="api-path"),
     pytest.param("ftp://api.coze.cn", "is not an http(s) URL", id="not-http"),
     pytest.param("https://", "is not an http(s) URL", id="no-host"),
     pytest.param("http://api.coze.cn", "plain http is only allowed to a loopback", id="plain-http"),

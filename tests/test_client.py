@@ -509,8 +509,10 @@ def test_overlapping_waits_count_once_and_each_is_announced_with_the_budget() ->
     budget(3)  # [102, 105): one more second
     assert budget.spent == 5
     assert said == [
-        "waiting 4 s before the next request to Coze (4 s of the 10 s wait budget spent)",
-        "waiting 3 s before the next request to Coze (5 s of the 10 s wait budget spent)",
+        "waiting 4.0 s before the next request to Coze "
+        "(4.0 s of the 10 s wait budget, this wait included)",
+        "waiting 3.0 s before the next request to Coze "
+        "(5.0 s of the 10 s wait budget, this wait included)",
     ]
     budget(0.5)  # (a short wait passes without a word)
     assert len(said) == 2

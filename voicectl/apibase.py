@@ -18,6 +18,11 @@ def problem(base: str) -> str | None:
     https, or plain http only to a loopback host (the emulator); no credentials, query or
     fragment, where a secret could hide.
     """
+    if "://" not in base:
+        return (
+            f"has no scheme: write it as https://HOST (e.g. {CN_BASE}), or "
+            "http://127.0.0.1:PORT for a local emulator"
+        )
     try:
         parts = urlsplit(base)
         host = parts.hostname
@@ -33,7 +38,12 @@ def problem(base: str) -> str | None:
             f"carries a query or fragment; give only the base, e.g. {CN_BASE} "
             "(and the token in COZE_API_TOKEN)"
         )
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.path.rstrip("/").endswith("/v1") or "/v1/" in parts.path:
+        return (
+            "names an API path (/v1): give only the base, e.g. "
+            f"{CN_BASE} or http://127.0.0.1:8787; voicectl adds /v1/audio/... itself"
+        )
+    if parts.scheme == "http" and not loopback(host):
         return (
             "uses plain http to a host that is not loopback: plain http is only allowed to "
             "a loopback host (127.0.0.1, ::1, localhost); use https"
@@ -61,10 +71,14 @@ def shown(base: str) -> str:
         host, _ = parts.hostname, parts.port
     except ValueError:  # not a URL: show none of it
         return "(not a URL)"
-    return f"{parts.scheme}://{host or ''}{parts.path}" if parts.scheme else "(not a URL)"
+    if "://" not in base:  # no scheme: "127.0.0.1:8917" reads as a scheme and a path
+        return ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host or ''}{port}{parts.path}"
 
 
-def _loopback(host: str) -> bool:
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (where the emulator runs)."""
     if host == "localhost":
         return True
     try:

@@ -22,7 +22,7 @@ from typing import IO, Any, cast
 
 import httpx
 
-from voicectl import replies
+from voicectl import apibase, replies
 from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
 from voicectl.pacing import Retry, Slot, Throttle, WaitBudgetSpent
@@ -37,6 +37,7 @@ from voicectl.transport import (
     CLONE_SECONDS,
     LIST_SECONDS,
     LIST_TIMEOUT,
+    NEVER_REACHED,
     Coalesced,
     Deadline,
     bounded_text,
@@ -99,6 +100,7 @@ class CozeClient:
         self._throttle = throttle or Throttle(sleep=retry.sleep)
         # each clone's and each list request's, from sending to the end of the reply
         self._clone_seconds, self._list_seconds = deadlines
+        self._answered = False  # whether anything ever answered at this base
 
     @property
     def deadline(self) -> float:
@@ -229,6 +231,7 @@ class CozeClient:
                     seconds = self._list_seconds if until is None else until.left()
                     deadline = Deadline.after(min(self._list_seconds, seconds))
                     response = send_within(self._http, request, deadline)
+                    self._answered = True
                     data, _ = self._answer(response, deadline, slot, limited)
                     return data
             except CozeError as exc:
@@ -251,10 +254,16 @@ class CozeClient:
                     raise TransportError(
                         f"the list was not read to its end within {until}"
                     ) from None
-                failure = TransportError(f"cannot list voices on Coze: {reason(exc)}")
+                why = reason(exc)
+                failure = TransportError(f"cannot list voices on Coze: {why}")
                 wait = None
                 if tls_failure(exc):
                     raise failure from None
+                if not self._answered and why.startswith(NEVER_REACHED):
+                    # Nothing has ever answered at this base: a setting, not a blip.
+                    local = apibase.loopback(self._http.base_url.host)
+                    hint = " (is the emulator running? `voicectl emulator`)" if local else ""
+                    raise TransportError(f"cannot reach Coze: {why}{hint}") from None
             pause = self._retry.delay(attempt, wait)
             if attempt + 1 >= self._retry.attempts or (until and pause >= until.left()):
                 raise failure from None
@@ -374,6 +383,8 @@ class CozeClient:
                 raise
             raise ListingIncomplete(f"page {page}: {exc.message}") from None
         except TransportError as exc:
+            if page == 1:
+                raise ListingIncomplete(exc.message, started=False) from None
             raise ListingIncomplete(f"page {page}: {exc.message}") from None
         except replies.MalformedPage as exc:
             raise ListingIncomplete(f"page {page}: {exc}") from None

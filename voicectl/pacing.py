@@ -67,8 +67,8 @@ class WaitBudget:
             self._until = max(self._until, end)
         if self.announce is not None and added >= ANNOUNCE_FROM:
             self.announce(
-                f"waiting {seconds:.0f} s before the next request to Coze "
-                f"({self.spent:.0f} s of the {self.total:g} s wait budget spent)"
+                f"waiting {seconds:.1f} s before the next request to Coze "
+                f"({self.spent:.1f} s of the {self.total:g} s wait budget, this wait included)"
             )
         self._sleep(seconds)
 

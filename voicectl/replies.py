@@ -88,10 +88,12 @@ class TransportError(VoicectlError):
 class ListingIncomplete(TransportError):
     """Coze's voice list could not be read to its end: it proves nothing about absence."""
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, *, started: bool = True) -> None:
         super().__init__(
             f"Coze's voice list could not be read to its end ({why}); nothing is concluded "
             "from it about the voices it did not show"
+            if started  # some pages were read: what they lack proves nothing
+            else f"Coze's voice list could not be read: {why}"
         )
 
 

@@ -37,7 +37,10 @@ def check_base_url(base: str) -> str:
     """
     reason = apibase.problem(base)
     if reason is not None:
-        raise VoicectlError(f"COZE_API_BASE {apibase.shown(base)!r} {reason}")
+        shown = apibase.shown(base)
+        raise VoicectlError(
+            f"COZE_API_BASE {shown!r} {reason}" if shown else f"COZE_API_BASE {reason}"
+        )
     return base.rstrip("/")
 
 
@@ -100,7 +103,7 @@ def reason(exc: httpx.HTTPError) -> str:
     if tls_failure(exc):
         detail = text.split("] ", 1)[-1].split(" (_ssl", 1)[0]
         return f"TLS certificate verification failed ({detail}); voicectl never turns it off"
-    what = _cause(exc)
+    what = _cause(exc) or _handshake(exc)
     try:
         url = exc.request.url
         where = f" at {url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
@@ -134,6 +137,25 @@ def _cause(exc: BaseException) -> str:
         if words in text:
             return "host name not found" if words.startswith("name") else words
     return ""
+
+
+def _handshake(exc: BaseException) -> str:
+    """A TLS handshake that failed for another reason than the certificate, in words."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            if "WRONG_VERSION_NUMBER" in str(seen) or "record layer" in str(seen):
+                return (
+                    "TLS handshake failed: the server does not speak TLS (a plain http "
+                    "server, such as the emulator, is reached with http://)"
+                )
+            return f"TLS handshake failed ({seen.reason or seen})"
+        seen = seen.__cause__ or seen.__context__
+    return ""
+
+
+NEVER_REACHED = ("connection refused", "host name not found", "TLS handshake failed")
+"""Causes that mean nothing answers at the base given: no retry makes one answer."""
 
 
 class ReplyNotRead(httpx.ReadError):
