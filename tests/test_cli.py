@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 import time
@@ -151,9 +153,28 @@ def test_init_scaffolds_a_repository_that_plans_cleanly(tmp_path: Path, run) -> 
     assert result.exit_code == 0, result.output
     for name in ("voicectl.yaml", "voices/voices.yaml", "state/.gitkeep", ".gitignore"):
         assert (tmp_path / name).exists()
-    assert (tmp_path / ".gitignore").read_text().splitlines() == [".voicectl/", "*.journal.torn"]
+    assert (tmp_path / ".gitignore").read_text().splitlines() == [
+        ".voicectl/",
+        "*.journal.torn",
+        "/state/voicectl.state.json.lock",  # the holder's host, pid and user: not shared
+    ]
     assert run(tmp_path, "validate").exit_code == 0
     assert run(tmp_path, "plan").stdout == "No changes.\n"
+    # Files are made as open() would make them, not private to their writer.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in ("voicectl.yaml", "voices/voices.yaml", "state/.gitkeep", ".gitignore"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    from voicectl.atomic import write_atomic
+
+    path = tmp_path / "state.json"
+    path.write_text("{}")
+    path.chmod(0o640)
+    write_atomic(path, b"{ }")
+    assert path.read_bytes() == b"{ }" and stat.S_IMODE(path.stat().st_mode) == 0o640
 
 
 def test_init_refuses_an_existing_repository(tmp_path: Path, run) -> None:
@@ -308,6 +329,12 @@ def test_the_init_template_works_once_uncommented(tmp_path: Path, run) -> None:
     write_wav(tmp_path / "audio" / "narrator.wav")
     result = run(tmp_path, "validate")
     assert result.exit_code == 0, result.output
+    # voicectl.yaml likewise: every line its comments offer, taken as they say.
+    config = tmp_path / "voicectl.yaml"
+    config.write_text(config.read_text().replace("\n  # ", "\n  "))
+    assert 'space: "7350000000000000001"' in config.read_text()
+    taken = run(tmp_path, "validate")
+    assert taken.exit_code == 0, taken.output
     assert "1 voice(s)" in result.output
 
 

@@ -12,28 +12,23 @@ SCHEMA_BASE = "https://voicectl.dev/schemas"
 
 
 def _config_text(space: str | None, language: str | None) -> str:
-    defaults = []
-    if space:
-        defaults.append(f'  space: "{space}"')
-    if language:
-        defaults.append(f"  language: {language}")
-    defaults_block = (
-        ("defaults:\n" + "\n".join(defaults) + "\n")
-        if defaults
-        else (
-            'defaults: {}\n  # space: "7350000000000000001"   # Coze workspace id\n'
-            "  # language: en                    # zh, en, ja, es, id or pt\n"
-        )
-    )
+    space_line = f'  space: "{space}"' if space else '  # space: "7350000000000000001"'
+    language_line = f"  language: {language}" if language else "  # language: en"
     return (
         f"# yaml-language-server: $schema={SCHEMA_BASE}/config.schema.json\n"
         "# voicectl repository configuration. `voicectl schema config` prints its schema.\n"
+        "# Remove a line's \"# \" to use it.\n"
         "voices:\n  - voices/**/*.yaml\n"
         "state: state/voicectl.state.json\n"
-        f"{defaults_block}"
+        "defaults:\n"
+        f"{space_line:<38}# the Coze workspace id of voices that name none\n"
+        f"{'':<38}# (none: the token owner's personal space)\n"
+        f"{language_line:<38}# zh, en, ja, es, id or pt\n"
         "policy:\n"
-        "  max_new_voices: 5        # the most new voice ids one apply may create\n"
-        "  max_one_time_cny: 690    # the most one-time CNY one apply may spend\n"
+        "  max_new_voices: 5                   # the most new voice ids one apply may create\n"
+        "  max_one_time_cny: 690               # the most one-time CNY one apply may spend\n"
+        "  # max_voices: 3                     # the account's voice slots (expansion packs)\n"
+        "  # strict_takes: true                # take warnings are errors (for CI)\n"
     )
 
 
@@ -80,4 +75,4 @@ def init_repository(directory: Path, space: str | None, language: str | None) ->
     return created
 
 
-IGNORED = (".voicectl/", "*.journal.torn")
+IGNORED = (".voicectl/", "*.journal.torn", "/state/voicectl.state.json.lock")
