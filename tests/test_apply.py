@@ -399,6 +399,8 @@ def test_kill_9_mid_apply_then_apply_again_converges(repo: VoiceRepo, coze: Coze
     again = subprocess.run(command, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr + again.stdout
     assert "recovering an interrupted apply" in again.stderr
+    # What the killed apply cloned is said, by address, voice id and clone number.
+    assert "the interrupted apply's clones, now in the state: v0" in again.stderr
     assert len(coze.ledger()) == 8
     assert_converged(repo.root, coze)
 
@@ -621,3 +623,39 @@ def test_a_failure_after_coze_has_answered_is_retried_with_each_wait_said(
     result = run(repo.root, "plan", env=coze.env())
     assert result.exit_code == 0, result.output
     assert "notice: waiting 1.0 s before the next request to Coze" in result.stderr
+
+
+def test_ctrl_c_says_what_is_in_the_state_and_the_next_apply_carries_on(
+    repo: VoiceRepo, coze: Coze
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    many(repo, 6)
+    coze.faults(latency_ms=300)
+    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply", "--auto-approve"]
+    process = subprocess.Popen(
+        [*command, "--parallelism", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Interrupted: in the state now: v00 (voice " in err
+    assert "the changes not started were not sent" in err and "Traceback" not in err
+    coze.faults(latency_ms=0)
+    time.sleep(1)  # a clone cut by ^C is out of Coze's hands
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert len(coze.ledger()) == 6
+    assert_converged(repo.root, coze)

@@ -305,6 +305,10 @@ def test_import_then_plan(repo: VoiceRepo, coze: Coze, run) -> None:
     assert retrain["changes"][0]["action"] == "retrain"
     assert retrain["changes"][0]["budget"] == {"limit": 10, "before": 8, "after": 7}
     assert len(coze.ledger()) == 2  # import cloned nothing
+    told = run(repo.root, "history", "narrator").stdout.splitlines()
+    assert told[0] == "0 clone(s)." and told[1].startswith(
+        f"narrator: voice {console.voice_id} has used 2 of 10 clones, 2 of them outside voicectl"
+    )
     again = run(repo.root, "import", "narrator", console.voice_id, env=coze.env())
     assert again.exit_code == 1 and "already in the state" in again.output
 

@@ -285,11 +285,11 @@ def _diff(
         for r in meta_reasons
     ]
     if not record.verified:
+        # Short: it stays on every plan until the next retrain (Coze keeps no copy of
+        # the audio an imported voice was cloned from, so nothing else can verify it).
         notes.append(
-            f"imported voice: Coze keeps no copy of the take voice {record.voice_id} was "
-            f"cloned from, so its match with {take.path} is unverified; the next retrain "
-            f"sends {take.path} (sha256 {take.sha256[:12]}, {take.duration:.1f} s, "
-            f"{take.format}) and the declared text (`--retrain {address}` to do it now)"
+            f"imported, its take unverified: the next retrain sends {take.path} "
+            f"(sha256 {take.sha256[:12]})"
         )
     if record.unproven is not None:
         notes.append(unproven_note(address, record.voice_id, record.unproven))

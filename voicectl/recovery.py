@@ -104,7 +104,23 @@ def recover(
             executor.resolve(replayed.pending, known, Outcome(), adopt)
         finally:
             log.close()
-    return fold(state_path, current)
+    folded = fold(state_path, current)
+    said = recorded(current, folded)
+    if said and not replayed.stale:
+        notice(f"the interrupted apply's clones, now in the state: {said}")
+    return folded
+
+
+def recorded(before: State, after: State, shown: int = 10) -> str:
+    """The voices the fold changed, in words: address, voice id, clone number."""
+    said = [
+        f"{record.address} (voice {record.voice_id}, clone {record.clones_used}/10)"
+        for address, record in sorted(after.voices.items())
+        if (old := before.voices.get(address)) is None
+        or (old.voice_id, old.clones_used) != (record.voice_id, record.clones_used)
+    ]
+    more = f", and {len(said) - shown} more" if len(said) > shown else ""
+    return ", ".join(said[:shown]) + more
 
 
 def _check_account(

@@ -17,7 +17,7 @@ def _config_text(space: str | None, language: str | None) -> str:
     return (
         f"# yaml-language-server: $schema={SCHEMA_BASE}/config.schema.json\n"
         "# voicectl repository configuration. `voicectl schema config` prints its schema.\n"
-        "# Remove a line's \"# \" to use it.\n"
+        '# Remove a line\'s "# " to use it.\n'
         "voices:\n  - voices/**/*.yaml\n"
         "state: state/voicectl.state.json\n"
         "defaults:\n"

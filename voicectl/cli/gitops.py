@@ -372,3 +372,14 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
             + (" + uncommitted changes" if e.uncommitted else "")
         )
     click.echo(f"{len(found)} clone(s).")
+    # History lists the clones voicectl made; a voice's count includes any made elsewhere.
+    records = [r for r in current.voices.values() if address in (None, r.address)]
+    for record in records:
+        made = sum(1 for _, e in found if e.voice_id == record.voice_id)
+        elsewhere = record.clones_used - made
+        if elsewhere > 0:
+            click.echo(
+                f"{record.address}: voice {record.voice_id} has used {record.clones_used} of "
+                f"10 clones, {elsewhere} of them outside voicectl (in the Coze console, or "
+                "before it was imported), which history cannot list"
+            )

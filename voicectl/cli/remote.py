@@ -172,11 +172,15 @@ def apply(
             uncommitted=gitrepo.uncommitted(cfg.root, _inputs(cfg, work)),
         )
         outcome = None
+        interrupted = False
         try:
             executor = Executor(
                 client, cfg.root, log, parallelism, progress, settle=settle, in_hands=in_hands
             )
             outcome = executor.run(work, current.voice_ids(), remote, listed_at)
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             progress.close()
             try:
@@ -191,6 +195,13 @@ def apply(
                     return repository.with_blobs(cfg, _record_remote(client, cfg, folded, done))
 
             final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err, finish)
+            if interrupted:  # what ^C left, before click says "Aborted."
+                said = recovery.recorded(current, final)
+                _echo_err(
+                    f"Interrupted: {'in the state now: ' + said if said else 'no clone ended'}"
+                    f"{'' if folded else '; the journal keeps the clones in flight'}; the "
+                    "changes not started were not sent. `voicectl apply` carries on."
+                )
     assert outcome is not None  # else the exception went on
     out.summary(outcome.done, outcome.failed, blocked, final)
     return EXIT_USER_ERROR if outcome.failed or blocked or not folded else 0
