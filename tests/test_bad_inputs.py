@@ -117,6 +117,16 @@ DECLARATIONS = [
         id="file-not-a-mapping",
     ),
     pytest.param(
+        "voices:\n\ta:\n",
+        Expect(V, 2, 1, "voices", "invalid YAML: a tab: YAML indents with spaces only"),
+        id="tab-indent",
+    ),
+    pytest.param(
+        voice(text="Note: this is it"),
+        Expect(V, 5, 15, "voices.a", 'must be quoted, e.g. text: "Note: ..."'),
+        id="unquoted-colon",
+    ),
+    pytest.param(
         voice("    colour: red"),
         Expect(V, 6, 5, "voices.a.colour", "unknown field 'colour' (allowed: audio, description"),
         id="unknown-field",

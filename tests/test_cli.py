@@ -440,3 +440,10 @@ def test_a_stereo_take_is_warned_and_strict_takes_makes_it_an_error(repo: VoiceR
     strict = run(repo.root, "validate")
     assert strict.exit_code == 1
     assert "error: voices.a.audio:" in strict.output and "(policy.strict_takes)" in strict.output
+
+
+def test_an_empty_declaration_file_declares_nothing(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    repo.write("voices/begun.yaml", "# to be written\n")
+    result = run(repo.root, "validate")
+    assert result.exit_code == 0 and "valid: 2 file(s), 1 voice(s), 0 error(s)" in result.output

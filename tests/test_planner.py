@@ -564,3 +564,19 @@ def test_a_voice_missing_on_coze_is_never_planned_as_a_retrain(
         assert [n for n in change.notes if advice in n]
     else:
         assert "not on Coze's voice list" in change.message
+
+
+def test_an_orphan_declared_again_at_its_address_is_taken_back_not_moved_from_itself() -> None:
+    from voicectl.render import render_markdown, render_text
+
+    old = rec("a", 1)
+    result = plan([want("a", 1)], state(orphans=(old,)))
+    (change,) = result.changes
+    assert (change.action, change.reasons, change.voice_id) == (
+        "move",
+        ("taken_back",),
+        old.voice_id,
+    )
+    text = render_text(result)
+    assert "taken_back" in text and "(from a)" not in text
+    assert "(from <code>a</code>)" not in render_markdown(result)

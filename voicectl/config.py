@@ -295,7 +295,9 @@ def _load_file(
     opened, raw = found
     doc = load_bytes(raw, display)
     if not doc.problems:
-        if not isinstance(doc.data, dict):
+        if doc.data is None:
+            pass  # empty, or only comments: a file begun, declaring nothing yet
+        elif not isinstance(doc.data, dict):
             doc.problem((), "a declaration file must be a mapping with a top-level `voices:` key")
         elif not schemacheck.surely_valid("voices", doc.data):
             schemas.report(doc, "voices")

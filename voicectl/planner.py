@@ -272,7 +272,8 @@ def _diff(
     if (decl.preview_text or None) != (record.preview_text or None):
         meta_reasons.append("preview_text_changed")
     moved = moved_from is not None or take.path != record.take.path
-    move_reasons = ["moved"] if moved else []
+    # An orphan declared again at its old address is taken back, not moved.
+    move_reasons = ["taken_back" if moved_from == address else "moved"] if moved else []
     left = clones_left(record, remote)
     protect = record.protect if decl.protect is None else decl.protect
     protected = protect and not options.allow_protected
@@ -288,8 +289,8 @@ def _diff(
         # Short: it stays on every plan until the next retrain (Coze keeps no copy of
         # the audio an imported voice was cloned from, so nothing else can verify it).
         notes.append(
-            f"imported, its take unverified: the next retrain sends {take.path} "
-            f"(sha256 {take.sha256[:12]})"
+            f"imported, its take unverified: the next retrain (or `--retrain {address}`) "
+            f"sends {take.path} (sha256 {take.sha256[:12]})"
         )
     if record.unproven is not None:
         notes.append(unproven_note(address, record.voice_id, record.unproven))

@@ -80,9 +80,7 @@ def render_text(plan: Plan) -> str:
         lines.append("Symbols: " + ", ".join(f"{SYMBOLS[a]} {a}" for a in used))
         width = max(len(c.address) for c in shown)
         for n, c in enumerate(shown):
-            reasons = ", ".join(c.reasons)
-            if c.from_address:
-                reasons += f" (from {c.from_address})"
+            reasons = _reasons(c)
             lines.append(
                 f"{SYMBOLS[c.action]:>3} {c.address:<{width}}  {c.action:<7}  "
                 f"{reasons}  [clones left {_budget(c)}]  {_cost(c)}"
@@ -107,6 +105,15 @@ def render_text(plan: Plan) -> str:
         lines.append(summary_line(plan))
     # A saved plan is a file anyone could have edited: its text reaches a terminal escaped.
     return "\n".join(visible(line) for line in lines) + "\n"
+
+
+def _reasons(change: Change) -> str:
+    """Why, in the plan's words; a move says where from (an orphan taken back at its own
+    address is not a move from anywhere)."""
+    said = ", ".join(change.reasons)
+    if change.from_address and change.from_address != change.address:
+        said += f" (from {change.from_address})"
+    return said
 
 
 def _what_changed(change: Change) -> list[str]:
@@ -191,7 +198,7 @@ def _details(change: Change) -> list[str]:
 
     before, after = change.before or {}, change.after or {}
     title = f"<code>{change.address}</code>: {change.action}"
-    if change.from_address:
+    if change.from_address and change.from_address != change.address:
         title += f" (from <code>{change.from_address}</code>)"
     out = ["<details>", f"<summary>{title}</summary>", ""]
     if change.message:
@@ -268,7 +275,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     ]
     rows += [
         f"| `{SYMBOLS[c.action]}` | `{c.address}` | {c.action} | "
-        f"{_md_cell(_short(', '.join(c.reasons), 80))} | {_budget(c)} | {_cost(c)} |"
+        f"{_md_cell(_short(_reasons(c), 80))} | {_budget(c)} | {_cost(c)} |"
         for c in shown
     ]
     tail = ["", MARKDOWN_MARKER, ""]

@@ -141,6 +141,22 @@ def _open_path(stack: list[list[Any]]) -> Path_:
     return tuple(path)
 
 
+def _hinted(reason: str, mark: Any, text: object = None) -> str:
+    """PyYAML's reason, with what a person usually did to get it."""
+    source = text if isinstance(text, str) else getattr(mark, "buffer", None)
+    index = getattr(mark, "index", None)
+    at = (
+        source[index]
+        if isinstance(source, str) and isinstance(index, int) and index < len(source)
+        else ""
+    )
+    if "cannot start any token" in reason and (at == "\t" or "'\\t'" in reason):
+        return "a tab: YAML indents with spaces only"
+    if "mapping values are not allowed" in reason:
+        return f"{reason}: a value holding ': ' must be quoted, e.g. text: \"Note: ...\""
+    return reason
+
+
 def _position(mark: Any) -> tuple[int, int]:
     return (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
 
@@ -149,7 +165,7 @@ def _mark(node: Node) -> tuple[int, int]:
     return _position(node.start_mark)
 
 
-def _compose(loader: Any) -> Node | None:
+def _compose(loader: Any, text: str = "") -> Node | None:
     """One document's node graph from the parser's events, without recursion."""
     loader.get_event()  # StreamStart
     if loader.check_event(yaml.StreamEndEvent):
@@ -165,7 +181,7 @@ def _compose(loader: Any) -> Node | None:
             event: Any = loader.get_event()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
-            reason = exc.problem or exc.context or "malformed YAML"
+            reason = _hinted(exc.problem or exc.context or "malformed YAML", mark, text)
             raise _Refused(mark, f"invalid YAML: {reason}", _open_path(stack)) from None
         child: Node
         if isinstance(event, yaml.AliasEvent):
@@ -450,12 +466,12 @@ def load_text(text: str, file: str, *, fast: bool = True, loader_class: Any = No
     composed = _compose_in_c(text) if fast else None
     loader = None if composed is not None else loader_class(text)  # only to fall back
     try:
-        node = composed if loader is None else _compose(loader)
+        node = composed if loader is None else _compose(loader, text)
         if node is not None:
             doc.data = _Builder(doc, budget=len(text) + _EXPANSION_SLACK).build(node, ())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        reason = exc.problem or exc.context or "malformed YAML"
+        reason = _hinted(exc.problem or exc.context or "malformed YAML", mark, text)
         doc.at(*_position(mark), f"invalid YAML: {reason}")
         doc.data = None
     except yaml.YAMLError as exc:
