@@ -539,7 +539,7 @@ def test_orphans_are_visible_in_state_list_show_and_import(
     assert f"v1       {orphan_id}" in listed and "orphan since" in listed
     assert "1 voice(s), 1 orphan(s)" in listed
     shown = json.loads(run(repo.root, "state", "show", "v1").output)
-    assert f"orphan {orphan_id}" in shown["v1"]
+    assert [o["voice_id"] for o in shown["v1"]["orphans"]] == [orphan_id]
     repo.declare({"v0": repo.voice("v0", freq=300), "v9": repo.voice("v9", freq=340)})
     imported = run(repo.root, "import", "v9", orphan_id, env=coze.env())
     assert imported.exit_code == 1

@@ -37,3 +37,12 @@ def test_every_page_the_readme_links_exists() -> None:
     for page in (PROJECT / "docs").glob("*.md"):
         for link in re.findall(r"\]\(((?!https?:|#)[^)]+)\)", page.read_text(encoding="utf-8")):
             assert (page.parent / link).is_file(), f"{page.name}: {link}"
+
+
+def test_the_emulator_page_lists_every_fault() -> None:
+    from voicectl.emulator.faults import Faults
+
+    page = (PROJECT / "docs" / "emulator.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", page, re.MULTILINE))
+    assert set(Faults().to_json()) <= listed
+

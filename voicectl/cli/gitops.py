@@ -268,12 +268,13 @@ def state_show(ctx: click.Context, address: str) -> None:
     if record is None and not orphans:
         raise UsageError(f"{address}: not in the state ({cfg.state})")
     if record is None:  # only orphans were here: shown, with how to take one back
-        shown = {
-            f"orphan {r.voice_id}": states.record_json(r)
+        shown = [
+            {"voice_id": r.voice_id}
+            | states.record_json(r)
             | {"take_back": f"declare {address} again with this take, or `voicectl import`"}
             for r in orphans
-        }
-        click.echo(render.json_text({address: shown}), nl=False)
+        ]
+        click.echo(render.json_text({address: {"orphans": shown}}), nl=False)
         return
     body = states.record_json(record)
     body["history"] = [
