@@ -1,7 +1,10 @@
 """A synthetic voice repository for the benchmarks: N voices, many declaration files.
 
-Every take is a small but valid mono 16-bit PCM WAV of 10.5 s (inside Coze's 10-30 s,
-so no warnings are printed), its sample rate chosen to give the requested size, and its
+Every take is a small but valid mono 16-bit PCM WAV of 10.5 s (inside Coze's 10-30 s),
+its sample rate chosen to give the requested size (about 1,950 Hz for 40 KB: below the
+16 kHz voicectl warns about, so every plan carries that warning, one grouped line, as a
+repository of such takes would; 16 kHz takes would make the repository 8 times larger),
+and its
 content distinct per voice (the voice's index is written into the first samples of a
 shared tone), so every take has its own SHA-256. Declarations are spread over
 ``teams`` directories of ``per_file`` voices a file, with the variety a real repository

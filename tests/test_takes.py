@@ -30,10 +30,13 @@ def _ogg_page(packets: list[bytes], sequence: int, granule: int, **flags: bool) 
     return page.write()
 
 
-def test_an_opus_take_is_read_at_48_khz_the_rate_opus_decodes_at(tmp_path: Path) -> None:
-    # OpusHead names the input's rate (16 kHz here) only as information: Opus decodes
-    # at 48 kHz, and its header has no sample rate field of its own.
-    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 312, 16000, 0, 0)
+@pytest.mark.parametrize(("recorded", "read"), [(8000, 8000), (16000, 16000), (0, 48000)])
+def test_an_opus_take_is_read_at_the_rate_it_was_recorded_at(
+    tmp_path: Path, recorded: int, read: int
+) -> None:
+    # Opus always decodes at 48 kHz; OpusHead names the input's rate, so a narrowband
+    # recording is known (and warned about); a header naming none reads as 48 kHz.
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 312, recorded, 0, 0)
     tags = b"OpusTags" + struct.pack("<I", 3) + b"abc" + struct.pack("<I", 0)
     path = tmp_path / "take.opus"
     path.write_bytes(
@@ -43,7 +46,7 @@ def test_an_opus_take_is_read_at_48_khz_the_rate_opus_decodes_at(tmp_path: Path)
     )
     facts = _facts(path)
     assert facts["format"] == "ogg" and facts["duration"] == 12.0
-    assert (facts["sample_rate"], facts["channels"]) == (48000, 2)
+    assert (facts["sample_rate"], facts["channels"]) == (read, 2)
 
 
 def _adts_frame(rate_index: int, channels: int, payload: bytes = bytes(20)) -> bytes:

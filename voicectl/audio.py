@@ -27,7 +27,7 @@ MIN_SECONDS, MAX_SECONDS = 10.0, 30.0
 PCM_BYTES_PER_SECOND = 24_000 * 2  # Coze's pcm: 24 kHz, mono, 16-bit
 PCM_RULE = "24 kHz, 16-bit, mono, little-endian"  # how raw .pcm bytes are heard
 MIN_RATE = 16_000  # below it a take is telephone quality, and the clone sounds like it
-OPUS_RATE = 48_000  # Opus always decodes at 48 kHz; its header has no other rate
+OPUS_RATE = 48_000  # Opus always decodes at 48 kHz
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
 _EXTENSIONS = {
     ".wav": "wav",
@@ -142,7 +142,7 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
             info = _plain_wav(head, size) if fmt == "wav" else None
             info = info or _mutagen_info(handle, fmt)
             duration = float(getattr(info, "length", 0.0) or 0.0)
-            rate = getattr(info, "sample_rate", None) or _opus_rate(info)
+            rate = getattr(info, "sample_rate", None) or _opus_rate(info, head)
             channels = getattr(info, "channels", None)
             if fmt == "wav":
                 _check_wav_complete(size, info)
@@ -159,10 +159,19 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
     }
 
 
-def _opus_rate(info: Any) -> int | None:
+def _opus_rate(info: Any, head: bytes) -> int | None:
+    """An Opus take's rate as recorded: OpusHead names the input's rate (Opus itself
+    always decodes at 48 kHz, so a narrowband recording is known only from there)."""
     from mutagen.oggopus import OggOpusInfo
 
-    return OPUS_RATE if isinstance(info, OggOpusInfo) else None
+    if not isinstance(info, OggOpusInfo):
+        return None
+    at = head.find(b"OpusHead")
+    if at >= 0 and len(head) >= at + 16:
+        (recorded,) = struct.unpack_from("<I", head, at + 12)
+        if 0 < recorded <= 192_000:
+            return int(recorded)
+    return OPUS_RATE
 
 
 @dataclass(frozen=True)
