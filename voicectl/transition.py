@@ -193,13 +193,13 @@ class _Batch:
         self.voices[record.address] = record
         self.where.setdefault(record.voice_id, []).append(record.address)
 
-    def indexed(self, record: VoiceRecord, at: str, done: Done) -> None:
+    def indexed(self, record: VoiceRecord, done: Done) -> None:
         sha = record.take.sha256
         entry = TakeEntry(
             record.voice_id,
             record.address,
             record.clones_used,
-            at,
+            done.at,
             done.logid,
             done.commit,
             done.uncommitted,
@@ -221,7 +221,7 @@ class _Batch:
                 self.without(old)
                 self._orphan(replace(old, orphaned_at=at))
             record = replace(_created(change, voice_id, at), unproven=done.unproven)
-            self.indexed(record, at, done)
+            self.indexed(record, done)
             self.placed(record, at)
             return
         if change.voice_id is None:
@@ -231,7 +231,7 @@ class _Batch:
         if change.action == "retrain":
             # A retrain proven this apply's own lifts an earlier retrain's doubt.
             record = replace(_retrained(old, change, at), unproven=done.unproven)
-            self.indexed(record, at, done)
+            self.indexed(record, done)
             self.placed(record, at)
         elif change.action in ("move", "update"):
             self.placed(_moved(old, change), at)

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import CompletionItem
 
+if TYPE_CHECKING:
+    from voicectl.config import Config
+
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
-def _config(ctx: click.Context):  # type: ignore[no-untyped-def]
+def _config(ctx: click.Context) -> Config:
     from voicectl import repository
 
     start = ctx.find_root().params.get("chdir") or Path.cwd()

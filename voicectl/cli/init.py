@@ -1,0 +1,80 @@
+"""`voicectl init`: a new voice repository, and its CI workflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from voicectl.citemplates import KINDS
+from voicectl.cli.root import _start, cli
+from voicectl.errors import UsageError
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--space", help="Default Coze workspace id for the repository's voices.")
+@click.option(
+    "--language",
+    type=click.Choice(["zh", "en", "ja", "es", "id", "pt"]),
+    help="Default language for the repository's voices.",
+)
+@click.option(
+    "--ci",
+    "ci_kinds",
+    multiple=True,
+    type=click.Choice(sorted(KINDS)),
+    help="Also write the CI workflow for this host (repeatable); in an existing voice "
+    "repository, write only that.",
+)
+@click.option(
+    "--ci-package",
+    metavar="REQUIREMENT",
+    help="The pip requirement CI installs voicectl from (default: where this voicectl "
+    "was installed from, e.g. its git URL at the exact commit).",
+)
+@click.pass_context
+def init(
+    ctx: click.Context,
+    directory: Path,
+    space: str | None,
+    language: str | None,
+    ci_kinds: tuple[str, ...],
+    ci_package: str | None,
+) -> None:
+    """Create a voice repository in DIRECTORY (default: here)."""
+    from voicectl import citemplates, repository
+    from voicectl.atomic import write_atomic
+    from voicectl.config import CONFIG_FILE
+    from voicectl.scaffold import init_repository
+
+    directory = _start(ctx) / directory
+    if space is not None and not space.isdigit():
+        raise UsageError(f"--space {space!r}: a Coze workspace id is digits only")
+    existing = (directory / CONFIG_FILE).exists()
+    if existing and ci_kinds and (space or language):
+        raise UsageError(
+            f"{directory / CONFIG_FILE} exists: --space and --language only shape a new "
+            "voice repository; set defaults in voicectl.yaml"
+        )
+    workflows: dict[Path, str] = {}
+    cautions: list[str] = []
+    if ci_kinds:  # everything is checked before anything is written
+        source = citemplates.source(ci_package)
+        workflows = citemplates.workflows(directory, ci_kinds, source.requirement)
+        cfg = repository.open_config(directory) if existing else None
+        cautions = citemplates.cautions(directory, cfg)
+    created = [] if existing and ci_kinds else init_repository(directory, space, language)
+    for path, text in workflows.items():
+        write_atomic(path, text.encode("utf-8"))
+        created.append(path)
+    for path in created:
+        click.echo(f"created {path}")
+    if workflows:
+        secrets = " and ".join(sorted({citemplates.SECRETS[k] for k in ci_kinds}))
+        click.echo(f"CI installs {source.requirement} (from {source.origin}).")
+        click.echo(f"Set {secrets} as CI secrets.")
+    for caution in cautions:
+        click.echo(f"warning: {caution}", err=True)
+    if not existing:
+        click.echo("Next: declare voices in voices/*.yaml, then run `voicectl plan`.")
