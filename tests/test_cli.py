@@ -447,3 +447,17 @@ def test_an_empty_declaration_file_declares_nothing(repo: VoiceRepo, run) -> Non
     repo.write("voices/begun.yaml", "# to be written\n")
     result = run(repo.root, "validate")
     assert result.exit_code == 0 and "valid: 2 file(s), 1 voice(s), 0 error(s)" in result.output
+
+
+def test_two_voices_of_one_name_in_one_workspace_are_warned_about(repo: VoiceRepo, run) -> None:
+    repo.declare(
+        {
+            "a": repo.voice("a", name="Station Announcer"),
+            "b": repo.voice("b", freq=500, name="Station Announcer"),
+            "c": repo.voice("c", freq=600, name="Station Announcer", space="7350000000000000002"),
+        }
+    )
+    result = run(repo.root, "validate")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Coze shows both under one name") == 1  # c: another space
+    assert "voices.b.name: name 'Station Announcer' is also a's" in result.output

@@ -274,8 +274,32 @@ def load_declarations(config: Config, cache: DeclarationCache | None = None) -> 
             loaded.declarations.append(decl)
     if cache is not None:
         cache.keep_only(set(loaded.files))
+    loaded.problems += _same_names(loaded.declarations)
     loaded.problems.sort()
     return loaded
+
+
+def _same_names(declarations: list[Declaration]) -> list[Problem]:
+    """A warning for each voice named like one declared before it: Coze lists voices by
+    name, so two of one name are hard to tell apart there, and a clone whose reply is
+    lost is looked for by its name."""
+    first: dict[tuple[str, str | None], Declaration] = {}
+    found = []
+    for decl in declarations:
+        earlier = first.setdefault((decl.name, decl.space), decl)
+        if earlier is not decl:
+            found.append(
+                Problem(
+                    decl.file,
+                    decl.line,
+                    decl.column,
+                    dotted(("voices", decl.address, "name")),
+                    f"name {decl.name!r} is also {earlier.address}'s ({earlier.file}:"
+                    f"{earlier.line}): Coze shows both under one name",
+                    "warning",
+                )
+            )
+    return found
 
 
 def _load_file(
