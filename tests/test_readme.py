@@ -45,4 +45,3 @@ def test_the_emulator_page_lists_every_fault() -> None:
     page = (PROJECT / "docs" / "emulator.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"^\| `([a-z_]+)` \|", page, re.MULTILINE))
     assert set(Faults().to_json()) <= listed
-
