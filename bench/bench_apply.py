@@ -9,8 +9,8 @@ voicectl's: the same requests from a bare httpx client against the emulator
 (bench/floors.py), and the same apply against bench/stub.py, whose cost per request
 does not grow with the voices it holds.
 
-    python bench/bench_apply.py                 # N=64, L=200 ms, P=8
-    python bench/bench_apply.py --n 1000 --parallelism 8 --latency-ms 200
+    python -m bench.bench_apply                 # N=64, L=200 ms, P=8
+    python -m bench.bench_apply --n 1000 --parallelism 8 --latency-ms 200
 """
 
 from __future__ import annotations
@@ -18,23 +18,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
-import httpx
+from bench.stub import running_stub
+from voicectl.emulator.admin import Admin
+from voicectl.emulator.server import running_emulator
+from voicectl.emulator.tones import write_wav
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-sys.path.insert(0, str(ROOT / "bench"))
-from stub import running_stub  # noqa: E402
-
-from voicectl.emulator.server import running_emulator  # noqa: E402
+TOKEN = "pat_bench"
 
 
 def make_repo(root: Path, n: int) -> None:
@@ -46,16 +42,8 @@ def make_repo(root: Path, n: int) -> None:
     lines = ["voices:"]
     rate, seconds = 4000, 10.5
     for i in range(n):
-        with wave.open(str(root / "audio" / f"v{i:05d}.wav"), "wb") as handle:
-            handle.setnchannels(1)
-            handle.setsampwidth(2)
-            handle.setframerate(rate)
-            tone = 200 + i  # a distinct take per voice
-            frames = b"".join(
-                struct.pack("<h", int(3000 * math.sin(2 * math.pi * tone * k / rate)))
-                for k in range(int(rate * seconds))
-            )
-            handle.writeframes(frames)
+        tone = 200 + i  # a distinct take per voice
+        write_wav(root / "audio" / f"v{i:05d}.wav", seconds, rate, tone, amplitude=3000)
         lines += [
             f"  v{i:05d}:",
             f"    name: Voice {i}",
@@ -66,7 +54,7 @@ def make_repo(root: Path, n: int) -> None:
 
 
 def timed_apply(root: Path, base: str, parallelism: int) -> float:
-    env = {**os.environ, "COZE_API_BASE": base, "COZE_API_TOKEN": "pat_bench", "CI": "1"}
+    env = {**os.environ, "COZE_API_BASE": base, "COZE_API_TOKEN": TOKEN, "CI": "1"}
     started = time.perf_counter()
     subprocess.run(
         [
@@ -98,12 +86,13 @@ def main() -> None:
         root = Path(tmp) / "repo"
         make_repo(root, n)
         with running_emulator(Path(tmp) / "emulator") as base:
-            httpx.post(f"{base}/_emulator/faults", json={"latency_ms": args.latency_ms})
+            admin = Admin(base, TOKEN)
+            admin.faults(latency_ms=args.latency_ms)
             wall = timed_apply(root, base, p)
-            clones = len(httpx.get(f"{base}/_emulator/ledger").json()["clones"])
+            clones = len(admin.ledger())
             fixed = timed_apply(root, base, p)  # nothing left to do: the fixed cost
         with running_emulator(Path(tmp) / "emulator-bare") as base:
-            httpx.post(f"{base}/_emulator/faults", json={"latency_ms": args.latency_ms})
+            Admin(base, TOKEN).faults(latency_ms=args.latency_ms)
             bare = timed_floor(root, base, p)
         (root / "state" / "voicectl.state.json").unlink()
         with running_stub(latency) as (base, ledger):

@@ -1,4 +1,4 @@
-"""Profiles of the benchmarked commands (``python bench/scale.py --profile DIR``).
+"""Profiles of the benchmarked commands (``python -m bench.scale --profile DIR``).
 
 Each command runs once more under bench/profile_child.py (cProfile on every thread);
 the ``.prof`` files stay in DIR for ``python -m pstats`` or snakeviz, and a short text of
@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import synth
-from stub import running_stub
+from bench import synth
+from bench.stub import running_stub
 
 if TYPE_CHECKING:
-    from scale import Bench
+    from bench.scale import Bench
 
 BENCH = Path(__file__).resolve().parent
 TOP = 25
@@ -35,7 +35,7 @@ def summary(path: Path, sort: str, top: int = TOP) -> str:
 
 
 def profile_all(b: Bench, repo: synth.Repo, out: Path) -> dict[str, str]:
-    from scale import TOKEN, clear_cache, run
+    from bench.scale import TOKEN, clear_cache, run
 
     out.mkdir(parents=True, exist_ok=True)
     child = [sys.executable, str(BENCH / "profile_child.py")]

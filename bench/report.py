@@ -142,7 +142,7 @@ def markdown(
     extra: dict[str, Any],
     argv: Sequence[str] | None,
 ) -> str:
-    invoked = " ".join(["python bench/scale.py", *(sys.argv[1:] if argv is None else argv)])
+    invoked = " ".join(["python -m bench.scale", *(sys.argv[1:] if argv is None else argv)])
     out = [
         "# voicectl at scale: benchmark results",
         "",

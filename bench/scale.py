@@ -1,9 +1,9 @@
 """Scale benchmark: plan and apply N voices, each figure as a ratio to a floor of the same run.
 
-    python bench/scale.py                      # N = 10,000 voices; writes bench/RESULTS.md
-    python bench/scale.py --voices 2000 --out /tmp/RESULTS.md
-    python bench/scale.py --quick              # a small N in seconds (the test suite runs it)
-    python bench/scale.py --profile /tmp/prof  # also profile the commands, every thread
+    python -m bench.scale                      # N = 10,000 voices; writes bench/RESULTS.md
+    python -m bench.scale --voices 2000 --out /tmp/RESULTS.md
+    python -m bench.scale --quick              # a small N in seconds (the test suite runs it)
+    python -m bench.scale --profile /tmp/prof  # also profile the commands, every thread
 
 It generates a synthetic voice repository (bench/synth.py), commits it to git, and runs
 the real CLI (``python -m voicectl``) as a subprocess for every figure, so Python's start
@@ -31,16 +31,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import report, synth
+from bench.stub import running_stub
+from voicectl.emulator.admin import Admin
+from voicectl.emulator.server import running_emulator
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path[:0] = [str(BENCH), str(ROOT)]
-
-import httpx  # noqa: E402
-import report  # noqa: E402
-import synth  # noqa: E402
-from stub import running_stub  # noqa: E402
-
-from voicectl.emulator.server import running_emulator  # noqa: E402
 
 STATE = "state/voicectl.state.json"
 TOKEN = "pat_bench"
@@ -378,12 +375,14 @@ def bench_latency(b: Bench, repo: synth.Repo) -> None:
     b.voicectl(root, "plan")  # hash now: the figure is about the clones
     floor = math.ceil(n / p) * latency / 1000
     with running_emulator(b.work / f"emulator-{n}") as base:
-        httpx.post(f"{base}/_emulator/faults", json={"latency_ms": latency}).raise_for_status()
+        admin = Admin(base, TOKEN)
+        admin.faults(latency_ms=latency)
         before = os.times()
         proc = b.apply(root, base, "--parallelism", str(p))
         after = os.times()
-        clones = len(httpx.get(f"{base}/_emulator/ledger").json()["clones"])
+        clones = len(admin.ledger())
         fixed = b.apply(root, base)
+        admin.close()
     b.check(f"latency apply: the emulator cloned {n} voices", clones == n, f"{clones} clones")
     b.check("latency apply: the state holds every voice", state_voices(root) == n)
     (root / STATE).unlink()  # empty again, for the same apply against the stub
@@ -391,7 +390,7 @@ def bench_latency(b: Bench, repo: synth.Repo) -> None:
         quiet = b.apply(root, base, "--parallelism", str(p))
     b.check(f"latency apply to the stub: {n} clones", len(ledger.names) == n)
     with running_emulator(b.work / f"emulator-floor-{n}") as base:
-        httpx.post(f"{base}/_emulator/faults", json={"latency_ms": latency}).raise_for_status()
+        Admin(base, TOKEN).faults(latency_ms=latency)
         bare = b.floor("clones", str(root), base, str(p))
     b.check("bare clone floor against the emulator", bare.out.strip() == str(n))
     emulator_cpu = (after.user - before.user) + (after.system - before.system)
@@ -539,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_rss(b)
             b.extra["figures_wall_s"] = time.perf_counter() - started
             if args.profile is not None:
-                import profiles
+                from bench import profiles
 
                 b.extra["profiles"] = profiles.profile_all(b, repo, args.profile)
         except BenchError as exc:

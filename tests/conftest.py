@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
+import json
 import subprocess
 import sys
 import warnings
-import wave
-from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +16,9 @@ import yaml
 from click.testing import CliRunner, Result
 
 from voicectl.cli import cli
+from voicectl.emulator.admin import Admin
+from voicectl.emulator.server import running_emulator
+from voicectl.emulator.tones import write_wav
 
 with warnings.catch_warnings():
     # cozepy (the official SDK the emulator is checked with) imports authlib.jose, which
@@ -27,21 +28,6 @@ with warnings.catch_warnings():
 
     warnings.simplefilter("ignore", DeprecationWarning)
     import cozepy  # noqa: F401
-
-
-def write_wav(path: Path, seconds: float = 12.0, rate: int = 16000, freq: float = 440.0) -> Path:
-    """A real mono 16-bit PCM WAV: a tone, distinct per ``freq``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    step = 2 * math.pi * freq / rate
-    samples = array("h", (int(8000 * math.sin(step * i)) for i in range(int(seconds * rate))))
-    if sys.byteorder == "big":
-        samples.byteswap()
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(samples.tobytes())
-    return path
 
 
 class VoiceRepo:
@@ -175,3 +161,46 @@ def holding_lock(state_path: Path, command: str = "voicectl apply") -> Iterator[
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+TOKEN = "pat_apply_test_token_Zq81"
+"""The token the tests' emulator accounts accept (any non-empty token is accepted)."""
+
+Coze = Admin
+"""The emulator seen from a test: its base URL, ledger, voices and fault switches."""
+
+
+@pytest.fixture
+def coze(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Admin]:
+    """A real emulator on a loopback socket for this test; ``@pytest.mark.emulator(...)``
+    passes options to it (``full_clone_reply=True``, ``slots=N``, ...)."""
+    marker = request.node.get_closest_marker("emulator")
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    with running_emulator(tmp_path / "emulator-data", **options) as base:
+        admin = Admin(base, TOKEN)
+        try:
+            yield admin
+        finally:
+            admin.close()
+
+
+def state_of(root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / "state" / "voicectl.state.json").read_text())
+    return data
+
+
+def assert_converged(repo_root: Path, coze: Coze) -> None:
+    """Every declared voice cloned exactly once, the state equals Coze, nothing pending."""
+    state = state_of(repo_root)
+    remote = coze.voices()
+    creates = [c for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == len({c["voice_id"] for c in creates}) == len(remote)
+    assert {r["voice_id"] for r in state["voices"].values()} == set(remote)
+    for record in state["voices"].values():
+        assert remote[record["voice_id"]]["available_training_times"] == 10 - record["clones_used"]
+    assert not (repo_root / "state" / "voicectl.state.json.journal").exists()
+    assert not (repo_root / "state" / "voicectl.state.json.lock").exists()
+
+
+def many(repo: VoiceRepo, n: int) -> None:
+    repo.declare({f"v{i:02d}": repo.voice(f"v{i:02d}", freq=300 + 10 * i) for i in range(n)})

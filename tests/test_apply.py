@@ -11,83 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import VoiceRepo, holding_lock
+from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, holding_lock, many, state_of
 from voicectl.emulator.server import running_emulator
 
 PROJECT = Path(__file__).resolve().parent.parent
-TOKEN = "pat_apply_test_token_Zq81"
-
-
-class Coze:
-    """The emulator seen from a test: its base URL, ledger, voices and fault switches."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = httpx.Client(base_url=base, timeout=10)
-
-    def env(self) -> dict[str, str]:
-        return {"COZE_API_BASE": self.base, "COZE_API_TOKEN": TOKEN}
-
-    def ledger(self) -> list[dict[str, Any]]:
-        clones: list[dict[str, Any]] = self.http.get("/_emulator/ledger").json()["clones"]
-        return clones
-
-    def voices(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        page = 1
-        while True:
-            body = self.http.get(
-                "/v1/audio/voices",
-                headers={"Authorization": f"Bearer {TOKEN}"},
-                params={
-                    "voice_state": "all",
-                    "page_num": page,
-                    "page_size": 100,
-                    "filter_system_voice": "true",
-                },
-            ).json()
-            found.update({v["voice_id"]: v for v in body["data"]["voice_list"]})
-            if not body["data"]["has_more"]:
-                return found
-            page += 1
-
-    def faults(self, **settings: Any) -> None:
-        self.http.post("/_emulator/faults", json=settings).raise_for_status()
-
-
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    with running_emulator(tmp_path / "emulator-data") as base:
-        yield Coze(base)
-
-
-def state_of(root: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((root / "state" / "voicectl.state.json").read_text())
-    return data
-
-
-def assert_converged(repo_root: Path, coze: Coze) -> None:
-    """Every declared voice cloned exactly once, the state equals Coze, nothing pending."""
-    state = state_of(repo_root)
-    remote = coze.voices()
-    creates = [c for c in coze.ledger() if c["kind"] == "create"]
-    assert len(creates) == len({c["voice_id"] for c in creates}) == len(remote)
-    assert {r["voice_id"] for r in state["voices"].values()} == set(remote)
-    for record in state["voices"].values():
-        assert remote[record["voice_id"]]["available_training_times"] == 10 - record["clones_used"]
-    assert not (repo_root / "state" / "voicectl.state.json.journal").exists()
-    assert not (repo_root / "state" / "voicectl.state.json.lock").exists()
-
-
-def many(repo: VoiceRepo, n: int) -> None:
-    repo.declare({f"v{i:02d}": repo.voice(f"v{i:02d}", freq=300 + 10 * i) for i in range(n)})
 
 
 def test_apply_the_bundled_example_end_to_end(tmp_path: Path, coze: Coze, run) -> None:
@@ -223,7 +154,7 @@ def test_a_full_voice_record_in_the_clone_reply_changes_nothing(
     """The fixture's emulator answers as Coze documents ({voice_id}); the superset too."""
     many(repo, 2)
     with running_emulator(tmp_path / "full", full_clone_reply=True) as base:
-        coze = Coze(base)
+        coze = Coze(base, TOKEN)
         result = run(repo.root, "apply", "--auto-approve", env=coze.env())
         assert result.exit_code == 0, result.output
         assert_converged(repo.root, coze)

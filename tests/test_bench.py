@@ -1,4 +1,4 @@
-"""The scale benchmark (bench/scale.py) runs end to end at a small N and its answers are right.
+"""The scale benchmark (``python -m bench.scale``) runs end to end at a small N, answering right.
 
 Only correctness is asserted: timings belong to the benchmark's report, never to a test.
 """
@@ -25,7 +25,8 @@ def quick(
     done = subprocess.run(
         [
             sys.executable,
-            str(BENCH / "scale.py"),
+            "-m",
+            "bench.scale",
             "--quick",
             "--voices",
             "40",
@@ -39,6 +40,7 @@ def quick(
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=BENCH.parent,
     )
     return done, out
 

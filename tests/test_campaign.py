@@ -1,28 +1,19 @@
 """The fault campaign in CI size, and regressions for the bugs it found.
 
-``scripts/campaign.py`` runs randomized applies against the loopback emulator under
+``tests/campaign.py`` runs randomized applies against the loopback emulator under
 latency, 5xx, 429 storms, lost replies and kill -9 of the apply process, then applies
 again until the plan is empty and checks the ledger, the list and the state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from scripts.campaign import PROFILES, campaign
-from tests.conftest import VoiceRepo, write_wav
-from tests.test_apply import Coze, assert_converged, state_of
+from tests.campaign import PROFILES, campaign
+from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, state_of, write_wav
 from voicectl.emulator.server import running_emulator
-
-
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    with running_emulator(tmp_path / "emulator-data") as base:
-        yield Coze(base)
 
 
 def test_a_ci_sized_fault_campaign_keeps_every_invariant(tmp_path: Path) -> None:
@@ -156,7 +147,7 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
         with open(repo.root / "audio" / "v00.wav", "rb") as handle:
             reply = coze.http.post(
                 "/v1/audio/voices/clone",
-                headers={"Authorization": f"Bearer {coze_token()}"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
                 files={"file": handle},
                 data={"voice_name": name, "audio_format": "wav"},
             )
@@ -168,9 +159,3 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
     assert fixed.exit_code == 0, fixed.output
     assert state_of(repo.root)["voices"]["v00"]["voice_id"] == ids[0]
     assert len(coze.ledger()) == 2
-
-
-def coze_token() -> str:
-    from tests.test_apply import TOKEN
-
-    return TOKEN

@@ -421,17 +421,8 @@ def test_validate_states_the_pcm_rule_for_every_pcm_take(repo: VoiceRepo, run) -
 
 
 def test_a_stereo_take_is_warned_and_strict_takes_makes_it_an_error(repo: VoiceRepo, run) -> None:
-    import math
-    import struct
-    import wave
-
     repo.declare({"a": repo.voice("a")})
-    with wave.open(str(repo.root / "audio" / "a.wav"), "wb") as take:  # 12 s, two channels
-        take.setnchannels(2)
-        take.setsampwidth(2)
-        take.setframerate(8000)
-        frames = (int(8000 * math.sin(i / 10)) for i in range(12 * 8000))
-        take.writeframes(b"".join(struct.pack("<hh", f, f) for f in frames))
+    write_wav(repo.root / "audio" / "a.wav", channels=2)  # 12 s, two channels
     warned = run(repo.root, "validate")
     assert warned.exit_code == 0 and "2 channels; a voice is cloned from one speaker" in (
         warned.output

@@ -10,14 +10,12 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import VoiceRepo, write_wav
-from tests.test_apply import Coze, assert_converged, many, state_of
+from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, many, state_of, write_wav
 from voicectl import planner, repository
 from voicectl.client import CozeClient, ListingIncomplete, Retry, http_client
 from voicectl.emulator.server import running_emulator
@@ -25,14 +23,7 @@ from voicectl.errors import VoicectlError
 from voicectl.executor import Event, Executor, Outcome
 from voicectl.journal import Journal, replay
 
-TOKEN = "pat_apply_test_token_Zq81"
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-
-
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    with running_emulator(tmp_path / "emulator-data") as base:
-        yield Coze(base)
 
 
 def apply(run: Any, repo: VoiceRepo, coze: Coze, *args: str) -> Any:
@@ -267,7 +258,7 @@ def test_max_voices_counts_the_account_and_fails_before_any_clone(
 def test_out_of_slots_on_coze_is_explained(tmp_path: Path, repo: VoiceRepo, run: Any) -> None:
     many(repo, 2)
     with running_emulator(tmp_path / "slots", slot_quota=1) as base:
-        coze = Coze(base)
+        coze = Coze(base, TOKEN)
         result = apply(run, repo, coze, "--parallelism", "1")
         assert result.exit_code == 1
         assert "Coze error 4019" in result.output and "expansion pack" in result.output
@@ -285,7 +276,7 @@ def test_an_account_holding_none_of_the_state_is_refused_before_any_clone(
     assert apply(run, repo, coze).exit_code == 0
     repo.declare({"extra": repo.voice("extra", freq=1500)}, file="voices/extra.yaml")
     with running_emulator(tmp_path / "other-account") as base:
-        other = Coze(base)
+        other = Coze(base, TOKEN)
         for args in (("plan",), ("apply", "--auto-approve"), ("drift",), ("refresh",)):
             result = run(repo.root, *args, env=other.env())
             assert result.exit_code == 1, result.output
@@ -495,7 +486,7 @@ def test_a_lost_clone_is_never_settled_on_another_account(
     first = apply(run, repo, coze)  # the empty account lists; once cloned, it cannot
     assert first.exit_code == 1 and "Nothing was sent again" in first.output
     with running_emulator(tmp_path / "other-account") as base:
-        other = Coze(base)
+        other = Coze(base, TOKEN)
         result = apply(run, repo, other)
         assert result.exit_code == 1, result.output
         assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
@@ -1051,7 +1042,7 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     lose_replies_and_the_list(coze, lost=2)
     assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
     with running_emulator(tmp_path / "other-account") as base:
-        other = Coze(base)
+        other = Coze(base, TOKEN)
         result = apply(run, repo, other, "--adopt", "v01=7400000000000000001")
         assert result.exit_code == 1, result.output
         assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output

@@ -10,14 +10,12 @@ import json
 import subprocess
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import VoiceRepo, holding_lock, write_wav
-from tests.test_apply import TOKEN, Coze, state_of
+from tests.conftest import TOKEN, Coze, VoiceRepo, holding_lock, state_of, write_wav
 from voicectl.emulator.server import running_emulator
 
 with warnings.catch_warnings():
@@ -25,11 +23,8 @@ with warnings.catch_warnings():
     import cozepy
 
 
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    # cozepy stands in for a colleague's console here; its clone() needs the whole record.
-    with running_emulator(tmp_path / "emulator-data", full_clone_reply=True) as base:
-        yield Coze(base)
+# cozepy stands in for a colleague's console here; its clone() needs the whole record.
+pytestmark = pytest.mark.emulator(full_clone_reply=True)
 
 
 def sdk(coze: Coze) -> cozepy.Coze:

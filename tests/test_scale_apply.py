@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import VoiceRepo
-from tests.test_apply import Coze, assert_converged, many
+from tests.conftest import Coze, VoiceRepo, assert_converged, many
 from tests.test_properties import (
     LINEAGE,
     PROFILE,
@@ -25,7 +23,6 @@ from tests.test_properties import (
     stamp,
 )
 from voicectl import transition
-from voicectl.emulator.server import running_emulator
 from voicectl.model import NEW_VOICE_ACTIONS, Budget, Change, Cost, State
 from voicectl.planner import plan
 from voicectl.transition import Done, applied, applied_all
@@ -136,12 +133,6 @@ def test_applied_all_of_nothing_is_the_state() -> None:
 
 
 # --- rate limits, against the emulator on a loopback socket --------------------------------
-
-
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    with running_emulator(tmp_path / "emulator-data") as base:
-        yield Coze(base)
 
 
 def test_an_apply_under_a_rate_limit_slows_down_and_clones_every_voice_once(

@@ -10,25 +10,16 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import VoiceRepo, write_wav
-from tests.test_apply import Coze, state_of
+from tests.conftest import Coze, VoiceRepo, state_of, write_wav
 from voicectl import config, repository, schemacheck, schemas
 from voicectl.declcache import DeclarationCache
-from voicectl.emulator.server import running_emulator
 
 TAKES_CACHE = Path(".voicectl") / "cache" / "takes.json"
-
-
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    with running_emulator(tmp_path / "emulator-data") as base:
-        yield Coze(base)
 
 
 def git(root: Path, *args: str) -> str:

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,18 +24,11 @@ import pytest
 import trustme
 
 from tests.badinput import audited
-from tests.conftest import SECRETS, VoiceRepo, write_wav
-from tests.test_apply import TOKEN, Coze, state_of
+from tests.conftest import SECRETS, TOKEN, Coze, VoiceRepo, state_of, write_wav
 from voicectl.emulator.server import running_emulator
 
 PROJECT = Path(__file__).resolve().parent.parent
 CANARY = "pat_CANARY_0f3c9a7e5d1b2468ace13579bdf02468"
-
-
-@pytest.fixture
-def coze(tmp_path: Path) -> Iterator[Coze]:
-    with running_emulator(tmp_path / "emulator") as base:
-        yield Coze(base)
 
 
 # --- the token --------------------------------------------------------------------------
@@ -79,7 +71,7 @@ def test_the_token_appears_in_no_output_file_or_error(
     repo.declare({"a": repo.voice("a", freq=300), "b": repo.voice("b", freq=600)})
     tokens = () if account != "refusing-the-token" else ("pat_someone_else_entirely",)
     with running_emulator(tmp_path / "emulator", tokens) as base:
-        coze = Coze(base)
+        coze = Coze(base, TOKEN)
         if account == "failing-with-5xx":
             coze.faults(fail={"code": 5000, "http_status": 502, "count": 1000, "endpoint": "clone"})
         elif account == "losing-replies":
@@ -102,7 +94,7 @@ def test_the_token_appears_in_no_output_file_or_error(
 def test_a_refused_token_is_named_but_never_shown(repo: VoiceRepo, run, tmp_path: Path) -> None:
     repo.declare({"a": repo.voice("a")})
     with running_emulator(tmp_path / "emulator", ("pat_someone_else_entirely",)) as base:
-        result = run(repo.root, "apply", "--auto-approve", env=canary_env(Coze(base)))
+        result = run(repo.root, "apply", "--auto-approve", env=canary_env(Coze(base, TOKEN)))
     assert result.exit_code == 1
     assert "4100" in result.output and "the token is invalid" in result.output
     assert CANARY not in result.output and CANARY[-8:] not in result.output

@@ -8,9 +8,7 @@ their own. The shared one answers clones with the full Voice record
 
 from __future__ import annotations
 
-import io
 import warnings
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
 
 from voicectl.emulator import running_emulator
+from voicectl.emulator.tones import tone_wav
 
 # cozepy imports authlib.jose, which warns of its own deprecation through a filter of its own;
 # importing it here first, quietly, keeps the later imports in the test modules quiet.
@@ -41,13 +40,7 @@ TOKEN_SPECS = (
 
 def make_wav(seconds: float = 1.0, rate: int = 16000) -> bytes:
     """A real, tiny, silent mono 16-bit WAV."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(bytes(2 * int(rate * seconds)))
-    return buffer.getvalue()
+    return tone_wav(seconds, rate, amplitude=0)
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import struct
-import wave
 
 import cozepy
 import httpx
@@ -13,6 +11,7 @@ import pytest
 from tests.emulator.conftest import make_wav
 from voicectl.emulator.preview import chime_mp3
 from voicectl.emulator.speech import silence
+from voicectl.emulator.tones import tone_wav
 
 CLONE = "/v1/audio/voices/clone"
 MB10 = 10_000_000  # Coze's "10 MB"
@@ -118,14 +117,9 @@ def test_cozepy_sees_4304_for_a_mislabelled_take(coze: cozepy.Coze) -> None:
 
 def wav_of(size: int) -> bytes:
     """A valid WAV of exactly ``size`` bytes (its 44-byte header included)."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(24000)
-        out.writeframes(bytes(size - 44))
-    assert len(buffer.getvalue()) == size
-    return buffer.getvalue()
+    data = tone_wav(rate=24000, frames=(size - 44) // 2, amplitude=0)
+    assert len(data) == size
+    return data
 
 
 def test_ten_million_bytes_pass_and_one_more_is_4302_committing_nothing(

@@ -6,12 +6,11 @@ with an ``audio/*`` Content-Type, which is how cozepy tells audio from an error.
 
 from __future__ import annotations
 
-import io
 import struct
-import wave
 from collections.abc import Callable
 
 from voicectl.emulator.store import MAX_TEXT_BYTES, ApiError, Voice
+from voicectl.emulator.tones import tone_wav
 
 SPEECH_FORMATS = ("mp3", "wav", "pcm", "ogg_opus")
 SAMPLE_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
@@ -48,13 +47,7 @@ def silence(fmt: str, sample_rate: int, seconds: float = 0.2) -> bytes:
     if fmt == "pcm":  # 16-bit little-endian mono, no header
         return bytes(2 * frames)
     if fmt == "wav":
-        buffer = io.BytesIO()
-        with wave.open(buffer, "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(sample_rate)
-            out.writeframes(bytes(2 * frames))
-        return buffer.getvalue()
+        return tone_wav(rate=sample_rate, frames=frames, amplitude=0)
     if fmt == "mp3":
         # MPEG-1 Layer III frames (128 kbit/s, 44.1 kHz, mono) of 1152 samples each, whose
         # all-zero side information decodes as silence.

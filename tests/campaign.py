@@ -26,7 +26,7 @@ checked against the emulator's ledger (the clones Coze really made) and its list
   planning it again finds nothing to do;
 - no apply's output holds a traceback.
 
-    python scripts/campaign.py --runs 200 --seed 7
+    python -m tests.campaign --runs 300 --seed 7    # the full run, from the project root
 
 The core (:func:`campaign`) is importable: ``tests/test_campaign.py`` runs a small one.
 """
@@ -34,19 +34,17 @@ The core (:func:`campaign`) is importable: ``tests/test_campaign.py`` runs a sma
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import math
 import os
 import random
 import re
 import resource
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import wave
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,16 +52,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+from jsonschema import Draft202012Validator
+
+from voicectl import planner, repository
+from voicectl.emulator.admin import Admin
+from voicectl.emulator.server import running_emulator
+from voicectl.emulator.tones import write_wav
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-import httpx  # noqa: E402
-import yaml  # noqa: E402
-from jsonschema import Draft202012Validator  # noqa: E402
-
-from voicectl import planner, repository  # noqa: E402
-from voicectl.emulator.server import running_emulator  # noqa: E402
 
 TOKEN = "pat_campaign_token_K7x2"
 SPACES = ("7350000000000000001", "7350000000000000002")
@@ -154,87 +151,28 @@ class Voice:
     voice_id: str | None = None  # learnt from the state once its clone has converged
 
 
-def write_wav(path: Path, tone: float, seconds: float = 10.5, rate: int = 4000) -> str:
+def write_take(path: Path, tone: float, seconds: float = 10.5, rate: int = 4000) -> str:
     """A real mono 16-bit WAV (a tone, distinct per ``tone``); returns its SHA-256."""
-    import hashlib
-
-    frames = b"".join(
-        struct.pack("<h", int(6000 * math.sin(2 * math.pi * tone * i / rate)))
-        for i in range(int(seconds * rate))
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(frames)
+    write_wav(path, seconds, rate, tone, amplitude=6000)
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-class Emulator:
-    """The emulator seen from the campaign: admin endpoints and the list, over loopback."""
+class Emulator(Admin):
+    """The emulator seen from the campaign: its admin endpoints and its list."""
 
     def __init__(self, base: str) -> None:
-        self.base = base
-        self.http = httpx.Client(base_url=base, timeout=30)
+        super().__init__(base, TOKEN)
 
     def env(self) -> dict[str, str]:
         return {
             **os.environ,
-            "COZE_API_BASE": self.base,
-            "COZE_API_TOKEN": TOKEN,
+            **super().env(),
             "CI": "1",
             "VOICECTL_RECONCILE_SETTLE": "0.2,0.5",  # shorter than 2,5 s: many runs
             # The emulator ends a request with its connection (a kill), or within its
             # latency: 1.5 s in its hands, not 1200, and the campaign waits them out.
             "VOICECTL_UNANSWERED_WAIT": str(UNANSWERED_WAIT),
         }
-
-    def ledger(self) -> list[dict[str, Any]]:
-        clones: list[dict[str, Any]] = self.http.get("/_emulator/ledger").json()["clones"]
-        return clones
-
-    def faults(self, **settings: Any) -> None:
-        self.http.post("/_emulator/faults", json=settings).raise_for_status()
-
-    def clear_faults(self) -> None:
-        self.faults(
-            latency_ms=None,
-            fail=None,
-            fail_after_commit=None,
-            drop_after_commit=None,
-            rate_limit_qps=None,
-            list_page_cap=None,
-            list_repeat_from=None,
-            list_endless=None,
-            clock_skew_s=None,
-            list_lag=None,
-        )
-
-    def reset(self) -> None:
-        self.http.post("/_emulator/reset").raise_for_status()
-
-    def settle(self, limit: float = 15.0) -> None:
-        """Wait until no request is being handled: a killed client's clone may still run."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            if not any(self.http.get("/_emulator/activity").json()["in_flight"].values()):
-                return
-            time.sleep(0.01)
-
-    def voices(self) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for page in range(1, 1000):
-            params: dict[str, Any] = {"voice_state": "all", "page_num": page, "page_size": 100}
-            body = self.http.get(
-                "/v1/audio/voices",
-                headers={"Authorization": f"Bearer {TOKEN}"},
-                params={**params, "filter_system_voice": "true"},
-            ).json()
-            found.update({v["voice_id"]: v for v in body["data"]["voice_list"]})
-            if not body["data"]["has_more"]:
-                break
-        return found
 
 
 class World:
@@ -257,7 +195,7 @@ class World:
         return f"{prefix}{self.serial:03d}"
 
     def take(self, audio: str) -> str:
-        return write_wav(self.root / "audio" / audio, tone=150 + 7.3 * self.serial)
+        return write_take(self.root / "audio" / audio, tone=150 + 7.3 * self.serial)
 
     def declare(self) -> None:
         body = {}
