@@ -12,13 +12,18 @@ import pstats
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from bench import synth
 from bench.stub import running_stub
 
-if TYPE_CHECKING:
-    from bench.scale import Bench
+
+class Bench(Protocol):
+    """What profiling needs of a benchmark run (``bench.scale.Bench`` has it)."""
+
+    args: Any
+    env: dict[str, str]
+    work: Path
 
 BENCH = Path(__file__).resolve().parent
 TOP = 25
@@ -35,7 +40,7 @@ def summary(path: Path, sort: str, top: int = TOP) -> str:
 
 
 def profile_all(b: Bench, repo: synth.Repo, out: Path) -> dict[str, str]:
-    from bench.scale import TOKEN, clear_cache, run
+    from bench.procs import TOKEN, clear_cache, run
 
     out.mkdir(parents=True, exist_ok=True)
     child = [sys.executable, str(BENCH / "profile_child.py")]

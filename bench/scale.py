@@ -32,48 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, synth
+from bench.procs import STATE, TOKEN, BenchError, Proc, clear_cache, run
 from bench.stub import running_stub
 from voicectl.emulator.admin import Admin
 from voicectl.emulator.server import running_emulator
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-
-STATE = "state/voicectl.state.json"
-TOKEN = "pat_bench"
-
-
-class BenchError(Exception):
-    """A command failed or gave a wrong answer: the figures cannot be trusted."""
-
-
-@dataclass(frozen=True)
-class Proc:
-    """One finished process: wall time, CPU time (user + system), peak RSS, output."""
-
-    wall: float
-    cpu: float
-    rss_mb: float
-    code: int
-    out: str
-    err: str
-
-
-def run(cmd: Sequence[str], env: dict[str, str], codes: Sequence[int] = (0,)) -> Proc:
-    """Run ``cmd`` to completion; its own rusage comes from wait4, not from all children."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-        child.returncode = code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text, errors = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if code not in codes:
-        tail = (errors or text)[-2000:]
-        raise BenchError(f"{' '.join(cmd)} exited {code} (expected {list(codes)}):\n{tail}")
-    return Proc(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, text, errors)
 
 
 @dataclass
@@ -133,10 +98,6 @@ def interleaved(
         floors.append(floor())
         subjects.append(subject())
     return best(floors), best(subjects), subjects
-
-
-def clear_cache(root: Path) -> None:
-    shutil.rmtree(root / ".voicectl", ignore_errors=True)
 
 
 def state_voices(root: Path) -> int:
