@@ -25,6 +25,7 @@ class Bench(Protocol):
     env: dict[str, str]
     work: Path
 
+
 BENCH = Path(__file__).resolve().parent
 TOP = 25
 SHORT = 10

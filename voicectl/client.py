@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -27,6 +26,7 @@ from voicectl.errors import VoicectlError
 from voicectl.model import RemoteVoice
 from voicectl.pacing import Retry, Slot, Throttle, WaitBudgetSpent
 from voicectl.replies import (
+    CloneResult,
     CozeError,
     ListingIncomplete,
     OutcomeUnknown,
@@ -72,12 +72,6 @@ MAX_EMPTY_PAGES = 5  # empty pages in a row that still claim more: the listing n
 PAGE_SIZE = 100
 # Raised before a single byte of the request left: nothing can have been committed.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-@dataclass(frozen=True)
-class CloneResult:
-    voice_id: str
-    logid: str
 
 
 class CozeClient:

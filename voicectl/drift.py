@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from voicectl.model import RemoteVoice, State, VoiceRecord
@@ -69,3 +69,18 @@ def changes(record: VoiceRecord, voice: RemoteVoice) -> list[tuple[str, str]]:
     if voice.name not in known:
         found.append(("renamed", f"named {voice.name!r} on Coze, {record.name!r} in the state"))
     return found
+
+
+def wrong_account(known: Collection[str], listed: Collection[str], api_base: str) -> str | None:
+    """Why a complete listing that holds none of the ``known`` voice ids (the state's) is
+    another account, or None. There, every voice would be cloned anew, and every lost
+    clone would look never carried out."""
+    if not known or any(voice_id in listed for voice_id in known):
+        return None
+    return (
+        f"none of the state's {len(known)} voice id(s) is on this account's voice list "
+        f"({len(listed)} voice(s), read to the end): COZE_API_TOKEN is likely a token of "
+        "another account or team, or of the other region (the API base is "
+        f"{api_base}; coze.cn and coze.com are separate accounts), or it lacks access to "
+        "the voices' workspaces; check the token and COZE_API_BASE"
+    )

@@ -16,24 +16,48 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from voicectl import reconcile, upload
-from voicectl.client import CozeClient, OutcomeUnknown
+from voicectl import drift, reconcile, upload
 from voicectl.errors import VoicectlError
 from voicectl.journal import Journal, Pending
 from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
+from voicectl.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS
+from voicectl.replies import CloneResult, OutcomeUnknown
 from voicectl.state import now
 
 RECONCILE_ROUNDS = 3
-# Waits before a lost clone missing from the list is concluded never made (read again
-# after each): the docs do not say the list shows a new voice at once.
-SETTLE_SECONDS = (2.0, 5.0)
+
+
+class Coze(Protocol):
+    """What carrying out a plan needs of Coze (:class:`voicectl.client.CozeClient` has it):
+    the voice list, a clone, and the facts to judge a lost reply by."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def deadline(self) -> float: ...
+
+    def same_account(self, record: Mapping[str, object]) -> bool: ...
+
+    def voices(self, *, expected: int = 0) -> Iterable[RemoteVoice]: ...
+
+    def clone(
+        self,
+        *,
+        audio: Path | upload.Readable,
+        audio_format: str,
+        voice_name: str,
+        language: str,
+        text: str,
+        preview_text: str | None,
+        space_id: str | None,
+        voice_id: str | None = None,
+    ) -> CloneResult: ...
+
+
 REWITNESS_SECONDS = 120.0  # a witness older than this is read again before a clone
-# A clone of unknown outcome (a gateway's reply, in Coze's format or not, a lost
-# connection, the 600 s deadline, a kill) is concluded never made, if Coze does not list
-# it, only this long after it was sent: until then it may be in Coze's hands. The
-# deadline, and as long again.
-IN_HANDS_SECONDS = 1200.0
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,7 @@ class Ambiguous(VoicectlError):
 class Executor:
     def __init__(
         self,
-        client: CozeClient,
+        client: Coze,
         root: Path,
         journal: Journal,
         parallelism: int,
@@ -296,7 +320,7 @@ class Executor:
                 "Nothing was sent again; the journal keeps them and the next "
                 "`voicectl apply` looks for them first"
             ) from None
-        reason = reconcile.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
+        reason = drift.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
         if reason is not None:  # another account's list proves nothing about this one
             raise VoicectlError(
                 f"cannot settle the clone(s) of unknown outcome: {reason}. Nothing was sent "

@@ -248,3 +248,18 @@ def control_character(text: str, allow: str = "") -> str | None:
         if unicodedata.category(char) in _CONTROL and char not in _JOINERS:
             return char
     return None
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """What a person asked of a plan beyond the declarations (plan's options)."""
+
+    targets: frozenset[str] = frozenset()
+    excludes: frozenset[str] = frozenset()
+    retrain: frozenset[str] = frozenset()
+    replace: frozenset[str] = frozenset()
+    allow_protected: bool = False
+    allow_duplicate_name: bool = False
+    # Addresses whose clone an interrupted apply left of unknown outcome: the next apply
+    # looks for it on Coze first, so a voice of its name there is no reason to block.
+    in_doubt: frozenset[str] = frozenset()

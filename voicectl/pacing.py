@@ -19,6 +19,16 @@ WAIT_BUDGET_SECONDS = 600.0  # all the waiting one command may do, unless told o
 ANNOUNCE_FROM = 1.0  # waits shorter than this pass without a word
 
 
+# Waits before a lost clone missing from the list is concluded never made (read again
+# after each): the docs do not say the list shows a new voice at once.
+SETTLE_SECONDS = (2.0, 5.0)
+# A clone of unknown outcome (a gateway's reply, in Coze's format or not, a lost
+# connection, the 600 s deadline, a kill) is concluded never made, if Coze does not list
+# it, only this long after it was sent: until then it may be in Coze's hands. The
+# deadline, and as long again.
+IN_HANDS_SECONDS = 1200.0
+
+
 class WaitBudgetSpent(VoicectlError):
     """The next wait would pass the command's wait budget: the request it was for is not
     sent (every wait comes before a send, so nothing it would carry out has begun)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,11 +26,13 @@ from voicectl.model import (
     Cost,
     DesiredVoice,
     Plan,
+    PlanOptions,
     RemoteVoice,
     State,
     VoiceRecord,
 )
 
+NO_OPTIONS = PlanOptions()  # a plan of the declarations as they are
 NEW_VOICE_COST = Cost(one_time_cny=CNY_PER_NEW_VOICE, monthly_cny_delta=CNY_PER_VOICE_MONTH)
 FREE = Cost()
 ORDER = {
@@ -44,19 +45,6 @@ ORDER = {
     "orphan": 6,
     "noop": 7,
 }
-
-
-@dataclass(frozen=True)
-class PlanOptions:
-    targets: frozenset[str] = frozenset()
-    excludes: frozenset[str] = frozenset()
-    retrain: frozenset[str] = frozenset()
-    replace: frozenset[str] = frozenset()
-    allow_protected: bool = False
-    allow_duplicate_name: bool = False
-    # Addresses whose clone an interrupted apply left of unknown outcome: the next apply
-    # looks for it on Coze first, so a voice of its name there is no reason to block.
-    in_doubt: frozenset[str] = frozenset()
 
 
 def desired_json(voice: DesiredVoice) -> dict[str, Any]:
@@ -123,7 +111,7 @@ def plan(
     desired: Sequence[DesiredVoice],
     state: State,
     remote: Mapping[str, RemoteVoice] | None = None,
-    options: PlanOptions = PlanOptions(),
+    options: PlanOptions = NO_OPTIONS,
 ) -> Plan:
     """Every change needed to make Coze match the declarations, in a stable order."""
     wanted = {v.decl.address: v for v in desired}

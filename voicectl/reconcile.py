@@ -23,7 +23,7 @@ plan says so until a person confirms it or replaces it (or, for a retrain, retra
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from voicectl.journal import Pending
@@ -125,18 +125,3 @@ def candidates(
         for v in found
         if v.update_time >= since and planned is not None and v.available_training_times < planned
     ]
-
-
-def wrong_account(known: Collection[str], listed: Collection[str], api_base: str) -> str | None:
-    """Why a complete listing that holds none of the ``known`` voice ids (the state's) is
-    another account, or None. There, every voice would be cloned anew, and every lost
-    clone would look never carried out."""
-    if not known or any(voice_id in listed for voice_id in known):
-        return None
-    return (
-        f"none of the state's {len(known)} voice id(s) is on this account's voice list "
-        f"({len(listed)} voice(s), read to the end): COZE_API_TOKEN is likely a token of "
-        "another account or team, or of the other region (the API base is "
-        f"{api_base}; coze.cn and coze.com are separate accounts), or it lacks access to "
-        "the voices' workspaces; check the token and COZE_API_BASE"
-    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from voicectl import journal, state
 from voicectl.errors import StateError
 from voicectl.executor import Event, Executor, Outcome
-from voicectl.model import NEW_VOICE_ACTIONS, State
+from voicectl.model import State
 
 
 def fold(state_path: Path, current: State, finish: Callable[[State], State] | None = None) -> State:
@@ -151,27 +151,4 @@ def _check_account(
     )
 
 
-def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
-    """For read-only commands: the state as the journal leaves it, and a warning if any."""
-    path = journal.journal_path(state_path)
-    replayed = journal.replay(path, current)
-    if replayed is None or replayed.stale:
-        return current, ""
-    return replayed.state, (
-        f"an apply was interrupted ({path.name} holds {replayed.entries} entries, "
-        f"{len(replayed.pending)} clone(s) of unknown outcome); `voicectl apply` recovers it"
-    )
-
-
-def in_doubt(state_path: Path, current: State) -> frozenset[str]:
-    """The addresses whose new voice an interrupted apply's journal holds as a clone of
-    unknown outcome: the next apply looks for each on Coze before anything is sent."""
-    replayed = journal.replay(journal.journal_path(state_path), current)
-    if replayed is None or replayed.stale:
-        return frozenset()
-    return frozenset(
-        p.change.address for p in replayed.pending if p.change.action in NEW_VOICE_ACTIONS
-    )
-
-
-__all__ = ["Event", "fold", "fold_or_keep", "in_doubt", "pending_warning", "recover"]
+__all__ = ["Event", "fold", "fold_or_keep", "recover"]

@@ -266,3 +266,11 @@ def _logid(header: str, body: Any, secret: str) -> str:
     if not LOGID.fullmatch(found) or (secret and secret in found):
         return ""
     return found
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    """What a clone's reply proves: the voice id made, and Coze's logid."""
+
+    voice_id: str
+    logid: str

@@ -145,11 +145,9 @@ def effective_state(cfg: config.Config) -> tuple[State, str]:
     current, _ = load_state(cfg)
     from voicectl.journal import journal_path
 
-    if not os.path.lexists(
-        journal_path(cfg.state_path)
-    ):  # the common case: no need to import the apply path
+    if not os.path.lexists(journal_path(cfg.state_path)):  # the common case
         return current, ""
-    from voicectl.recovery import pending_warning
+    from voicectl.pending import pending_warning
 
     return pending_warning(cfg.state_path, current)
 

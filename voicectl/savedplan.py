@@ -21,9 +21,8 @@ from typing import Any
 
 from voicectl import jsontext, schemas
 from voicectl.errors import VoicectlError
-from voicectl.model import DesiredVoice, Plan, RemoteVoice, State
+from voicectl.model import DesiredVoice, Plan, PlanOptions, RemoteVoice, State
 from voicectl.planfile import change_from_json, plan_to_json
-from voicectl.planner import PlanOptions
 
 SAVED_PLAN_KIND = "voicectl-saved-plan"
 

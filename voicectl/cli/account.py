@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from voicectl import reconcile
+from voicectl import drift
 from voicectl.errors import UsageError, VoicectlError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def remote_voices(client: CozeClient, state: State | None = None) -> dict[str, R
     """
     known = state.voice_ids() if state is not None else set()
     remote = {voice.voice_id: voice for voice in client.voices(expected=len(known))}
-    reason = reconcile.wrong_account(known, remote.keys(), client.base_url)
+    reason = drift.wrong_account(known, remote.keys(), client.base_url)
     if reason is not None:
         raise VoicectlError(f"{reason}. Nothing was cloned")
     return remote

@@ -21,8 +21,7 @@ from voicectl.errors import (
 if TYPE_CHECKING:
     from voicectl.config import Config
     from voicectl.model import Plan as Planned
-    from voicectl.model import RemoteVoice, State
-    from voicectl.planner import PlanOptions
+    from voicectl.model import PlanOptions, RemoteVoice, State
     from voicectl.repository import Snapshot
 
 
@@ -105,7 +104,7 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def plan_options(opts: dict[str, Any]) -> PlanOptions:
-    from voicectl.planner import PlanOptions
+    from voicectl.model import PlanOptions
 
     return PlanOptions(
         targets=frozenset(opts["targets"]),
@@ -245,10 +244,10 @@ def plan(
     if warning:  # an interrupted apply: its creates in doubt are the next apply's to settle
         from dataclasses import replace
 
-        from voicectl import recovery
+        from voicectl import pending
 
         loaded, _ = repository.load_state(cfg)
-        options = replace(options, in_doubt=recovery.in_doubt(cfg.state_path, loaded))
+        options = replace(options, in_doubt=pending.in_doubt(cfg.state_path, loaded))
     result, snapshot = _planned(cfg, current, options, remote)
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
     _check_policy(cfg, result, current, remote)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from voicectl.cli.root import _start, cli
+from voicectl.errors import UsageError
 
 
 @cli.command("force-unlock")
@@ -81,16 +82,19 @@ def emulator(
     verbose: bool,
 ) -> None:
     """Run a local Coze-compatible voice API (for tests, demos and CI)."""
-    from voicectl.emulator.server import serve
+    from voicectl.emulator import EmulatorError, serve
 
-    serve(
-        host,
-        port,
-        data_dir,
-        tokens,
-        click.echo,
-        full_clone_reply=full_clone_reply,
-        slot_quota=slots,
-        access_log=access_log,
-        verbose=verbose,
-    )
+    try:
+        serve(
+            host,
+            port,
+            data_dir,
+            tokens,
+            click.echo,
+            full_clone_reply=full_clone_reply,
+            slot_quota=slots,
+            access_log=access_log,
+            verbose=verbose,
+        )
+    except EmulatorError as exc:
+        raise UsageError(str(exc)) from None

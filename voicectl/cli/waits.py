@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 from voicectl.errors import UsageError
-from voicectl.executor import IN_HANDS_SECONDS, SETTLE_SECONDS
-from voicectl.pacing import WAIT_BUDGET_SECONDS, WaitBudget
+from voicectl.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS, WAIT_BUDGET_SECONDS, WaitBudget
 
 WAIT_VARIABLE = "VOICECTL_WAIT_BUDGET"
 

@@ -22,8 +22,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from voicectl.errors import VoicectlError
-
 DATA_FILE = "coze-emulator.json"
 FORMAT = 1
 MAX_TRAININGS = 10  # per voice, the first clone included
@@ -44,8 +42,11 @@ WER_MARKER = "[wer-mismatch]"  # in a clone's ``text``: fail with 1109, commit n
 _ID_BASE = 7_400_000_000_000_000_000
 
 
-class EmulatorError(VoicectlError):
-    """The emulator cannot start: unusable data dir, bad token spec, address in use."""
+class EmulatorError(Exception):
+    """The emulator cannot start: unusable data dir, bad token spec, address in use.
+
+    Its own error, not voicectl's: the emulator stands apart from voicectl's internals
+    (the command line turns it into one of its errors)."""
 
 
 class ApiError(Exception):

@@ -1,0 +1,41 @@
+"""The layering contracts (pyproject's tool.importlinter) hold, and they would catch a
+forbidden import: a copy of the package with one added is refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+LINT = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint(package_parent: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    return subprocess.run(
+        [str(LINT), "--config", str(PROJECT / "pyproject.toml"), "--no-cache"],
+        cwd=package_parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_every_layering_contract_is_kept() -> None:
+    done = _lint(PROJECT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 kept, 0 broken" in done.stdout
+
+
+def test_a_forbidden_import_breaks_its_contract(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT / "voicectl", tmp_path / "voicectl")
+    planner = tmp_path / "voicectl" / "planner.py"
+    planner.write_text(planner.read_text() + "\nimport httpx  # noqa: E402, F401\n")
+    done = _lint(tmp_path)
+    assert done.returncode == 1
+    assert "Planning is pure: no I/O, no network, no command line BROKEN" in done.stdout
+    assert "voicectl.planner -> httpx" in done.stdout

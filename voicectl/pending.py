@@ -1,0 +1,37 @@
+"""What an interrupted apply left, as read-only commands see it.
+
+The journal of an apply that did not finish holds clones not yet in the state. A plan
+or a drift check reads the state as the journal leaves it and says so; only apply
+(:mod:`voicectl.recovery`) settles and folds it. Read path only: nothing here sends or
+writes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from voicectl import journal
+from voicectl.model import NEW_VOICE_ACTIONS, State
+
+
+def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
+    """For read-only commands: the state as the journal leaves it, and a warning if any."""
+    path = journal.journal_path(state_path)
+    replayed = journal.replay(path, current)
+    if replayed is None or replayed.stale:
+        return current, ""
+    return replayed.state, (
+        f"an apply was interrupted ({path.name} holds {replayed.entries} entries, "
+        f"{len(replayed.pending)} clone(s) of unknown outcome); `voicectl apply` recovers it"
+    )
+
+
+def in_doubt(state_path: Path, current: State) -> frozenset[str]:
+    """The addresses whose new voice an interrupted apply's journal holds as a clone of
+    unknown outcome: the next apply looks for each on Coze before anything is sent."""
+    replayed = journal.replay(journal.journal_path(state_path), current)
+    if replayed is None or replayed.stale:
+        return frozenset()
+    return frozenset(
+        p.change.address for p in replayed.pending if p.change.action in NEW_VOICE_ACTIONS
+    )
