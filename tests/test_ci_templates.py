@@ -199,11 +199,11 @@ def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path,
     document = yaml.safe_load(workflow.read_text())
     assert document["env"]["VOICECTL_PACKAGE"] == package
     assert (tmp_path / "voicectl.yaml").is_file() and f"CI installs {package}" in made.output
-    assert "Set COZE_API_TOKEN as CI secrets." in made.output
+    assert "For github, set COZE_LIST_TOKEN (listVoice only)" in made.output
     # In an existing voice repository, --ci adds only the workflow; never over one.
     again = run(tmp_path, "init", "--ci", "gitlab", "--ci-package", package)
     assert again.exit_code == 0, again.output
-    assert "GITLAB_API_TOKEN" in again.output and "Next:" not in again.output
+    assert "GITLAB_PUSH_TOKEN" in again.output and "Next:" not in again.output
     assert (
         yaml.safe_load((tmp_path / ".gitlab-ci.yml").read_text())["variables"]["VOICECTL_PACKAGE"]
         == package
@@ -307,3 +307,24 @@ def test_the_gitlab_plan_job_passes_only_on_0_and_2(tmp_path: Path, code: int) -
     )
     assert (done.returncode == 0) == (code in (0, 2))
     assert (tmp_path / "plan.md").read_text() == "**Plan: stub**\n"
+
+
+def test_the_apply_jobs_take_the_plan_of_the_merged_commit_and_keep_the_state() -> None:
+    """A branch name can be a fork's too: the reviewed plan is found by the merged head
+    commit. The state is pushed onto whatever reached the branch meanwhile, in the job's
+    script (GitLab ignores after_script's failures), and a token that spends money is
+    never in a pull request's job."""
+    github = yaml.safe_load(TEMPLATES[0].read_text())["jobs"]
+    find = next(s for s in github["apply"]["steps"] if s.get("name", "").startswith("Find"))
+    assert "head_sha=${head}" in find["run"] and "--branch" not in find["run"]
+    commit = next(s for s in github["apply"]["steps"] if s.get("name") == "Commit the state back")
+    assert "git pull --rebase" in commit["run"]
+    assert github["apply"]["environment"] == "coze"
+    plan_env = [s.get("env", {}) for s in github["plan"]["steps"]]
+    assert {"COZE_API_TOKEN": "${{ secrets.COZE_LIST_TOKEN }}"} in plan_env
+    gitlab = yaml.safe_load(TEMPLATES[1].read_text())
+    apply = gitlab["voicectl-apply"]
+    script = "\n".join(apply["script"])
+    assert "after_script" not in apply and "git pull --rebase" in script
+    assert ".sha == $head" in script and "ci.skip" in script and script.endswith('exit "$code"')
+    assert gitlab["voicectl-plan"]["variables"]["COZE_API_TOKEN"] == "$COZE_LIST_TOKEN"

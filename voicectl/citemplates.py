@@ -29,8 +29,16 @@ KINDS = {
     "gitlab": ("gitlab-ci.yml", ".gitlab-ci.yml"),
 }
 SECRETS = {
-    "github": "COZE_API_TOKEN",
-    "gitlab": "COZE_API_TOKEN and GITLAB_API_TOKEN (api, write_repository)",
+    "github": (
+        "COZE_LIST_TOKEN (listVoice only) as a repository secret, and COZE_API_TOKEN "
+        "(createVoice, listVoice) as a secret of the environment 'coze', deployed from "
+        "main only"
+    ),
+    "gitlab": (
+        "COZE_LIST_TOKEN (listVoice only), COZE_API_TOKEN (createVoice, listVoice; "
+        "protected), GITLAB_NOTE_TOKEN (a Reporter's api token) and GITLAB_PUSH_TOKEN "
+        "(api, write_repository; protected) as CI/CD variables"
+    ),
 }
 VARIABLE = "VOICECTL_PACKAGE"
 _LINE = re.compile(rf'^(\s*{VARIABLE}: )"[^"\n]*"$', re.MULTILINE)

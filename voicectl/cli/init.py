@@ -71,9 +71,9 @@ def init(
     for path in created:
         click.echo(f"created {path}")
     if workflows:
-        secrets = " and ".join(sorted({citemplates.SECRETS[k] for k in ci_kinds}))
         click.echo(f"CI installs {source.requirement} (from {source.origin}).")
-        click.echo(f"Set {secrets} as CI secrets.")
+        for kind in ci_kinds:
+            click.echo(f"For {kind}, set {citemplates.SECRETS[kind]}.")
     for caution in cautions:
         click.echo(f"warning: {caution}", err=True)
     if not existing:
