@@ -328,3 +328,64 @@ def test_the_apply_jobs_take_the_plan_of_the_merged_commit_and_keep_the_state() 
     assert "after_script" not in apply and "git pull --rebase" in script
     assert ".sha == $head" in script and "ci.skip" in script and script.endswith('exit "$code"')
     assert gitlab["voicectl-plan"]["variables"]["COZE_API_TOKEN"] == "$COZE_LIST_TOKEN"
+
+
+@pytest.mark.parametrize(
+    "package",
+    [
+        "voicectl==0.2.0\\",  # would end the YAML string's quoting
+        "voicectl==0.2.0\r--index-url=http://evil.example",  # a CR hides the rest on a terminal
+        "voicectl==0.2.0\x85x",  # a line break to YAML
+        'voicectl==0.2.0"\n  EVIL: "x',  # a new key
+        "voicectl @ https://h.example/v.tar.gz#sha256=\\x41",  # an escape YAML would read
+        "",
+    ],
+)
+def test_init_ci_refuses_a_requirement_a_workflow_would_read_otherwise(
+    tmp_path: Path, run, package: str
+) -> None:
+    made = run(tmp_path, "init", "--ci", "github", "--ci-package", package)
+    assert made.exit_code == 1 and "--ci-package" in made.output
+    assert not any(tmp_path.iterdir()) and "Traceback" not in made.output
+
+
+@pytest.mark.parametrize(
+    ("origin", "url"),
+    [
+        ("https://h.example/r.git?private_token=glpat-SECRET", "https://h.example/r.git"),
+        ("https://h.example/r.git#glpat-SECRET", "https://h.example/r.git"),
+        ("user:ghp_SECRET@github.com:o/r.git", None),  # not the scp form git@host:path
+        ('https://h.example/r.git"\n  EVIL: "x', None),  # refused, never written
+    ],
+)
+def test_a_remote_that_hides_a_token_or_yaml_never_reaches_the_workflow(
+    tmp_path: Path, origin: str, url: str | None
+) -> None:
+    import json
+
+    from voicectl.citemplates import _requirement_problem, installed_from
+
+    commit = _checkout(tmp_path, origin)
+    where = tmp_path / "tools" / "voicectl"
+    found = installed_from(__version__, json.dumps({"url": where.as_uri(), "dir_info": {}}))
+    if url is None:  # said why not, or refused before anything is written
+        assert isinstance(found, str) or _requirement_problem(found.requirement) is not None
+        return
+    assert not isinstance(found, str)
+    assert found.requirement == f"voicectl @ git+{url}@{commit}#subdirectory=tools/voicectl"
+    assert "SECRET" not in found.requirement
+
+
+def test_init_writes_no_file_through_a_symbolic_link(tmp_path: Path, run) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / ".github").symlink_to(outside)
+    made = run(repo, "init", "--ci", "github", "--ci-package", "voicectl==9")
+    assert made.exit_code == 1 and "is a symbolic link" in made.output
+    assert not any(outside.iterdir()) and not (repo / "voicectl.yaml").exists()
+    (repo / ".github").unlink()
+    (repo / ".gitlab-ci.yml").symlink_to(outside / "gone.yml")  # dangling
+    again = run(repo, "init", "--ci", "gitlab", "--ci-package", "voicectl==9")
+    assert again.exit_code == 1 and not (outside / "gone.yml").exists()

@@ -12,6 +12,7 @@ has one CI can reach; otherwise the person names a source.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,14 +114,14 @@ def _pip_git_url(remote: str) -> str | None:
     """A git remote as pip's ``git+`` URL takes it, or None for one CI cannot reach.
     Credentials in it (``https://user:token@host/...``) never reach the workflow."""
     if re.match(r"^(https?|ssh|git)://", remote):
-        parts = urlparse(remote)
+        parts = urlparse(remote)._replace(query="", params="", fragment="")  # a token's hideouts
         if parts.password is not None or (parts.username and parts.scheme.startswith("http")):
-            return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-        return remote
-    scp = re.match(r"^([\w.-]+@)?([\w.-]+):(?!/)(.+)$", remote)  # git@host:org/repo.git
+            parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+        return parts.geturl()
+    scp = re.match(r"^([\w.-]+@)?([\w.-]+):(?!/)([^@:?#]+)$", remote)  # git@host:org/repo.git
     if scp:
         return f"ssh://{scp.group(1) or ''}{scp.group(2)}/{scp.group(3)}"
-    return None  # a local path or file:// URL: this machine's only
+    return None  # a local path, a file:// URL, or one that hides more: not for CI
 
 
 def this_voicectl() -> Source | str:
@@ -134,21 +135,46 @@ def this_voicectl() -> Source | str:
 
 
 def render(kind: str, requirement: str) -> str:
-    """The template of ``kind`` installing ``requirement``."""
+    """The template of ``kind`` installing ``requirement``: written as a JSON string (a
+    YAML double-quoted scalar that escapes everything), then read back to be sure YAML
+    takes it as exactly that."""
+    import yaml
+
     text = (template_dir() / KINDS[kind][0]).read_text(encoding="utf-8")
-    rendered, count = _LINE.subn(lambda m: f'{m.group(1)}"{requirement}"', text)
+    quoted = json.dumps(requirement, ensure_ascii=True)
+    rendered, count = _LINE.subn(lambda m: f"{m.group(1)}{quoted}", text)
     if count != 1:  # a template must name what it installs exactly once
         raise RuntimeError(f"the {kind} template sets {VARIABLE} {count} times, not once")
+    document = yaml.safe_load(rendered)
+    scope = document["env"] if kind == "github" else document["variables"]
+    if scope.get(VARIABLE) != requirement:
+        raise RuntimeError(f"the {kind} workflow would not install {requirement!r}")
     return rendered
+
+
+def _requirement_problem(requirement: str) -> str | None:
+    """Why ``requirement`` cannot go into a workflow, or None: one printable line, no
+    backslash (an escape in YAML or the shell), no quote."""
+    if not requirement.strip():
+        return "is empty"
+    if not requirement.isprintable() or any(c in requirement for c in "\\\"'`$"):
+        return (
+            "holds a character a workflow would read otherwise "
+            "(a control character, \\, a quote, ` or $)"
+        )
+    return None
 
 
 def source(given: str | None) -> Source:
     """What the CI workflow installs: the requirement given, else this voicectl's source."""
     if given is not None:
-        if '"' in given or "\n" in given or not given.strip():
-            raise UsageError(f"--ci-package {given!r}: expected a pip requirement on one line")
+        problem = _requirement_problem(given)
+        if problem:
+            raise UsageError(f"--ci-package {given!r} {problem}: expected a pip requirement")
         return Source(given, "--ci-package")
     found = this_voicectl()
+    if isinstance(found, Source) and (problem := _requirement_problem(found.requirement)):
+        found = f"where this voicectl came from ({found.requirement!r}) {problem}"
     if isinstance(found, str):
         raise UsageError(
             f"{found}: pass --ci-package with a pip requirement CI can install, e.g. "
@@ -159,10 +185,15 @@ def source(given: str | None) -> Source:
 
 def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict[Path, str]:
     """The workflow file of each kind in ``directory``, refusing one that exists."""
+    from voicectl.safefile import linked_part
+
     found = {}
     for kind in kinds:
         path = directory / KINDS[kind][1]
-        if path.exists():
+        link = linked_part(directory, path)
+        if link is not None:
+            raise UsageError(f"{link} is a symbolic link; init writes no file through one")
+        if os.path.lexists(path):
             raise UsageError(f"{path} already exists; nothing was changed")
         found[path] = render(kind, requirement)
     return found

@@ -21,7 +21,8 @@ def _git(root: Path, *args: str) -> str:
         done = subprocess.run(
             [exe, "-C", str(root), *args],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="surrogateescape",  # a path git prints need not be UTF-8
             timeout=10,
             check=False,
         )

@@ -55,3 +55,16 @@ def read_bytes(path: Path, limit: int = MAX_BYTES) -> bytes:
         if os.fstat(handle.fileno()).st_size > limit:
             raise StateError(f"{path}: is larger than {limit:,} bytes; not read")
         return handle.read(limit + 1)
+
+
+def linked_part(base: Path, path: Path) -> Path | None:
+    """The first part of ``path`` below ``base`` that is a symbolic link, or None: a file
+    written there would land wherever the link points (outside the repository, say)."""
+    here = base
+    for part in path.relative_to(base).parts:
+        here = here / part
+        if here.is_symlink():
+            return here
+        if not here.exists():
+            return None
+    return None

@@ -7,6 +7,7 @@ from pathlib import Path
 from voicectl.atomic import write_atomic
 from voicectl.config import CONFIG_FILE
 from voicectl.errors import ConfigError
+from voicectl.safefile import linked_part
 
 SCHEMA_BASE = "https://voicectl.dev/schemas"
 
@@ -57,6 +58,10 @@ def init_repository(directory: Path, space: str | None, language: str | None) ->
         directory / "state" / ".gitkeep": "",
     }
     gitignore = directory / ".gitignore"
+    for path in [*files, gitignore]:
+        link = linked_part(directory, path)
+        if link is not None:
+            raise ConfigError(f"{link} is a symbolic link; init writes no file through one")
     created = []
     for path, text in files.items():
         if path.exists():
