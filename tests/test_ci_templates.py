@@ -218,6 +218,8 @@ def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path,
 
 def test_init_ci_warns_where_the_workflow_would_not_run(tmp_path: Path, run) -> None:
     _checkout(tmp_path, None)
+    fresh = run(tmp_path, "init", "new-repo", "--ci", "github", "--ci-package", "voicectl==9")
+    assert fresh.exit_code == 0 and "is not the top of its git repository" in fresh.stderr
     below = tmp_path / "voices-repo"
     below.mkdir()
     made = run(below, "init", ".", "--ci", "github", "--ci-package", "voicectl==9")

@@ -205,7 +205,10 @@ def cautions(directory: Path, cfg: Config | None) -> list[str]:
     from voicectl.config import DEFAULT_STATE, DEFAULT_VOICES
 
     said = []
-    top = gitrepo.top_level(directory)
+    probe = directory
+    while not probe.exists() and probe != probe.parent:  # a new repository: not made yet
+        probe = probe.parent
+    top = gitrepo.top_level(probe)
     if top and Path(top).resolve() != directory.resolve():
         said.append(
             f"{directory} is not the top of its git repository ({top}): GitHub reads "
