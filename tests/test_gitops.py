@@ -624,3 +624,42 @@ def test_applying_a_saved_plan_from_a_clean_commit_is_not_uncommitted(
     assert run(repo.root, "apply", "plan.json", env=coze.env()).exit_code == 0
     (entry,) = json.loads(run(repo.root, "history", "--json").stdout)
     assert "uncommitted" not in entry and len(entry["commit"]) == 40
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda s: s["voices"].__setitem__("v0\n", s["voices"].pop("v0")),
+        lambda s: next(iter(s["takes"].values()))[0].__setitem__("address", "v0\x1b]0;pwned\x07"),
+    ],
+    ids=["voice-key-with-newline", "take-entry-with-escape"],
+)
+def test_a_state_whose_addresses_are_not_addresses_is_refused(
+    repo: VoiceRepo, coze: Coze, run, edit: Any
+) -> None:
+    applied_repo(repo, coze, run, n=1)
+    path = repo.root / "state" / "voicectl.state.json"
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    for command in (("state", "list"), ("history",), ("plan", "--no-refresh")):
+        result = run(repo.root, *command)
+        assert result.exit_code == 1, command  # refused by the schema or the loader
+        assert "is not an address" in result.output or "does not match" in result.output
+        assert "\x1b" not in result.output and "\x07" not in result.output
+
+
+def test_history_and_the_comment_show_a_hostile_state_text_escaped(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    applied_repo(repo, coze, run, n=1)
+    path = repo.root / "state" / "voicectl.state.json"
+    data = json.loads(path.read_text())
+    next(iter(data["takes"].values()))[0]["logid"] = "x\x1b]0;pwned\x07"
+    data["voices"]["v0"]["text"] = "old \u202e\x1b[2J words"
+    path.write_text(json.dumps(data))
+    history = run(repo.root, "history").output
+    assert "\x1b" not in history and "\\x1b" in history
+    repo.declare({"v0": repo.voice("v0", freq=300, text="new words")})
+    comment = run(repo.root, "plan", "--no-refresh", "--format", "markdown").output
+    assert "\x1b" not in comment and "\u202e" not in comment

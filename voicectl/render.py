@@ -222,7 +222,8 @@ def _details(change: Change) -> list[str]:
             "text (declared)",
             lineterm="",
         )
-        out += ["```diff", *(line.replace("```", "ˋˋˋ") for line in diff), "```", ""]
+        # The recorded text comes from a state a pull request can edit: shown escaped.
+        out += ["```diff", *(visible(line).replace("```", "ˋˋˋ") for line in diff), "```", ""]
     for note in change.notes:
         out += [f"> {_md_cell(note)}", ""]
     out += ["</details>", ""]

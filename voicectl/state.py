@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -98,7 +99,7 @@ def parse(raw: bytes, display: str) -> State:
             f"voicectl reads format {FORMAT_VERSION}); upgrade voicectl"
         )
     if schemacheck.surely_valid("state", data):
-        return from_json(data)
+        return _addresses_checked(from_json(data), raw, display, keep)
     errors = sorted(
         schemas.validator("state").iter_errors(data),
         key=lambda e: [str(p) for p in e.absolute_path],
@@ -109,7 +110,28 @@ def parse(raw: bytes, display: str) -> State:
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
         at = _at(raw, display, list(first.absolute_path))
         raise StateError(f"{at}: field {where}: {first.message}{more}{keep}")
-    return from_json(data)
+    return _addresses_checked(from_json(data), raw, display, keep)
+
+
+_ADDRESS = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+
+
+def _addresses_checked(state: State, raw: bytes, display: str, keep: str) -> State:
+    """The state, once every address in it is one (whole: a JSON Schema pattern's ``$``
+    lets a trailing newline by in Python): a state is a file a pull request can edit,
+    and its addresses reach terminals and comments."""
+    found = [
+        *state.voices,
+        *(r.address for r in state.orphans),
+        *(e.address for entries in state.takes.values() for e in entries),
+    ]
+    for address in found:
+        if not _ADDRESS.fullmatch(address):
+            raise StateError(
+                f"{display}: {address!r} is not an address (lower-case letters, digits, "
+                f"'_', '.', '-'){keep}"
+            )
+    return state
 
 
 def _at(raw: bytes, display: str, path: list[str | int]) -> str:

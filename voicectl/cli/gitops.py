@@ -12,7 +12,7 @@ import click
 
 from voicectl.cli import complete
 from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
-from voicectl.errors import EXIT_CHANGES, UsageError
+from voicectl.errors import EXIT_CHANGES, UsageError, visible
 
 if TYPE_CHECKING:
     from voicectl.config import Config
@@ -247,10 +247,13 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
         )
     for orphan in current.orphans:  # still billed: never out of sight
         click.echo(
-            f"{orphan.address:<{width}}  {orphan.voice_id:<19}  {orphan.clones_used:>2}/10   "
-            f"orphan since {orphan.orphaned_at}"
+            visible(
+                f"{orphan.address:<{width}}  {orphan.voice_id:<19}  "
+                f"{orphan.clones_used:>2}/10   orphan since {orphan.orphaned_at}"
+            )
         )
-    click.echo(f"{len(rows)} voice(s), {len(current.orphans)} orphan(s) (still billed on Coze).")
+    billed = " (still billed on Coze)" if current.orphans else ""
+    click.echo(f"{len(rows)} voice(s), {len(current.orphans)} orphan(s){billed}.")
 
 
 @state_group.command("show")
@@ -368,9 +371,11 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     width = max((len(e.address) for _, e in found), default=0)
     for sha, e in found:
         click.echo(
-            f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone {e.clone:>2}/10  "
-            f"take {sha[:12]}  logid {e.logid or '-'}  commit {e.commit[:12] or '-'}"
-            + (" + uncommitted changes" if e.uncommitted else "")
+            visible(  # a state is a file a pull request can edit: its text, escaped
+                f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone "
+                f"{e.clone:>2}/10  take {sha[:12]}  logid {e.logid or '-'}  commit "
+                f"{e.commit[:12] or '-'}" + (" + uncommitted changes" if e.uncommitted else "")
+            )
         )
     click.echo(f"{len(found)} clone(s).")
     # History lists the clones voicectl made; a voice's count includes any made elsewhere.
