@@ -232,3 +232,34 @@ def test_a_huge_text_plan_spells_out_the_first_thousand_changes_and_says_so() ->
     assert text.count("    audio: ") + text.count("    text: ") >= FIELD_DIFFS_SHOWN
     assert f"spelled out for the first {FIELD_DIFFS_SHOWN:,} changes" in text
     assert "voice-1001" in text  # every change is still listed
+
+
+def test_a_long_rewrite_or_a_spent_budget_shows_the_two_texts_not_a_word_diff() -> None:
+    from voicectl.fielddiff import Budget, field_changes
+
+    long_old, long_new = "a " * 512, "b " * 512  # a word diff would compare 1,024 x 1,024
+    said = word_diff(long_old, long_new)
+    assert said.startswith('"[-a a a') and said.endswith('+}" (1,024 -> 1,024 characters)')
+    before = {"text": "one two three", "audio": {}}
+    after = {"text": "one 2 three", "audio": {}}
+    assert field_changes(before, after, Budget(60))[0][1] == '"one [-two-]{+2+} three"'
+    spent = field_changes(before, after, Budget(0))[0][1]  # out of time: texts whole
+    assert spent == '"[-one two three-]{+one 2 three+}" (13 -> 11 characters)'
+
+
+def test_a_plan_of_a_thousand_rewritten_transcripts_renders_every_change() -> None:
+    desired, records = [], []
+    for i in range(1_000):
+        address = f"voice-{i:04d}"
+        desired.append(want(address, i + 1, text=f"b{i} " * 340))
+        records.append(rec(address, i + 1, voice_id=f"7400000000{i:09d}", text=f"a{i} " * 340))
+    text = render_text(plan(desired, state(*records)))
+    assert text.count("  ~ voice-") == 1_000 and text.count("characters)") == 1_000
+
+
+def test_a_transcript_that_only_looks_the_same_says_so() -> None:
+    from voicectl.fielddiff import field_changes
+
+    nfc, nfd = "un caf\u00e9", "un cafe\u0301"
+    (said,) = field_changes({"text": nfc}, {"text": nfd})
+    assert said[1].endswith("(the same letters in another Unicode form)")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import re
+import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,11 +71,29 @@ def _rank(field: str) -> tuple[int, str]:
     return ordered, field
 
 
+class Budget:
+    """Time for word diffs, shared by every change of one rendering: a word diff is
+    quadratic in the words of the two texts, so past the budget (or for two long texts)
+    a transcript shows as the old text and the new one, each shortened."""
+
+    def __init__(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+
+    def left(self) -> bool:
+        return time.monotonic() < self.until
+
+
 def field_changes(
-    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    budget: Budget | None = None,
 ) -> list[tuple[str, str]]:
     """(field, what became of it, in words) for every field that differs."""
-    return [(field, _say(field, *pair)) for field, pair in changed_fields(before, after).items()]
+    exact = budget is None or budget.left()
+    return [
+        (field, _say(field, *pair, exact=exact))
+        for field, pair in changed_fields(before, after).items()
+    ]
 
 
 def describe_take(audio: Mapping[str, Any]) -> str:
@@ -84,9 +104,13 @@ def describe_take(audio: Mapping[str, Any]) -> str:
     )
 
 
-def _say(field: str, old: Any, new: Any) -> str:
+def _say(field: str, old: Any, new: Any, exact: bool = True) -> str:
     if field == "text" and isinstance(old, str) and isinstance(new, str):
-        return word_diff(old, new)
+        said = word_diff(old, new, exact)
+        if unicodedata.normalize("NFKC", old) == unicodedata.normalize("NFKC", new):
+            # Looks the same, is not: a retrain all the same, so say why.
+            said += " (the same letters in another Unicode form)"
+        return said
     return f"{_value(field, old)} -> {_value(field, new)}"
 
 
@@ -119,11 +143,21 @@ def _escaped(text: str) -> str:
 _TOKENS = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|\w+|\s+|[^\w\s]")
 
 
-def word_diff(old: str, new: str) -> str:
+WORD_DIFF_CELLS = 40_000
+"""The most (words of the old text) x (words of the new) a word diff compares: about two
+transcripts of 200 words; past it, the two texts are shown whole (shortened)."""
+SHOWN_WHOLE = 120  # characters of each text shown when they are not word-diffed
+
+
+def word_diff(old: str, new: str, exact: bool = True) -> str:
     """``new`` with what was removed as ``[-…-]`` and what was added as ``{+…+}``, as
     ``git diff --word-diff`` marks them; long unchanged stretches are cut to a few
-    words either side of a change."""
+    words either side of a change. Not ``exact`` (out of time), or for two texts too
+    long to compare word by word, the old text and the new one, each shortened."""
     a, b = _TOKENS.findall(old), _TOKENS.findall(new)
+    if old != new and (not exact or len(a) * len(b) > WORD_DIFF_CELLS):
+        whole = f"[-{_escaped(_cut(old))}-]{{+{_escaped(_cut(new))}+}}"
+        return f'"{whole}" ({len(old):,} -> {len(new):,} characters)'
     opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
     if all(tag == "equal" for tag, *_ in opcodes):
         return _quoted(new)
@@ -137,6 +171,10 @@ def word_diff(old: str, new: str) -> str:
         if j2 > j1:
             out.append("{+" + _escaped("".join(b[j1:j2])) + "+}")
     return '"' + "".join(out) + '"'
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_WHOLE else text[: SHOWN_WHOLE - 1] + "…"
 
 
 def _trim(tokens: Sequence[str], first: bool, last: bool) -> str:

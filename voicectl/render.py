@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from voicectl.audio import PCM_RULE
 from voicectl.errors import Problem, visible
-from voicectl.fielddiff import changed_fields, describe_take, field_changes
+from voicectl.fielddiff import Budget, changed_fields, describe_take, field_changes
 from voicectl.model import ACTIONS, Change, Plan, State
 from voicectl.planfile import plan_to_json
 
@@ -66,6 +66,7 @@ def summary_line(plan: Plan) -> str:
     )
 
 
+WORD_DIFF_SECONDS = 2.0  # of word diffs in one text plan; the rest show texts whole
 FIELD_DIFFS_SHOWN = 1_000
 """Changes whose fields the text plan spells out; past them (deepdiff costs about 0.25 ms
 a change) the plan says how to see the rest."""
@@ -75,6 +76,7 @@ def render_text(plan: Plan) -> str:
     shown = [c for c in plan.changes if c.action != "noop"]
     notes = [(c.address, n) for c in plan.changes for n in c.notes]
     lines: list[str] = []
+    budget = Budget(WORD_DIFF_SECONDS)
     if shown:
         used = [a for a in ACTIONS if any(c.action == a for c in shown)]
         lines.append("Symbols: " + ", ".join(f"{SYMBOLS[a]} {a}" for a in used))
@@ -89,7 +91,7 @@ def render_text(plan: Plan) -> str:
             if c.message:
                 lines.append(indent + c.message)
             if n < FIELD_DIFFS_SHOWN:
-                lines.extend(indent + line for line in _what_changed(c))
+                lines.extend(indent + line for line in _what_changed(c, budget))
         if len(shown) > FIELD_DIFFS_SHOWN:
             lines.append(
                 f"(what changed is spelled out for the first {FIELD_DIFFS_SHOWN:,} changes; "
@@ -116,12 +118,12 @@ def _reasons(change: Change) -> str:
     return said
 
 
-def _what_changed(change: Change) -> list[str]:
+def _what_changed(change: Change, budget: Budget | None = None) -> list[str]:
     """The fields that differ, or for a new voice (created or blocked) its take."""
     if not change.before:
         take = (change.after or {}).get("audio")
         return [f"audio: {describe_take(take)}"] if isinstance(take, dict) else []
-    changed = field_changes(change.before, change.after)
+    changed = field_changes(change.before, change.after, budget)
     width = max((len(field) for field, _ in changed), default=0)
     return [f"{field + ':':<{width + 1}} {said}" for field, said in changed]
 
