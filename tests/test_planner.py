@@ -580,3 +580,22 @@ def test_an_orphan_declared_again_at_its_address_is_taken_back_not_moved_from_it
     text = render_text(result)
     assert "taken_back" in text and "(from a)" not in text
     assert "(from <code>a</code>)" not in render_markdown(result)
+
+
+def test_a_voice_renamed_with_a_new_take_is_offered_the_free_way() -> None:
+    """Nothing ties radio.anchor to radio.host (another take): a new voice id, 138 CNY.
+    The create says which leaving voice it may be, and how to keep its voice id."""
+    old = rec("radio.host", 1)
+    result = plan([want("radio.anchor", 2)], state(old))
+    assert actions(result) == [
+        ("radio.anchor", "create", ("new_voice",)),
+        ("radio.host", "orphan", ("removed_from_config",)),
+    ]
+    create = next(c for c in result.changes if c.action == "create")
+    assert any(
+        "`voicectl state mv radio.host radio.anchor` first keeps voice "
+        f"{old.voice_id}: a retrain instead of a new voice (138 CNY)" in note
+        for note in create.notes
+    )
+    alone = plan([want("radio.anchor", 2)], state())  # nothing leaving: nothing to offer
+    assert alone.changes[0].notes == ()

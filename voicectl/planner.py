@@ -138,9 +138,43 @@ def plan(
         record = state.voices[address]
         if record.voice_id not in claimed:
             changes.append(_orphan(record, remote, options))
+    changes = _renames_noted(changes)
     changes = [c for c in changes if _selected(c, options)]
     changes.sort(key=lambda c: (ORDER[c.action], c.address))
     return Plan(tuple(changes))
+
+
+def _renames_noted(changes: list[Change]) -> list[Change]:
+    """A new voice and a voice leaving in one plan may be one voice renamed along with a
+    new take: nothing ties them (no take is shared), so the plan pays for a new voice id.
+    Each create says which leaving voice it may be, and how to keep its voice id."""
+    leaving = [c for c in changes if c.after is None and c.before is not None and c.voice_id]
+    if not leaving:
+        return changes
+    noted = []
+    for change in changes:
+        if change.action != "create" or change.after is None:
+            noted.append(change)
+            continue
+        same = [
+            c
+            for c in leaving
+            if c.before and c.before.get("language") == change.after.get("language")
+        ]
+        if len(same) > 3:
+            same = [
+                c for c in same if c.before and c.before.get("name") == change.after.get("name")
+            ]
+        notes = [
+            f"if this is {c.address} renamed, `voicectl state mv {c.address} {change.address}` "
+            f"first keeps voice {c.voice_id}: a retrain instead of a new voice "
+            f"({CNY_PER_NEW_VOICE} CNY)"
+            for c in same[:3]
+        ]
+        noted.append(
+            dataclasses.replace(change, notes=(*change.notes, *notes)) if notes else change
+        )
+    return noted
 
 
 def _selected(change: Change, options: PlanOptions) -> bool:
