@@ -242,7 +242,10 @@ def test_refresh_acknowledges_drift_and_plan_shows_it_until_then(
     assert run(repo.root, "refresh", env=coze.env()).exit_code == 0
     after = run(repo.root, "drift", env=coze.env())
     assert after.exit_code == 0 and "In sync" in after.output, after.output
-    assert "outside voicectl" not in run(repo.root, "plan", env=coze.env()).output
+    acknowledged = run(repo.root, "plan", env=coze.env()).output
+    assert "see `voicectl drift`" not in acknowledged  # no longer drift, but not forgotten:
+    assert "trained on a take voicectl never saw" in acknowledged  # the voice is not the take
+    assert "`--retrain v0`" in acknowledged
     retrain_outside(coze, voice_id)  # and again: new drift after the acknowledged one
     assert run(repo.root, "drift", env=coze.env()).exit_code == 2
 
@@ -295,7 +298,7 @@ def test_import_then_plan(repo: VoiceRepo, coze: Coze, run) -> None:
     assert record["audio"]["verified"] is False and record["clones_used"] == 2
     plan = run(repo.root, "plan", "--json", "--no-refresh")
     (change,) = json.loads(plan.stdout)["changes"]
-    assert change["action"] == "noop" and "unverified" in change["notes"][0]
+    assert change["action"] == "noop" and "a take voicectl never saw" in change["notes"][0]
     retrain = json.loads(run(repo.root, "plan", "--json", "--retrain", "narrator").stdout)
     assert retrain["changes"][0]["action"] == "retrain"
     assert retrain["changes"][0]["budget"] == {"limit": 10, "before": 8, "after": 7}

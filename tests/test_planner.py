@@ -442,7 +442,7 @@ def test_an_imported_voice_is_not_retrained_but_the_plan_says_what_a_retrain_sen
     result = plan([want("a")], current)
     assert actions(result) == [("a", "noop", ())]
     (note,) = result.changes[0].notes
-    assert "unverified" in note and "--retrain a" in note and sha(1)[:12] in note
+    assert "a take voicectl never saw" in note and "--retrain a" in note and sha(1)[:12] in note
 
 
 def test_a_voice_missing_from_coze_is_noted_when_the_remote_is_known() -> None:

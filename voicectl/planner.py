@@ -311,8 +311,9 @@ def _diff(
         # Short: it stays on every plan until the next retrain (Coze keeps no copy of
         # the audio an imported voice was cloned from, so nothing else can verify it).
         notes.append(
-            f"imported, its take unverified: the next retrain (or `--retrain {address}`) "
-            f"sends {take.path} (sha256 {take.sha256[:12]})"
+            "trained on a take voicectl never saw (imported, or retrained outside "
+            f"voicectl): the next retrain (or `--retrain {address}`) sends {take.path} "
+            f"(sha256 {take.sha256[:12]})"
         )
     if record.unproven is not None:
         notes.append(unproven_note(address, record.voice_id, record.unproven))

@@ -290,8 +290,17 @@ def refreshed(state: State, remote: Mapping[str, RemoteVoice], at: str) -> State
             return record
         # One budget per voice: the count takes the lower of voicectl's and Coze's, so
         # that the progress, the summary, `state list` and the plan all say the same.
-        used = max(record.clones_used, CLONE_LIMIT - max(0, found.available_training_times))
-        return replace(record, remote=facts(found, at), clones_used=min(used, CLONE_LIMIT))
+        coze_used = CLONE_LIMIT - max(0, found.available_training_times)
+        used = max(record.clones_used, coze_used)
+        # Trained more times than voicectl trained it: retrained outside (the console),
+        # on a take voicectl never saw; its next retrain sends the declared one again.
+        verified = record.verified and coze_used <= record.clones_used
+        return replace(
+            record,
+            remote=facts(found, at),
+            clones_used=min(used, CLONE_LIMIT),
+            verified=verified,
+        )
 
     return replace(
         state,
