@@ -240,6 +240,10 @@ def test_refresh_acknowledges_drift_and_plan_shows_it_until_then(
     assert plan.exit_code == 0 and "retrained outside voicectl" in plan.output
     assert run(repo.root, "drift", env=coze.env()).exit_code == 2
     assert run(repo.root, "refresh", env=coze.env()).exit_code == 0
+    recorded = (repo.root / "state" / "voicectl.state.json").read_bytes()
+    again = run(repo.root, "refresh", env=coze.env())  # nothing new on Coze: nothing written
+    assert again.exit_code == 0 and "nothing was written" in again.output
+    assert (repo.root / "state" / "voicectl.state.json").read_bytes() == recorded
     after = run(repo.root, "drift", env=coze.env())
     assert after.exit_code == 0 and "In sync" in after.output, after.output
     acknowledged = run(repo.root, "plan", env=coze.env()).output

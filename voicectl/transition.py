@@ -295,9 +295,12 @@ def refreshed(state: State, remote: Mapping[str, RemoteVoice], at: str) -> State
         # Trained more times than voicectl trained it: retrained outside (the console),
         # on a take voicectl never saw; its next retrain sends the declared one again.
         verified = record.verified and coze_used <= record.clones_used
+        said = facts(found, at)
+        if record.remote is not None and replace(record.remote, read_at=at) == said:
+            said = record.remote  # nothing new: the state is not rewritten for a reading
         return replace(
             record,
-            remote=facts(found, at),
+            remote=said,
             clones_used=min(used, CLONE_LIMIT),
             verified=verified,
         )

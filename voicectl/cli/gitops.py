@@ -108,6 +108,13 @@ def refresh(ctx: click.Context) -> None:
         for d in drifts.find(current, remote):
             click.echo(f"{d.address}: {d.kind}: voice {d.voice_id} {d.detail}")
         updated = transition.refreshed(current, remote, state.now())
+        if updated == current:  # no new fact: no write, no diff in git, no stale saved plan
+            seen = sum(1 for r in current.voices.values() if r.voice_id in remote)
+            click.echo(
+                f"Coze says what the state records of {seen} of {len(current.voices)} "
+                "voice(s); nothing was written."
+            )
+            return
         written = save(updated)
     seen = sum(1 for r in written.voices.values() if r.voice_id in remote)
     click.echo(
