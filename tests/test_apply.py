@@ -537,7 +537,8 @@ def test_on_a_terminal_only_yes_spends_money(repo: VoiceRepo, coze: Coze) -> Non
     many(repo, 1)
     for answer in ("y", ""):
         said = _apply_on_a_terminal(repo, coze, answer)
-        assert "Only 'yes' is accepted" in said and "Nothing was changed." in said
+        assert "Only 'yes' is accepted" in said and "Nothing was changed" in said
+        assert (f"you typed '{answer}'" in said) == bool(answer)  # a near miss is named
         assert coze.ledger() == []
     said = _apply_on_a_terminal(repo, coze, "yes")
     assert "Apply complete: 1 create" in said, said

@@ -378,7 +378,7 @@ def test_protect_survives_removal_from_yaml(repo: VoiceRepo, coze: Coze, run) ->
     # The protect line deleted and the take changed in the same pull request.
     repo.declare({"host": repo.voice("host", freq=900), "b": repo.voice("b", freq=600)})
     result = run(repo.root, "apply", "--auto-approve", env=coze.env())
-    assert result.exit_code == 1 and "host is protected" in result.output
+    assert result.exit_code == 1 and "host: protected, and would be retrained" in result.output
     repo.declare({"b": repo.voice("b", freq=600)})
     result = run(repo.root, "apply", "--auto-approve", env=coze.env())
     assert result.exit_code == 1 and "would be orphaned" in result.output
@@ -670,3 +670,16 @@ def test_history_and_the_comment_show_a_hostile_state_text_escaped(
     repo.declare({"v0": repo.voice("v0", freq=300, text="new words")})
     comment = run(repo.root, "plan", "--no-refresh", "--format", "markdown").output
     assert "\x1b" not in comment and "\u202e" not in comment
+
+
+def test_history_of_an_address_a_voice_has_left_is_that_voices_history(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    applied_repo(repo, coze, run, n=1)  # v0 cloned at v0
+    repo.declare({"renamed": repo.voice("v0", freq=300)})  # the same take: a move
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({"renamed": repo.voice("v0", freq=310)})  # retrained at its new address
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    old = run(repo.root, "history", "v0")
+    assert old.exit_code == 0, old.output
+    assert "2 clone(s)." in old.output and "renamed" in old.output

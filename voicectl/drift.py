@@ -53,8 +53,8 @@ def changes(record: VoiceRecord, voice: RemoteVoice) -> list[tuple[str, str]]:
         found.append(
             (
                 "retrained",
-                f"Coze has {voice.available_training_times} clones left, voicectl expects "
-                f"{expected}: retrained outside voicectl",
+                f"retrained outside voicectl (Coze has {voice.available_training_times} "
+                f"clones left, voicectl expects {expected})",
             )
         )
     elif seen is not None and voice.update_time > seen.update_time:

@@ -361,7 +361,7 @@ def _diff(
         why = ["replace_requested"] if address in options.replace else ["space_changed"]
         reasons = [*why, *move_reasons, *data_reasons, *meta_reasons, *protect_reasons]
         if protected:
-            return blocked([*reasons, "protected"], _protected_message(address, "replaced"))
+            return blocked([*reasons, "protected"], _protected_message("replaced"))
         return change(
             action="replace",
             reasons=tuple(reasons),
@@ -380,7 +380,7 @@ def _diff(
         if asked and not data_reasons:
             reasons.append("retrain_requested")
         if protected:
-            return blocked([*reasons, "protected"], _protected_message(address, "retrained"))
+            return blocked([*reasons, "protected"], _protected_message("retrained"))
         if missing:
             return blocked([*reasons, "missing_on_coze"], missing_advice)
         if foreign:
@@ -430,8 +430,8 @@ def _diff(
     )
 
 
-def _protected_message(address: str, verb: str) -> str:
-    return f"{address} is protected and would be {verb}; pass --allow-protected if intended"
+def _protected_message(verb: str) -> str:
+    return f"protected, and would be {verb}; pass --allow-protected if intended"
 
 
 def _orphan(
@@ -451,7 +451,7 @@ def _orphan(
         return change(
             action="blocked",
             reasons=("removed_from_config", "protected"),
-            message=_protected_message(record.address, "orphaned"),
+            message=_protected_message("orphaned"),
         )
     return change(
         action="orphan",

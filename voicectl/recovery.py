@@ -93,7 +93,8 @@ def recover(
     if not replayed.stale:
         notice(
             f"recovering an interrupted apply from {path.name}: {replayed.entries} "
-            f"journal entries, {len(replayed.pending)} clone(s) of unknown outcome"
+            f"journal {'entry' if replayed.entries == 1 else 'entries'}, "
+            f"{len(replayed.pending)} clone(s) of unknown outcome"
         )
     if replayed.pending and not replayed.stale:
         log = journal.Journal(path)

@@ -347,6 +347,12 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
         ids = {
             r.voice_id for r in (*current.voices.values(), *current.orphans) if r.address == address
         }
+        ids |= {  # a voice once at this address, since moved: its whole history
+            e.voice_id
+            for entries in current.takes.values()
+            for e in entries
+            if e.address == address
+        }
     found = [
         (sha, e)
         for sha, entries in current.takes.items()
@@ -368,6 +374,7 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)
     known = set(current.voices) | {r.address for r in current.orphans}
+    known |= {e.address for entries in current.takes.values() for e in entries}  # moved
     if address is not None and address not in known:
         raise UsageError(f"{address}: no voice in the state has been at this address")
     found = _history(current, address)

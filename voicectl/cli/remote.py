@@ -153,8 +153,10 @@ def apply(
                 if spends
                 else "Carry out this plan? Only 'yes' is accepted"
             )
-            if click.prompt(asked, default="", show_default=False).strip() != "yes":
-                click.echo("Nothing was changed.")
+            answer = click.prompt(asked, default="", show_default=False).strip()
+            if answer != "yes":
+                typed = f" (you typed {answer!r}; only 'yes' carries it out)" if answer else ""
+                click.echo(f"Nothing was changed{typed}.")
                 return EXIT_USER_ERROR
             # The clones' witness is the account once the person has decided, not from
             # before they read the plan (see voicectl.reconcile.unproven).

@@ -180,7 +180,10 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise EmulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        taken = " (another emulator? `--port N` picks another port)" if port else ""
+        raise EmulatorError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}{taken}"
+        ) from exc
     return sock
 
 
