@@ -452,3 +452,18 @@ def test_two_voices_of_one_name_in_one_workspace_are_warned_about(repo: VoiceRep
     assert result.exit_code == 0, result.output
     assert result.output.count("Coze shows both under one name") == 1  # c: another space
     assert "voices.b.name: name 'Station Announcer' is also a's" in result.output
+
+
+def test_take_warnings_reach_the_pull_request(repo: VoiceRepo, run) -> None:
+    """A stereo or 8 kHz take is the reviewer's to see: in the comment and the JSON plan,
+    and in a saved plan shown later, not only on the log's stderr."""
+    repo.declare({"low": repo.voice("low"), "fine": repo.voice("fine", freq=500)})
+    write_wav(repo.root / "audio" / "low.wav", rate=8000)
+    comment = run(repo.root, "plan", "--format", "markdown").stdout
+    assert "<summary>1 warning(s)</summary>" in comment
+    assert "sampled at 8,000 Hz" in comment
+    body = json.loads(run(repo.root, "plan", "--json").stdout)
+    assert len(body["warnings"]) == 1 and "voices.low.audio" in body["warnings"][0]
+    assert run(repo.root, "plan", "--out", "plan.json").exit_code == 0
+    shown = run(repo.root, "show", "plan.json", "--format", "markdown").stdout
+    assert "sampled at 8,000 Hz" in shown

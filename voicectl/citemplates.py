@@ -138,15 +138,15 @@ def render(kind: str, requirement: str) -> str:
     """The template of ``kind`` installing ``requirement``: written as a JSON string (a
     YAML double-quoted scalar that escapes everything), then read back to be sure YAML
     takes it as exactly that."""
-    import yaml
+    from voicectl.yamlload import load_text
 
     text = (template_dir() / KINDS[kind][0]).read_text(encoding="utf-8")
     quoted = json.dumps(requirement, ensure_ascii=True)
     rendered, count = _LINE.subn(lambda m: f"{m.group(1)}{quoted}", text)
     if count != 1:  # a template must name what it installs exactly once
         raise RuntimeError(f"the {kind} template sets {VARIABLE} {count} times, not once")
-    document = yaml.safe_load(rendered)
-    scope = document["env"] if kind == "github" else document["variables"]
+    document = load_text(rendered, KINDS[kind][0]).data
+    scope = (document or {}).get("env" if kind == "github" else "variables") or {}
     if scope.get(VARIABLE) != requirement:
         raise RuntimeError(f"the {kind} workflow would not install {requirement!r}")
     return rendered

@@ -201,6 +201,8 @@ class Change:
 @dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
+    # The repository's warnings (takes, names), as validate says them: for the reviewer.
+    warnings: tuple[str, ...] = ()
 
     @property
     def summary(self) -> dict[str, int]:

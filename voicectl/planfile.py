@@ -60,4 +60,5 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "clones_spent": plan.clones_spent,
         # every note in one list, unchanged voices' included: what a reviewer must read
         "notes": [{"address": c.address, "note": n} for c in plan.changes for n in c.notes],
+        "warnings": list(plan.warnings),
     }

@@ -232,6 +232,23 @@ def _details(change: Change) -> list[str]:
     return out
 
 
+WARNINGS_IN_COMMENT = 20
+
+
+def _md_warnings(plan: Plan) -> list[str]:
+    """The repository's warnings (already grouped by kind), collapsed: a stereo or 8 kHz
+    take is the reviewer's to see, not only the log's."""
+    if not plan.warnings:
+        return []
+    shown = plan.warnings[:WARNINGS_IN_COMMENT]
+    more = len(plan.warnings) - len(shown)
+    out = ["<details>", f"<summary>{len(plan.warnings)} warning(s)</summary>", ""]
+    out += [f"- {_md_cell(line)}" for line in shown]
+    if more:
+        out.append(f"- *…and {more} more; `voicectl validate` lists them.*")
+    return [*out, "", "</details>", ""]
+
+
 def _md_notes(plan: Plan, budget: int) -> list[str]:
     """The notes of voices the plan leaves unchanged (a changed voice's are in its
     details), as a quoted list within ``budget`` characters: what a reviewer must not miss
@@ -268,9 +285,11 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
             "",
         ]
         notes = _md_notes(plan, limit - len(head[0]) - len(MARKDOWN_MARKER) - 10)
-        return "\n".join([*head, *notes, MARKDOWN_MARKER, ""])
+        warnings = _md_warnings(plan)
+        return "\n".join([*head, *notes, *warnings, MARKDOWN_MARKER, ""])
     head = [f"**{summary_line(plan)}**", ""]
     head += _md_notes(plan, limit // 4)
+    head += _md_warnings(plan)
     shown = [c for c in plan.changes if c.action != "noop"]
     rows = [
         "| | address | action | reasons | clones left | cost |",

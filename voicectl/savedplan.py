@@ -154,7 +154,10 @@ def load(path: Path, display: str) -> SavedPlan:
         )
     o, b = saved["options"], saved["binding"]
     return SavedPlan(
-        plan=Plan(tuple(change_from_json(c) for c in data["changes"])),
+        plan=Plan(
+            tuple(change_from_json(c) for c in data["changes"]),
+            tuple(data.get("warnings", ())),
+        ),
         binding=Binding(
             lineage=b["lineage"],
             serial=b["serial"],

@@ -281,8 +281,12 @@ def facts(remote: RemoteVoice, at: str) -> RemoteFacts:
     return RemoteFacts(remote.name, left, remote.update_time, at)
 
 
-def refreshed(state: State, remote: Mapping[str, RemoteVoice], at: str) -> State:
-    """The state with Coze's current facts recorded for every voice it still lists."""
+def refreshed(
+    state: State, remote: Mapping[str, RemoteVoice], at: str, *, trained_here: bool = False
+) -> State:
+    """The state with Coze's current facts recorded for every voice it still lists.
+    ``trained_here``: the voices listed were just trained by this apply, on their
+    declared takes, so a higher count on Coze is not a training on another take."""
 
     def read(record: VoiceRecord) -> VoiceRecord:
         found = remote.get(record.voice_id)
@@ -294,7 +298,7 @@ def refreshed(state: State, remote: Mapping[str, RemoteVoice], at: str) -> State
         used = max(record.clones_used, coze_used)
         # Trained more times than voicectl trained it: retrained outside (the console),
         # on a take voicectl never saw; its next retrain sends the declared one again.
-        verified = record.verified and coze_used <= record.clones_used
+        verified = record.verified and (trained_here or coze_used <= record.clones_used)
         said = facts(found, at)
         if record.remote is not None and replace(record.remote, read_at=at) == said:
             said = record.remote  # nothing new: the state is not rewritten for a reading

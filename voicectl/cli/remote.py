@@ -348,7 +348,9 @@ def _record_remote(
     # Only this apply's clones: a voice someone else changed keeps its old facts, so that
     # drift goes on showing it until `voicectl refresh` acknowledges it.
     ours = {voice_id for change, voice_id in done if change.spends_clone}
-    return transition.refreshed(final, {k: v for k, v in remote.items() if k in ours}, state.now())
+    return transition.refreshed(
+        final, {k: v for k, v in remote.items() if k in ours}, state.now(), trained_here=True
+    )
 
 
 def _echo_err(message: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,9 +134,11 @@ def _planned(
         raise UsageError(
             f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
         )
-    if snapshot.warnings and not quiet:
-        click.echo(render.render_problems(snapshot.warnings, verbose()), nl=False, err=True)
-    return planner.plan(snapshot.desired, current, remote, options), snapshot
+    said = render.render_problems(snapshot.warnings, verbose())
+    if said and not quiet:
+        click.echo(said, nl=False, err=True)
+    result = planner.plan(snapshot.desired, current, remote, options)
+    return replace(result, warnings=tuple(said.splitlines())), snapshot
 
 
 def declaration_digests(cfg: Config, files: list[str]) -> dict[str, str]:
