@@ -49,42 +49,112 @@ def top_level(root: Path) -> str:
 
 def uncommitted(root: Path, paths: Sequence[str]) -> bool | None:
     """Whether any of ``paths`` (relative to ``root``: an apply's inputs) differs from the
-    commit checked out: changed, staged or not, or a file git does not track (and does not
-    ignore). Other files (a saved plan, an editor's backup) are not the apply's inputs.
-    None when git cannot tell. Read-only: ``--no-optional-locks`` leaves the index as it is.
+    commit checked out: changed, staged or not; not tracked (new, or ignored, so in no
+    commit); inside a submodule with changes; or, for a file git was told to stop looking
+    at (assume-unchanged, skip-worktree), different from its blob. A path is looked at as
+    given and through any symbolic link to where it leads (outside the work tree: not
+    committed). Other files (a saved plan, an editor's backup) are not inputs. None when
+    git cannot tell. Read-only: ``--no-optional-locks`` leaves the index as it is.
     """
-    exe = shutil.which("git")
-    if exe is None or not paths:
-        return None if exe is None else False
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_PATHSPECS")}
-    env["GIT_LITERAL_PATHSPECS"] = "1"  # a path is a name, never a pattern
-    status = [exe, "--no-optional-locks", "-C", str(root), "status", "--porcelain", "-z"]
-    status += ["--untracked-files=normal", "--ignored=no", "--"]
-    for batch in _batches(paths):  # git status reads pathspecs from its arguments only
-        try:
-            done = subprocess.run(
-                [*status, *batch], capture_output=True, timeout=120, check=False, env=env
-            )
-        except (OSError, subprocess.SubprocessError):
+    if not paths:
+        return False
+    top = top_level(root)
+    if not top or shutil.which("git") is None:
+        return None
+    base = Path(top).resolve()
+    inputs: set[str] = set()
+    for path in paths:
+        given = Path(os.path.realpath(root)) / path
+        for where in (given, Path(os.path.realpath(given))):
+            try:
+                inputs.add(where.relative_to(base).as_posix())
+            except ValueError:
+                return True  # leads outside the work tree: in no commit of it
+    status = _git_bytes(
+        base,
+        "--no-optional-locks",
+        "status",
+        "--porcelain",
+        "-z",
+        "--untracked-files=normal",
+        "--ignore-submodules=none",
+    )
+    listing = _git_bytes(base, "ls-files", "-z", "-s", "-v")
+    if status is None or listing is None:
+        return None
+    changed = _status_paths(status)
+    if any(_within(path, changed) for path in inputs):
+        return True
+    index: dict[str, tuple[str, str, str]] = {}  # path: (tag, mode, blob)
+    for entry in listing.split(b"\0"):
+        if b"\t" in entry:
+            head, name = entry.split(b"\t", 1)
+            tag, mode, blob, _ = head.decode().split(" ")
+            index[os.fsdecode(name)] = (tag, mode, blob)
+    gitlinks = {path for path, (_, mode, _) in index.items() if mode == "160000"}
+    unseen = [path for path in inputs if path not in index and not _within(path, gitlinks)]
+    if unseen:
+        return True  # never committed: new and untracked, or ignored
+    flagged = sorted(  # assume-unchanged (lower-case tag) or skip-worktree (S): compare
+        path
+        for path in inputs
+        if path in index and (index[path][0].islower() or index[path][0] == "S")
+    )
+    if flagged:
+        hashed = _git_bytes(base, "hash-object", "--", *flagged)
+        if hashed is None:
             return None
-        if done.returncode != 0:
+        blobs = hashed.decode().split()
+        if len(blobs) != len(flagged):
             return None
-        if done.stdout:
-            return True
+        return any(blob != index[path][2] for path, blob in zip(flagged, blobs, strict=True))
     return False
 
 
-def _batches(paths: Sequence[str], budget: int = 64_000) -> list[list[str]]:
-    """``paths`` in argument lists well under any system's limit on a command's length."""
-    batches: list[list[str]] = [[]]
-    size = 0
-    for path in paths:
-        if batches[-1] and size + len(path) + 1 > budget:
-            batches.append([])
-            size = 0
-        batches[-1].append(path)
-        size += len(path.encode()) + 1
-    return batches
+def _status_paths(status: bytes) -> set[str]:
+    """The paths ``git status --porcelain -z`` names (a rename's both), untracked
+    directories with their trailing slash."""
+    found: set[str] = set()
+    fields = status.split(b"\0")
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        i += 1
+        if len(field) < 4:
+            continue
+        found.add(os.fsdecode(field[3:]))
+        if field[:1] in (b"R", b"C"):  # the path it came from follows
+            if i < len(fields):
+                found.add(os.fsdecode(fields[i]))
+            i += 1
+    return found
+
+
+def _within(path: str, names: set[str]) -> bool:
+    """Whether ``path`` is one of ``names`` or below one of them (a directory)."""
+    if path in names:
+        return True
+    parts = path.split("/")
+    return any(
+        "/".join(parts[:n]) in names or "/".join(parts[:n]) + "/" in names
+        for n in range(1, len(parts))
+    )
+
+
+def _git_bytes(root: Path, *args: str) -> bytes | None:
+    """git's output as bytes (paths need not be UTF-8), or None when git fails."""
+    exe = shutil.which("git")
+    if exe is None:
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_PATHSPECS")}
+    env["GIT_LITERAL_PATHSPECS"] = "1"  # a path is a name, never a pattern
+    try:
+        done = subprocess.run(
+            [exe, "-C", str(root), *args], capture_output=True, timeout=120, check=False, env=env
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 class CleanBlobs:
