@@ -595,6 +595,7 @@ def test_a_plan_after_an_interrupted_apply_leaves_its_creates_in_doubt_to_apply(
     coze.faults(**dict.fromkeys(UNREADABLE_LIST))
     planned = run(repo.root, "plan", "--json", env=coze.env())
     assert planned.exit_code == 0, planned.output
+    assert "1 clone(s) of unknown outcome: v00)" in planned.stderr  # which one, named
     (change,) = json.loads(planned.stdout)["changes"]
     assert change["action"] == "create"
     (made,) = coze.ledger()

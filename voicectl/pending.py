@@ -20,10 +20,27 @@ def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
     replayed = journal.replay(path, current)
     if replayed is None or replayed.stale:
         return current, ""
+    doubtful = sorted({p.change.address for p in replayed.pending})
+    which = f": {', '.join(doubtful)}" if doubtful else ""
     return replayed.state, (
         f"an apply was interrupted ({path.name} holds {replayed.entries} entries, "
-        f"{len(replayed.pending)} clone(s) of unknown outcome); `voicectl apply` recovers it"
+        f"{len(replayed.pending)} clone(s) of unknown outcome{which}); `voicectl apply` "
+        "recovers it"
     )
+
+
+def unknown(state_path: Path, current: State) -> frozenset[str]:
+    """Every address an interrupted apply's journal holds a clone of unknown outcome of."""
+    replayed = journal.replay(journal.journal_path(state_path), current)
+    if replayed is None or replayed.stale:
+        return frozenset()
+    return frozenset(p.change.address for p in replayed.pending)
+
+
+DOUBT_NOTE = (
+    "an interrupted apply sent this clone and no reply said what became of it: apply "
+    "looks for it on Coze first, and spends nothing more if it was made"
+)
 
 
 def in_doubt(state_path: Path, current: State) -> frozenset[str]:

@@ -244,6 +244,7 @@ def plan(
         click.echo(f"warning: {warning}", err=True)
     remote = _read_remote(cfg, current, refresh)
     options = plan_options(opts)
+    doubtful: frozenset[str] = frozenset()
     if warning:  # an interrupted apply: its creates in doubt are the next apply's to settle
         from dataclasses import replace
 
@@ -251,7 +252,20 @@ def plan(
 
         loaded, _ = repository.load_state(cfg)
         options = replace(options, in_doubt=pending.in_doubt(cfg.state_path, loaded))
+        doubtful = pending.unknown(cfg.state_path, loaded)
     result, snapshot = _planned(cfg, current, options, remote)
+    if warning and doubtful:  # what the plan counts may be done already: said on each
+        from voicectl.pending import DOUBT_NOTE
+
+        result = replace(
+            result,
+            changes=tuple(
+                replace(c, notes=(*c.notes, DOUBT_NOTE))
+                if c.address in doubtful - options.in_doubt and c.action != "noop"
+                else c
+                for c in result.changes
+            ),
+        )
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
     _check_policy(cfg, result, current, remote)
     blocked = [c for c in result.changes if c.action == "blocked"]
