@@ -116,6 +116,7 @@ def apply(
     out = Output(as_json)
     with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err, lock_timeout()):
         current, existed = repository.load_state(cfg)
+        before = current
         current = recovery.recover(
             cfg.state_path,
             current,
@@ -129,7 +130,19 @@ def apply(
         remote = account.remote_voices(client, current)
         options = saved.options if saved is not None else plan_options(opts)
         if saved is not None:
-            result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
+            try:
+                result = _verified(
+                    cfg, current if existed else None, saved, remote, str(plan_file)
+                )
+            except VoicectlError as exc:
+                if current == before:
+                    raise
+                # The interrupted apply's own clones, just folded, are what changed.
+                raise VoicectlError(
+                    f"{exc.message}\nThose changes are the interrupted apply's clones, "
+                    "recorded just now (see above): what is left of the plan needs a new "
+                    "one, `voicectl plan --out FILE`, reviewed like the first"
+                ) from None
         else:
             result, _ = _planned(cfg, current, options, remote, quiet=as_json)
         out.plan(result)
