@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,9 @@ def test_init_ci_warns_where_the_workflow_would_not_run(tmp_path: Path, run) -> 
     _checkout(tmp_path, None)
     fresh = run(tmp_path, "init", "new-repo", "--ci", "github", "--ci-package", "voicectl==9")
     assert fresh.exit_code == 0 and "is not the top of its git repository" in fresh.stderr
+    subprocess.run(["git", "-C", str(tmp_path), "branch", "-M", "master"], check=True)
+    other = run(tmp_path, "init", "on-master", "--ci", "github", "--ci-package", "voicectl==9")
+    assert "this repository is on master: edit its `branches: [main]`" in other.stderr
     below = tmp_path / "voices-repo"
     below.mkdir()
     made = run(below, "init", ".", "--ci", "github", "--ci-package", "voicectl==9")

@@ -199,7 +199,7 @@ def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict
     return found
 
 
-def cautions(directory: Path, cfg: Config | None) -> list[str]:
+def cautions(directory: Path, cfg: Config | None, kinds: tuple[str, ...] = ()) -> list[str]:
     """What would keep a workflow written in ``directory`` (a voice repository with the
     config ``cfg``, or a new one) from running as it should."""
     from voicectl.config import DEFAULT_STATE, DEFAULT_VOICES
@@ -209,6 +209,12 @@ def cautions(directory: Path, cfg: Config | None) -> list[str]:
     while not probe.exists() and probe != probe.parent:  # a new repository: not made yet
         probe = probe.parent
     top = gitrepo.top_level(probe)
+    branch = gitrepo.branch(probe)
+    if "github" in kinds and branch and branch != "main":
+        said.append(
+            f"the GitHub workflow applies on pushes to main, and this repository is on "
+            f"{branch}: edit its `branches: [main]` if {branch} is where merges land"
+        )
     if top and Path(top).resolve() != directory.resolve():
         said.append(
             f"{directory} is not the top of its git repository ({top}): GitHub reads "

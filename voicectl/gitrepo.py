@@ -42,6 +42,11 @@ def remote_url(root: Path, name: str) -> str:
     return _git(root, "config", "--get", f"remote.{name}.url")
 
 
+def branch(root: Path) -> str:
+    """The branch checked out at ``root``, or "" (none, or not a git work tree)."""
+    return _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
+
+
 def top_level(root: Path) -> str:
     """The top directory of the git work tree ``root`` is in, or ""."""
     return _git(root, "rev-parse", "--show-toplevel")

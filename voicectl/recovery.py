@@ -27,7 +27,10 @@ def fold(state_path: Path, current: State, finish: Callable[[State], State] | No
         return current
     if replayed.pending:
         names = ", ".join(p.change.address for p in replayed.pending)
-        raise StateError(f"{path}: clones of unknown outcome ({names}) must be reconciled first")
+        raise StateError(
+            f"{path}: clones of unknown outcome ({names}) must be settled first: "
+            "`voicectl apply` looks for them on Coze"
+        )
     if replayed.stale:
         result = current
     else:

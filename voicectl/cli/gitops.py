@@ -60,6 +60,24 @@ def drift(ctx: click.Context, as_json: bool) -> int:
         click.echo(f"warning: {warning}", err=True)
     remote = account.remote_voices(account.client_for(cfg, "drift"), current)
     found = drifts.find(current, remote)
+    if warning:  # an interrupted apply's own clone is not someone else's change
+        from dataclasses import replace
+
+        from voicectl import pending
+
+        loaded, _ = repository.load_state(cfg)
+        unsettled = pending.unknown(cfg.state_path, loaded)
+        found = [
+            replace(
+                d,
+                kind="unsettled",
+                detail="was sent a clone by an interrupted apply, its outcome unknown: "
+                "`voicectl apply` looks for it on Coze and settles it",
+            )
+            if d.address in unsettled
+            else d
+            for d in found
+        ]
     if as_json:
         click.echo(
             render.json_text(

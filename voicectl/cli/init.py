@@ -63,7 +63,7 @@ def init(
         source = citemplates.source(ci_package)
         workflows = citemplates.workflows(directory, ci_kinds, source.requirement)
         cfg = repository.open_config(directory) if existing else None
-        cautions = citemplates.cautions(directory, cfg)
+        cautions = citemplates.cautions(directory, cfg, ci_kinds)
     created = [] if existing and ci_kinds else init_repository(directory, space, language)
     for path, text in workflows.items():
         write_atomic(path, text.encode("utf-8"))

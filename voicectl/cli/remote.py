@@ -131,9 +131,7 @@ def apply(
         options = saved.options if saved is not None else plan_options(opts)
         if saved is not None:
             try:
-                result = _verified(
-                    cfg, current if existed else None, saved, remote, str(plan_file)
-                )
+                result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
             except VoicectlError as exc:
                 if current == before:
                     raise
