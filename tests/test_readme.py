@@ -45,3 +45,32 @@ def test_the_emulator_page_lists_every_fault() -> None:
     page = (PROJECT / "docs" / "emulator.md").read_text(encoding="utf-8")
     listed = set(re.findall(r"^\| `([a-z_]+)` \|", page, re.MULTILINE))
     assert set(Faults().to_json()) <= listed
+
+
+def test_the_schemas_and_the_model_name_the_same_facts() -> None:
+    """One place each: the languages and the address rule are the model's, and every
+    schema that spells them out spells out the same."""
+    import json
+
+    from voicectl.model import ADDRESS_PATTERN, LANGUAGES
+
+    texts = {p.name: p.read_text() for p in (PROJECT / "schemas").glob("*.json")}
+    patterns = set(re.findall(r'"\^(\[a-z0-9\][^"]*)\$"', "".join(texts.values())))
+    assert patterns == {ADDRESS_PATTERN}
+    enums = [
+        node["enum"]
+        for text in texts.values()
+        for node in _walk(json.loads(text))
+        if isinstance(node, dict) and "zh" in node.get("enum", [])
+    ]
+    assert enums and all(tuple(e) == LANGUAGES for e in enums)
+
+
+def _walk(node: object):  # type: ignore[no-untyped-def]
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)

@@ -9,10 +9,12 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsync'd temp file renamed over it. The file
-    keeps its permissions, or a new one gets what the umask allows (as ``open`` would
-    give it; a temp file is private until then)."""
+def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file renamed over it: a reader sees the
+    old file or the new one. ``durable`` (the default) fsyncs the file and its directory,
+    so the new one survives a power loss; a cache, which a torn file only costs a
+    re-read, skips that wait. The file keeps its permissions, or a new one gets what the
+    umask allows (as ``open`` would give it; a temp file is private until then)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
@@ -23,14 +25,16 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _umask() -> int:

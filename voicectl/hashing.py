@@ -14,11 +14,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
 from voicectl import jsontext, safefile
+from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.model import AUDIO_FORMATS
 
@@ -53,15 +53,7 @@ def write_cache(path: Path, data: bytes) -> None:
             fd = os.open(gitignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "w") as handle:
                 handle.write("*\n")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data, durable=False)
 
 
 def _check_cache_dirs(path: Path) -> None:

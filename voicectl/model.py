@@ -14,6 +14,8 @@ CLONE_LIMIT = 10
 CNY_PER_NEW_VOICE = 138
 CNY_PER_VOICE_MONTH = 1
 LANGUAGES = ("zh", "en", "ja", "es", "id", "pt")
+# voicectl's key of a voice (never sent to Coze); the schemas hold the same pattern.
+ADDRESS_PATTERN = "[a-z0-9][a-z0-9_.-]*"
 AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
 
 ACTIONS = ("create", "retrain", "replace", "move", "update", "noop", "orphan", "blocked")

@@ -32,6 +32,7 @@ from voicectl.model import (
     VoiceRecord,
 )
 
+PRICE = f"{CNY_PER_NEW_VOICE} CNY"  # of a new voice id, as messages say it
 NO_OPTIONS = PlanOptions()  # a plan of the declarations as they are
 NEW_VOICE_COST = Cost(one_time_cny=CNY_PER_NEW_VOICE, monthly_cny_delta=CNY_PER_VOICE_MONTH)
 FREE = Cost()
@@ -168,7 +169,7 @@ def _renames_noted(changes: list[Change]) -> list[Change]:
         notes = [
             f"if this is {c.address} renamed, `voicectl state mv {c.address} {change.address}` "
             f"first keeps voice {c.voice_id}: a retrain instead of a new voice "
-            f"({CNY_PER_NEW_VOICE} CNY)"
+            f"({PRICE})"
             for c in same[:3]
         ]
         noted.append(
@@ -220,7 +221,7 @@ def _create(
             budget=Budget(before=None, after=None),
             cost=FREE,
             message=f"Coze already has voice(s) named {name!r} that the state does not know: "
-            f"{imports} adopts one without a clone (138 CNY saved); "
+            f"{imports} adopts one without a clone ({PRICE} saved); "
             "`--allow-duplicate-name` clones another",
         )
     notes = [
@@ -233,7 +234,9 @@ def _create(
         reasons=("new_voice",),
         budget=Budget(before=None, after=CLONE_LIMIT - 1),
         cost=NEW_VOICE_COST,
-        message="a new voice id: 138 CNY once, then 1 CNY a month",
+        message=(
+            f"a new voice id: {CNY_PER_NEW_VOICE} CNY once, then {CNY_PER_VOICE_MONTH} CNY a month"
+        ),
         notes=tuple(notes),
     )
 
@@ -261,7 +264,7 @@ def unproven_advice(address: str, voice_id: str | None, why: str = "") -> str:
         )
     return (
         f"If it is the voice meant, `voicectl import {address} {voice_id}` confirms it; "
-        f"if not, `voicectl apply --replace {address}` clones a new voice id (138 CNY; "
+        f"if not, `voicectl apply --replace {address}` clones a new voice id ({PRICE}; "
         f"voice {voice_id} stays on Coze, kept in the state as an orphan)"
     )
 
@@ -323,7 +326,7 @@ def _diff(
     # Said once: as the note of an unchanged voice, or as the message of a blocked retrain.
     missing_advice = (
         f"voice {record.voice_id} is not on Coze's voice list, so it cannot be retrained "
-        f"(Coze would answer 4200): `--replace {address}` clones a new voice id (138 CNY), "
+        f"(Coze would answer 4200): `--replace {address}` clones a new voice id ({PRICE}), "
         f"or `voicectl state rm {address}` forgets it"
     )
     if missing and same_name:  # a reply's id that was not the voice made, say
@@ -367,7 +370,7 @@ def _diff(
             reasons=tuple(reasons),
             budget=Budget(left, CLONE_LIMIT - 1),
             cost=NEW_VOICE_COST,
-            message=f"a new voice id (138 CNY); voice {record.voice_id} "
+            message=f"a new voice id ({PRICE}); voice {record.voice_id} "
             + (
                 "is not on Coze's voice list; the state keeps it as an orphan"
                 if missing
@@ -394,7 +397,7 @@ def _diff(
             return blocked(
                 [*reasons, "budget_exhausted"],
                 f"voice {record.voice_id} has no clones left (limit {CLONE_LIMIT}); "
-                f"`--replace {address}` clones a new voice id (138 CNY) and leaves the old "
+                f"`--replace {address}` clones a new voice id ({PRICE}) and leaves the old "
                 "one as an orphan",
             )
         return change(
@@ -483,7 +486,7 @@ def policy_violations(
             f"policy.max_voices is {max_voices} (the account's voice slots) but the account "
             f"holds {on_account} cloned voice(s) and the plan makes {new} new: "
             f"{on_account + new} slots are needed; an administrator must buy {short} "
-            "voice-clone expansion pack(s) (138 CNY each) before this plan can be applied, "
+            f"voice-clone expansion pack(s) ({PRICE} each) before this plan can be applied, "
             "then raise policy.max_voices"
         )
     if max_new_voices is not None and new > max_new_voices:

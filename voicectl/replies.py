@@ -29,7 +29,7 @@ from typing import Any
 
 from voicectl import jsontext
 from voicectl.errors import VoicectlError
-from voicectl.model import LANGUAGES, RemoteVoice, control_character
+from voicectl.model import CNY_PER_NEW_VOICE, LANGUAGES, RemoteVoice, control_character
 
 THROTTLE_CODES = frozenset({4009, 4020})
 REFUSAL_CODES = frozenset(
@@ -45,7 +45,7 @@ HINTS = {
     4011: "the Coze token balance is insufficient",
     4013: "Coze's model service failed",
     4019: "the account is in arrears or has no voice slot left: top up, or have an "
-    "administrator buy a voice-clone expansion pack (138 CNY a voice) and raise "
+    f"administrator buy a voice-clone expansion pack ({CNY_PER_NEW_VOICE} CNY a voice) and raise "
     "policy.max_voices in voicectl.yaml",
     4020: "the account's requests per minute are over its purchased quota; apply again "
     "later or with a lower --parallelism (nothing was cloned)",

@@ -23,7 +23,15 @@ from voicectl import jsontext, safefile, schemacheck, schemas
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.hashing import write_cache
-from voicectl.model import CLONE_LIMIT, RemoteFacts, State, TakeEntry, TakeRef, VoiceRecord
+from voicectl.model import (
+    ADDRESS_PATTERN,
+    CLONE_LIMIT,
+    RemoteFacts,
+    State,
+    TakeEntry,
+    TakeRef,
+    VoiceRecord,
+)
 
 FORMAT_VERSION = 2
 # 2 (voicectl 0.2.0) added what 1 lacks: unproven voices, uncommitted clones. A state of
@@ -113,7 +121,7 @@ def parse(raw: bytes, display: str) -> State:
     return _addresses_checked(from_json(data), raw, display, keep)
 
 
-_ADDRESS = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_ADDRESS = re.compile(ADDRESS_PATTERN)
 
 
 def _addresses_checked(state: State, raw: bytes, display: str, keep: str) -> State:

@@ -13,12 +13,13 @@ import click
 from voicectl.cli import complete
 from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_CHANGES, UsageError, visible
+from voicectl.model import ADDRESS_PATTERN
 
 if TYPE_CHECKING:
     from voicectl.config import Config
     from voicectl.model import State, TakeEntry
 
-ADDRESS = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+ADDRESS = re.compile(ADDRESS_PATTERN)
 
 
 def _notice(message: str) -> None:
@@ -320,7 +321,7 @@ def state_mv(ctx: click.Context, old: str, new: str) -> None:
     """Record that the voice at OLD is now declared at NEW (no clone)."""
     from voicectl import transition
 
-    if not ADDRESS.match(new):
+    if not ADDRESS.fullmatch(new):
         raise UsageError(f"{new!r}: an address is lower-case letters, digits, '_', '.', '-'")
     cfg = _config(ctx)
     with _writing(cfg, "voicectl state mv") as (current, save):

@@ -9,6 +9,7 @@ import click
 from voicectl.citemplates import KINDS
 from voicectl.cli.root import _start, cli
 from voicectl.errors import UsageError
+from voicectl.model import LANGUAGES
 
 
 @cli.command()
@@ -16,7 +17,7 @@ from voicectl.errors import UsageError
 @click.option("--space", help="Default Coze workspace id for the repository's voices.")
 @click.option(
     "--language",
-    type=click.Choice(["zh", "en", "ja", "es", "id", "pt"]),
+    type=click.Choice(LANGUAGES),
     help="Default language for the repository's voices.",
 )
 @click.option(
