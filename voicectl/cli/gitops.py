@@ -30,14 +30,15 @@ def _notice(message: str) -> None:
 def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State], State]]]:
     """The state under the apply lock, with a finished journal folded in; yields it with a
     function that saves a new state (serial bumped, atomic)."""
-    from voicectl import lock, recovery, repository, state
+    from voicectl import recovery, store
 
-    with lock.locked(cfg.state_path, command, state.now(), _notice, lock_timeout()):
-        current, existed = repository.load_state(cfg)
-        if not existed:
+    home = store.for_repository(cfg)
+    with home.locked(command, _notice, lock_timeout()):
+        current = home.read()
+        if current is None:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
         current = recovery.fold(cfg.state_path, current)
-        yield current, lambda new: state.save(cfg.state_path, new)
+        yield current, lambda new: home.write(new, base=current)
 
 
 def _config(ctx: click.Context) -> Config:

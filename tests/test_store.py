@@ -1,0 +1,127 @@
+"""The contract every state store passes (as Terraform tests each backend with one shared
+client and lock suite): the file store today; the PostgreSQL store will join the
+``store`` fixture's parameters."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from voicectl.errors import StateError
+from voicectl.model import State
+from voicectl.state import new_state
+from voicectl.store import FileStore, StaleWrite, StateStore
+
+Maker = Callable[[str], StateStore]
+
+
+@pytest.fixture(params=["file"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Maker:
+    """Stores of one kind; ``make(name)`` twice gives two handles on one state, as two
+    processes (or two machines) would have."""
+
+    def file_store(name: str) -> StateStore:
+        root = tmp_path / name
+        (root / "state").mkdir(parents=True, exist_ok=True)
+        return FileStore(root / "state" / "voicectl.state.json", "state", root)
+
+    return {"file": file_store}[request.param]
+
+
+def _voiceless(serial: int = 0, lineage: str | None = None) -> State:
+    base = new_state()
+    return replace(base, serial=serial, lineage=lineage or base.lineage)
+
+
+def test_a_new_store_holds_nothing_and_takes_a_first_state(make: Maker) -> None:
+    store = make("a")
+    assert store.read() is None
+    first = store.write(_voiceless(), base=None)
+    assert first.serial == 1 and store.read() == first
+
+
+def test_a_write_from_the_state_stored_bumps_its_serial(make: Maker) -> None:
+    store = make("a")
+    first = store.write(_voiceless(), base=None)
+    second = store.write(first, base=first)
+    assert second.serial == 2 and second.lineage == first.lineage and store.read() == second
+
+
+def test_a_write_from_a_stale_state_is_refused_and_writes_nothing(make: Maker) -> None:
+    one, two = make("a"), make("a")  # two handles, one state
+    first = one.write(_voiceless(), base=None)
+    read_by_two = two.read()
+    second = one.write(first, base=first)
+    with pytest.raises(StaleWrite, match="serial 2 stored, 1 read"):
+        two.write(first, base=read_by_two)
+    assert one.read() == second
+
+
+def test_a_write_over_another_lineage_is_refused(make: Maker) -> None:
+    store = make("a")
+    first = store.write(_voiceless(), base=None)
+    other = _voiceless(serial=first.serial)  # a state of another repository, same serial
+    with pytest.raises(StaleWrite, match="another lineage"):
+        store.write(other, base=other)
+    assert store.read() == first
+
+
+def test_a_first_write_is_refused_when_a_state_appeared_meanwhile(make: Maker) -> None:
+    one, two = make("a"), make("a")
+    assert one.read() is None and two.read() is None
+    written = one.write(_voiceless(), base=None)
+    with pytest.raises(StaleWrite, match="written since"):
+        two.write(_voiceless(), base=None)
+    assert two.read() == written
+
+
+def test_one_holder_at_a_time_named_to_the_next(make: Maker) -> None:
+    one, two = make("a"), make("a")
+    said: list[str] = []
+    with one.locked("voicectl apply", said.append):
+        holder = two.holder()
+        assert holder is not None and holder.get("command") == "voicectl apply"
+        with (
+            pytest.raises(StateError, match="voicectl apply"),
+            two.locked("voicectl refresh", said.append),
+        ):
+            pass
+    assert two.holder() is None
+    with two.locked("voicectl refresh", said.append):  # free once released
+        pass
+
+
+def test_a_held_lock_is_waited_for_within_the_timeout(make: Maker) -> None:
+    one, two = make("a"), make("a")
+    released = threading.Event()
+    said: list[str] = []
+
+    def hold() -> None:
+        with one.locked("voicectl apply", said.append):
+            released.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        while two.holder() is None:
+            threading.Event().wait(0.01)
+        threading.Timer(0.3, released.set).start()
+        with two.locked("voicectl plan", said.append, timeout=10):
+            assert two.holder() is not None
+    finally:
+        released.set()
+        holder.join()
+    assert any("waiting" in line for line in said)
+
+
+def test_every_write_is_a_version(make: Maker) -> None:
+    store = make("a")
+    first = store.write(_voiceless(), base=None)
+    second = store.write(first, base=first)
+    versions = store.versions()
+    assert [(v.serial, v.lineage) for v in versions] == [(1, first.lineage), (2, second.lineage)]
+    assert all(len(v.sha256) == 64 and v.written_at for v in versions)

@@ -1,0 +1,149 @@
+"""Where the state lives: the seam a backend plugs into (a file here; PostgreSQL next).
+
+A store holds one state and answers five questions, as Terraform's backends do:
+
+- ``read()``: the state as last written, or None before the first write;
+- ``write(new, base)``: compare-and-swap: ``new`` (serial bumped) replaces what is
+  stored only if what is stored is still ``base`` (None: nothing yet). A store that
+  holds another lineage, a newer serial, or other content at the same serial refuses
+  with :class:`StaleWrite` and writes nothing;
+- ``locked(command, ...)``: the one writer at a time, held for a block; a held lock is
+  refused naming its holder, or waited for;
+- ``holder()``: who holds the lock now, as far as can be told, or None;
+- ``versions()``: the versions this store wrote, oldest first (serial, lineage, when,
+  sha256 of the bytes).
+
+:class:`FileStore` keeps the state in the repository's file (git carries it between
+machines) and the versions it wrote on this machine beside the caches, in
+``.voicectl/state-versions/``. ``tests/test_store.py`` holds the contract every store
+must pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from voicectl import lock, state
+from voicectl.atomic import write_atomic
+from voicectl.errors import StateError
+from voicectl.model import State
+
+
+class StaleWrite(StateError):
+    """What is stored is not the state a write began from: nothing was written."""
+
+
+@dataclass(frozen=True)
+class Version:
+    """One state a store wrote."""
+
+    serial: int
+    lineage: str
+    written_at: str
+    sha256: str
+
+
+class StateStore(Protocol):
+    """The state's home, whatever it is."""
+
+    def read(self) -> State | None: ...
+
+    def write(self, new: State, base: State | None) -> State: ...
+
+    def locked(
+        self, command: str, notice: Callable[[str], None], timeout: float = 0.0
+    ) -> AbstractContextManager[None]: ...
+
+    def holder(self) -> dict[str, Any] | None: ...
+
+    def versions(self) -> list[Version]: ...
+
+
+class FileStore:
+    """The state in a JSON file of the repository, locked with the OS's lock beside it."""
+
+    def __init__(self, path: Path, display: str, root: Path, checked: Path | None = None):
+        self.path, self.display, self.checked = path, display, checked
+        self.history = root / ".voicectl" / "state-versions"
+
+    def read(self) -> State | None:
+        return state.load(self.path, self.display, self.checked)
+
+    def write(self, new: State, base: State | None) -> State:
+        stored = self.read()
+        if stored != base:
+            raise StaleWrite(_stale(self.display, stored, base))
+        written = state.save(self.path, replace(new, serial=_serial(base, new)))
+        self._keep(written)
+        return written
+
+    def locked(
+        self, command: str, notice: Callable[[str], None], timeout: float = 0.0
+    ) -> AbstractContextManager[None]:
+        return lock.locked(self.path, command, state.now(), notice, timeout)
+
+    def holder(self) -> dict[str, Any] | None:
+        return lock.running_holder(self.path)
+
+    def versions(self) -> list[Version]:
+        found = []
+        for path in sorted(self.history.glob("*.json")) if self.history.is_dir() else []:
+            try:
+                found.append(Version(**json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError):
+                continue  # a record torn or edited: the history is a convenience
+        return sorted(found, key=lambda v: (v.lineage, v.serial))
+
+    def _keep(self, written: State) -> None:
+        """A line of this machine's history of the file (best effort: a cache)."""
+        data = state.dumps(written)
+        version = Version(
+            written.serial, written.lineage, state.now(), hashlib.sha256(data).hexdigest()
+        )
+        record = json.dumps(version.__dict__, sort_keys=True).encode()
+        # Only into real directories: a pull request could make either a link elsewhere.
+        if any(d.is_symlink() for d in (self.history.parent, self.history)):
+            return
+        with suppress(OSError):
+            name = f"{written.lineage}-{written.serial:012d}.json"
+            write_atomic(self.history / name, record, durable=False)
+
+
+def _serial(base: State | None, new: State) -> int:
+    """The serial ``new`` is written from: one past the base's (save bumps it)."""
+    return new.serial if base is None else max(new.serial, base.serial)
+
+
+def _stale(display: str, stored: State | None, base: State | None) -> str:
+    if stored is None:
+        return f"{display}: the state is gone since it was read; nothing was written"
+    if base is None:
+        return (
+            f"{display}: a state (serial {stored.serial}) was written since this one began "
+            "from none; nothing was written"
+        )
+    if stored.lineage != base.lineage:
+        return (
+            f"{display}: the state stored is of another lineage ({stored.lineage}, not "
+            f"{base.lineage}); nothing was written"
+        )
+    return (
+        f"{display}: the state changed since it was read (serial {stored.serial} stored, "
+        f"{base.serial} read); nothing was written"
+    )
+
+
+def for_repository(cfg: Any) -> FileStore:
+    """The store of a repository's configuration (a file, today)."""
+    from voicectl.repository import STATE_CHECKED
+
+    return FileStore(cfg.state_path, cfg.state, cfg.root, cfg.root / STATE_CHECKED)
+
+
+__all__ = ["FileStore", "StaleWrite", "StateStore", "Version", "for_repository"]
