@@ -10,9 +10,15 @@ from voicectl import journal, state
 from voicectl.errors import StateError
 from voicectl.executor import Event, Executor, Outcome
 from voicectl.model import State
+from voicectl.store import FileStore, StateStore
 
 
-def fold(state_path: Path, current: State, finish: Callable[[State], State] | None = None) -> State:
+def fold(
+    state_path: Path,
+    current: State,
+    finish: Callable[[State], State] | None = None,
+    home: StateStore | None = None,
+) -> State:
     """Write the journal's completed changes into the state and remove the journal.
 
     ``finish`` adds what else the state learns (Coze's facts, say) before the one write,
@@ -36,7 +42,10 @@ def fold(state_path: Path, current: State, finish: Callable[[State], State] | No
     else:
         new = replayed.state if finish is None else finish(replayed.state)
         _still(state_path, current, path)
-        result = state.save(state_path, new)
+        # Through the state's store (its lock is held): what it holds is the state the
+        # journal began from, or none if the file was deleted meanwhile (writing mends it).
+        home = home or FileStore(state_path, str(state_path))
+        result = home.write(new, base=home.read())
     path.unlink()
     return result
 
@@ -69,12 +78,13 @@ def fold_or_keep(
     current: State,
     notice: Callable[[str], None],
     finish: Callable[[State], State] | None = None,
+    home: StateStore | None = None,
 ) -> tuple[State, bool]:
     """Fold at the end of an apply: the state written, and True. With clones of unknown
     outcome left, or a state file replaced meanwhile, keep the journal (the next apply
     recovers it) and nothing is written: the state as the journal leaves it, and False."""
     try:
-        return fold(state_path, current, finish), True
+        return fold(state_path, current, finish, home), True
     except StateError as exc:
         notice(f"{exc.message}; the journal was kept and `voicectl apply` will recover it")
         replayed = journal.replay(journal.journal_path(state_path), current)

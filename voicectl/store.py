@@ -68,9 +68,12 @@ class StateStore(Protocol):
 class FileStore:
     """The state in a JSON file of the repository, locked with the OS's lock beside it."""
 
-    def __init__(self, path: Path, display: str, root: Path, checked: Path | None = None):
+    def __init__(
+        self, path: Path, display: str, root: Path | None = None, checked: Path | None = None
+    ) -> None:
         self.path, self.display, self.checked = path, display, checked
-        self.history = root / ".voicectl" / "state-versions"
+        # this machine's versions, beside the caches; none without a repository root
+        self.history = None if root is None else root / ".voicectl" / "state-versions"
 
     def read(self) -> State | None:
         return state.load(self.path, self.display, self.checked)
@@ -93,7 +96,8 @@ class FileStore:
 
     def versions(self) -> list[Version]:
         found = []
-        for path in sorted(self.history.glob("*.json")) if self.history.is_dir() else []:
+        history = self.history
+        for path in sorted(history.glob("*.json")) if history and history.is_dir() else []:
             try:
                 found.append(Version(**json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError, TypeError):
@@ -108,7 +112,7 @@ class FileStore:
         )
         record = json.dumps(version.__dict__, sort_keys=True).encode()
         # Only into real directories: a pull request could make either a link elsewhere.
-        if any(d.is_symlink() for d in (self.history.parent, self.history)):
+        if self.history is None or any(d.is_symlink() for d in (self.history.parent, self.history)):
             return
         with suppress(OSError):
             name = f"{written.lineage}-{written.serial:012d}.json"

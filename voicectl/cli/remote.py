@@ -88,16 +88,16 @@ def apply(
     With FILE (saved by `voicectl plan --out FILE`), carry out exactly that plan, without
     asking, and refuse it if anything it is bound to has changed since.
     """
-    from voicectl import gitrepo, lock, recovery, repository, savedplan
+    from voicectl import gitrepo, lock, recovery, repository, savedplan, store
     from voicectl.cli import account, waits
     from voicectl.cli.progress import Output, Progress
     from voicectl.executor import Executor
     from voicectl.journal import Journal, journal_path
     from voicectl.state import now
-    from voicectl.state import save as save_state
 
     start = _start(ctx)
     cfg = repository.open_config(start)
+    home = store.for_repository(cfg)  # the state's home: a file today
     adoptions = _adoptions(adopt)
     saved = None
     if plan_file is not None:
@@ -174,7 +174,7 @@ def apply(
             listed_at = time.time()
             remote = account.remote_voices(client, current)
         if not existed:  # the journal must name a lineage that is on disk
-            current = save_state(cfg.state_path, current)
+            current = home.write(current, base=None)
         progress = out.progress(len(work))
         log = Journal.begin(
             journal_path(cfg.state_path),
@@ -207,7 +207,7 @@ def apply(
                 def finish(folded: State) -> State:
                     return repository.with_blobs(cfg, _record_remote(client, cfg, folded, done))
 
-            final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err, finish)
+            final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err, finish, home)
             if interrupted:  # what ^C left, before click says "Aborted."
                 said = recovery.recorded(current, final)
                 _echo_err(
