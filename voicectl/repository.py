@@ -132,8 +132,11 @@ def read_valid(cfg: config.Config, recorded: State | None = None) -> Snapshot:
 
 
 def load_state(cfg: config.Config) -> tuple[State, bool]:
-    """The repository's state as last written, or a fresh empty one (flag: it existed)."""
-    current = state.load(cfg.state_path, cfg.state, cfg.root / STATE_CHECKED)
+    """The repository's state as last written, or a fresh empty one (flag: it existed),
+    read from its store."""
+    from voicectl.store import for_repository
+
+    current = for_repository(cfg).read()
     if current is None:
         return state.new_state(), False
     return current, True
