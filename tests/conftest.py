@@ -204,3 +204,37 @@ def assert_converged(repo_root: Path, coze: Coze) -> None:
 
 def many(repo: VoiceRepo, n: int) -> None:
     repo.declare({f"v{i:02d}": repo.voice(f"v{i:02d}", freq=300 + 10 * i) for i in range(n)})
+
+
+class Background:
+    """``voicectl apply --auto-approve`` in a process of its own, to be interrupted: its
+    command and environment (to run it again), and a way to wait for clones."""
+
+    def __init__(self, repo: VoiceRepo, coze: Admin, parallelism: int, stderr: bool) -> None:
+        import os
+
+        # A clone cut by a kill may be in Coze's hands for 1200 s; the emulator ends each
+        # request with its connection, or within its latency.
+        self.env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+        self.command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply"]
+        self.command.append("--auto-approve")
+        self.coze = coze
+        self.process = subprocess.Popen(
+            [*self.command, "--parallelism", str(parallelism)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE if stderr else subprocess.DEVNULL,
+            text=True,
+        )
+
+    def wait_for_clones(self, count: int, within: float = 30.0) -> None:
+        """Until the emulator's ledger holds ``count`` clones (or ``within`` s pass)."""
+        import time
+
+        deadline = time.monotonic() + within
+        while len(self.coze.ledger()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def again(self) -> subprocess.CompletedProcess[str]:
+        """The same apply, run to its end."""
+        return subprocess.run(self.command, env=self.env, capture_output=True, text=True)

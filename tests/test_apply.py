@@ -15,7 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, holding_lock, many, state_of
+from tests.conftest import (
+    TOKEN,
+    Background,
+    Coze,
+    VoiceRepo,
+    assert_converged,
+    holding_lock,
+    many,
+    state_of,
+)
 from voicectl.emulator.server import running_emulator
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -299,28 +308,11 @@ def test_concurrent_takers_of_a_dead_holder_s_lock_never_both_hold_it(tmp_path: 
 def test_kill_9_mid_apply_then_apply_again_converges(repo: VoiceRepo, coze: Coze) -> None:
     many(repo, 8)
     coze.faults(latency_ms=250)
-    # A clone cut by the kill may be in Coze's hands for 1200 s; the emulator ends each
-    # request with its connection, or within its latency.
-    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "voicectl",
-        "-C",
-        str(repo.root),
-        "apply",
-        "--auto-approve",
-        "--parallelism",
-        "2",
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    deadline = time.monotonic() + 30
-    while len(coze.ledger()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    apply = Background(repo, coze, parallelism=2, stderr=False)
+    apply.wait_for_clones(3)
+    apply.process.send_signal(signal.SIGKILL)
+    apply.process.wait()
+    command, env = apply.command, apply.env
     assert 3 <= len(coze.ledger()) < 8
     coze.faults(latency_ms=0)
     plan = subprocess.run([*command[:5], "plan", "--json"], env=env, capture_output=True, text=True)
@@ -560,26 +552,14 @@ def test_a_failure_after_coze_has_answered_is_retried_with_each_wait_said(
 def test_ctrl_c_says_what_is_in_the_state_and_the_next_apply_carries_on(
     repo: VoiceRepo, coze: Coze
 ) -> None:
-    import os
     import signal
-    import subprocess
-    import sys
     import time
 
     many(repo, 6)
     coze.faults(latency_ms=300)
-    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
-    command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply", "--auto-approve"]
-    process = subprocess.Popen(
-        [*command, "--parallelism", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while len(coze.ledger()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    apply = Background(repo, coze, parallelism=1, stderr=True)
+    apply.wait_for_clones(2)
+    process = apply.process
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -587,7 +567,7 @@ def test_ctrl_c_says_what_is_in_the_state_and_the_next_apply_carries_on(
     assert "the changes not started were not sent" in err and "Traceback" not in err
     coze.faults(latency_ms=0)
     time.sleep(1)  # a clone cut by ^C is out of Coze's hands
-    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    again = apply.again()
     assert again.returncode == 0, again.stderr + again.stdout
     assert len(coze.ledger()) == 6
     assert_converged(repo.root, coze)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN, Coze, VoiceRepo, holding_lock, state_of, write_wav
+from tests.conftest import TOKEN, Background, Coze, VoiceRepo, holding_lock, state_of, write_wav
 from voicectl.emulator.server import running_emulator
 
 with warnings.catch_warnings():
@@ -441,26 +441,15 @@ def test_drift_stays_in_sync_after_an_interrupted_and_recovered_apply(
 ) -> None:
     """voicectl's own clones, however the apply that made them ended (killed mid-way,
     then recovered by the next apply), are never drift."""
-    import os
     import signal
-    import sys
 
     applied_repo(repo, coze, run, n=3)
     time.sleep(1.1)  # Coze's update_time counts seconds: the retrains come after
     repo.declare({f"v{i}": repo.voice(f"v{i}", freq=700 + 40 * i) for i in range(3)})
     coze.faults(latency_ms=600)
-    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
-    command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply", "--auto-approve"]
-    process = subprocess.Popen(
-        [*command, "--parallelism", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    before = len(coze.ledger())
-    deadline = time.monotonic() + 30
-    while len(coze.ledger()) < before + 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    apply = Background(repo, coze, parallelism=1, stderr=False)
+    apply.wait_for_clones(len(coze.ledger()) + 1)
+    process, command, env = apply.process, apply.command, apply.env
     process.send_signal(signal.SIGKILL)
     process.wait()
     coze.faults(latency_ms=0)
