@@ -139,3 +139,70 @@ def test_apply_and_the_state_commands_write_through_the_store(tmp_path: Path, ru
     home = FileStore(repo.root / "state" / "voicectl.state.json", "state", repo.root)
     assert [v.serial for v in home.versions()] == [1, 2, 3]
     assert home.read() is not None and home.read().serial == 3  # type: ignore[union-attr]
+
+
+def test_what_a_write_returns_is_what_a_read_gives_back(make: Maker) -> None:
+    """Orphans are kept in the file's order: the state returned by a write can be the
+    base of the next one (a fold, then a `state mv`, say)."""
+    from tests.test_planner import rec
+
+    store = make("a")
+    first = store.write(_voiceless(), base=None)
+    late, early = rec("z", 2), rec("y", 1)  # appended against the file's order
+    orphans = (
+        replace(late, orphaned_at="2026-01-01T00:00:00Z"),
+        replace(early, orphaned_at="2026-01-01T00:00:00Z"),
+    )
+    second = store.write(replace(first, orphans=orphans), base=first)
+    assert second == store.read()
+    assert store.write(second, base=second).serial == 3
+
+
+def test_a_lineage_from_the_file_is_never_part_of_a_path(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "state").mkdir(parents=True)
+    store = FileStore(root / "state" / "voicectl.state.json", "state", root)
+    store.write(replace(_voiceless(), lineage="../../../escaped/x"), base=None)
+    assert not (tmp_path / "escaped").exists()
+    assert [v.serial for v in store.versions()] == [1]
+
+
+def test_a_hostile_history_is_ignored_never_followed_or_waited_on(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "repo"
+    (root / "state").mkdir(parents=True)
+    store = FileStore(root / "state" / "voicectl.state.json", "state", root)
+    store.write(_voiceless(), base=None)
+    history = root / ".voicectl" / "state-versions"
+    os.mkfifo(history / "zz-fifo.json")  # would block a plain open
+    (history / "zz-link.json").symlink_to("/etc/hostname")
+    (history / "zz-bad.json").write_text(
+        '{"serial": "x", "lineage": 1, "written_at": 2, "sha256": 3}'
+    )
+    assert [v.serial for v in store.versions()] == [1]
+
+
+def test_a_validity_cache_a_repository_carries_vouches_for_nothing(tmp_path: Path) -> None:
+    """The cache that lets a state skip its schema check is keyed with this machine's
+    secret: one written by anyone else (a file a pull request adds) is not believed."""
+    import hashlib
+    import json
+
+    from voicectl import __version__, schemas
+    from voicectl.state import dumps, load
+
+    path = tmp_path / "state.json"
+    data = json.loads(dumps(_voiceless(serial=1)))
+    data["lineage"] = "../../x"  # the schema refuses it
+    raw = json.dumps(data).encode()
+    path.write_bytes(raw)
+    forged = {
+        "state": hashlib.sha256(raw).hexdigest(),
+        "schema": schemas.digest("state"),
+        "voicectl": __version__,
+    }
+    checked = tmp_path / "checked.json"
+    checked.write_bytes(json.dumps(forged, sort_keys=True).encode())
+    with pytest.raises(StateError, match="lineage"):
+        load(path, "state", checked)

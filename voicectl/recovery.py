@@ -41,16 +41,17 @@ def fold(
         result = current
     else:
         new = replayed.state if finish is None else finish(replayed.state)
-        _still(state_path, current, path)
-        # Through the state's store (its lock is held): what it holds is the state the
-        # journal began from, or none if the file was deleted meanwhile (writing mends it).
+        present = _still(state_path, current, path)
+        # Through the state's store (its lock is held), from the state the journal began
+        # from, or from none if the file was deleted meanwhile (writing mends it): a
+        # state put there since is refused, the journal kept.
         home = home or FileStore(state_path, str(state_path))
-        result = home.write(new, base=home.read())
+        result = home.write(new, base=current if present else None)
     path.unlink()
     return result
 
 
-def _still(state_path: Path, base: State, journal_path: Path) -> None:
+def _still(state_path: Path, base: State, journal_path: Path) -> bool:
     """Refuse to write over a state file that is no longer ``base``, the state the
     journal began from: one replaced while the apply ran (a `git pull`, another clone's
     state copied in) holds what this apply cannot know. The journal keeps the clones."""
@@ -65,8 +66,10 @@ def _still(state_path: Path, base: State, journal_path: Path) -> None:
             f"{state_path}: the state file was changed while this apply ran and is no "
             f"longer readable (a merge conflict?), {way_out}"
         ) from None
-    if on_disk is None or on_disk == base:
-        return  # gone (deleted): writing it mends it
+    if on_disk is None:
+        return False  # gone (deleted): writing it mends it
+    if on_disk == base:
+        return True
     raise StateError(
         f"{state_path}: the state file changed while this apply ran (serial {on_disk.serial} "
         f"now, {base.serial} when it began; a `git pull`?), {way_out}"
@@ -97,6 +100,7 @@ def recover(
     executor_for: Callable[[journal.Journal], Executor],
     adopt: dict[str, str],
     notice: Callable[[str], None],
+    home: StateStore | None = None,
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
@@ -118,7 +122,7 @@ def recover(
             executor.resolve(replayed.pending, known, Outcome(), adopt)
         finally:
             log.close()
-    folded = fold(state_path, current)
+    folded = fold(state_path, current, home=home)
     said = recorded(current, folded)
     if said and not replayed.stale:
         notice(f"the interrupted apply's clones, now in the state: {said}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import uuid
 from dataclasses import replace
@@ -59,9 +60,9 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
         return None
     except OSError as exc:
         raise StateError(f"{display}: cannot read the state: {exc.strerror}") from None
-    if checked is None:
+    token = None if checked is None else _validity_token(raw)
+    if checked is None or token is None:
         return parse(raw, display)
-    token = _validity_token(raw)
     try:
         known = safefile.read_bytes(checked) == token
     except (OSError, StateError):
@@ -76,12 +77,42 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
     return result
 
 
-def _validity_token(raw: bytes) -> bytes:
+def _validity_token(raw: bytes) -> bytes | None:
+    """What the cache records of a state this machine found valid: keyed with a secret
+    of this machine (outside the repository), so that a cache file a pull request adds
+    cannot vouch for a state nobody checked. None: no key, no cache."""
     from voicectl import __version__
 
+    key = _machine_key()
+    if key is None:
+        return None
     schema = schemas.digest("state")
-    body = {"state": hashlib.sha256(raw).hexdigest(), "schema": schema, "voicectl": __version__}
+    digest = hashlib.sha256(key + raw).hexdigest()
+    body = {"state": digest, "schema": schema, "voicectl": __version__}
     return json.dumps(body, sort_keys=True).encode()
+
+
+def _machine_key() -> bytes | None:
+    """A random key kept in this user's cache directory (made on first use), or None."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voicectl"
+    path = base / "state-check.key"
+    try:
+        key = safefile.read_bytes(path, limit=64)
+        if len(key) == 32:
+            return key
+    except FileNotFoundError:
+        pass
+    except (OSError, StateError):
+        return None
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    key = os.urandom(32)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key
 
 
 def parse(raw: bytes, display: str) -> State:

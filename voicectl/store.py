@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from voicectl import lock, state
+from voicectl import lock, safefile, state
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.model import State
@@ -79,12 +79,16 @@ class FileStore:
         return state.load(self.path, self.display, self.checked)
 
     def write(self, new: State, base: State | None) -> State:
+        if base is not None and new.lineage != base.lineage:
+            raise StaleWrite(f"{self.display}: a state of another lineage is not written over")
         stored = self.read()
         if stored != base:
             raise StaleWrite(_stale(self.display, stored, base))
         written = state.save(self.path, replace(new, serial=_serial(base, new)))
         self._keep(written)
-        return written
+        # As a read gives it back (the file's order: orphans sorted), so that it can be
+        # the base of the next write.
+        return state.from_json(state.to_json(written))
 
     def locked(
         self, command: str, notice: Callable[[str], None], timeout: float = 0.0
@@ -97,12 +101,18 @@ class FileStore:
     def versions(self) -> list[Version]:
         found = []
         history = self.history
-        for path in sorted(history.glob("*.json")) if history and history.is_dir() else []:
-            try:
-                found.append(Version(**json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError, TypeError):
+        if history is None or history.is_symlink() or not history.is_dir():
+            return []
+        for path in history.glob("*.json"):
+            try:  # never through a link, never a FIFO, never a big file
+                data = json.loads(safefile.read_bytes(path, limit=4096))
+                version = Version(**data)
+            except (OSError, ValueError, TypeError, StateError):
                 continue  # a record torn or edited: the history is a convenience
-        return sorted(found, key=lambda v: (v.lineage, v.serial))
+            fields = (version.serial, version.lineage, version.written_at, version.sha256)
+            if isinstance(fields[0], int) and all(isinstance(f, str) for f in fields[1:]):
+                found.append(version)
+        return sorted(found, key=lambda v: (v.written_at, v.serial))
 
     def _keep(self, written: State) -> None:
         """A line of this machine's history of the file (best effort: a cache)."""
@@ -115,7 +125,9 @@ class FileStore:
         if self.history is None or any(d.is_symlink() for d in (self.history.parent, self.history)):
             return
         with suppress(OSError):
-            name = f"{written.lineage}-{written.serial:012d}.json"
+            # Named by serial and digest only: a lineage read from a file a pull request
+            # can edit is never part of a path.
+            name = f"{written.serial:012d}-{version.sha256[:16]}.json"
             write_atomic(self.history / name, record, durable=False)
 
 

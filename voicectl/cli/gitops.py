@@ -37,7 +37,7 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         current = home.read()
         if current is None:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
-        current = recovery.fold(cfg.state_path, current)
+        current = recovery.fold(cfg.state_path, current, home=home)
         yield current, lambda new: home.write(new, base=current)
 
 
@@ -153,7 +153,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
 
     For a voice the state holds as unproven (found on Coze after a lost reply), naming
     the same address and voice id confirms it is the voice meant."""
-    from voicectl import lock, recovery, repository, state, transition
+    from voicectl import recovery, repository, state, store, transition
     from voicectl.cli import account
     from voicectl.planner import desired_json
 
@@ -167,13 +167,17 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
             f"{address}: not declared; declare it (name, audio, text) first, so the state "
             "knows which take the voice stands for"
         )
-    with lock.locked(cfg.state_path, "voicectl import", state.now(), _notice, lock_timeout()):
-        current, _ = repository.load_state(cfg)
-        current = recovery.fold(cfg.state_path, current)
+    home = store.for_repository(cfg)
+    with home.locked("voicectl import", _notice, lock_timeout()):
+        stored = home.read()
+        current = stored or state.new_state()
+        folded = recovery.fold(cfg.state_path, current, home=home)
+        base = stored if folded is current else folded  # the state as stored now
+        current = folded
         held = current.voices.get(address)
         if held is not None and held.voice_id == voice_id and held.unproven is not None:
             # A person's word, no request: no token is needed to give it.
-            state.save(cfg.state_path, transition.confirmed(current, address))
+            home.write(transition.confirmed(current, address), base=base)
             click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
             return
         client = account.client_for(cfg, "import")
@@ -214,7 +218,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         updated = transition.imported(
             current, address, desired_json(wanted[address]), found, state.now()
         )
-        written = state.save(cfg.state_path, updated)
+        written = home.write(updated, base=base)
     record = written.voices[address]
     click.echo(
         f"Imported voice {voice_id} ({found.name!r}) as {address}: {record.clones_used} of "

@@ -125,6 +125,7 @@ def apply(
             ),
             adoptions,
             _echo_err,
+            home,
         )
         listed_at = time.time()  # the clones' witness: the account from here on
         remote = account.remote_voices(client, current)
