@@ -395,3 +395,10 @@ def test_init_writes_no_file_through_a_symbolic_link(tmp_path: Path, run) -> Non
     (repo / ".gitlab-ci.yml").symlink_to(outside / "gone.yml")  # dangling
     again = run(repo, "init", "--ci", "gitlab", "--ci-package", "voicectl==9")
     assert again.exit_code == 1 and not (outside / "gone.yml").exists()
+
+
+def test_init_offers_every_template_there_is() -> None:
+    from voicectl.citemplates import KINDS
+    from voicectl.cli.init import CI_KINDS
+
+    assert set(CI_KINDS) == set(KINDS)

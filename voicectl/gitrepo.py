@@ -14,21 +14,9 @@ from pathlib import Path
 
 
 def _git(root: Path, *args: str) -> str:
-    exe = shutil.which("git")
-    if exe is None:
-        return ""
-    try:
-        done = subprocess.run(
-            [exe, "-C", str(root), *args],
-            capture_output=True,
-            encoding="utf-8",
-            errors="surrogateescape",  # a path git prints need not be UTF-8
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
+    """git's output as text, stripped, or "" when git is absent or fails."""
+    out = _git_bytes(root, *args, timeout=10)
+    return "" if out is None else out.decode("utf-8", "surrogateescape").strip()
 
 
 def head(root: Path) -> str:
@@ -146,7 +134,7 @@ def _within(path: str, names: set[str]) -> bool:
     )
 
 
-def _git_bytes(root: Path, *args: str) -> bytes | None:
+def _git_bytes(root: Path, *args: str, timeout: float = 120) -> bytes | None:
     """git's output as bytes (paths need not be UTF-8), or None when git fails."""
     exe = shutil.which("git")
     if exe is None:
@@ -155,7 +143,11 @@ def _git_bytes(root: Path, *args: str) -> bytes | None:
     env["GIT_LITERAL_PATHSPECS"] = "1"  # a path is a name, never a pattern
     try:
         done = subprocess.run(
-            [exe, "-C", str(root), *args], capture_output=True, timeout=120, check=False, env=env
+            [exe, "-C", str(root), *args],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            env=env,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -41,12 +41,17 @@ def fold(
         result = current
     else:
         new = replayed.state if finish is None else finish(replayed.state)
-        present = _still(state_path, current, path)
         # Through the state's store (its lock is held), from the state the journal began
-        # from, or from none if the file was deleted meanwhile (writing mends it): a
-        # state put there since is refused, the journal kept.
+        # from: a state put there since is refused, the journal kept. Only when the
+        # write is refused is the file read again, to say why (or, deleted meanwhile, to
+        # write it from none: that mends it).
         home = home or FileStore(state_path, str(state_path))
-        result = home.write(new, base=current if present else None)
+        try:
+            result = home.write(new, base=current)
+        except StateError:
+            if _still(state_path, current, path):
+                raise  # the file is the one it began from again: a race, said as it was
+            result = home.write(new, base=None)
     path.unlink()
     return result
 

@@ -313,13 +313,16 @@ def to_json(state: State) -> dict[str, Any]:
 
 
 def dumps(state: State) -> bytes:
-    return (
-        json.dumps(to_json(state), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    ).encode()
+    return _encoded(to_json(state))
+
+
+def _encoded(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
 def save(path: Path, state: State) -> State:
-    """Write ``state`` with its serial bumped; returns what was written."""
-    written = replace(state, serial=state.serial + 1)
-    write_atomic(path, dumps(written))
-    return written
+    """Write ``state`` with its serial bumped; returns what was written, as a read gives it
+    back (the file's order: orphans sorted), so that it can be compared with one read."""
+    data = to_json(replace(state, serial=state.serial + 1))
+    write_atomic(path, _encoded(data))
+    return from_json(data)

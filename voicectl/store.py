@@ -25,14 +25,17 @@ import hashlib
 import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from voicectl import lock, safefile, state
 from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
 from voicectl.model import State
+
+if TYPE_CHECKING:
+    from voicectl.config import Config
 
 
 class StaleWrite(StateError):
@@ -84,11 +87,9 @@ class FileStore:
         stored = self.read()
         if stored != base:
             raise StaleWrite(_stale(self.display, stored, base))
-        written = state.save(self.path, replace(new, serial=_serial(base, new)))
+        written = state.save(self.path, new)  # as a read gives it back: a next base
         self._keep(written)
-        # As a read gives it back (the file's order: orphans sorted), so that it can be
-        # the base of the next write.
-        return state.from_json(state.to_json(written))
+        return written
 
     def locked(
         self, command: str, notice: Callable[[str], None], timeout: float = 0.0
@@ -131,11 +132,6 @@ class FileStore:
             write_atomic(self.history / name, record, durable=False)
 
 
-def _serial(base: State | None, new: State) -> int:
-    """The serial ``new`` is written from: one past the base's (save bumps it)."""
-    return new.serial if base is None else max(new.serial, base.serial)
-
-
 def _stale(display: str, stored: State | None, base: State | None) -> str:
     if stored is None:
         return f"{display}: the state is gone since it was read; nothing was written"
@@ -155,7 +151,7 @@ def _stale(display: str, stored: State | None, base: State | None) -> str:
     )
 
 
-def for_repository(cfg: Any) -> FileStore:
+def for_repository(cfg: Config) -> FileStore:
     """The store of a repository's configuration (a file, today)."""
     from voicectl.repository import STATE_CHECKED
 
