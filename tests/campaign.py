@@ -55,10 +55,10 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from voicectl import planner, repository
 from voicectl.emulator.admin import Admin
 from voicectl.emulator.server import running_emulator
 from voicectl.emulator.tones import write_wav
+from voicectl.plan import planner, repository
 
 ROOT = Path(__file__).resolve().parent.parent
 

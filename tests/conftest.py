@@ -149,7 +149,7 @@ def holding_lock(state_path: Path, command: str = "voicectl apply") -> Iterator[
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from voicectl import lock\n"
+        "from voicectl.state import lock\n"
         f"with lock.locked(Path({str(state_path)!r}), {command!r}, 'T', lambda m: None):\n"
         "    print('held', flush=True)\n"
         "    time.sleep(60)\n"

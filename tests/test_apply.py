@@ -266,7 +266,7 @@ def test_concurrent_takers_of_a_dead_holder_s_lock_never_both_hold_it(tmp_path: 
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from voicectl import lock\n"
+        "from voicectl.state import lock\n"
         "from voicectl.errors import StateError\n"
         f"path = Path({str(state)!r})\n"
         "sys.stdin.readline()  # all start together\n"
@@ -332,10 +332,10 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     repo: VoiceRepo, coze: Coze, run
 ) -> None:
     """A crash left a pending create; two same-named voices appeared since: no guessing."""
-    from voicectl import state as state_io
-    from voicectl.journal import Journal, journal_path
-    from voicectl.planner import plan
-    from voicectl.repository import open_config, read_valid
+    from voicectl.plan.planner import plan
+    from voicectl.plan.repository import open_config, read_valid
+    from voicectl.state import statefile as state_io
+    from voicectl.state.journal import Journal, journal_path
 
     many(repo, 1)
     cfg = open_config(repo.root)

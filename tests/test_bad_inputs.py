@@ -20,7 +20,7 @@ import pytest
 
 from tests.badinput import Audit, Expect, assert_one_error, assert_reported, audited, tree
 from tests.conftest import VoiceRepo, write_wav
-from voicectl import state as state_io
+from voicectl.state import statefile as state_io
 
 V = "voices/voices.yaml"
 C = "voicectl.yaml"

@@ -130,10 +130,10 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
     """A mistyped --adopt id is refused; it never makes a lost clone read as not sent."""
     import time
 
-    from voicectl import state as state_io
-    from voicectl.journal import Journal, journal_path
-    from voicectl.planner import plan
-    from voicectl.repository import open_config, read_valid
+    from voicectl.plan.planner import plan
+    from voicectl.plan.repository import open_config, read_valid
+    from voicectl.state import statefile as state_io
+    from voicectl.state.journal import Journal, journal_path
 
     repo.declare({"v00": repo.voice("v00", freq=330)})
     cfg = open_config(repo.root)

@@ -138,7 +138,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def test_ci_installs_voicectl_from_where_pip_installed_it(
     direct_url: str | None, requirement: str | None
 ) -> None:
-    from voicectl.citemplates import installed_from
+    from voicectl.declare.citemplates import installed_from
 
     found = installed_from(__version__, direct_url)
     if requirement is None:
@@ -178,7 +178,7 @@ def test_an_editable_install_is_installed_again_from_its_checkouts_origin(
 ) -> None:
     import json
 
-    from voicectl.citemplates import installed_from
+    from voicectl.declare.citemplates import installed_from
 
     commit = _checkout(tmp_path, origin)
     where = tmp_path / "tools" / "voicectl"
@@ -236,7 +236,7 @@ def test_init_ci_warns_where_the_workflow_would_not_run(tmp_path: Path, run) -> 
 
 
 def test_init_ci_without_a_source_ci_can_reach_says_what_to_pass(tmp_path: Path, run) -> None:
-    from voicectl.citemplates import this_voicectl
+    from voicectl.declare.citemplates import this_voicectl
 
     if not isinstance(this_voicectl(), str):
         pytest.skip("this voicectl was installed from a source CI can reach")
@@ -369,7 +369,7 @@ def test_a_remote_that_hides_a_token_or_yaml_never_reaches_the_workflow(
 ) -> None:
     import json
 
-    from voicectl.citemplates import _requirement_problem, installed_from
+    from voicectl.declare.citemplates import _requirement_problem, installed_from
 
     commit = _checkout(tmp_path, origin)
     where = tmp_path / "tools" / "voicectl"
@@ -398,7 +398,7 @@ def test_init_writes_no_file_through_a_symbolic_link(tmp_path: Path, run) -> Non
 
 
 def test_init_offers_every_template_there_is() -> None:
-    from voicectl.citemplates import KINDS
     from voicectl.cli.init import CI_KINDS
+    from voicectl.declare.citemplates import KINDS
 
     assert set(CI_KINDS) == set(KINDS)

@@ -15,12 +15,12 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.conftest import VoiceRepo, write_wav
-from voicectl import schemas
-from voicectl import state as state_io
 from voicectl.cli import cli
-from voicectl.planner import plan as make_plan
-from voicectl.repository import open_config, read_valid
-from voicectl.transition import applied
+from voicectl.files import schemas
+from voicectl.plan.planner import plan as make_plan
+from voicectl.plan.repository import open_config, read_valid
+from voicectl.state import statefile as state_io
+from voicectl.state.transition import applied
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -168,7 +168,7 @@ def test_init_scaffolds_a_repository_that_plans_cleanly(tmp_path: Path, run) -> 
 
 
 def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
-    from voicectl.atomic import write_atomic
+    from voicectl.files.atomic import write_atomic
 
     path = tmp_path / "state.json"
     path.write_text("{}")
@@ -244,7 +244,7 @@ def test_version_does_not_import_heavy_modules() -> None:
         "try: main(['--version'])\n"
         "except SystemExit: pass\n"
         "print(sorted(m for m in ('httpx', 'jsonschema', 'deepdiff', 'mutagen', 'yaml',"
-        " 'subprocess', 'voicectl.citemplates', 'voicectl.gitrepo')"
+        " 'subprocess', 'voicectl.declare.citemplates', 'voicectl.declare.gitrepo')"
         " if m in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

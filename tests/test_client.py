@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import write_wav
-from voicectl.client import (
+from voicectl.coze.client import (
     CozeClient,
     CozeError,
     ListingIncomplete,
@@ -25,9 +25,9 @@ from voicectl.client import (
     check_base_url,
     http_client,
 )
+from voicectl.coze.pacing import WaitBudget, WaitBudgetSpent
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import VoicectlError
-from voicectl.pacing import WaitBudget, WaitBudgetSpent
 
 TOKEN = "pat_client_test"
 
@@ -374,7 +374,7 @@ def test_the_listing_deadline_bounds_every_retry_of_a_page(reply: tuple[Any, ...
 
 
 def test_a_reply_past_the_size_cap_is_not_read_and_the_listing_is_incomplete() -> None:
-    from voicectl.transport import MAX_REPLY_BYTES
+    from voicectl.coze.transport import MAX_REPLY_BYTES
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"{" + b" " * MAX_REPLY_BYTES + b"}")

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, many, state_of, write_wav
-from voicectl import planner, repository
-from voicectl.client import CozeClient, ListingIncomplete, Retry, http_client
+from voicectl.apply.executor import Event, Executor, Outcome
+from voicectl.coze.client import CozeClient, ListingIncomplete, Retry, http_client
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import VoicectlError
-from voicectl.executor import Event, Executor, Outcome
-from voicectl.journal import Journal, replay
+from voicectl.plan import planner, repository
+from voicectl.state.journal import Journal, replay
 
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 
@@ -340,9 +340,9 @@ def test_a_create_whose_reply_names_a_voice_listed_under_another_name_is_unprove
     another clone's): what is recorded must not be relied on, nor retrained over."""
     from dataclasses import replace
 
-    from voicectl import state as state_io
     from voicectl.cli.remote import _record_remote
     from voicectl.model import TakeRef, VoiceRecord
+    from voicectl.state import statefile as state_io
 
     many(repo, 1)
     cfg = repository.open_config(repo.root)
@@ -427,7 +427,7 @@ def test_a_take_validate_accepts_is_what_the_emulator_accepts_on_upload(
     sample: tuple[str, bytes],
 ) -> None:
     """voicectl's format sniffing and the emulator's 4304 check read bytes alike."""
-    from voicectl.audio import _id3_end, sniff
+    from voicectl.declare.audio import _id3_end, sniff
     from voicectl.emulator.audiocheck import check_audio
 
     name, data = sample

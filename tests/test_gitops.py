@@ -573,7 +573,7 @@ def test_shell_completion_offers_addresses(repo: VoiceRepo, coze: Coze, run) -> 
 def test_uncommitted_asks_git_about_the_apply_inputs_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voicectl.gitrepo import uncommitted
+    from voicectl.declare.gitrepo import uncommitted
 
     top = tmp_path / "top"
     root = top / "voice repo [1]"  # a voice repository below the git top, glob characters
@@ -711,7 +711,7 @@ def _git(root: Path, *args: str) -> None:
     ids=["through-a-link", "assume-unchanged", "skip-worktree", "ignored"],
 )
 def test_uncommitted_sees_what_git_is_told_not_to_show(tmp_path: Path, change: Any) -> None:
-    from voicectl.gitrepo import uncommitted
+    from voicectl.declare.gitrepo import uncommitted
 
     root, inputs = _committed(tmp_path)
     assert uncommitted(root, [*inputs, "audio/c.wav"][:3]) is False
@@ -725,7 +725,7 @@ def test_uncommitted_sees_what_git_is_told_not_to_show(tmp_path: Path, change: A
 
 
 def test_an_assume_unchanged_take_that_did_not_change_is_committed(tmp_path: Path) -> None:
-    from voicectl.gitrepo import uncommitted
+    from voicectl.declare.gitrepo import uncommitted
 
     root, inputs = _committed(tmp_path)
     _git(root, "update-index", "--assume-unchanged", "audio/b.wav")

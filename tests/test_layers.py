@@ -28,14 +28,14 @@ def _lint(package_parent: Path) -> subprocess.CompletedProcess[str]:
 def test_every_layering_contract_is_kept() -> None:
     done = _lint(PROJECT)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 kept, 0 broken" in done.stdout
+    assert "5 kept, 0 broken" in done.stdout
 
 
 def test_a_forbidden_import_breaks_its_contract(tmp_path: Path) -> None:
     shutil.copytree(PROJECT / "voicectl", tmp_path / "voicectl")
-    planner = tmp_path / "voicectl" / "planner.py"
+    planner = tmp_path / "voicectl" / "plan" / "planner.py"
     planner.write_text(planner.read_text() + "\nimport httpx  # noqa: E402, F401\n")
     done = _lint(tmp_path)
     assert done.returncode == 1
     assert "Planning is pure: no I/O, no network, no command line BROKEN" in done.stdout
-    assert "voicectl.planner -> httpx" in done.stdout
+    assert "voicectl.plan.planner -> httpx" in done.stdout

@@ -17,7 +17,7 @@ from voicectl.model import (
     TakeRef,
     VoiceRecord,
 )
-from voicectl.planner import PlanOptions, plan, policy_violations, unknown_addresses
+from voicectl.plan.planner import PlanOptions, plan, policy_violations, unknown_addresses
 
 SPACE = "7350000000000000001"
 T0 = "2026-01-01T00:00:00Z"
@@ -411,7 +411,7 @@ def test_unknown_addresses_are_reported() -> None:
 
 
 def test_protect_added_to_yaml_is_recorded_in_the_state_at_no_cost() -> None:
-    from voicectl.transition import applied
+    from voicectl.state.transition import applied
 
     current = state(rec("a"))
     result = plan([want("a", protect=True)], current)

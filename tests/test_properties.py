@@ -22,8 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from voicectl import schemas, transition
-from voicectl import state as statefile
+from voicectl.files import schemas
 from voicectl.model import (
     ACTIONS,
     CLONE_LIMIT,
@@ -43,9 +42,11 @@ from voicectl.model import (
     TakeRef,
     VoiceRecord,
 )
+from voicectl.plan.planner import ORDER, PlanOptions, clones_left, desired_json, plan
 from voicectl.planfile import change_from_json, plan_to_json
-from voicectl.planner import ORDER, PlanOptions, clones_left, desired_json, plan
 from voicectl.render import render_json
+from voicectl.state import statefile as statefile
+from voicectl.state import transition
 
 settings.register_profile(
     "voicectl-ci",

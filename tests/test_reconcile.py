@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from voicectl import state as state_io
+from voicectl.apply.reconcile import PROVEN_WINDOW_SECONDS, candidates, unproven
 from voicectl.errors import StateError
-from voicectl.journal import Journal, Pending, journal_path, replay
 from voicectl.model import Budget, Change, Cost, RemoteVoice
-from voicectl.reconcile import PROVEN_WINDOW_SECONDS, candidates, unproven
+from voicectl.state import statefile as state_io
+from voicectl.state.journal import Journal, Pending, journal_path, replay
 
 T = 1_800_000_000
 
@@ -327,9 +327,9 @@ def test_a_journal_write_past_a_size_limit_is_a_clear_error_and_leaves_whole_lin
 import resource, sys
 sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
 from pathlib import Path
-from voicectl import state
+from voicectl.state import statefile as state
 from voicectl.errors import StateError
-from voicectl.journal import Journal, journal_path
+from voicectl.state.journal import Journal, journal_path
 from tests.test_reconcile import change, T
 base = state.save(Path({str(tmp_path / "s.json")!r}), state.new_state())
 log = Journal.begin(journal_path(Path({str(tmp_path / "s.json")!r})), base, "at")

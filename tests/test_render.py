@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from tests.test_planner import rec, sha, state, want
-from voicectl.fielddiff import word_diff
-from voicectl.planner import plan
+from voicectl.plan.fielddiff import word_diff
+from voicectl.plan.planner import plan
 from voicectl.render import (
     MARKDOWN_LIMIT,
     MARKDOWN_MARKER,
@@ -235,7 +235,7 @@ def test_a_huge_text_plan_spells_out_the_first_thousand_changes_and_says_so() ->
 
 
 def test_a_long_rewrite_or_a_spent_budget_shows_the_two_texts_not_a_word_diff() -> None:
-    from voicectl.fielddiff import Budget, field_changes
+    from voicectl.plan.fielddiff import Budget, field_changes
 
     long_old, long_new = "a " * 512, "b " * 512  # a word diff would compare 1,024 x 1,024
     said = word_diff(long_old, long_new)
@@ -258,7 +258,7 @@ def test_a_plan_of_a_thousand_rewritten_transcripts_renders_every_change() -> No
 
 
 def test_a_transcript_that_only_looks_the_same_says_so() -> None:
-    from voicectl.fielddiff import field_changes
+    from voicectl.plan.fielddiff import field_changes
 
     nfc, nfd = "un caf\u00e9", "un cafe\u0301"
     (said,) = field_changes({"text": nfc}, {"text": nfd})

@@ -22,10 +22,10 @@ from tests.test_properties import (
     records,
     stamp,
 )
-from voicectl import transition
 from voicectl.model import NEW_VOICE_ACTIONS, Budget, Change, Cost, State
-from voicectl.planner import plan
-from voicectl.transition import Done, applied, applied_all
+from voicectl.plan.planner import plan
+from voicectl.state import transition
+from voicectl.state.transition import Done, applied, applied_all
 
 
 def one_by_one(state: State, done: list[Done]) -> State:

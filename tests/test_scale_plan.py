@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import Coze, VoiceRepo, state_of, write_wav
-from voicectl import config, repository, schemacheck, schemas
-from voicectl.declcache import DeclarationCache
+from voicectl.declare import config
+from voicectl.declare.declcache import DeclarationCache
+from voicectl.files import schemacheck, schemas
+from voicectl.plan import repository
 
 TAKES_CACHE = Path(".voicectl") / "cache" / "takes.json"
 
@@ -324,7 +326,7 @@ YAML_CASES = [
 
 @pytest.mark.parametrize("text", YAML_CASES)
 def test_the_c_composer_fast_path_agrees_with_the_careful_composer(text: str) -> None:
-    from voicectl import yamlload
+    from voicectl.files import yamlload
 
     fast = yamlload.load_text(text, "f.yaml")
     careful = yamlload.load_text(text, "f.yaml", fast=False)
@@ -337,8 +339,8 @@ def test_the_c_composer_fast_path_agrees_with_the_careful_composer(text: str) ->
 
 
 def _valid_state() -> dict[str, Any]:
-    from voicectl import state
     from voicectl.model import State, TakeEntry, TakeRef, VoiceRecord
+    from voicectl.state import statefile as state
 
     sha = "a" * 64
     record = VoiceRecord(
@@ -400,7 +402,7 @@ def test_the_compiled_state_check_never_passes_what_jsonschema_refuses(
 
 def test_a_state_without_git_blobs_is_still_read(tmp_path: Path) -> None:
     """States written before git_blob existed stay readable (the field is optional)."""
-    from voicectl import state
+    from voicectl.state import statefile as state
 
     data = _valid_state()
     del data["voices"]["narrator"]["audio"]["git_blob"]
@@ -416,7 +418,7 @@ def test_every_cache_keeps_voicectl_s_folder_out_of_git(repo: VoiceRepo, run) ->
     """Whichever cache is written first (declarations, state check, takes), git ignores
     ``.voicectl/`` in a repository that has no .gitignore of its own; before, only the
     take cache wrote it, so the others showed up in `git status`."""
-    from voicectl.hashing import write_cache
+    from voicectl.files.cache import write_cache
 
     for name in ("declarations.json", "state-checked.json", "takes.json"):
         folder = repo.root / f"fresh-{name}" / ".voicectl"

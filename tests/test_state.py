@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from voicectl import state as state_io
 from voicectl.errors import StateError
 from voicectl.model import Declaration, DesiredVoice, Take
-from voicectl.planner import plan
-from voicectl.transition import applied
+from voicectl.plan.planner import plan
+from voicectl.state import statefile as state_io
+from voicectl.state.transition import applied
 
 AT = "2026-11-25T06:00:00Z"
 

@@ -13,8 +13,8 @@ import pytest
 
 from voicectl.errors import StateError
 from voicectl.model import State
-from voicectl.state import new_state
-from voicectl.store import FileStore, StaleWrite, StateStore
+from voicectl.state.statefile import new_state
+from voicectl.state.store import FileStore, StaleWrite, StateStore
 
 Maker = Callable[[str], StateStore]
 
@@ -189,8 +189,9 @@ def test_a_validity_cache_a_repository_carries_vouches_for_nothing(tmp_path: Pat
     import hashlib
     import json
 
-    from voicectl import __version__, schemas
-    from voicectl.state import dumps, load
+    from voicectl import __version__
+    from voicectl.files import schemas
+    from voicectl.state.statefile import dumps, load
 
     path = tmp_path / "state.json"
     data = json.loads(dumps(_voiceless(serial=1)))

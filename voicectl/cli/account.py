@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from voicectl import drift
 from voicectl.errors import UsageError, VoicectlError
+from voicectl.plan import drift
 
 if TYPE_CHECKING:
-    from voicectl.client import CozeClient
-    from voicectl.config import Config
+    from voicectl.coze.client import CozeClient
+    from voicectl.declare.config import Config
     from voicectl.model import RemoteVoice, State
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
@@ -22,9 +22,9 @@ def has_token() -> bool:
 
 def client_for(cfg: Config, purpose: str) -> CozeClient:
     """A client for the configured base; ``purpose`` says in the error what needs it."""
-    from voicectl.apibase import CN_BASE
-    from voicectl.client import CozeClient, http_client
-    from voicectl.pacing import Retry
+    from voicectl.coze.apibase import CN_BASE
+    from voicectl.coze.client import CozeClient, http_client
+    from voicectl.coze.pacing import Retry
 
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:

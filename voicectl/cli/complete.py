@@ -16,26 +16,26 @@ import click
 from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
-    from voicectl.config import Config
+    from voicectl.declare.config import Config
 
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
 def _config(ctx: click.Context) -> Config:
-    from voicectl import repository
+    from voicectl.plan import repository
 
     start = ctx.find_root().params.get("chdir") or Path.cwd()
     return repository.open_config(Path(start))
 
 
 def _declared(ctx: click.Context) -> Iterable[str]:
-    from voicectl import config
+    from voicectl.declare import config
 
     return [d.address for d in config.load_declarations(_config(ctx)).declarations]
 
 
 def _recorded(ctx: click.Context) -> Iterable[str]:
-    from voicectl import state
+    from voicectl.state import statefile as state
 
     cfg = _config(ctx)
     current = state.load(cfg.state_path, cfg.state, None)

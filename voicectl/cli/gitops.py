@@ -16,7 +16,7 @@ from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
 
 if TYPE_CHECKING:
-    from voicectl.config import Config
+    from voicectl.declare.config import Config
     from voicectl.model import State, TakeEntry
 
 ADDRESS = re.compile(ADDRESS_PATTERN)
@@ -30,7 +30,8 @@ def _notice(message: str) -> None:
 def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State], State]]]:
     """The state under the apply lock, with a finished journal folded in; yields it with a
     function that saves a new state (serial bumped, atomic)."""
-    from voicectl import recovery, store
+    from voicectl.apply import recovery
+    from voicectl.state import store
 
     home = store.for_repository(cfg)
     with home.locked(command, _notice, lock_timeout()):
@@ -42,7 +43,7 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
 
 
 def _config(ctx: click.Context) -> Config:
-    from voicectl import repository
+    from voicectl.plan import repository
 
     return repository.open_config(_start(ctx))
 
@@ -52,9 +53,10 @@ def _config(ctx: click.Context) -> Config:
 @click.pass_context
 def drift(ctx: click.Context, as_json: bool) -> int:
     """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
-    from voicectl import drift as drifts
-    from voicectl import render, repository
+    from voicectl import render
     from voicectl.cli import account
+    from voicectl.plan import drift as drifts
+    from voicectl.plan import repository
 
     cfg = _config(ctx)
     current, warning = repository.effective_state(cfg)
@@ -65,7 +67,7 @@ def drift(ctx: click.Context, as_json: bool) -> int:
     if warning:  # an interrupted apply's own clone is not someone else's change
         from dataclasses import replace
 
-        from voicectl import pending
+        from voicectl.state import pending
 
         loaded, _ = repository.load_state(cfg)
         unsettled = pending.unknown(cfg.state_path, loaded)
@@ -117,9 +119,10 @@ def drift(ctx: click.Context, as_json: bool) -> int:
 @click.pass_context
 def refresh(ctx: click.Context) -> None:
     """Record Coze's facts (name, clones left, update time) in the state; never clones."""
-    from voicectl import drift as drifts
-    from voicectl import state, transition
     from voicectl.cli import account
+    from voicectl.plan import drift as drifts
+    from voicectl.state import statefile as state
+    from voicectl.state import transition
 
     cfg = _config(ctx)
     client = account.client_for(cfg, "refresh")
@@ -153,9 +156,12 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
 
     For a voice the state holds as unproven (found on Coze after a lost reply), naming
     the same address and voice id confirms it is the voice meant."""
-    from voicectl import recovery, repository, state, store, transition
+    from voicectl.apply import recovery
     from voicectl.cli import account
-    from voicectl.planner import desired_json
+    from voicectl.plan import repository
+    from voicectl.plan.planner import desired_json
+    from voicectl.state import statefile as state
+    from voicectl.state import store, transition
 
     if not voice_id.isdigit():
         raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
@@ -237,7 +243,8 @@ def state_group() -> None:
 @click.pass_context
 def state_list(ctx: click.Context, as_json: bool) -> None:
     """Every voice in the state, with its voice id and budget."""
-    from voicectl import render, repository
+    from voicectl import render
+    from voicectl.plan import repository
 
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)
@@ -292,8 +299,9 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def state_show(ctx: click.Context, address: str) -> None:
     """One voice's record, as the state holds it, and its clone history."""
-    from voicectl import render, repository
-    from voicectl import state as states
+    from voicectl import render
+    from voicectl.plan import repository
+    from voicectl.state import statefile as states
 
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)
@@ -324,7 +332,7 @@ def state_show(ctx: click.Context, address: str) -> None:
 @click.pass_context
 def state_mv(ctx: click.Context, old: str, new: str) -> None:
     """Record that the voice at OLD is now declared at NEW (no clone)."""
-    from voicectl import transition
+    from voicectl.state import transition
 
     if not ADDRESS.fullmatch(new):
         raise UsageError(f"{new!r}: an address is lower-case letters, digits, '_', '.', '-'")
@@ -347,8 +355,8 @@ def state_mv(ctx: click.Context, old: str, new: str) -> None:
 @click.pass_context
 def state_rm(ctx: click.Context, address: str) -> None:
     """Stop managing ADDRESS; its voice id is kept among the orphans (Coze cannot delete)."""
-    from voicectl import state as states
-    from voicectl import transition
+    from voicectl.state import statefile as states
+    from voicectl.state import transition
 
     cfg = _config(ctx)
     with _writing(cfg, "voicectl state rm") as (current, save):
@@ -392,8 +400,9 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
 @click.pass_context
 def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     """Every clone of every voice (or of ADDRESS): when, which take, logid, commit."""
-    from voicectl import render, repository
-    from voicectl import state as states
+    from voicectl import render
+    from voicectl.plan import repository
+    from voicectl.state import statefile as states
 
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)

@@ -47,10 +47,11 @@ def init(
     ci_package: str | None,
 ) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
-    from voicectl import citemplates, repository
-    from voicectl.atomic import write_atomic
-    from voicectl.config import CONFIG_FILE
-    from voicectl.scaffold import init_repository
+    from voicectl.declare import citemplates
+    from voicectl.declare.config import CONFIG_FILE
+    from voicectl.declare.scaffold import init_repository
+    from voicectl.files.atomic import write_atomic
+    from voicectl.plan import repository
 
     directory = _start(ctx) / directory
     if space is not None and not space.isdigit():

@@ -165,7 +165,7 @@ class Progress:
                 count = f"[{self.finished}/{self.total}] " if self.total else ""
                 click.echo(count + line)
             if event.unproven:
-                from voicectl.planner import unproven_note
+                from voicectl.plan.planner import unproven_note
 
                 note = unproven_note(event.address, event.voice_id, event.unproven)
                 click.echo(("\n" if self.bar else "") + f"{event.address}: {note}", err=True)

@@ -21,10 +21,10 @@ from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError
 
 if TYPE_CHECKING:
-    from voicectl.client import CozeClient
-    from voicectl.config import Config
+    from voicectl.coze.client import CozeClient
+    from voicectl.declare.config import Config
     from voicectl.model import Change, Plan, RemoteVoice, State
-    from voicectl.savedplan import SavedPlan
+    from voicectl.plan.savedplan import SavedPlan
 
 
 def _adoptions(values: Sequence[str]) -> dict[str, str]:
@@ -40,7 +40,7 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
 def _inputs(cfg: Config, work: Sequence[Change]) -> list[str]:
     """What an apply is made from, relative to the repository: the configuration, every
     declaration file, and the takes it sends."""
-    from voicectl.config import CONFIG_FILE, declaration_files
+    from voicectl.declare.config import CONFIG_FILE, declaration_files
 
     takes = {c.after["audio"]["path"] for c in work if c.after}
     return [CONFIG_FILE, *declaration_files(cfg), *sorted(takes)]
@@ -88,12 +88,15 @@ def apply(
     With FILE (saved by `voicectl plan --out FILE`), carry out exactly that plan, without
     asking, and refuse it if anything it is bound to has changed since.
     """
-    from voicectl import gitrepo, lock, recovery, repository, savedplan, store
+    from voicectl.apply import recovery
+    from voicectl.apply.executor import Executor
     from voicectl.cli import account, waits
     from voicectl.cli.progress import Output, Progress
-    from voicectl.executor import Executor
-    from voicectl.journal import Journal, journal_path
-    from voicectl.state import now
+    from voicectl.declare import gitrepo
+    from voicectl.plan import repository, savedplan
+    from voicectl.state import lock, store
+    from voicectl.state.journal import Journal, journal_path
+    from voicectl.state.statefile import now
 
     start = _start(ctx)
     cfg = repository.open_config(start)
@@ -171,7 +174,7 @@ def apply(
                 click.echo(f"Nothing was changed{typed}.")
                 return EXIT_USER_ERROR
             # The clones' witness is the account once the person has decided, not from
-            # before they read the plan (see voicectl.reconcile.unproven).
+            # before they read the plan (see voicectl.apply.reconcile.unproven).
             listed_at = time.time()
             remote = account.remote_voices(client, current)
         if not existed:  # the journal must name a lineage that is on disk
@@ -239,7 +242,7 @@ def _check_account_facts(
             f"not on Coze's voice list, so they cannot be retrained: {', '.join(missing)} "
             "(`--replace ADDRESS` makes a new voice id, `voicectl state rm ADDRESS` forgets it)"
         )
-    from voicectl.planner import unknown_by_name
+    from voicectl.plan.planner import unknown_by_name
 
     unknown = unknown_by_name(current, remote)
     named = sorted(
@@ -271,9 +274,10 @@ def _verified(
     display: str,
 ) -> Plan:
     """The saved plan, if everything it is bound to is unchanged; else a clear refusal."""
-    from voicectl import planfile, repository, savedplan
-    from voicectl.hashing import sha256_file
-    from voicectl.state import new_state
+    from voicectl import planfile
+    from voicectl.declare.hashing import sha256_file
+    from voicectl.plan import repository, savedplan
+    from voicectl.state.statefile import new_state
 
     snapshot = repository.read_valid(cfg)
     bound_remote = remote if saved.binding.remote is not None else None
@@ -317,10 +321,11 @@ def _record_remote(
     """
     from dataclasses import replace
 
-    from voicectl import state, transition
     from voicectl.cli import account
     from voicectl.model import NEW_VOICE_ACTIONS
-    from voicectl.planner import unproven_note
+    from voicectl.plan.planner import unproven_note
+    from voicectl.state import statefile as state
+    from voicectl.state import transition
 
     if not done:
         return final

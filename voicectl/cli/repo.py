@@ -20,10 +20,10 @@ from voicectl.errors import (
 )
 
 if TYPE_CHECKING:
-    from voicectl.config import Config
+    from voicectl.declare.config import Config
     from voicectl.model import Plan as Planned
     from voicectl.model import PlanOptions, RemoteVoice, State
-    from voicectl.repository import Snapshot
+    from voicectl.plan.repository import Snapshot
 
 
 @cli.command()
@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 @click.pass_context
 def validate(ctx: click.Context, as_json: bool) -> int:
     """Check the configuration, declarations and audio takes; report every problem."""
-    from voicectl import render, repository
+    from voicectl import render
+    from voicectl.plan import repository
 
     cfg = repository.open_config(_start(ctx))
     snapshot = repository.read(cfg)
@@ -126,7 +127,8 @@ def _planned(
     quiet: bool = False,
 ) -> tuple[Planned, Snapshot]:
     """Read the repository and plan it against ``current``; shows warnings."""
-    from voicectl import planner, render, repository
+    from voicectl import render
+    from voicectl.plan import planner, repository
 
     snapshot = repository.read_valid(cfg, current)
     unknown = planner.unknown_addresses(options, snapshot.desired, current)
@@ -144,7 +146,8 @@ def _planned(
 def declaration_digests(cfg: Config, files: list[str]) -> dict[str, str]:
     """sha256 of voicectl.yaml (as it was read) and of the declaration ``files`` (a valid
     snapshot's), by repository path."""
-    from voicectl import config, savedplan
+    from voicectl.declare import config
+    from voicectl.plan import savedplan
 
     digests = savedplan.file_digests(cfg.root, [cfg.root / f for f in files])
     return {config.CONFIG_FILE: cfg.digest, **digests}
@@ -155,7 +158,7 @@ def _check_policy(
 ) -> None:
     """Fails when the plan exceeds voicectl.yaml's policy; the account's cloned voices are
     counted from Coze's list when it was read, else from the state."""
-    from voicectl import planner
+    from voicectl.plan import planner
 
     on_account = len(remote) if remote is not None else len(current.voice_ids())
     violations = planner.policy_violations(
@@ -183,7 +186,7 @@ def _read_remote(
             )
     if not refresh:
         return None
-    from voicectl.replies import TransportError  # ListingIncomplete is one
+    from voicectl.coze.replies import TransportError  # ListingIncomplete is one
 
     client = account.client_for(cfg, "plan --refresh")
     try:
@@ -231,7 +234,8 @@ def plan(
     **opts: Any,
 ) -> int:
     """Show what apply would create, retrain, move or orphan, and what it costs."""
-    from voicectl import render, repository
+    from voicectl import render
+    from voicectl.plan import repository
 
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
@@ -248,14 +252,14 @@ def plan(
     if warning:  # an interrupted apply: its creates in doubt are the next apply's to settle
         from dataclasses import replace
 
-        from voicectl import pending
+        from voicectl.state import pending
 
         loaded, _ = repository.load_state(cfg)
         options = replace(options, in_doubt=pending.in_doubt(cfg.state_path, loaded))
         doubtful = pending.unknown(cfg.state_path, loaded)
     result, snapshot = _planned(cfg, current, options, remote)
     if warning and doubtful:  # what the plan counts may be done already: said on each
-        from voicectl.pending import DOUBT_NOTE
+        from voicectl.state.pending import DOUBT_NOTE
 
         result = replace(
             result,
@@ -293,9 +297,9 @@ def _save_plan(
     options: PlanOptions,
     remote: Mapping[str, RemoteVoice] | None,
 ) -> None:
-    from voicectl import savedplan
-    from voicectl.atomic import write_atomic
-    from voicectl.state import now
+    from voicectl.files.atomic import write_atomic
+    from voicectl.plan import savedplan
+    from voicectl.state.statefile import now
 
     on_disk = current if cfg.state_path.exists() else None
     binding = savedplan.bind(
@@ -321,7 +325,8 @@ def _save_plan(
 @click.pass_context
 def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) -> None:
     """Render a plan saved by `plan --out FILE`."""
-    from voicectl import render, savedplan
+    from voicectl import render
+    from voicectl.plan import savedplan
 
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
@@ -337,7 +342,7 @@ def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) ->
 @click.argument("name", type=click.Choice(["config", "voices", "state", "plan"]))
 def schema(name: str) -> None:
     """Print the JSON Schema NAME (for editors and other tools)."""
-    from voicectl import schemas
+    from voicectl.files import schemas
 
     click.echo(schemas.schema_path(name).read_text(encoding="utf-8"), nl=False)
 
@@ -349,7 +354,7 @@ def _wait_for_apply(cfg: Config) -> None:
     refused because of a plan."""
     import time
 
-    from voicectl import lock
+    from voicectl.state import lock
 
     until = time.monotonic() + lock_timeout()
     running = lock.running_holder(cfg.state_path)

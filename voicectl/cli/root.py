@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _lock_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    from voicectl.lock import parse_duration
+    from voicectl.state.lock import parse_duration
 
     try:
         seconds = parse_duration(value) if value else 0.0

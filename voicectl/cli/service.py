@@ -21,8 +21,9 @@ def force_unlock(ctx: click.Context, lock_id: str, force: bool) -> None:
     import socket
     import sys
 
-    from voicectl import lock, repository
     from voicectl.errors import StateError
+    from voicectl.plan import repository
+    from voicectl.state import lock
 
     cfg = repository.open_config(_start(ctx))
     info = lock.read_holder(lock.lock_path(cfg.state_path))

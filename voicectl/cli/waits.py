@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS, WAIT_BUDGET_SECONDS, WaitBudget
 from voicectl.errors import UsageError
-from voicectl.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS, WAIT_BUDGET_SECONDS, WaitBudget
 
 WAIT_VARIABLE = "VOICECTL_WAIT_BUDGET"
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from voicectl.journal import Pending
 from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
+from voicectl.state.journal import Pending
 
 CLOCK_SLACK_SECONDS = 5  # the fallback only: Coze's timestamps are another clock's
 PROVEN_WINDOW_SECONDS = 300  # from the witness listing to the one that finds the clone

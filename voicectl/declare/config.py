@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicectl import apibase, schemacheck, schemas
-from voicectl.declcache import DeclarationCache
+from voicectl.coze import apibase
+from voicectl.declare.declcache import DeclarationCache
 from voicectl.errors import ConfigError, Problem
+from voicectl.files import schemacheck, schemas
+from voicectl.files.yamlload import MAX_FILE_BYTES, Document, Path_, dotted, load_bytes, show
 from voicectl.model import LANGUAGES, Declaration, control_character
-from voicectl.yamlload import MAX_FILE_BYTES, Document, Path_, dotted, load_bytes, show
 
 CONFIG_FILE = "voicectl.yaml"
 DEFAULT_VOICES = ("voices/**/*.yaml",)
@@ -239,7 +240,7 @@ def load_declarations(config: Config, cache: DeclarationCache | None = None) -> 
     """Load and check every declaration file named by the config's globs.
 
     With a ``cache``, a file whose stat is unchanged is not read again: its declarations
-    and problems are taken as they were found (see :mod:`voicectl.declcache`).
+    and problems are taken as they were found (see :mod:`voicectl.declare.declcache`).
     """
     loaded = Loaded()
     first_seen: dict[str, Declaration] = {}

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from voicectl import jsontext
 from voicectl.errors import StateError
+from voicectl.files import jsontext
 
 
 def lock_path(state_path: Path) -> Path:

@@ -18,19 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from voicectl import drift, reconcile, upload
+from voicectl.apply import reconcile
+from voicectl.coze import upload
+from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS
+from voicectl.coze.replies import CloneResult, OutcomeUnknown
 from voicectl.errors import VoicectlError
-from voicectl.journal import Journal, Pending
 from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
-from voicectl.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS
-from voicectl.replies import CloneResult, OutcomeUnknown
-from voicectl.state import now
+from voicectl.plan import drift
+from voicectl.state.journal import Journal, Pending
+from voicectl.state.statefile import now
 
 RECONCILE_ROUNDS = 3
 
 
 class Coze(Protocol):
-    """What carrying out a plan needs of Coze (:class:`voicectl.client.CozeClient` has it):
+    """What carrying out a plan needs of Coze (:class:`voicectl.coze.client.CozeClient` has it):
     the voice list, a clone, and the facts to judge a lost reply by."""
 
     @property
@@ -243,7 +245,7 @@ class Executor:
     def _rewitness(self) -> None:
         """Read the account again once the witness is ``rewitness`` seconds old, so that
         a clone sent late in a long apply is told by a recent one (see
-        :func:`voicectl.reconcile.unproven`). A listing that fails keeps the old one."""
+        :func:`voicectl.apply.reconcile.unproven`). A listing that fails keeps the old one."""
         if self._listing is None or self.clock() - self._listed_at < self.rewitness:
             return
         began = self.clock()

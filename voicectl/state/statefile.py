@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from voicectl import jsontext, safefile, schemacheck, schemas
-from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
-from voicectl.hashing import write_cache
+from voicectl.files import jsontext, safefile, schemacheck, schemas
+from voicectl.files.atomic import write_atomic
+from voicectl.files.cache import write_cache
 from voicectl.model import (
     ADDRESS_PATTERN,
     CLONE_LIMIT,
@@ -175,7 +175,7 @@ def _addresses_checked(state: State, raw: bytes, display: str, keep: str) -> Sta
 
 def _at(raw: bytes, display: str, path: list[str | int]) -> str:
     """``display:line:column`` of the value at ``path`` in the JSON text, or ``display``."""
-    from voicectl.yamlload import json_position
+    from voicectl.files.yamlload import json_position
 
     found = json_position(raw, path)
     return display if found is None else f"{display}:{found[0]}:{found[1]}"

@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voicectl import jsontext
 from voicectl.errors import VoicectlError
+from voicectl.files import jsontext
 from voicectl.model import CNY_PER_NEW_VOICE, LANGUAGES, RemoteVoice, control_character
 
 THROTTLE_CODES = frozenset({4009, 4020})

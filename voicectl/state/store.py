@@ -29,13 +29,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voicectl import lock, safefile, state
-from voicectl.atomic import write_atomic
 from voicectl.errors import StateError
+from voicectl.files import safefile
+from voicectl.files.atomic import write_atomic
 from voicectl.model import State
+from voicectl.state import lock
+from voicectl.state import statefile as state
 
 if TYPE_CHECKING:
-    from voicectl.config import Config
+    from voicectl.declare.config import Config
+
+
+# The digest of the last state file found valid, keyed with this machine's secret: a
+# state unchanged since skips its schema check (see voicectl.state.statefile).
+STATE_CHECKED = Path(".voicectl") / "cache" / "state-checked.json"
 
 
 class StaleWrite(StateError):
@@ -153,8 +160,6 @@ def _stale(display: str, stored: State | None, base: State | None) -> str:
 
 def for_repository(cfg: Config) -> FileStore:
     """The store of a repository's configuration (a file, today)."""
-    from voicectl.repository import STATE_CHECKED
-
     return FileStore(cfg.state_path, cfg.state, cfg.root, cfg.root / STATE_CHECKED)
 
 

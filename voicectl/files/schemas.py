@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicectl.yamlload import Document, Path_, dotted, show
+from voicectl.files.yamlload import Document, Path_, dotted, show
 
 if TYPE_CHECKING:  # jsonschema costs ~100 ms to import: only when a check needs it
     from jsonschema import Draft202012Validator, ValidationError
@@ -23,8 +23,8 @@ NAMES = ("config", "voices", "state", "plan")
 
 
 def schema_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "schemas", here.parent / "schemas"):
+    package = Path(__file__).resolve().parents[1]  # voicectl/, in a wheel or a checkout
+    for candidate in (package / "schemas", package.parent / "schemas"):
         if (candidate / "voices.schema.json").is_file():
             return candidate
     raise FileNotFoundError("voicectl's JSON Schemas are missing from this installation")

@@ -1,6 +1,6 @@
 """The HTTP side of the seam to Coze: the httpx client, and reading its replies safely.
 
-Only this module and :mod:`voicectl.client` know httpx (the emulator aside).
+Only this module and :mod:`voicectl.coze.client` know httpx (the emulator aside).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from voicectl import apibase
+from voicectl.coze import apibase
 from voicectl.errors import VoicectlError
 
 MAX_REPLY_BYTES = 16 * 1024 * 1024  # a page of 100 voices is about 60 kB
@@ -31,7 +31,7 @@ LIST_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
 def check_base_url(base: str) -> str:
-    """Coze's API base (see :func:`voicectl.apibase.problem`), without a trailing slash.
+    """Coze's API base (see :func:`voicectl.coze.apibase.problem`), without a trailing slash.
 
     Errors show the URL without any user info or query, where a secret could hide.
     """

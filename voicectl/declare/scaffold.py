@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicectl.atomic import write_atomic
-from voicectl.config import CONFIG_FILE
+from voicectl.declare.config import CONFIG_FILE
 from voicectl.errors import ConfigError
-from voicectl.safefile import linked_part
+from voicectl.files.atomic import write_atomic
+from voicectl.files.safefile import linked_part
 
 SCHEMA_BASE = "https://voicectl.dev/schemas"
 

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from voicectl import __version__, gitrepo
+from voicectl import __version__
+from voicectl.declare import gitrepo
 from voicectl.errors import UsageError
 
 if TYPE_CHECKING:
-    from voicectl.config import Config
+    from voicectl.declare.config import Config
 
 KINDS = {
     "github": ("github-actions.yml", ".github/workflows/voices.yml"),
@@ -54,8 +55,8 @@ class Source:
 
 
 def template_dir() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "ci", here.parent / "examples" / "ci"):
+    package = Path(__file__).resolve().parents[1]  # voicectl/, in a wheel or a checkout
+    for candidate in (package / "ci", package.parent / "examples" / "ci"):
         if (candidate / KINDS["github"][0]).is_file():
             return candidate
     raise FileNotFoundError("voicectl's CI templates are missing from this installation")
@@ -138,7 +139,7 @@ def render(kind: str, requirement: str) -> str:
     """The template of ``kind`` installing ``requirement``: written as a JSON string (a
     YAML double-quoted scalar that escapes everything), then read back to be sure YAML
     takes it as exactly that."""
-    from voicectl.yamlload import load_text
+    from voicectl.files.yamlload import load_text
 
     text = (template_dir() / KINDS[kind][0]).read_text(encoding="utf-8")
     quoted = json.dumps(requirement, ensure_ascii=True)
@@ -185,7 +186,7 @@ def source(given: str | None) -> Source:
 
 def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict[Path, str]:
     """The workflow file of each kind in ``directory``, refusing one that exists."""
-    from voicectl.safefile import linked_part
+    from voicectl.files.safefile import linked_part
 
     found = {}
     for kind in kinds:
@@ -202,7 +203,7 @@ def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict
 def cautions(directory: Path, cfg: Config | None, kinds: tuple[str, ...] = ()) -> list[str]:
     """What would keep a workflow written in ``directory`` (a voice repository with the
     config ``cfg``, or a new one) from running as it should."""
-    from voicectl.config import DEFAULT_STATE, DEFAULT_VOICES
+    from voicectl.declare.config import DEFAULT_STATE, DEFAULT_VOICES
 
     said = []
     probe = directory

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from voicectl import jsontext, safefile
 from voicectl.errors import StateError
+from voicectl.files import jsontext, safefile
 from voicectl.model import NEW_VOICE_ACTIONS, Change, State
 from voicectl.planfile import change_from_json, change_to_json
-from voicectl.transition import Done, applied_all
+from voicectl.state.transition import Done, applied_all
 
 
 def journal_path(state_path: Path) -> Path:
@@ -152,7 +152,7 @@ class Journal:
         self, change: Change, at: str, unix: float, before: dict[str, Any] | None = None
     ) -> int:
         """The intent, durable before the clone is sent; ``before`` is what Coze showed
-        that tells its outcome (see :func:`voicectl.reconcile.witness`)."""
+        that tells its outcome (see :func:`voicectl.apply.reconcile.witness`)."""
         seq = self.next_seq()
         record: dict[str, Any] = {
             "type": "pending",
@@ -176,7 +176,7 @@ class Journal:
         unproven: str | None = None,
     ) -> None:
         """The clone was made; ``unproven`` says why a reconciled one may not be this
-        apply's own (see :func:`voicectl.reconcile.unproven`)."""
+        apply's own (see :func:`voicectl.apply.reconcile.unproven`)."""
         record: dict[str, Any] = {
             "type": "done",
             "seq": seq,

@@ -6,11 +6,12 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from voicectl import journal, state
+from voicectl.apply.executor import Event, Executor, Outcome
 from voicectl.errors import StateError
-from voicectl.executor import Event, Executor, Outcome
 from voicectl.model import State
-from voicectl.store import FileStore, StateStore
+from voicectl.state import journal
+from voicectl.state import statefile as state
+from voicectl.state.store import FileStore, StateStore
 
 
 def fold(

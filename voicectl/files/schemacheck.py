@@ -196,7 +196,7 @@ def compile_schema(schema: dict[str, Any]) -> Check | None:
 @cache
 def checker(name: str) -> Check | None:
     """The compiled check for voicectl's schema ``name`` (read from the one schema dir)."""
-    from voicectl import schemas
+    from voicectl.files import schemas
 
     return compile_schema(schemas.load(name))
 

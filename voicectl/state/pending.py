@@ -2,7 +2,7 @@
 
 The journal of an apply that did not finish holds clones not yet in the state. A plan
 or a drift check reads the state as the journal leaves it and says so; only apply
-(:mod:`voicectl.recovery`) settles and folds it. Read path only: nothing here sends or
+(:mod:`voicectl.apply.recovery`) settles and folds it. Read path only: nothing here sends or
 writes anything.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicectl import journal
 from voicectl.model import NEW_VOICE_ACTIONS, State
+from voicectl.state import journal
 
 
 def pending_warning(state_path: Path, current: State) -> tuple[State, str]:

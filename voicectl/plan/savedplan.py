@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicectl import jsontext, schemas
 from voicectl.errors import VoicectlError
+from voicectl.files import jsontext, schemas
 from voicectl.model import DesiredVoice, Plan, PlanOptions, RemoteVoice, State
 from voicectl.planfile import change_from_json, plan_to_json
 

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from voicectl import drift
-from voicectl.matching import match
 from voicectl.model import (
     CLONE_LIMIT,
     CNY_PER_NEW_VOICE,
@@ -31,6 +29,8 @@ from voicectl.model import (
     State,
     VoiceRecord,
 )
+from voicectl.plan import drift
+from voicectl.plan.matching import match
 
 PRICE = f"{CNY_PER_NEW_VOICE} CNY"  # of a new voice id, as messages say it
 NO_OPTIONS = PlanOptions()  # a plan of the declarations as they are
@@ -255,7 +255,7 @@ def _in_doubt(voice: DesiredVoice, same_name: Sequence[str]) -> Change:
 
 def unproven_advice(address: str, voice_id: str | None, why: str = "") -> str:
     """What a person does about a voice found on Coze that may not be voicectl's clone
-    (``why`` is the state's reason, from :func:`voicectl.reconcile.unproven`)."""
+    (``why`` is the state's reason, from :func:`voicectl.apply.reconcile.unproven`)."""
     if why.startswith("the retrain"):  # the voice id is voicectl's; its training is not sure
         return (
             f"`voicectl apply --retrain {address}` trains it again from the take (one of its "

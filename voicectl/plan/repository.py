@@ -12,15 +12,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from voicectl import __version__, audio, config, gitrepo, schemas, state
-from voicectl.declcache import DeclarationCache
+from voicectl import __version__
+from voicectl.declare import audio, config, gitrepo
+from voicectl.declare.declcache import DeclarationCache
+from voicectl.declare.hashing import TakeCache, sha256_file
 from voicectl.errors import Problem, ValidationFailed
-from voicectl.hashing import TakeCache, sha256_file
+from voicectl.files import schemas
 from voicectl.model import DesiredVoice, State
+from voicectl.state import statefile as state
 
 CACHE_FILE = Path(".voicectl") / "cache" / "takes.json"
 DECLARATIONS_CACHE = Path(".voicectl") / "cache" / "declarations.json"
-STATE_CHECKED = Path(".voicectl") / "cache" / "state-checked.json"
 
 
 @dataclass
@@ -134,7 +136,7 @@ def read_valid(cfg: config.Config, recorded: State | None = None) -> Snapshot:
 def load_state(cfg: config.Config) -> tuple[State, bool]:
     """The repository's state as last written, or a fresh empty one (flag: it existed),
     read from its store."""
-    from voicectl.store import for_repository
+    from voicectl.state.store import for_repository
 
     current = for_repository(cfg).read()
     if current is None:
@@ -146,11 +148,11 @@ def effective_state(cfg: config.Config) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
     memory (so completed clones are not planned again), and a warning if there was one."""
     current, _ = load_state(cfg)
-    from voicectl.journal import journal_path
+    from voicectl.state.journal import journal_path
 
     if not os.path.lexists(journal_path(cfg.state_path)):  # the common case
         return current, ""
-    from voicectl.pending import pending_warning
+    from voicectl.state.pending import pending_warning
 
     return pending_warning(cfg.state_path, current)
 

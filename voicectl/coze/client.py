@@ -2,7 +2,7 @@
 
 Coze replies with an envelope ``{code, msg, data, detail: {logid}}``; anything but a
 success becomes a :class:`CozeError` with the logid, a hint a human can act on, and what
-the reply proves (:mod:`voicectl.replies`). Listing is read-only, so it is retried with
+the reply proves (:mod:`voicectl.coze.replies`). Listing is read-only, so it is retried with
 backoff (honouring ``Retry-After``) on everything but a request error. A clone is billed
 and has no idempotency key, so it is sent again only when Coze provably did not take it
 (a rate-limit refusal, or a connection that was never made); any other failure after the
@@ -21,11 +21,9 @@ from typing import IO, Any, cast
 
 import httpx
 
-from voicectl import apibase, replies
-from voicectl.errors import VoicectlError
-from voicectl.model import RemoteVoice
-from voicectl.pacing import Retry, Slot, Throttle, WaitBudgetSpent
-from voicectl.replies import (
+from voicectl.coze import apibase, replies
+from voicectl.coze.pacing import Retry, Slot, Throttle, WaitBudgetSpent
+from voicectl.coze.replies import (
     CloneResult,
     CozeError,
     ListingIncomplete,
@@ -33,7 +31,7 @@ from voicectl.replies import (
     TransportError,
     Verdict,
 )
-from voicectl.transport import (
+from voicectl.coze.transport import (
     CLONE_SECONDS,
     LIST_SECONDS,
     LIST_TIMEOUT,
@@ -48,7 +46,9 @@ from voicectl.transport import (
     send_within,
     tls_failure,
 )
-from voicectl.upload import Readable, open_file
+from voicectl.coze.upload import Readable, open_file
+from voicectl.errors import VoicectlError
+from voicectl.model import RemoteVoice
 
 __all__ = [
     "CloneResult",
@@ -142,7 +142,7 @@ class CozeClient:
         """One clone (a retrain when ``voice_id`` is given), never sent twice blindly.
 
         It is sent again only when nothing left (no connection was made) or Coze's reply
-        proves it was refused for its rate (see :mod:`voicectl.replies`). A request error
+        proves it was refused for its rate (see :mod:`voicectl.coze.replies`). A request error
         raises CozeError; every other failure raises OutcomeUnknown, for the caller to
         look for the clone on the account before anything is resent.
         """

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from voicectl.declare.hashing import TakeCache, sha256_handle
 from voicectl.errors import Problem
-from voicectl.hashing import TakeCache, sha256_handle
 from voicectl.model import Declaration, Take, TakeRef
 
 MAX_BYTES = 10_000_000  # Coze's "10 MB": read as the stricter 10**6, not 2**20

@@ -8,7 +8,6 @@ bytes are trusted unread; anything else reads the file again.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -17,54 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO, TypeGuard
 
-from voicectl import jsontext, safefile
-from voicectl.atomic import write_atomic
-from voicectl.errors import StateError
+from voicectl.files.cache import read_cache, stat_key, write_cache
 from voicectl.model import AUDIO_FORMATS
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the stat key has ctime and device
 CHUNK = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-
-
-def read_cache(path: Path, **header: Any) -> dict[str, Any] | None:
-    """A cache file's JSON object if every ``header`` key holds the given value; None
-    when missing, unreadable, torn or foreign (a cache is a hint, never an input)."""
-    _check_cache_dirs(path)
-    try:
-        data = jsontext.loads(safefile.read_bytes(path))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or any(data.get(k) != v for k, v in header.items()):
-        return None
-    return data
-
-
-def write_cache(path: Path, data: bytes) -> None:
-    """Replace a cache file (under ``.voicectl/cache/``) at once, but without fsync: a
-    cache needs no durability (a torn one is ignored), and after a large checkout an fsync
-    can wait for the file system to write back everything the checkout wrote. The first
-    write also keeps ``.voicectl/`` out of git, whichever cache comes first."""
-    _check_cache_dirs(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gitignore = path.parent.parent / ".gitignore"
-    if not gitignore.exists() and not gitignore.is_symlink():
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(gitignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "w") as handle:
-                handle.write("*\n")
-    write_atomic(path, data, durable=False)
-
-
-def _check_cache_dirs(path: Path) -> None:
-    """``.voicectl/`` and its ``cache/`` must be real directories (a pull request could
-    make either a link out of the repository: caches would be read or written there)."""
-    for directory in (path.parent.parent, path.parent):
-        if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
-            raise StateError(
-                f"{directory}: is a link or not a directory; voicectl keeps its caches "
-                "only in a real directory: remove it"
-            )
 
 
 def sha256_file(path: Path) -> str:
@@ -80,10 +37,6 @@ def sha256_handle(handle: BinaryIO) -> str:
     for block in iter(lambda: handle.read(CHUNK), b""):
         digest.update(block)
     return digest.hexdigest()
-
-
-def stat_key(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
 
 
 def _sound(facts: object) -> TypeGuard[dict[str, Any]]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from voicectl.errors import Problem
-from voicectl.hashing import read_cache, write_cache
+from voicectl.files.cache import read_cache, stat_key, write_cache
 from voicectl.model import LANGUAGES, Declaration
 
 CACHE_FORMAT = 1
@@ -29,10 +29,6 @@ RACY_NS = 2_000_000_000
 _DECL_FIELDS = 13  # address .. audio_column, without ``file``
 _TEXT = (1, 2, 3, 4)  # name, audio, text, language
 _PROBLEM_FIELDS = 5
-
-
-def stat_key(st: os.stat_result) -> list[int]:
-    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
 
 def _decl_row(d: Declaration) -> list[Any]:

@@ -6,10 +6,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
-from voicectl.audio import PCM_RULE
+from voicectl.declare.audio import PCM_RULE
 from voicectl.errors import Problem, visible
-from voicectl.fielddiff import Budget, changed_fields, describe_take, field_changes
 from voicectl.model import ACTIONS, Change, Plan, State
+from voicectl.plan.fielddiff import Budget, changed_fields, describe_take, field_changes
 from voicectl.planfile import plan_to_json
 
 SYMBOLS = {

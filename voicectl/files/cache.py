@@ -1,0 +1,64 @@
+"""The caches under ``.voicectl/cache/``: hints, never inputs.
+
+A cache file is read only from a real directory, never through a link; one torn,
+foreign or edited is ignored; one is written at once but without fsync (a cache needs
+no durability). A file's stat key says whether it can be trusted unread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from voicectl.errors import StateError
+from voicectl.files import jsontext, safefile
+from voicectl.files.atomic import write_atomic
+
+
+def read_cache(path: Path, **header: Any) -> dict[str, Any] | None:
+    """A cache file's JSON object if every ``header`` key holds the given value; None
+    when missing, unreadable, torn or foreign (a cache is a hint, never an input)."""
+    _check_cache_dirs(path)
+    try:
+        data = jsontext.loads(safefile.read_bytes(path))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in header.items()):
+        return None
+    return data
+
+
+def write_cache(path: Path, data: bytes) -> None:
+    """Replace a cache file (under ``.voicectl/cache/``) at once, but without fsync: a
+    cache needs no durability (a torn one is ignored), and after a large checkout an fsync
+    can wait for the file system to write back everything the checkout wrote. The first
+    write also keeps ``.voicectl/`` out of git, whichever cache comes first."""
+    _check_cache_dirs(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gitignore = path.parent.parent / ".gitignore"
+    if not gitignore.exists() and not gitignore.is_symlink():
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(gitignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w") as handle:
+                handle.write("*\n")
+    write_atomic(path, data, durable=False)
+
+
+def _check_cache_dirs(path: Path) -> None:
+    """``.voicectl/`` and its ``cache/`` must be real directories (a pull request could
+    make either a link out of the repository: caches would be read or written there)."""
+    for directory in (path.parent.parent, path.parent):
+        if directory.is_symlink() or (directory.exists() and not directory.is_dir()):
+            raise StateError(
+                f"{directory}: is a link or not a directory; voicectl keeps its caches "
+                "only in a real directory: remove it"
+            )
+
+
+def stat_key(st: os.stat_result) -> list[int]:
+    """What says a file is unchanged since it was read: a change of content moves its
+    size, mtime or ctime (ctime cannot be set back), a file put in its place its inode or
+    device."""
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]

@@ -1,0 +1,1 @@
+"""Planning: the pure planner, identity matching, drift, field diffs, and plans as files."""
