@@ -42,6 +42,8 @@ def test_apply_the_bundled_example_end_to_end(tmp_path: Path, coze: Coze, run) -
     )
     assert_converged(root, coze)
     assert [c["voice_name"] for c in coze.ledger()].count("工作室导游声音") == 1
+    # The state is written once, when the apply ends (the journal made each clone durable).
+    assert len(list((root / ".voicectl" / "state-versions").iterdir())) == 1
     assert run(root, "plan").stdout == "No changes.\n"
 
 

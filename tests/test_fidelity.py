@@ -333,6 +333,16 @@ def test_a_reply_naming_a_voice_id_coze_does_not_have_is_said_and_the_real_one_o
     assert [o["voice_id"] for o in after["orphans"]] == ["7400000000000000001"]
 
 
+class _Notices:
+    """An apply's reporter that keeps its notices (record_remote only gives notices)."""
+
+    def __init__(self, said: list[str]) -> None:
+        self.said = said
+
+    def notice(self, message: str) -> None:
+        self.said.append(message)
+
+
 def test_a_create_whose_reply_names_a_voice_listed_under_another_name_is_unproven(
     repo: VoiceRepo, coze: Coze, tmp_path: Path
 ) -> None:
@@ -340,7 +350,7 @@ def test_a_create_whose_reply_names_a_voice_listed_under_another_name_is_unprove
     another clone's): what is recorded must not be relied on, nor retrained over."""
     from dataclasses import replace
 
-    from voicectl.cli.remote import _record_remote
+    from voicectl.apply.service import record_remote
     from voicectl.model import TakeRef, VoiceRecord
     from voicectl.state import statefile as state_io
 
@@ -367,7 +377,9 @@ def test_a_create_whose_reply_names_a_voice_listed_under_another_name_is_unprove
     )
     folded = replace(current, voices={"v00": record})
     client = CozeClient(http_client(coze.base), TOKEN, Retry(attempts=2))
-    learnt = _record_remote(client, cfg, folded, [(change, theirs)])
+    said: list[str] = []
+    learnt = record_remote(client, folded, [(change, theirs)], _Notices(said))
+    assert any("not as it was sent" in line for line in said)  # and the person is told
     why = learnt.voices["v00"].unproven
     assert why is not None and "which Coze lists as 'Colleague Voice'" in why
     assert learnt.voices["v00"].remote is None  # its facts are not taken as v00's
@@ -564,7 +576,8 @@ def test_a_lost_state_file_under_a_live_journal_is_recovered_or_named_never_buri
     lose_replies_and_the_list(coze)
     assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
     path = repo.root / "state" / "voicectl.state.json"
-    path.unlink()
+    # A first apply writes the state once, when it ends: with clones unsettled, never.
+    assert not path.exists()
     coze.faults(**dict.fromkeys(UNREADABLE_LIST))
     recovered = apply(run, repo, coze)
     assert recovered.exit_code == 0, recovered.output

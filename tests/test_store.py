@@ -128,8 +128,8 @@ def test_every_write_is_a_version(make: Maker) -> None:
 
 
 def test_apply_and_the_state_commands_write_through_the_store(tmp_path: Path, run, coze) -> None:  # type: ignore[no-untyped-def]
-    """Every write of the state is the store's: the versions show apply's first state, its
-    fold, and a `state mv`, in order."""
+    """Every write of the state is the store's: the versions show apply's one write (its
+    fold, Coze's facts in it) and a `state mv`, in order."""
     from tests.conftest import VoiceRepo
 
     repo = VoiceRepo(tmp_path / "repo")
@@ -137,8 +137,8 @@ def test_apply_and_the_state_commands_write_through_the_store(tmp_path: Path, ru
     assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
     assert run(repo.root, "state", "mv", "a", "b").exit_code == 0
     home = FileStore(repo.root / "state" / "voicectl.state.json", "state", repo.root)
-    assert [v.serial for v in home.versions()] == [1, 2, 3]
-    assert home.read() is not None and home.read().serial == 3  # type: ignore[union-attr]
+    assert [v.serial for v in home.versions()] == [1, 2]
+    assert home.read() is not None and home.read().serial == 2  # type: ignore[union-attr]
 
 
 def test_what_a_write_returns_is_what_a_read_gives_back(make: Maker) -> None:

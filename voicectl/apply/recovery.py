@@ -19,12 +19,16 @@ def fold(
     current: State,
     finish: Callable[[State], State] | None = None,
     home: StateStore | None = None,
+    *,
+    stored: bool = True,
 ) -> State:
     """Write the journal's completed changes into the state and remove the journal.
 
     ``finish`` adds what else the state learns (Coze's facts, say) before the one write,
     so that the file is checked to be the one the journal began from just before it is
     replaced. Refuses while a clone's outcome is unknown: those must be reconciled first.
+    ``stored`` False: ``current`` is the empty state of a first apply, not yet written
+    (the journal's begin record says so), so the write expects no state stored.
     """
     path = journal.journal_path(state_path)
     replayed = journal.replay(path, current)
@@ -48,7 +52,7 @@ def fold(
         # write it from none: that mends it).
         home = home or FileStore(state_path, str(state_path))
         try:
-            result = home.write(new, base=current)
+            result = home.write(new, base=current if stored else None)
         except StateError:
             if _still(state_path, current, path):
                 raise  # the file is the one it began from again: a race, said as it was
@@ -88,12 +92,14 @@ def fold_or_keep(
     notice: Callable[[str], None],
     finish: Callable[[State], State] | None = None,
     home: StateStore | None = None,
+    *,
+    stored: bool = True,
 ) -> tuple[State, bool]:
     """Fold at the end of an apply: the state written, and True. With clones of unknown
     outcome left, or a state file replaced meanwhile, keep the journal (the next apply
     recovers it) and nothing is written: the state as the journal leaves it, and False."""
     try:
-        return fold(state_path, current, finish, home), True
+        return fold(state_path, current, finish, home, stored=stored), True
     except StateError as exc:
         notice(f"{exc.message}; the journal was kept and `voicectl apply` will recover it")
         replayed = journal.replay(journal.journal_path(state_path), current)
@@ -107,6 +113,8 @@ def recover(
     adopt: dict[str, str],
     notice: Callable[[str], None],
     home: StateStore | None = None,
+    *,
+    stored: bool = True,
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
@@ -128,7 +136,7 @@ def recover(
             executor.resolve(replayed.pending, known, Outcome(), adopt)
         finally:
             log.close()
-    folded = fold(state_path, current, home=home)
+    folded = fold(state_path, current, home=home, stored=stored)
     said = recorded(current, folded)
     if said and not replayed.stale:
         notice(f"the interrupted apply's clones, now in the state: {said}")

@@ -1,6 +1,6 @@
-"""The command line (see :mod:`voicectl.cli.root`); importing this registers every command."""
+"""The command line (see :mod:`voicectl.cli.root`): each command's module is loaded when
+that command runs."""
 
-from voicectl.cli import gitops, init, remote, repo, service
 from voicectl.cli.root import cli, main
 
-__all__ = ["cli", "gitops", "init", "main", "remote", "repo", "service"]
+__all__ = ["cli", "main"]

@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
+from voicectl.declare import config
+from voicectl.plan import repository
+from voicectl.state import statefile as state
+
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
 
@@ -22,20 +26,17 @@ Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]
 
 
 def _config(ctx: click.Context) -> Config:
-    from voicectl.plan import repository
 
     start = ctx.find_root().params.get("chdir") or Path.cwd()
     return repository.open_config(Path(start))
 
 
 def _declared(ctx: click.Context) -> Iterable[str]:
-    from voicectl.declare import config
 
     return [d.address for d in config.load_declarations(_config(ctx)).declarations]
 
 
 def _recorded(ctx: click.Context) -> Iterable[str]:
-    from voicectl.state import statefile as state
 
     cfg = _config(ctx)
     current = state.load(cfg.state_path, cfg.state, None)

@@ -6,14 +6,23 @@ import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from voicectl.cli import complete
-from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
+from voicectl import render
+from voicectl.apply import recovery
+from voicectl.cli import account, complete
+from voicectl.cli.root import _start, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
+from voicectl.plan import drift as drifts
+from voicectl.plan import planning, repository
+from voicectl.plan.planner import desired_json
+from voicectl.state import pending, store, transition
+from voicectl.state import statefile as state
+from voicectl.state import statefile as states
 
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
@@ -30,8 +39,6 @@ def _notice(message: str) -> None:
 def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State], State]]]:
     """The state under the apply lock, with a finished journal folded in; yields it with a
     function that saves a new state (serial bumped, atomic)."""
-    from voicectl.apply import recovery
-    from voicectl.state import store
 
     home = store.for_repository(cfg)
     with home.locked(command, _notice, lock_timeout()):
@@ -43,32 +50,23 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
 
 
 def _config(ctx: click.Context) -> Config:
-    from voicectl.plan import repository
 
     return repository.open_config(_start(ctx))
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.pass_context
 def drift(ctx: click.Context, as_json: bool) -> int:
     """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
-    from voicectl import render
-    from voicectl.cli import account
-    from voicectl.plan import drift as drifts
-    from voicectl.plan import repository
 
     cfg = _config(ctx)
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    remote = account.remote_voices(account.client_for(cfg, "drift"), current)
+    remote = planning.remote_voices(account.client_for(cfg, "drift"), current)
     found = drifts.find(current, remote)
     if warning:  # an interrupted apply's own clone is not someone else's change
-        from dataclasses import replace
-
-        from voicectl.state import pending
-
         loaded, _ = repository.load_state(cfg)
         unsettled = pending.unknown(cfg.state_path, loaded)
         found = [
@@ -114,20 +112,16 @@ def drift(ctx: click.Context, as_json: bool) -> int:
     return EXIT_CHANGES if found else 0
 
 
-@cli.command()
+@click.command()
 @lock_timeout_option
 @click.pass_context
 def refresh(ctx: click.Context) -> None:
     """Record Coze's facts (name, clones left, update time) in the state; never clones."""
-    from voicectl.cli import account
-    from voicectl.plan import drift as drifts
-    from voicectl.state import statefile as state
-    from voicectl.state import transition
 
     cfg = _config(ctx)
     client = account.client_for(cfg, "refresh")
     with _writing(cfg, "voicectl refresh") as (current, save):
-        remote = account.remote_voices(client, current)
+        remote = planning.remote_voices(client, current)
         for d in drifts.find(current, remote):
             click.echo(f"{d.address}: {d.kind}: voice {d.voice_id} {d.detail}")
         updated = transition.refreshed(current, remote, state.now())
@@ -146,7 +140,7 @@ def refresh(ctx: click.Context) -> None:
     )
 
 
-@cli.command("import")
+@click.command("import")
 @click.argument("address", shell_complete=complete.declared)
 @click.argument("voice_id")
 @lock_timeout_option
@@ -156,12 +150,6 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
 
     For a voice the state holds as unproven (found on Coze after a lost reply), naming
     the same address and voice id confirms it is the voice meant."""
-    from voicectl.apply import recovery
-    from voicectl.cli import account
-    from voicectl.plan import repository
-    from voicectl.plan.planner import desired_json
-    from voicectl.state import statefile as state
-    from voicectl.state import store, transition
 
     if not voice_id.isdigit():
         raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
@@ -198,7 +186,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
                 )
             if record.voice_id == voice_id:
                 raise UsageError(f"voice {voice_id} is already in the state (at {record.address})")
-        remote = account.remote_voices(client)
+        remote = planning.remote_voices(client)
         if voice_id not in remote:
             raise UsageError(
                 f"voice {voice_id} is not on Coze's voice list for this token (wrong account, "
@@ -233,7 +221,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
     )
 
 
-@cli.group("state")
+@click.group("state")
 def state_group() -> None:
     """Read or edit the state: list, show, mv, rm (under the apply lock)."""
 
@@ -243,8 +231,6 @@ def state_group() -> None:
 @click.pass_context
 def state_list(ctx: click.Context, as_json: bool) -> None:
     """Every voice in the state, with its voice id and budget."""
-    from voicectl import render
-    from voicectl.plan import repository
 
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)
@@ -299,9 +285,6 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def state_show(ctx: click.Context, address: str) -> None:
     """One voice's record, as the state holds it, and its clone history."""
-    from voicectl import render
-    from voicectl.plan import repository
-    from voicectl.state import statefile as states
 
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)
@@ -332,7 +315,6 @@ def state_show(ctx: click.Context, address: str) -> None:
 @click.pass_context
 def state_mv(ctx: click.Context, old: str, new: str) -> None:
     """Record that the voice at OLD is now declared at NEW (no clone)."""
-    from voicectl.state import transition
 
     if not ADDRESS.fullmatch(new):
         raise UsageError(f"{new!r}: an address is lower-case letters, digits, '_', '.', '-'")
@@ -355,8 +337,6 @@ def state_mv(ctx: click.Context, old: str, new: str) -> None:
 @click.pass_context
 def state_rm(ctx: click.Context, address: str) -> None:
     """Stop managing ADDRESS; its voice id is kept among the orphans (Coze cannot delete)."""
-    from voicectl.state import statefile as states
-    from voicectl.state import transition
 
     cfg = _config(ctx)
     with _writing(cfg, "voicectl state rm") as (current, save):
@@ -394,15 +374,12 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
     return sorted(found, key=lambda item: (item[1].applied_at, item[1].voice_id, item[1].clone))
 
 
-@cli.command()
+@click.command()
 @click.argument("address", required=False, shell_complete=complete.recorded)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     """Every clone of every voice (or of ADDRESS): when, which take, logid, commit."""
-    from voicectl import render
-    from voicectl.plan import repository
-    from voicectl.state import statefile as states
 
     cfg = _config(ctx)
     current, _ = repository.load_state(cfg)

@@ -6,16 +6,21 @@ from pathlib import Path
 
 import click
 
-from voicectl.cli.root import _start, cli
+from voicectl.cli.root import _start
+from voicectl.declare import citemplates
+from voicectl.declare.config import CONFIG_FILE
+from voicectl.declare.scaffold import init_repository
 from voicectl.errors import UsageError
+from voicectl.files.atomic import write_atomic
 from voicectl.model import LANGUAGES
+from voicectl.plan import repository
 
 # citemplates.KINDS's names, spelled here so that start-up does not import the CI
 # templates' module (and git's helpers); a test keeps the two equal.
 CI_KINDS = ("github", "gitlab")
 
 
-@cli.command()
+@click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--space", help="Default Coze workspace id for the repository's voices.")
 @click.option(
@@ -47,11 +52,6 @@ def init(
     ci_package: str | None,
 ) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
-    from voicectl.declare import citemplates
-    from voicectl.declare.config import CONFIG_FILE
-    from voicectl.declare.scaffold import init_repository
-    from voicectl.files.atomic import write_atomic
-    from voicectl.plan import repository
 
     directory = _start(ctx) / directory
     if space is not None and not space.isdigit():

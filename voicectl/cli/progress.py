@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from voicectl import render
 from voicectl.cli import waits
+from voicectl.plan.planner import unproven_note
 
 if TYPE_CHECKING:
     from voicectl.model import Change, Plan, State
@@ -30,7 +32,6 @@ class Output:
         click.echo(json.dumps(body, sort_keys=True, ensure_ascii=False))
 
     def plan(self, result: Plan) -> None:
-        from voicectl import render
 
         if not self.as_json:
             click.echo(render.render_text(result), nl=False)
@@ -57,7 +58,6 @@ class Output:
         blocked: Sequence[Change],
         final: State,
     ) -> None:
-        from voicectl import render
 
         if not self.as_json:
             click.echo(render.apply_summary(done, failed, blocked, final), nl=False)
@@ -165,8 +165,6 @@ class Progress:
                 count = f"[{self.finished}/{self.total}] " if self.total else ""
                 click.echo(count + line)
             if event.unproven:
-                from voicectl.plan.planner import unproven_note
-
                 note = unproven_note(event.address, event.voice_id, event.unproven)
                 click.echo(("\n" if self.bar else "") + f"{event.address}: {note}", err=True)
             if event.passed_over:  # one of them may be a clone paid for: never unsaid

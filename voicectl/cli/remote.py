@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from voicectl.cli.repo import (
-    _check_policy,
-    _plan_options,
-    _planned,
-    declaration_digests,
-    plan_options,
-)
-from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option
-from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError
-
-if TYPE_CHECKING:
-    from voicectl.coze.client import CozeClient
-    from voicectl.declare.config import Config
-    from voicectl.model import Change, Plan, RemoteVoice, State
-    from voicectl.plan.savedplan import SavedPlan
+from voicectl.apply import service
+from voicectl.cli import account, waits
+from voicectl.cli.progress import Output, Progress
+from voicectl.cli.repo import _plan_options, plan_options, show_warnings
+from voicectl.cli.root import _start, lock_timeout, lock_timeout_option
+from voicectl.errors import EXIT_USER_ERROR, Problem, UsageError
+from voicectl.model import Plan
+from voicectl.plan import repository, savedplan
 
 
 def _adoptions(values: Sequence[str]) -> dict[str, str]:
@@ -37,16 +29,7 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def _inputs(cfg: Config, work: Sequence[Change]) -> list[str]:
-    """What an apply is made from, relative to the repository: the configuration, every
-    declaration file, and the takes it sends."""
-    from voicectl.declare.config import CONFIG_FILE, declaration_files
-
-    takes = {c.after["audio"]["path"] for c in work if c.after}
-    return [CONFIG_FILE, *declaration_files(cfg), *sorted(takes)]
-
-
-@cli.command()
+@click.command()
 @click.argument(
     "plan_file", metavar="[FILE]", required=False, type=click.Path(dir_okay=False, path_type=Path)
 )
@@ -88,19 +71,8 @@ def apply(
     With FILE (saved by `voicectl plan --out FILE`), carry out exactly that plan, without
     asking, and refuse it if anything it is bound to has changed since.
     """
-    from voicectl.apply import recovery
-    from voicectl.apply.executor import Executor
-    from voicectl.cli import account, waits
-    from voicectl.cli.progress import Output, Progress
-    from voicectl.declare import gitrepo
-    from voicectl.plan import repository, savedplan
-    from voicectl.state import lock, store
-    from voicectl.state.journal import Journal, journal_path
-    from voicectl.state.statefile import now
-
     start = _start(ctx)
     cfg = repository.open_config(start)
-    home = store.for_repository(cfg)  # the state's home: a file today
     adoptions = _adoptions(adopt)
     saved = None
     if plan_file is not None:
@@ -115,259 +87,63 @@ def apply(
     if as_json and not (auto_approve or saved):
         raise UsageError("--json cannot ask for confirmation: pass --auto-approve or a FILE")
     client = account.client_for(cfg, "apply")
-    settle, in_hands = waits.settle(), waits.in_hands()  # read before anything is done
+    request = service.Request(
+        options=saved.options if saved is not None else plan_options(opts),
+        saved=saved,
+        saved_display=str(plan_file),
+        confirmed=bool(auto_approve or saved),
+        parallelism=parallelism,
+        adopt=adoptions,
+        settle=waits.settle(),  # read before anything is done
+        in_hands=waits.in_hands(),
+        lock_timeout=lock_timeout(),
+    )
     out = Output(as_json)
-    with lock.locked(cfg.state_path, "voicectl apply", now(), _echo_err, lock_timeout()):
-        current, existed = repository.load_state(cfg)
-        before = current
-        current = recovery.recover(
-            cfg.state_path,
-            current,
-            lambda log: Executor(
-                client, cfg.root, log, 1, Progress(0), settle=settle, in_hands=in_hands
-            ),
-            adoptions,
-            _echo_err,
-            home,
-        )
-        listed_at = time.time()  # the clones' witness: the account from here on
-        remote = account.remote_voices(client, current)
-        options = saved.options if saved is not None else plan_options(opts)
-        if saved is not None:
-            try:
-                result = _verified(cfg, current if existed else None, saved, remote, str(plan_file))
-            except VoicectlError as exc:
-                if current == before:
-                    raise
-                # The interrupted apply's own clones, just folded, are what changed.
-                raise VoicectlError(
-                    f"{exc.message}\nThose changes are the interrupted apply's clones, "
-                    "recorded just now (see above): what is left of the plan needs a new "
-                    "one, `voicectl plan --out FILE`, reviewed like the first"
-                ) from None
-        else:
-            result, _ = _planned(cfg, current, options, remote, quiet=as_json)
-        out.plan(result)
-        _check_policy(cfg, result, current, remote)
-        _check_account_facts(result, remote, current, options.allow_duplicate_name)
-        work = result.actionable
-        blocked = [c for c in result.changes if c.action == "blocked"]
-        if not work:
-            out.summary([], [], blocked, current)
-            return EXIT_USER_ERROR if blocked else 0
-        if not (auto_approve or saved):
-            if not sys.stdin.isatty():
-                raise UsageError(
-                    "no terminal to confirm on: review the plan and pass --auto-approve "
-                    "(or save it with `voicectl plan --out FILE` and run `voicectl apply FILE`)"
-                )
-            # Money is spent on the answer: a stray "y" is not enough (as in Terraform).
-            spends = result.cost.one_time_cny > 0 or result.clones_spent > 0
-            asked = (
-                "Carry out this plan? It spends what it shows. Only 'yes' is accepted"
-                if spends
-                else "Carry out this plan? Only 'yes' is accepted"
+    applied = service.run(cfg, client, request, _Reporter(out))
+    if applied.declined:
+        return EXIT_USER_ERROR
+    done, failed = (applied.outcome.done, applied.outcome.failed) if applied.outcome else ([], [])
+    out.summary(done, failed, applied.blocked, applied.final)
+    return 0 if applied.ok else EXIT_USER_ERROR
+
+
+class _Reporter:
+    """An apply's words, on the terminal (or as JSON events): see service.Reporter."""
+
+    def __init__(self, out: Output) -> None:
+        self.out = out
+
+    def notice(self, message: str) -> None:
+        _echo_err(message)
+
+    def warnings(self, problems: list[Problem]) -> tuple[str, ...]:
+        return show_warnings(problems, quiet=self.out.as_json)
+
+    def plan(self, result: Plan) -> None:
+        self.out.plan(result)
+
+    def progress(self, total: int) -> Progress:
+        return self.out.progress(total) if total else Progress(0)
+
+    def confirm(self, result: Plan) -> bool:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "no terminal to confirm on: review the plan and pass --auto-approve "
+                "(or save it with `voicectl plan --out FILE` and run `voicectl apply FILE`)"
             )
-            answer = click.prompt(asked, default="", show_default=False).strip()
-            if answer != "yes":
-                typed = f" (you typed {answer!r}; only 'yes' carries it out)" if answer else ""
-                click.echo(f"Nothing was changed{typed}.")
-                return EXIT_USER_ERROR
-            # The clones' witness is the account once the person has decided, not from
-            # before they read the plan (see voicectl.apply.reconcile.unproven).
-            listed_at = time.time()
-            remote = account.remote_voices(client, current)
-        if not existed:  # the journal must name a lineage that is on disk
-            current = home.write(current, base=None)
-        progress = out.progress(len(work))
-        log = Journal.begin(
-            journal_path(cfg.state_path),
-            current,
-            now(),
-            gitrepo.head(cfg.root),
-            account=client.account_record(),
-            uncommitted=gitrepo.uncommitted(cfg.root, _inputs(cfg, work)),
+        # Money is spent on the answer: a stray "y" is not enough (as in Terraform).
+        spends = result.cost.one_time_cny > 0 or result.clones_spent > 0
+        asked = (
+            "Carry out this plan? It spends what it shows. Only 'yes' is accepted"
+            if spends
+            else "Carry out this plan? Only 'yes' is accepted"
         )
-        outcome = None
-        interrupted = False
-        try:
-            executor = Executor(
-                client, cfg.root, log, parallelism, progress, settle=settle, in_hands=in_hands
-            )
-            outcome = executor.run(work, current.voice_ids(), remote, listed_at)
-        except KeyboardInterrupt:
-            interrupted = True
-            raise
-        finally:
-            progress.close()
-            try:
-                log.keep_in_place()  # removed meanwhile: put back, for the fold to read
-            finally:
-                log.close()
-            finish = None
-            if outcome is not None:  # Coze's facts and the takes' blob ids, in the one write
-                done = outcome.done
-
-                def finish(folded: State) -> State:
-                    return repository.with_blobs(cfg, _record_remote(client, cfg, folded, done))
-
-            final, folded = recovery.fold_or_keep(cfg.state_path, current, _echo_err, finish, home)
-            if interrupted:  # what ^C left, before click says "Aborted."
-                said = recovery.recorded(current, final)
-                _echo_err(
-                    f"Interrupted: {'in the state now: ' + said if said else 'no clone ended'}"
-                    f"{'' if folded else '; the journal keeps the clones in flight'}; the "
-                    "changes not started were not sent. `voicectl apply` carries on."
-                )
-    assert outcome is not None  # else the exception went on
-    out.summary(outcome.done, outcome.failed, blocked, final)
-    return EXIT_USER_ERROR if outcome.failed or blocked or not folded else 0
-
-
-def _check_account_facts(
-    result: Plan, remote: Mapping[str, RemoteVoice], current: State, allow_duplicate_name: bool
-) -> None:
-    """What a plan saved offline could not know, checked against the account before any
-    clone: a retrain of a voice that is not on Coze's list would fail (4200), and a
-    create named like a voice Coze has and the state does not would pay for a voice that
-    `voicectl import` adopts free."""
-    problems = []
-    missing = sorted(
-        f"{c.address} (voice {c.voice_id})"
-        for c in result.actionable
-        if c.action == "retrain" and c.voice_id not in remote
-    )
-    if missing:
-        problems.append(
-            f"not on Coze's voice list, so they cannot be retrained: {', '.join(missing)} "
-            "(`--replace ADDRESS` makes a new voice id, `voicectl state rm ADDRESS` forgets it)"
-        )
-    from voicectl.plan.planner import unknown_by_name
-
-    unknown = unknown_by_name(current, remote)
-    named = sorted(
-        f"{c.address} (Coze has {', '.join(unknown[name])})"
-        for c in result.actionable
-        if c.action == "create"
-        and (name := str((c.after or {}).get("name"))) in unknown
-        and not allow_duplicate_name
-    )
-    if named:
-        problems.append(
-            "a voice of that name is on Coze and not in the state: "
-            f"{', '.join(named)} (`voicectl import ADDRESS VOICE_ID` adopts it free; "
-            "`--allow-duplicate-name` clones another)"
-        )
-    if problems:
-        raise VoicectlError(
-            "the plan does not fit the account, nothing was cloned: "
-            + "; ".join(problems)
-            + ". A new `voicectl plan` shows each"
-        )
-
-
-def _verified(
-    cfg: Config,
-    current: State | None,
-    saved: SavedPlan,
-    remote: Mapping[str, RemoteVoice],
-    display: str,
-) -> Plan:
-    """The saved plan, if everything it is bound to is unchanged; else a clear refusal."""
-    from voicectl import planfile
-    from voicectl.declare.hashing import sha256_file
-    from voicectl.plan import repository, savedplan
-    from voicectl.state.statefile import new_state
-
-    snapshot = repository.read_valid(cfg)
-    bound_remote = remote if saved.binding.remote is not None else None
-    takes = {v.take.path: v.take.sha256 for v in snapshot.desired}
-    found = savedplan.differences(
-        saved.binding, current, declaration_digests(cfg, snapshot.files), takes, bound_remote
-    )
-    uploads = {c.address for c in saved.plan.actionable if c.spends_clone}
-    for voice in snapshot.desired:  # what will be uploaded is hashed afresh, not from cache
-        if voice.decl.address in uploads and (
-            sha256_file(cfg.root / voice.take.path) != voice.take.sha256
-        ):
-            found.append(f"{voice.take.path}: audio changed while planning")
-    if not found:
-        base = current if current is not None else new_state()
-        fresh, _ = _planned(cfg, base, saved.options, bound_remote, quiet=True)
-        now_json = [planfile.change_to_json(c) for c in fresh.changes]
-        if now_json != [planfile.change_to_json(c) for c in saved.plan.changes]:
-            found.append(
-                "its changes differ from what voicectl plans now from the same inputs "
-                "(edited by hand, or made by another voicectl version)"
-            )
-    if found:
-        raise savedplan.SavedPlanError(
-            f"{display}: the saved plan is stale, nothing was applied:\n  - "
-            + "\n  - ".join(found)
-            + "\nMake and review a new one: `voicectl plan --out FILE`."
-        )
-    return saved.plan
-
-
-def _record_remote(
-    client: CozeClient, cfg: Config, final: State, done: Sequence[tuple[Change, str | None]]
-) -> State:
-    """Record Coze's facts for the state's voices after an apply: drift's baseline.
-
-    A voice this apply created that Coze lists under another name than it was sent with
-    (replies swapped between two clones by something in between) is said so, and its
-    facts are not recorded, so that `voicectl drift` keeps showing it. Best effort, before
-    the state is written: if the read fails, ``voicectl refresh`` records them later.
-    """
-    from dataclasses import replace
-
-    from voicectl.cli import account
-    from voicectl.model import NEW_VOICE_ACTIONS
-    from voicectl.plan.planner import unproven_note
-    from voicectl.state import statefile as state
-    from voicectl.state import transition
-
-    if not done:
-        return final
-    try:
-        remote = account.remote_voices(client, final)
-    except VoicectlError as exc:
-        _echo_err(
-            f"could not read Coze's voices after the apply ({exc.message}); run "
-            "`voicectl refresh` later"
-        )
-        return final
-    for change, voice_id in done:
-        name = (change.after or {}).get("name")
-        listed = remote.get(voice_id or "")
-        if change.spends_clone and listed is None:
-            _echo_err(
-                f"{change.address}: voice {voice_id}, as Coze's reply named it, is not on "
-                "Coze's voice list (yet?): if `voicectl plan` says it is missing on Coze, "
-                "the reply named another voice than the one made, and the plan says what to do"
-            )
-        if change.spends_clone and listed is not None and listed.name != name:
-            remote = {k: v for k, v in remote.items() if k != voice_id}
-            record = final.voices.get(change.address)
-            if change.action not in NEW_VOICE_ACTIONS or record is None:
-                continue
-            # Not this clone's voice, most likely (a reply swapped, or rewritten): it may be
-            # someone else's, so it is not relied on until a person decides.
-            why = (
-                f"Coze's reply to the {change.action} named voice {voice_id}, which Coze "
-                f"lists as {listed.name!r}, not as it was sent ({name!r}): the reply may "
-                "belong to another clone"
-            )
-            final = replace(
-                final, voices={**final.voices, change.address: replace(record, unproven=why)}
-            )
-            _echo_err(f"{change.address}: {unproven_note(change.address, voice_id, why)}")
-    # Only this apply's clones: a voice someone else changed keeps its old facts, so that
-    # drift goes on showing it until `voicectl refresh` acknowledges it.
-    ours = {voice_id for change, voice_id in done if change.spends_clone}
-    return transition.refreshed(
-        final, {k: v for k, v in remote.items() if k in ours}, state.now(), trained_here=True
-    )
+        answer = click.prompt(asked, default="", show_default=False).strip()
+        if answer == "yes":
+            return True
+        typed = f" (you typed {answer!r}; only 'yes' carries it out)" if answer else ""
+        click.echo(f"Nothing was changed{typed}.")
+        return False
 
 
 def _echo_err(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -9,30 +10,37 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from voicectl.cli import complete
-from voicectl.cli.root import _start, cli, lock_timeout, lock_timeout_option, verbose
+from voicectl import render
+from voicectl.cli import account, complete
+from voicectl.cli.root import _start, lock_timeout, lock_timeout_option, verbose
+from voicectl.coze.replies import TransportError
 from voicectl.errors import (
     EXIT_CHANGES,
     EXIT_USER_ERROR,
-    PolicyError,
     UsageError,
     VoicectlError,
 )
+from voicectl.files import schemas
+from voicectl.files.atomic import write_atomic
+from voicectl.model import PlanOptions
+from voicectl.plan import planning, repository, savedplan
+from voicectl.state import lock, pending
+from voicectl.state.pending import DOUBT_NOTE
+from voicectl.state.statefile import now
 
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
+    from voicectl.errors import Problem
     from voicectl.model import Plan as Planned
     from voicectl.model import PlanOptions, RemoteVoice, State
     from voicectl.plan.repository import Snapshot
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.pass_context
 def validate(ctx: click.Context, as_json: bool) -> int:
     """Check the configuration, declarations and audio takes; report every problem."""
-    from voicectl import render
-    from voicectl.plan import repository
 
     cfg = repository.open_config(_start(ctx))
     snapshot = repository.read(cfg)
@@ -106,7 +114,6 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def plan_options(opts: dict[str, Any]) -> PlanOptions:
-    from voicectl.model import PlanOptions
 
     return PlanOptions(
         targets=frozenset(opts["targets"]),
@@ -127,54 +134,24 @@ def _planned(
     quiet: bool = False,
 ) -> tuple[Planned, Snapshot]:
     """Read the repository and plan it against ``current``; shows warnings."""
-    from voicectl import render
-    from voicectl.plan import planner, repository
 
-    snapshot = repository.read_valid(cfg, current)
-    unknown = planner.unknown_addresses(options, snapshot.desired, current)
-    if unknown:
-        raise UsageError(
-            f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
-        )
-    said = render.render_problems(snapshot.warnings, verbose())
+    result, snapshot = planning.planned(cfg, current, options, remote)
+    return replace(result, warnings=show_warnings(snapshot.warnings, quiet)), snapshot
+
+
+def show_warnings(problems: list[Problem], quiet: bool = False) -> tuple[str, ...]:
+    """The repository's warnings, on stderr unless ``quiet``; their lines, for the plan."""
+
+    said = render.render_problems(problems, verbose())
     if said and not quiet:
         click.echo(said, nl=False, err=True)
-    result = planner.plan(snapshot.desired, current, remote, options)
-    return replace(result, warnings=tuple(said.splitlines())), snapshot
-
-
-def declaration_digests(cfg: Config, files: list[str]) -> dict[str, str]:
-    """sha256 of voicectl.yaml (as it was read) and of the declaration ``files`` (a valid
-    snapshot's), by repository path."""
-    from voicectl.declare import config
-    from voicectl.plan import savedplan
-
-    digests = savedplan.file_digests(cfg.root, [cfg.root / f for f in files])
-    return {config.CONFIG_FILE: cfg.digest, **digests}
-
-
-def _check_policy(
-    cfg: Config, result: Planned, current: State, remote: Mapping[str, RemoteVoice] | None
-) -> None:
-    """Fails when the plan exceeds voicectl.yaml's policy; the account's cloned voices are
-    counted from Coze's list when it was read, else from the state."""
-    from voicectl.plan import planner
-
-    on_account = len(remote) if remote is not None else len(current.voice_ids())
-    violations = planner.policy_violations(
-        result, cfg.max_new_voices, cfg.max_one_time_cny, cfg.max_voices, on_account=on_account
-    )
-    if violations:
-        raise PolicyError(
-            "the plan exceeds the repository policy (voicectl.yaml):\n  " + "\n  ".join(violations)
-        )
+    return tuple(said.splitlines())
 
 
 def _read_remote(
     cfg: Config, current: State, refresh: bool | None
 ) -> dict[str, RemoteVoice] | None:
     """Coze's voices when refreshing (the default with a token), else None (offline)."""
-    from voicectl.cli import account
 
     if refresh is None:
         refresh = account.has_token()
@@ -186,11 +163,10 @@ def _read_remote(
             )
     if not refresh:
         return None
-    from voicectl.coze.replies import TransportError  # ListingIncomplete is one
 
     client = account.client_for(cfg, "plan --refresh")
     try:
-        return account.remote_voices(client, current)
+        return planning.remote_voices(client, current)
     except TransportError as exc:
         raise VoicectlError(
             f"{exc.message}. `voicectl plan --no-refresh` plans from the state alone; Coze is "
@@ -198,7 +174,7 @@ def _read_remote(
         ) from None
 
 
-@cli.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (plan.schema.json).")
 @click.option(
     "--format",
@@ -234,8 +210,6 @@ def plan(
     **opts: Any,
 ) -> int:
     """Show what apply would create, retrain, move or orphan, and what it costs."""
-    from voicectl import render
-    from voicectl.plan import repository
 
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
@@ -250,17 +224,11 @@ def plan(
     options = plan_options(opts)
     doubtful: frozenset[str] = frozenset()
     if warning:  # an interrupted apply: its creates in doubt are the next apply's to settle
-        from dataclasses import replace
-
-        from voicectl.state import pending
-
         loaded, _ = repository.load_state(cfg)
         options = replace(options, in_doubt=pending.in_doubt(cfg.state_path, loaded))
         doubtful = pending.unknown(cfg.state_path, loaded)
     result, snapshot = _planned(cfg, current, options, remote)
     if warning and doubtful:  # what the plan counts may be done already: said on each
-        from voicectl.state.pending import DOUBT_NOTE
-
         result = replace(
             result,
             changes=tuple(
@@ -271,7 +239,7 @@ def plan(
             ),
         )
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
-    _check_policy(cfg, result, current, remote)
+    planning.check_policy(cfg, result, current, remote)
     blocked = [c for c in result.changes if c.action == "blocked"]
     if blocked:  # apply would stop on them: the pull request fails now, not after merge
         raise UsageError(
@@ -297,13 +265,10 @@ def _save_plan(
     options: PlanOptions,
     remote: Mapping[str, RemoteVoice] | None,
 ) -> None:
-    from voicectl.files.atomic import write_atomic
-    from voicectl.plan import savedplan
-    from voicectl.state.statefile import now
 
     on_disk = current if cfg.state_path.exists() else None
     binding = savedplan.bind(
-        result, on_disk, declaration_digests(cfg, snapshot.files), snapshot.desired, remote
+        result, on_disk, planning.declaration_digests(cfg, snapshot.files), snapshot.desired, remote
     )
     saved = savedplan.SavedPlan(result, binding, options, now())
     try:
@@ -312,7 +277,7 @@ def _save_plan(
         raise UsageError(f"--out {path}: cannot write the plan: {exc.strerror}") from None
 
 
-@cli.command()
+@click.command()
 @click.argument("plan_file", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @click.option(
@@ -325,8 +290,6 @@ def _save_plan(
 @click.pass_context
 def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) -> None:
     """Render a plan saved by `plan --out FILE`."""
-    from voicectl import render
-    from voicectl.plan import savedplan
 
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
@@ -338,11 +301,10 @@ def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) ->
         click.echo(render.PLAN_RENDERERS[fmt](saved.plan), nl=False)
 
 
-@cli.command()
+@click.command()
 @click.argument("name", type=click.Choice(["config", "voices", "state", "plan"]))
 def schema(name: str) -> None:
     """Print the JSON Schema NAME (for editors and other tools)."""
-    from voicectl.files import schemas
 
     click.echo(schemas.schema_path(name).read_text(encoding="utf-8"), nl=False)
 
@@ -352,9 +314,6 @@ def _wait_for_apply(cfg: Config) -> None:
     the voices they are making unknown: it waits for the apply (``--lock-timeout``), or
     says it is running. The lock is not taken, so that an apply starting now is not
     refused because of a plan."""
-    import time
-
-    from voicectl.state import lock
 
     until = time.monotonic() + lock_timeout()
     running = lock.running_holder(cfg.state_path)

@@ -21,7 +21,10 @@ from urllib.parse import unquote, urlparse
 
 from voicectl import __version__
 from voicectl.declare import gitrepo
+from voicectl.declare.config import DEFAULT_STATE, DEFAULT_VOICES
 from voicectl.errors import UsageError
+from voicectl.files.safefile import linked_part
+from voicectl.files.yamlload import load_text
 
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
@@ -139,7 +142,6 @@ def render(kind: str, requirement: str) -> str:
     """The template of ``kind`` installing ``requirement``: written as a JSON string (a
     YAML double-quoted scalar that escapes everything), then read back to be sure YAML
     takes it as exactly that."""
-    from voicectl.files.yamlload import load_text
 
     text = (template_dir() / KINDS[kind][0]).read_text(encoding="utf-8")
     quoted = json.dumps(requirement, ensure_ascii=True)
@@ -186,7 +188,6 @@ def source(given: str | None) -> Source:
 
 def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict[Path, str]:
     """The workflow file of each kind in ``directory``, refusing one that exists."""
-    from voicectl.files.safefile import linked_part
 
     found = {}
     for kind in kinds:
@@ -203,7 +204,6 @@ def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict
 def cautions(directory: Path, cfg: Config | None, kinds: tuple[str, ...] = ()) -> list[str]:
     """What would keep a workflow written in ``directory`` (a voice repository with the
     config ``cfg``, or a new one) from running as it should."""
-    from voicectl.declare.config import DEFAULT_STATE, DEFAULT_VOICES
 
     said = []
     probe = directory

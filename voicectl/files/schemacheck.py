@@ -18,6 +18,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from voicectl.files import schemas
+
 Check = Callable[[Any], bool]
 
 _IGNORED = frozenset({"$schema", "$id", "title", "description", "default", "format", "$comment"})
@@ -196,7 +198,6 @@ def compile_schema(schema: dict[str, Any]) -> Check | None:
 @cache
 def checker(name: str) -> Check | None:
     """The compiled check for voicectl's schema ``name`` (read from the one schema dir)."""
-    from voicectl.files import schemas
 
     return compile_schema(schemas.load(name))
 

@@ -20,6 +20,9 @@ from voicectl.errors import Problem, ValidationFailed
 from voicectl.files import schemas
 from voicectl.model import DesiredVoice, State
 from voicectl.state import statefile as state
+from voicectl.state.journal import journal_path
+from voicectl.state.pending import pending_warning
+from voicectl.state.store import for_repository
 
 CACHE_FILE = Path(".voicectl") / "cache" / "takes.json"
 DECLARATIONS_CACHE = Path(".voicectl") / "cache" / "declarations.json"
@@ -136,7 +139,6 @@ def read_valid(cfg: config.Config, recorded: State | None = None) -> Snapshot:
 def load_state(cfg: config.Config) -> tuple[State, bool]:
     """The repository's state as last written, or a fresh empty one (flag: it existed),
     read from its store."""
-    from voicectl.state.store import for_repository
 
     current = for_repository(cfg).read()
     if current is None:
@@ -148,11 +150,9 @@ def effective_state(cfg: config.Config) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
     memory (so completed clones are not planned again), and a warning if there was one."""
     current, _ = load_state(cfg)
-    from voicectl.state.journal import journal_path
 
     if not os.path.lexists(journal_path(cfg.state_path)):  # the common case
         return current, ""
-    from voicectl.state.pending import pending_warning
 
     return pending_warning(cfg.state_path, current)
 

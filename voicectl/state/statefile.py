@@ -20,10 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from voicectl import __version__
 from voicectl.errors import StateError
 from voicectl.files import jsontext, safefile, schemacheck, schemas
 from voicectl.files.atomic import write_atomic
 from voicectl.files.cache import write_cache
+from voicectl.files.yamlload import json_position
 from voicectl.model import (
     ADDRESS_PATTERN,
     CLONE_LIMIT,
@@ -81,7 +83,6 @@ def _validity_token(raw: bytes) -> bytes | None:
     """What the cache records of a state this machine found valid: keyed with a secret
     of this machine (outside the repository), so that a cache file a pull request adds
     cannot vouch for a state nobody checked. None: no key, no cache."""
-    from voicectl import __version__
 
     key = _machine_key()
     if key is None:
@@ -175,7 +176,6 @@ def _addresses_checked(state: State, raw: bytes, display: str, keep: str) -> Sta
 
 def _at(raw: bytes, display: str, path: list[str | int]) -> str:
     """``display:line:column`` of the value at ``path`` in the JSON text, or ``display``."""
-    from voicectl.files.yamlload import json_position
 
     found = json_position(raw, path)
     return display if found is None else f"{display}:{found[0]}:{found[1]}"
