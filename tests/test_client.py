@@ -14,20 +14,17 @@ import httpx
 import pytest
 
 from tests.conftest import write_wav
-from voicectl.coze.client import (
-    CozeClient,
+from voicectl.coze.client import CozeClient, Retry, Throttle, check_base_url, http_client
+from voicectl.coze.pacing import WaitBudget
+from voicectl.emulator.server import running_emulator
+from voicectl.errors import (
     CozeError,
     ListingIncomplete,
     OutcomeUnknown,
-    Retry,
-    Throttle,
     TransportError,
-    check_base_url,
-    http_client,
+    VoicectlError,
+    WaitBudgetSpent,
 )
-from voicectl.coze.pacing import WaitBudget, WaitBudgetSpent
-from voicectl.emulator.server import running_emulator
-from voicectl.errors import VoicectlError
 
 TOKEN = "pat_client_test"
 

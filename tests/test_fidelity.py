@@ -17,9 +17,9 @@ import pytest
 
 from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, many, state_of, write_wav
 from voicectl.apply.executor import Event, Executor, Outcome
-from voicectl.coze.client import CozeClient, ListingIncomplete, Retry, http_client
+from voicectl.coze.client import CozeClient, Retry, http_client
 from voicectl.emulator.server import running_emulator
-from voicectl.errors import VoicectlError
+from voicectl.errors import ListingIncomplete, VoicectlError
 from voicectl.plan import planner, repository
 from voicectl.state.journal import Journal, replay
 

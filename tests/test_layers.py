@@ -39,3 +39,32 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "Planning is pure: no I/O, no network, no command line BROKEN" in done.stdout
     assert "voicectl.plan.planner -> httpx" in done.stdout
+
+
+def test_every_error_a_user_can_cause_is_in_the_one_tree() -> None:
+    """Each error class voicectl raises on purpose is defined in voicectl.errors, with its
+    exit status (the emulator, standing apart, has its own)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import voicectl
+    from voicectl.errors import VoicectlError
+
+    elsewhere = []
+    for info in pkgutil.walk_packages(voicectl.__path__, "voicectl."):
+        if info.name.startswith("voicectl.emulator") or info.name == "voicectl.__main__":
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, VoicectlError)
+                and value.__module__ != "voicectl.errors"
+            ):
+                elsewhere.append(f"{value.__module__}.{name}")
+    assert elsewhere == []
+    import voicectl.errors as errors
+
+    tree = [v for v in vars(errors).values() if inspect.isclass(v) and issubclass(v, Exception)]
+    assert len(tree) >= 15 and all(isinstance(c.exit_code, int) for c in tree if c is not Exception)

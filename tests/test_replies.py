@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from voicectl.coze.replies import CozeError, MalformedPage, Verdict, page, read, verdict, voice_id
+from voicectl.coze.replies import MalformedPage, page, read, verdict, voice_id
+from voicectl.errors import CozeError, Verdict
 
 REFUSALS = [4000, 4008, 4011, 4019, 4100, 4101, 4300, 4301, 4302, 4303, 4304, 1109, 1123]
 

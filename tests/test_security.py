@@ -333,8 +333,9 @@ def test_no_code_path_turns_tls_verification_off() -> None:
 
 def test_a_tls_failure_is_not_retried(tmp_path: Path, tls: tuple[trustme.CA, Path, Path]) -> None:
     """No retry mends a certificate: neither the list nor a clone backs off and retries."""
-    from voicectl.coze.client import CozeClient, TransportError, http_client
+    from voicectl.coze.client import CozeClient, http_client
     from voicectl.coze.pacing import Retry
+    from voicectl.errors import TransportError
 
     _, cert, key = tls
     waits: list[float] = []

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from voicectl.errors import StateError
+from voicectl.errors import StaleWrite, StateError
 from voicectl.model import State
 from voicectl.state.statefile import new_state
-from voicectl.state.store import FileStore, StaleWrite, StateStore
+from voicectl.state.store import FileStore, StateStore
 
 Maker = Callable[[str], StateStore]
 

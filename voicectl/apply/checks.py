@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from voicectl.declare import config
 from voicectl.declare.hashing import sha256_file
-from voicectl.errors import VoicectlError
+from voicectl.errors import SavedPlanError, VoicectlError
 from voicectl.model import Plan, RemoteVoice, State
 from voicectl.plan import planner, planning, repository, savedplan
 from voicectl.planfile import change_to_json
@@ -44,7 +44,7 @@ def verified(
                 "(edited by hand, or made by another voicectl version)"
             )
     if found:
-        raise savedplan.SavedPlanError(
+        raise SavedPlanError(
             f"{display}: the saved plan is stale, nothing was applied:\n  - "
             + "\n  - ".join(found)
             + "\nMake and review a new one: `voicectl plan --out FILE`."

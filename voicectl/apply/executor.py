@@ -21,8 +21,8 @@ from typing import Protocol
 from voicectl.apply import reconcile
 from voicectl.coze import upload
 from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS
-from voicectl.coze.replies import CloneResult, OutcomeUnknown
-from voicectl.errors import VoicectlError
+from voicectl.coze.replies import CloneResult
+from voicectl.errors import Ambiguous, OutcomeUnknown, VoicectlError
 from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
 from voicectl.plan import drift
 from voicectl.state.journal import Journal, Pending
@@ -79,10 +79,6 @@ class Event:
 class Outcome:
     done: list[tuple[Change, str | None]] = field(default_factory=list)
     failed: list[tuple[Change, str]] = field(default_factory=list)
-
-
-class Ambiguous(VoicectlError):
-    """Several remote voices could be the result of one lost clone."""
 
 
 class Executor:

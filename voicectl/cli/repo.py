@@ -13,10 +13,10 @@ import click
 from voicectl import render
 from voicectl.cli import account, complete
 from voicectl.cli.root import _start, lock_timeout, lock_timeout_option, verbose
-from voicectl.coze.replies import TransportError
 from voicectl.errors import (
     EXIT_CHANGES,
     EXIT_USER_ERROR,
+    TransportError,
     UsageError,
     VoicectlError,
 )

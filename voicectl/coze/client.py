@@ -22,15 +22,8 @@ from typing import IO, Any, cast
 import httpx
 
 from voicectl.coze import apibase, replies
-from voicectl.coze.pacing import Retry, Slot, Throttle, WaitBudgetSpent
-from voicectl.coze.replies import (
-    CloneResult,
-    CozeError,
-    ListingIncomplete,
-    OutcomeUnknown,
-    TransportError,
-    Verdict,
-)
+from voicectl.coze.pacing import Retry, Slot, Throttle
+from voicectl.coze.replies import CloneResult
 from voicectl.coze.transport import (
     CLONE_SECONDS,
     LIST_SECONDS,
@@ -47,7 +40,15 @@ from voicectl.coze.transport import (
     tls_failure,
 )
 from voicectl.coze.upload import Readable, open_file
-from voicectl.errors import VoicectlError
+from voicectl.errors import (
+    CozeError,
+    ListingIncomplete,
+    OutcomeUnknown,
+    TransportError,
+    Verdict,
+    VoicectlError,
+    WaitBudgetSpent,
+)
 from voicectl.model import RemoteVoice
 
 __all__ = [

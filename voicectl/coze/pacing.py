@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from voicectl.errors import VoicectlError
+from voicectl.errors import WaitBudgetSpent
 
 WAIT_BUDGET_SECONDS = 600.0  # all the waiting one command may do, unless told otherwise
 ANNOUNCE_FROM = 1.0  # waits shorter than this pass without a word
@@ -27,11 +27,6 @@ SETTLE_SECONDS = (2.0, 5.0)
 # it, only this long after it was sent: until then it may be in Coze's hands. The
 # deadline, and as long again.
 IN_HANDS_SECONDS = 1200.0
-
-
-class WaitBudgetSpent(VoicectlError):
-    """The next wait would pass the command's wait budget: the request it was for is not
-    sent (every wait comes before a send, so nothing it would carry out has begun)."""
 
 
 class WaitBudget:

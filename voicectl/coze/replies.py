@@ -18,7 +18,6 @@ not a success is whether it *proves* that nothing was committed. Coze's error ta
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import hmac
 import re
@@ -27,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from voicectl.errors import VoicectlError
+from voicectl.errors import CozeError, Verdict
 from voicectl.files import jsontext
 from voicectl.model import CNY_PER_NEW_VOICE, LANGUAGES, RemoteVoice, control_character
 
@@ -64,12 +63,6 @@ HINTS = {
 }
 
 
-class Verdict(enum.Enum):
-    THROTTLED = "throttled"  # refused for its rate: nothing committed, send again after a wait
-    REFUSED = "refused"  # a request error: nothing committed, and sending again cannot help
-    UNKNOWN = "unknown"  # may have been committed: look on the account before any resend
-
-
 def verdict(http_status: int, code: int | None) -> Verdict:
     """The resend rule for a reply that is not a success (``code`` None: no envelope)."""
     if code in REFUSAL_CODES:
@@ -79,30 +72,6 @@ def verdict(http_status: int, code: int | None) -> Verdict:
     # A 429 whose envelope names another code (4013, 5000, 0) contradicts itself: the
     # code is Coze's own word, and it does not prove a refusal.
     return Verdict.UNKNOWN
-
-
-class TransportError(VoicectlError):
-    """Coze could not be reached or did not answer; for a clone see OutcomeUnknown."""
-
-
-class ListingIncomplete(TransportError):
-    """Coze's voice list could not be read to its end: it proves nothing about absence."""
-
-    def __init__(self, why: str, *, started: bool = True) -> None:
-        super().__init__(
-            f"Coze's voice list could not be read to its end ({why}); nothing is concluded "
-            "from it about the voices it did not show"
-            if started  # some pages were read: what they lack proves nothing
-            else f"Coze's voice list could not be read: {why}"
-        )
-
-
-class OutcomeUnknown(VoicectlError):
-    """A clone request may have reached Coze and no reply proves what became of it.
-
-    Nor does any reply prove the request is over: a gateway may answer in Coze's own
-    format while Coze trains on, so its result may appear on the list long after a quick
-    look finds nothing."""
 
 
 def account_record(api_base: str, token: str) -> dict[str, str]:
@@ -124,27 +93,14 @@ def _account_key(salt: str, api_base: str, token: str) -> str:
     return hashlib.sha256(f"{salt}\n{api_base}\n{token}".encode()).hexdigest()[:24]
 
 
-class CozeError(VoicectlError):
-    """A reply from Coze that is not a success; carries code, msg, logid and the verdict.
-
-    ``code`` is None when the reply was not Coze's envelope at all (then ``msg`` shows
-    the start of the body), or when its ``code`` was not an integer (``garbled``): a
-    reply that names a code, whatever its type, is never a bare 429 that proves a rate
-    refusal.
-    """
-
-    def __init__(
-        self, code: int | None, msg: str, logid: str, http_status: int, garbled: bool = False
-    ) -> None:
-        self.code, self.msg, self.logid, self.http_status = code, msg, logid, http_status
-        self.verdict = Verdict.UNKNOWN if garbled else verdict(http_status, code)
-        if code is None:
-            text = f"Coze's reply was not its JSON envelope (HTTP {http_status}): {msg}"
-        else:
-            text = f"Coze error {code}: {msg or '(no message)'}"
-        text += f" (logid {logid or 'none'})"
-        hint = HINTS.get(code) if code is not None else None
-        super().__init__(f"{text}; {hint}" if hint else text)
+def coze_error(
+    code: int | None, msg: str, logid: str, http_status: int, garbled: bool = False
+) -> CozeError:
+    """The error for a reply that is not a success, judged by the resend rule (a
+    ``garbled`` envelope, one whose code is not an integer, proves nothing)."""
+    judged = Verdict.UNKNOWN if garbled else verdict(http_status, code)
+    hint = HINTS.get(code) if code is not None else None
+    return CozeError(code, msg, logid, http_status, judged, hint)
 
 
 def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[Any, str]:
@@ -166,9 +122,9 @@ def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[A
     if not isinstance(body, dict) or not isinstance(raw, int) or isinstance(raw, bool):
         garbled = isinstance(body, dict) and "code" in body
         shown = _shown(text, secret) or "(empty body)"
-        raise CozeError(None, shown, logid, status, garbled=garbled)
+        raise coze_error(None, shown, logid, status, garbled=garbled)
     if raw != 0 or not 200 <= status < 300:
-        raise CozeError(raw, _shown(str(body.get("msg") or ""), secret), logid, status)
+        raise coze_error(raw, _shown(str(body.get("msg") or ""), secret), logid, status)
     return body.get("data"), logid
 
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from voicectl.errors import VoicectlError
+from voicectl.errors import TakeChanged
 
 
 class Readable(Protocol):
@@ -42,10 +42,6 @@ def open_file(audio: Path | Readable) -> Iterator[tuple[str, Readable | BinaryIO
             yield audio.name, handle
     else:
         yield os.path.basename(str(getattr(audio, "name", "") or "take")), audio
-
-
-class TakeChanged(VoicectlError):
-    """The take on disk is not the one the plan showed; nothing was sent whole."""
 
 
 def open_take(root: Path, relative: str, expected_sha256: str) -> VerifiedTake:

@@ -19,16 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicectl.errors import VoicectlError
+from voicectl.errors import SavedPlanError
 from voicectl.files import jsontext, schemas
 from voicectl.model import DesiredVoice, Plan, PlanOptions, RemoteVoice, State
 from voicectl.planfile import change_from_json, plan_to_json
 
 SAVED_PLAN_KIND = "voicectl-saved-plan"
-
-
-class SavedPlanError(VoicectlError):
-    """A saved plan file that cannot be read, or that no longer matches its inputs."""
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voicectl.errors import StateError
+from voicectl.errors import StaleWrite, StateError
 from voicectl.files import safefile
 from voicectl.files.atomic import write_atomic
 from voicectl.model import State
@@ -43,10 +43,6 @@ if TYPE_CHECKING:
 # The digest of the last state file found valid, keyed with this machine's secret: a
 # state unchanged since skips its schema check (see voicectl.state.statefile).
 STATE_CHECKED = Path(".voicectl") / "cache" / "state-checked.json"
-
-
-class StaleWrite(StateError):
-    """What is stored is not the state a write began from: nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -163,4 +159,4 @@ def for_repository(cfg: Config) -> FileStore:
     return FileStore(cfg.state_path, cfg.state, cfg.root, cfg.root / STATE_CHECKED)
 
 
-__all__ = ["FileStore", "StaleWrite", "StateStore", "Version", "for_repository"]
+__all__ = ["FileStore", "StateStore", "Version", "for_repository"]
