@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Coze, VoiceRepo, state_of, write_wav
-from voicectl.declare import config
+from voicectl.declare.declarations import Loaded, load_declarations
 from voicectl.declare.declcache import DeclarationCache
 from voicectl.files import schemacheck, schemas
 from voicectl.plan import repository
@@ -168,9 +168,9 @@ def test_validate_refuses_an_lfs_pointer_as_a_take(repo: VoiceRepo, run) -> None
 # --- the declaration cache ---------------------------------------------------------------
 
 
-def load(repo: VoiceRepo, cache: DeclarationCache | None) -> config.Loaded:
+def load(repo: VoiceRepo, cache: DeclarationCache | None) -> Loaded:
     cfg = repository.open_config(repo.root)
-    return config.load_declarations(cfg, cache)
+    return load_declarations(cfg, cache)
 
 
 def cache_for(repo: VoiceRepo, path: Path) -> DeclarationCache:

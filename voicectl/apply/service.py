@@ -18,6 +18,7 @@ from typing import Protocol
 from voicectl.apply import checks, recovery
 from voicectl.apply.executor import Coze, Event, Executor, Outcome
 from voicectl.declare import config, gitrepo
+from voicectl.declare.declarations import declaration_files
 from voicectl.errors import Problem, VoicectlError
 from voicectl.model import NEW_VOICE_ACTIONS, Change, Plan, PlanOptions, RemoteVoice, State
 from voicectl.plan import planner, planning, repository, savedplan
@@ -240,7 +241,7 @@ def inputs(cfg: config.Config, work: Sequence[Change]) -> list[str]:
     """What an apply is made from, relative to the repository: the configuration, every
     declaration file, and the takes it sends."""
     takes = {c.after["audio"]["path"] for c in work if c.after}
-    return [config.CONFIG_FILE, *config.declaration_files(cfg), *sorted(takes)]
+    return [config.CONFIG_FILE, *declaration_files(cfg), *sorted(takes)]
 
 
 def record_remote(

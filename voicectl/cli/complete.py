@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 from click.shell_completion import CompletionItem
 
-from voicectl.declare import config
+from voicectl.declare.declarations import load_declarations
 from voicectl.plan import repository
 from voicectl.state import statefile as state
 
@@ -33,7 +33,7 @@ def _config(ctx: click.Context) -> Config:
 
 def _declared(ctx: click.Context) -> Iterable[str]:
 
-    return [d.address for d in config.load_declarations(_config(ctx)).declarations]
+    return [d.address for d in load_declarations(_config(ctx)).declarations]
 
 
 def _recorded(ctx: click.Context) -> Iterable[str]:

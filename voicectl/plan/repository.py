@@ -14,6 +14,7 @@ from pathlib import Path
 
 from voicectl import __version__
 from voicectl.declare import audio, config, gitrepo
+from voicectl.declare.declarations import load_declarations
 from voicectl.declare.declcache import DeclarationCache
 from voicectl.declare.hashing import TakeCache, sha256_file
 from voicectl.errors import Problem, ValidationFailed
@@ -66,7 +67,7 @@ def read(cfg: config.Config, *, use_cache: bool = True, recorded: State | None =
         declarations = DeclarationCache(
             cfg.root / DECLARATIONS_CACHE if use_cache else None, _cache_identity(cfg)
         )
-        loaded = config.load_declarations(cfg, declarations)
+        loaded = load_declarations(cfg, declarations)
         declarations.save()
         cache = TakeCache(cfg.root / CACHE_FILE if use_cache else None)
         refs = (
