@@ -439,7 +439,7 @@ def test_a_take_validate_accepts_is_what_the_emulator_accepts_on_upload(
     sample: tuple[str, bytes],
 ) -> None:
     """voicectl's format sniffing and the emulator's 4304 check read bytes alike."""
-    from voicectl.declare.audio import _id3_end, sniff
+    from voicectl.declare.formats import _id3_end, sniff
     from voicectl.emulator.audiocheck import check_audio
 
     name, data = sample

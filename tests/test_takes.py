@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mutagen.ogg import OggPage
 
-from voicectl.declare.audio import read_facts
+from voicectl.declare.formats import read_facts
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "audio"
 

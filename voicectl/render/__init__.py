@@ -6,7 +6,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
-from voicectl.declare.audio import PCM_RULE
+from voicectl.declare.formats import PCM_RULE
 from voicectl.errors import Problem, visible
 from voicectl.model import ACTIONS, Change, Plan, State
 from voicectl.plan.fielddiff import Budget, changed_fields, describe_take, field_changes
