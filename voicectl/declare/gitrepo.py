@@ -78,30 +78,44 @@ def uncommitted(root: Path, paths: Sequence[str]) -> bool | None:
     changed = _status_paths(status)
     if any(_within(path, changed) for path in inputs):
         return True
-    index: dict[str, tuple[str, str, str]] = {}  # path: (tag, mode, blob)
+    index = _index(listing)
+    gitlinks = {path for path, (_, mode, _) in index.items() if mode == "160000"}
+    unseen = [path for path in inputs if path not in index and not _within(path, gitlinks)]
+    if unseen:
+        return True  # never committed: new and untracked, or ignored
+    return _hidden_changes(base, inputs, index)
+
+
+def _index(listing: bytes) -> dict[str, tuple[str, str, str]]:
+    """``git ls-files -z -s -v`` read: path to (tag, mode, blob)."""
+    index: dict[str, tuple[str, str, str]] = {}
     for entry in listing.split(b"\0"):
         if b"\t" in entry:
             head, name = entry.split(b"\t", 1)
             tag, mode, blob, _ = head.decode().split(" ")
             index[os.fsdecode(name)] = (tag, mode, blob)
-    gitlinks = {path for path, (_, mode, _) in index.items() if mode == "160000"}
-    unseen = [path for path in inputs if path not in index and not _within(path, gitlinks)]
-    if unseen:
-        return True  # never committed: new and untracked, or ignored
-    flagged = sorted(  # assume-unchanged (lower-case tag) or skip-worktree (S): compare
+    return index
+
+
+def _hidden_changes(
+    base: Path, inputs: set[str], index: dict[str, tuple[str, str, str]]
+) -> bool | None:
+    """Whether a file git was told to stop looking at (assume-unchanged: a lower-case
+    tag; skip-worktree: S) differs from its blob; None when git cannot tell."""
+    flagged = sorted(
         path
         for path in inputs
         if path in index and (index[path][0].islower() or index[path][0] == "S")
     )
-    if flagged:
-        hashed = _git_bytes(base, "hash-object", "--", *flagged)
-        if hashed is None:
-            return None
-        blobs = hashed.decode().split()
-        if len(blobs) != len(flagged):
-            return None
-        return any(blob != index[path][2] for path, blob in zip(flagged, blobs, strict=True))
-    return False
+    if not flagged:
+        return False
+    hashed = _git_bytes(base, "hash-object", "--", *flagged)
+    if hashed is None:
+        return None
+    blobs = hashed.decode().split()
+    if len(blobs) != len(flagged):
+        return None
+    return any(blob != index[path][2] for path, blob in zip(flagged, blobs, strict=True))
 
 
 def _status_paths(status: bytes) -> set[str]:
