@@ -24,7 +24,6 @@ def has_token() -> bool:
 
 def client_for(cfg: Config, purpose: str) -> CozeClient:
     """A client for the configured base; ``purpose`` says in the error what needs it."""
-
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         raise UsageError(

@@ -1,8 +1,7 @@
-"""Commands for a team's GitOps flow: drift, refresh, import, state, history."""
+"""Commands for a team's GitOps flow: drift, refresh, state, history (import: cli.adopt)."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +18,6 @@ from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
 from voicectl.plan import drift as drifts
 from voicectl.plan import planning, repository
-from voicectl.plan.planner import desired_json
 from voicectl.state import pending, store, transition
 from voicectl.state import statefile as state
 from voicectl.state import statefile as states
@@ -31,7 +29,7 @@ if TYPE_CHECKING:
 ADDRESS = re.compile(ADDRESS_PATTERN)
 
 
-def _notice(message: str) -> None:
+def notice(message: str) -> None:
     click.echo(f"notice: {message}", err=True)
 
 
@@ -39,9 +37,8 @@ def _notice(message: str) -> None:
 def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State], State]]]:
     """The state under the apply lock, with a finished journal folded in; yields it with a
     function that saves a new state (serial bumped, atomic)."""
-
     home = store.for_repository(cfg)
-    with home.locked(command, _notice, lock_timeout()):
+    with home.locked(command, notice, lock_timeout()):
         current = home.read()
         if current is None:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
@@ -49,7 +46,7 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         yield current, lambda new: home.write(new, base=current)
 
 
-def _config(ctx: click.Context) -> Config:
+def config_for(ctx: click.Context) -> Config:
 
     return repository.open_config(_start(ctx))
 
@@ -59,8 +56,7 @@ def _config(ctx: click.Context) -> Config:
 @click.pass_context
 def drift(ctx: click.Context, as_json: bool) -> int:
     """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
-
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
@@ -117,8 +113,7 @@ def drift(ctx: click.Context, as_json: bool) -> int:
 @click.pass_context
 def refresh(ctx: click.Context) -> None:
     """Record Coze's facts (name, clones left, update time) in the state; never clones."""
-
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     client = account.client_for(cfg, "refresh")
     with _writing(cfg, "voicectl refresh") as (current, save):
         remote = planning.remote_voices(client, current)
@@ -140,87 +135,6 @@ def refresh(ctx: click.Context) -> None:
     )
 
 
-@click.command("import")
-@click.argument("address", shell_complete=complete.declared)
-@click.argument("voice_id")
-@lock_timeout_option
-@click.pass_context
-def import_(ctx: click.Context, address: str, voice_id: str) -> None:
-    """Adopt an existing Coze voice (cloned in the console, say) into the state, no clone.
-
-    For a voice the state holds as unproven (found on Coze after a lost reply), naming
-    the same address and voice id confirms it is the voice meant."""
-
-    if not voice_id.isdigit():
-        raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
-    cfg = _config(ctx)
-    snapshot = repository.read_valid(cfg)
-    wanted = {v.decl.address: v for v in snapshot.desired}
-    if address not in wanted:
-        raise UsageError(
-            f"{address}: not declared; declare it (name, audio, text) first, so the state "
-            "knows which take the voice stands for"
-        )
-    home = store.for_repository(cfg)
-    with home.locked("voicectl import", _notice, lock_timeout()):
-        stored = home.read()
-        current = stored or state.new_state()
-        folded = recovery.fold(cfg.state_path, current, home=home)
-        base = stored if folded is current else folded  # the state as stored now
-        current = folded
-        held = current.voices.get(address)
-        if held is not None and held.voice_id == voice_id and held.unproven is not None:
-            # A person's word, no request: no token is needed to give it.
-            home.write(transition.confirmed(current, address), base=base)
-            click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
-            return
-        client = account.client_for(cfg, "import")
-        for record in (*current.voices.values(), *current.orphans):
-            if record.voice_id == voice_id and record.orphaned_at:
-                raise UsageError(
-                    f"voice {voice_id} is an orphan in the state (once {record.address}, since "
-                    f"{record.orphaned_at}): declare {address} with the take it was cloned "
-                    f"from ({record.take.path}, sha256 {record.take.sha256[:12]}) and "
-                    "`voicectl apply` takes it back (without a clone when its text, name and "
-                    "language are as recorded)"
-                )
-            if record.voice_id == voice_id:
-                raise UsageError(f"voice {voice_id} is already in the state (at {record.address})")
-        remote = planning.remote_voices(client)
-        if voice_id not in remote:
-            raise UsageError(
-                f"voice {voice_id} is not on Coze's voice list for this token (wrong account, "
-                "region or space permission?)"
-            )
-        found = remote[voice_id]
-        aside = ""
-        if held is not None:
-            if held.voice_id in remote:
-                raise UsageError(
-                    f"{address}: already in the state as voice {held.voice_id}, which Coze "
-                    f"lists; `voicectl apply --replace {address}` clones a new voice id"
-                    + (
-                        f", or `voicectl import {address} {held.voice_id}` confirms it"
-                        if held.unproven is not None
-                        else ""
-                    )
-                )
-            # Not a voice Coze has (a reply that named another): kept, never lost.
-            orphan = dataclasses.replace(held, orphaned_at=state.now())
-            current = dataclasses.replace(current, orphans=(*current.orphans, orphan))
-            aside = f" Voice {held.voice_id}, which Coze does not list, is kept as an orphan."
-        updated = transition.imported(
-            current, address, desired_json(wanted[address]), found, state.now()
-        )
-        written = home.write(updated, base=base)
-    record = written.voices[address]
-    click.echo(
-        f"Imported voice {voice_id} ({found.name!r}) as {address}: {record.clones_used} of "
-        f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
-        "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends." + aside
-    )
-
-
 @click.group("state")
 def state_group() -> None:
     """Read or edit the state: list, show, mv, rm (under the apply lock)."""
@@ -231,8 +145,7 @@ def state_group() -> None:
 @click.pass_context
 def state_list(ctx: click.Context, as_json: bool) -> None:
     """Every voice in the state, with its voice id and budget."""
-
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     current, _ = repository.load_state(cfg)
     rows: list[dict[str, Any]] = [
         {
@@ -285,8 +198,7 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def state_show(ctx: click.Context, address: str) -> None:
     """One voice's record, as the state holds it, and its clone history."""
-
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     current, _ = repository.load_state(cfg)
     record = current.voices.get(address)
     orphans = [r for r in current.orphans if r.address == address]
@@ -315,10 +227,9 @@ def state_show(ctx: click.Context, address: str) -> None:
 @click.pass_context
 def state_mv(ctx: click.Context, old: str, new: str) -> None:
     """Record that the voice at OLD is now declared at NEW (no clone)."""
-
     if not ADDRESS.fullmatch(new):
         raise UsageError(f"{new!r}: an address is lower-case letters, digits, '_', '.', '-'")
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     with _writing(cfg, "voicectl state mv") as (current, save):
         if old not in current.voices:
             raise UsageError(f"{old}: not in the state ({cfg.state})")
@@ -337,8 +248,7 @@ def state_mv(ctx: click.Context, old: str, new: str) -> None:
 @click.pass_context
 def state_rm(ctx: click.Context, address: str) -> None:
     """Stop managing ADDRESS; its voice id is kept among the orphans (Coze cannot delete)."""
-
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     with _writing(cfg, "voicectl state rm") as (current, save):
         record = current.voices.get(address)
         if record is None:
@@ -380,8 +290,7 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
 @click.pass_context
 def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     """Every clone of every voice (or of ADDRESS): when, which take, logid, commit."""
-
-    cfg = _config(ctx)
+    cfg = config_for(ctx)
     current, _ = repository.load_state(cfg)
     known = set(current.voices) | {r.address for r in current.orphans}
     known |= {e.address for entries in current.takes.values() for e in entries}  # moved

@@ -52,7 +52,6 @@ def init(
     ci_package: str | None,
 ) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
-
     directory = _start(ctx) / directory
     if space is not None and not space.isdigit():
         raise UsageError(f"--space {space!r}: a Coze workspace id is digits only")

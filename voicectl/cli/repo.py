@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 @click.pass_context
 def validate(ctx: click.Context, as_json: bool) -> int:
     """Check the configuration, declarations and audio takes; report every problem."""
-
     cfg = repository.open_config(_start(ctx))
     snapshot = repository.read(cfg)
     voices = len(snapshot.desired)
@@ -134,14 +133,12 @@ def _planned(
     quiet: bool = False,
 ) -> tuple[Planned, Snapshot]:
     """Read the repository and plan it against ``current``; shows warnings."""
-
     result, snapshot = planning.planned(cfg, current, options, remote)
     return replace(result, warnings=show_warnings(snapshot.warnings, quiet)), snapshot
 
 
 def show_warnings(problems: list[Problem], quiet: bool = False) -> tuple[str, ...]:
     """The repository's warnings, on stderr unless ``quiet``; their lines, for the plan."""
-
     said = render.render_problems(problems, verbose())
     if said and not quiet:
         click.echo(said, nl=False, err=True)
@@ -152,7 +149,6 @@ def _read_remote(
     cfg: Config, current: State, refresh: bool | None
 ) -> dict[str, RemoteVoice] | None:
     """Coze's voices when refreshing (the default with a token), else None (offline)."""
-
     if refresh is None:
         refresh = account.has_token()
         if not refresh:
@@ -210,7 +206,6 @@ def plan(
     **opts: Any,
 ) -> int:
     """Show what apply would create, retrain, move or orphan, and what it costs."""
-
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
     fmt = "json" if as_json else fmt or "text"
@@ -290,7 +285,6 @@ def _save_plan(
 @click.pass_context
 def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) -> None:
     """Render a plan saved by `plan --out FILE`."""
-
     if as_json and fmt not in (None, "json"):
         raise UsageError("--json and --format cannot disagree; use one of them")
     fmt = "json" if as_json else fmt or "text"
@@ -305,7 +299,6 @@ def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) ->
 @click.argument("name", type=click.Choice(["config", "voices", "state", "plan"]))
 def schema(name: str) -> None:
     """Print the JSON Schema NAME (for editors and other tools)."""
-
     click.echo(schemas.schema_path(name).read_text(encoding="utf-8"), nl=False)
 
 
@@ -314,7 +307,6 @@ def _wait_for_apply(cfg: Config) -> None:
     the voices they are making unknown: it waits for the apply (``--lock-timeout``), or
     says it is running. The lock is not taken, so that an apply starting now is not
     refused because of a plan."""
-
     until = time.monotonic() + lock_timeout()
     running = lock.running_holder(cfg.state_path)
     if running is not None and lock_timeout() > 0:

@@ -49,7 +49,7 @@ COMMANDS = {
     "emulator": "voicectl.cli.emulate:emulator",
     "force-unlock": "voicectl.cli.unlock:force_unlock",
     "history": "voicectl.cli.gitops:history",
-    "import": "voicectl.cli.gitops:import_",
+    "import": "voicectl.cli.adopt:import_",
     "init": "voicectl.cli.init:init",
     "plan": "voicectl.cli.repo:plan",
     "refresh": "voicectl.cli.gitops:refresh",

@@ -1,0 +1,112 @@
+"""`voicectl import`: adopt a voice already on Coze into the state, without a clone."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import click
+
+from voicectl.apply import recovery
+from voicectl.cli import account, complete
+from voicectl.cli.gitops import config_for, notice
+from voicectl.cli.root import lock_timeout, lock_timeout_option
+from voicectl.errors import UsageError
+from voicectl.model import RemoteVoice, State, VoiceRecord
+from voicectl.plan import planning, repository
+from voicectl.plan.planner import desired_json
+from voicectl.state import statefile as state
+from voicectl.state import store, transition
+
+
+@click.command("import")
+@click.argument("address", shell_complete=complete.declared)
+@click.argument("voice_id")
+@lock_timeout_option
+@click.pass_context
+def import_(ctx: click.Context, address: str, voice_id: str) -> None:
+    """Adopt an existing Coze voice (cloned in the console, say) into the state, no clone.
+
+    For a voice the state holds as unproven (found on Coze after a lost reply), naming
+    the same address and voice id confirms it is the voice meant."""
+    if not voice_id.isdigit():
+        raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
+    cfg = config_for(ctx)
+    snapshot = repository.read_valid(cfg)
+    wanted = {v.decl.address: v for v in snapshot.desired}
+    if address not in wanted:
+        raise UsageError(
+            f"{address}: not declared; declare it (name, audio, text) first, so the state "
+            "knows which take the voice stands for"
+        )
+    home = store.for_repository(cfg)
+    with home.locked("voicectl import", notice, lock_timeout()):
+        stored = home.read()
+        current = stored or state.new_state()
+        folded = recovery.fold(cfg.state_path, current, home=home, stored=stored is not None)
+        base = stored if folded is current else folded  # the state as stored now
+        current = folded
+        held = current.voices.get(address)
+        if held is not None and held.voice_id == voice_id and held.unproven is not None:
+            # A person's word, no request: no token is needed to give it.
+            home.write(transition.confirmed(current, address), base=base)
+            click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
+            return
+        client = account.client_for(cfg, "import")
+        _refuse_known(current, address, voice_id)
+        remote = planning.remote_voices(client)
+        if voice_id not in remote:
+            raise UsageError(
+                f"voice {voice_id} is not on Coze's voice list for this token (wrong account, "
+                "region or space permission?)"
+            )
+        found = remote[voice_id]
+        current, aside = _set_aside(current, held, remote, address)
+        updated = transition.imported(
+            current, address, desired_json(wanted[address]), found, state.now()
+        )
+        written = home.write(updated, base=base)
+    record = written.voices[address]
+    click.echo(
+        f"Imported voice {voice_id} ({found.name!r}) as {address}: {record.clones_used} of "
+        f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
+        "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends." + aside
+    )
+
+
+def _refuse_known(current: State, address: str, voice_id: str) -> None:
+    """A voice id the state holds already is not imported twice."""
+    for record in (*current.voices.values(), *current.orphans):
+        if record.voice_id == voice_id and record.orphaned_at:
+            raise UsageError(
+                f"voice {voice_id} is an orphan in the state (once {record.address}, since "
+                f"{record.orphaned_at}): declare {address} with the take it was cloned "
+                f"from ({record.take.path}, sha256 {record.take.sha256[:12]}) and "
+                "`voicectl apply` takes it back (without a clone when its text, name and "
+                "language are as recorded)"
+            )
+        if record.voice_id == voice_id:
+            raise UsageError(f"voice {voice_id} is already in the state (at {record.address})")
+
+
+def _set_aside(
+    current: State, held: VoiceRecord | None, remote: Mapping[str, RemoteVoice], address: str
+) -> tuple[State, str]:
+    """The state with the voice ``address`` holds now kept as an orphan, and a sentence
+    saying so; refused when Coze lists that voice (a paid voice is never dropped)."""
+    if held is None:
+        return current, ""
+    if held.voice_id in remote:
+        raise UsageError(
+            f"{address}: already in the state as voice {held.voice_id}, which Coze "
+            f"lists; `voicectl apply --replace {address}` clones a new voice id"
+            + (
+                f", or `voicectl import {address} {held.voice_id}` confirms it"
+                if held.unproven is not None
+                else ""
+            )
+        )
+    # Not a voice Coze has (a reply that named another): kept, never lost.
+    orphan = dataclasses.replace(held, orphaned_at=state.now())
+    current = dataclasses.replace(current, orphans=(*current.orphans, orphan))
+    return current, f" Voice {held.voice_id}, which Coze does not list, is kept as an orphan."
