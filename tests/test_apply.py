@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -487,8 +488,11 @@ def test_lock_timeout_waits_for_a_running_apply_instead_of_failing(
     assert "expected a duration such as 30s, 5m or 1h" in bad.output
 
 
-def _apply_on_a_terminal(repo: VoiceRepo, coze: Coze, answer: str) -> str:
-    """apply run on a pseudo-terminal, answering its question with ``answer``."""
+def _apply_on_a_terminal(
+    repo: VoiceRepo, coze: Coze, answer: str, meanwhile: Callable[[], None] | None = None
+) -> str:
+    """apply run on a pseudo-terminal, answering its question with ``answer`` (after
+    ``meanwhile``, what others do while the plan is read)."""
     import pty
     import select
 
@@ -517,6 +521,8 @@ def _apply_on_a_terminal(repo: VoiceRepo, coze: Coze, answer: str) -> str:
                 break
             seen += chunk
             if not answered and b"accepted" in seen:
+                if meanwhile is not None:
+                    meanwhile()
                 os.write(leader, answer.encode() + b"\n")
                 answered = True
         elif process.poll() is not None:
@@ -537,6 +543,28 @@ def test_on_a_terminal_only_yes_spends_money(repo: VoiceRepo, coze: Coze) -> Non
     said = _apply_on_a_terminal(repo, coze, "yes")
     assert "Apply complete: 1 create" in said, said
     assert len(coze.ledger()) == 1
+
+
+def test_what_changed_while_the_plan_was_read_is_checked_before_a_clone(
+    repo: VoiceRepo, coze: Coze, tmp_path: Path
+) -> None:
+    """A teammate's apply on the account, or a `git pull` of the state, while the person
+    reads the plan: their "yes" was to a plan that no longer holds, so nothing is paid."""
+    from tests.test_fidelity import colleague_clones
+
+    many(repo, 2)
+    said = _apply_on_a_terminal(
+        repo, coze, "yes", lambda: colleague_clones(coze, "V00 voice", tmp_path)
+    )
+    assert "a voice of that name is on Coze and not in the state" in said, said
+    assert len(coze.ledger()) == 1  # the colleague's alone
+    state = repo.root / "state" / "voicectl.state.json"
+    from voicectl.state.statefile import new_state, save
+
+    said = _apply_on_a_terminal(repo, coze, "yes", lambda: save(state, new_state()))
+    assert "the state changed while the plan waited for an answer" in said, said
+    assert len(coze.ledger()) == 1  # a teammate's state, pulled: left as it came
+    assert json.loads(state.read_text())["serial"] == 1
 
 
 def test_a_failure_after_coze_has_answered_is_retried_with_each_wait_said(

@@ -468,3 +468,13 @@ def test_take_warnings_reach_the_pull_request(repo: VoiceRepo, run) -> None:
     assert run(repo.root, "plan", "--out", "plan.json").exit_code == 0
     shown = run(repo.root, "show", "plan.json", "--format", "markdown").stdout
     assert "sampled at 8,000 Hz" in shown
+
+
+def test_a_misspelled_command_is_answered_with_the_command_meant(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+    """The commands load lazily; the suggestions still come from every one of them."""
+    for typed, meant in (("aply", "apply"), ("plna", "plan"), ("stat", "state")):
+        result = run(tmp_path, typed)
+        assert result.exit_code == 1
+        assert f"No such command '{typed}'." in result.output
+        assert f"Did you mean '{meant}'?" in result.output
+    assert "Did you mean" not in run(tmp_path, "zzz").output

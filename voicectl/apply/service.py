@@ -122,14 +122,30 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
             if not reporter.confirm(result):
                 return Applied(result, blocked, recovered, declined=True)
             # The clones' witness is the account once the person has decided, not from
-            # before they read the plan (see voicectl.apply.reconcile.unproven).
+            # before they read the plan (see voicectl.apply.reconcile.unproven); and what
+            # was checked before they read it is checked again on it: a teammate's apply
+            # or a `git pull` meanwhile must not be paid for twice.
             listed_at = time.time()
             remote = planning.remote_voices(client, recovered)
+            _unchanged_since_shown(home, stored)
+            planning.check_policy(cfg, result, recovered, remote)
+            checks.fits_account(result, remote, recovered, request.options.allow_duplicate_name)
         outcome, final, folded = _execute(
             cfg, client, home, recovered, stored, work, remote, listed_at,
             executor_for, request.parallelism, reporter,
         )  # fmt: skip
         return Applied(result, blocked, final, outcome, folded)
+
+
+def _unchanged_since_shown(home: store.StateStore, stored: State | None) -> None:
+    """The state is still the one the plan was made from, once the person has said yes."""
+    now_stored = home.read()
+    if now_stored != stored:
+        raise VoicectlError(
+            "the state changed while the plan waited for an answer (another apply, or a "
+            "`git pull`?), so nothing was cloned: run `voicectl apply` again and review "
+            "the plan made from it"
+        )
 
 
 def _plan(

@@ -9,6 +9,7 @@ the modules import what they use at their top.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib
 import os
@@ -75,6 +76,19 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         assert isinstance(command, click.Command), target
         return command
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name.startswith("-") or ctx.resilient_parsing or self.get_command(ctx, name):
+            return super().resolve_command(ctx, args)
+        # click suggests from the commands registered, none here: from every name.
+        close = difflib.get_close_matches(name, self.list_commands(ctx))
+        said = f"No such command {name!r}."
+        if close:
+            said += f"\n\nDid you mean {close[0]!r}?"
+        ctx.fail(said)
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT)
