@@ -152,3 +152,21 @@ def test_bad_state_is_a_clear_error_and_is_not_touched(
 
 def test_missing_state_is_none(tmp_path: Path) -> None:
     assert state_io.load(tmp_path / "none.json", "none.json") is None
+
+
+def test_a_lock_file_removed_while_held_lets_no_second_writer_in(tmp_path: Path) -> None:
+    """`git clean -fdX` (or an `rm`) of the lock file while an apply runs: a second apply
+    must still be refused, not take a new file's lock beside the first."""
+    from tests.conftest import holding_lock
+    from voicectl.state import lock
+
+    state_path = tmp_path / "state" / "voicectl.state.json"
+    state_path.parent.mkdir()
+    with holding_lock(state_path):
+        lock.lock_path(state_path).unlink()
+        with pytest.raises(StateError, match="its lock file voicectl.state.json.lock was removed"):
+            with lock.locked(state_path, "voicectl apply", "T", lambda m: None):
+                pass
+        assert not lock.lock_path(state_path).exists()  # and left none of its own
+    with lock.locked(state_path, "voicectl apply", "T", lambda m: None):  # free once it ends
+        pass

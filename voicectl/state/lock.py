@@ -6,7 +6,9 @@ holder's lock is free at once and there is no takeover step for two processes to
 through. The holder's details (user, host, pid, time, command) are written inside the
 file, for the message a second writer gets; the file is removed when the lock is
 released. A lock file nobody holds (left by a crash, or empty after a full disk) is
-simply taken.
+simply taken. The same lock is taken first on a file of this user's cache directory
+named for the state's real path, which no `git clean` of the repository removes: one
+apply per state on this machine even when the file beside the state is deleted.
 
 Not filelock: it truncates the lock file when it opens it, before it holds the lock,
 which would erase the holder's details that the message is made of.
@@ -18,6 +20,7 @@ import contextlib
 import errno
 import fcntl
 import getpass
+import hashlib
 import json
 import os
 import secrets
@@ -184,34 +187,100 @@ def locked(
     """The state's lock, held for the block; a holder's lock is waited for up to
     ``timeout`` seconds (said once on ``notice``), then refused naming it."""
     path = lock_path(state_path)
-    fd = _try_lock(path)
     until = time.monotonic() + timeout
+    with _machine_lock(state_path, path, notice, until, timeout):
+        fd = _wait(lambda: _try_lock(path), path, notice, until, timeout)
+        try:
+            previous = read_holder(path)
+            if previous:
+                notice(f"the previous holder of the lock is gone: {describe(previous)}")
+            _write_holder(fd, holder(command, at))
+            try:
+                yield
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()  # while still held: the next one makes a new file
+        finally:
+            os.close(fd)
+
+
+def _wait(
+    take: Callable[[], int | None],
+    path: Path,
+    notice: Callable[[str], None],
+    until: float,
+    timeout: float,
+    removed: bool = False,
+) -> int:
+    """A descriptor ``take`` won, tried until ``until``; else refused naming the holder
+    (whose file may have been ``removed`` while it ran)."""
+    fd = take()
     if fd is None and timeout > 0:
-        notice(
-            f"waiting up to {timeout:g} s for the lock held by {describe(read_holder(path) or {})}"
-        )
+        notice(f"waiting up to {timeout:g} s for the lock held by {_holder_said(path, removed)}")
     while fd is None and time.monotonic() < until:
         time.sleep(min(0.25, max(0.0, until - time.monotonic())))
-        fd = _try_lock(path)
+        fd = take()
     if fd is None:
-        other = read_holder(path) or {}
         raise StateError(
-            f"the state is locked by {describe(other)}; wait for it to finish, or wait for "
-            "it with `--lock-timeout DURATION` (a lock is freed the moment its process ends, "
-            "however it ends)"
+            f"the state is locked by {_holder_said(path, removed)}; wait for it to finish, "
+            "or wait for it with `--lock-timeout DURATION` (a lock is freed the moment its "
+            "process ends, however it ends)"
         )
+    return fd
+
+
+def _holder_said(path: Path, removed: bool) -> str:
+    info = read_holder(path)
+    if info or not removed:
+        return describe(info or {})
+    return (
+        f"another voicectl on this machine, though its lock file {path.name} was removed "
+        "while it ran (by `git clean`?)"
+    )
+
+
+@contextlib.contextmanager
+def _machine_lock(
+    state_path: Path, path: Path, notice: Callable[[str], None], until: float, timeout: float
+) -> Iterator[None]:
+    """The same lock, on a file of this user's cache directory named for the state's real
+    path: a `git clean` (or an `rm`) of the lock file beside the state while an apply
+    runs must not let a second apply in beside it. Never removed (removing it would
+    open that door again); where the cache directory cannot be written, the lock beside
+    the state is the only one."""
+    machine = _machine_lock_path(state_path)
+    fd = None
+    if machine is not None:
+        with contextlib.suppress(OSError):
+            machine.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # held beyond the timeout: StateError, raised
+            fd = _wait(lambda: _flock(machine), path, notice, until, timeout, removed=True)
     try:
-        previous = read_holder(path)
-        if previous:
-            notice(f"the previous holder of the lock is gone: {describe(previous)}")
-        _write_holder(fd, holder(command, at))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # while still held: the next one makes a new file
+        yield
     finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _machine_lock_path(state_path: Path) -> Path | None:
+    try:
+        real = os.path.realpath(state_path)
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (OSError, RuntimeError):  # no home directory
+        return None
+    name = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
+    return base / "voicectl" / "locks" / f"{name}.lock"
+
+
+def _flock(path: Path) -> int | None:
+    """A descriptor holding ``flock`` on ``path`` (made if missing), or None if held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         os.close(fd)
+        return None
+    return fd
 
 
 def force_unlock(state_path: Path, expected: str) -> dict[str, Any] | None:
