@@ -7,7 +7,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,23 @@ with warnings.catch_warnings():
     import authlib.deprecate  # noqa: F401
 
     warnings.simplefilter("ignore", DeprecationWarning)
-    import cozepy  # noqa: F401
+    import cozepy
+
+
+SDK = Callable[..., "cozepy.Coze"]
+
+
+@pytest.fixture
+def sdk_at() -> Iterator[SDK]:
+    """cozepy at a URL (with a token, "t" by default), each on an httpx client closed when
+    the test ends: cozepy never closes the one it makes itself."""
+    with ExitStack() as clients:
+
+        def at(url: str, token: str = "t") -> cozepy.Coze:
+            http = clients.enter_context(cozepy.SyncHTTPClient())
+            return cozepy.Coze(auth=cozepy.TokenAuth(token), base_url=url, http_client=http)
+
+        yield at
 
 
 class VoiceRepo:
@@ -161,6 +177,8 @@ def holding_lock(state_path: Path, command: str = "voicectl apply") -> Iterator[
     finally:
         holder.kill()
         holder.wait(timeout=10)
+        assert holder.stdout is not None
+        holder.stdout.close()
 
 
 TOKEN = "pat_apply_test_token_Zq81"

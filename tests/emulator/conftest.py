@@ -16,6 +16,7 @@ import httpx
 import pytest
 from authlib.deprecate import AuthlibDeprecationWarning
 
+from tests.conftest import SDK
 from voicectl.emulator import running_emulator
 from voicectl.emulator.tones import tone_wav
 
@@ -63,13 +64,13 @@ def url(shared_url: str) -> str:
 
 
 @pytest.fixture
-def coze(url: str) -> cozepy.Coze:
-    return cozepy.Coze(auth=cozepy.TokenAuth(FULL), base_url=url)
+def coze(url: str, sdk_at: SDK) -> cozepy.Coze:
+    return sdk_at(url, FULL)
 
 
 @pytest.fixture
-def coze_as(url: str) -> Callable[[str], cozepy.Coze]:
-    return lambda token: cozepy.Coze(auth=cozepy.TokenAuth(token), base_url=url)
+def coze_as(url: str, sdk_at: SDK) -> Callable[[str], cozepy.Coze]:
+    return lambda token: sdk_at(url, token)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import httpx
 import pydantic
 import pytest
 
+from tests.conftest import SDK
 from tests.emulator.conftest import FULL, LIST_ONLY, SPACE_A, SPACE_A_ONLY, make_wav
 from voicectl.emulator import DEFAULT_SPACE_ID, WER_MARKER, running_emulator
 
@@ -221,11 +222,11 @@ def test_by_default_a_clone_is_answered_with_only_the_voice_id(data_dir: Path, w
 
 
 def test_cozepy_fails_validation_on_the_documented_reply_after_the_clone_committed(
-    data_dir: Path, wav: bytes
+    data_dir: Path, wav: bytes, sdk_at: SDK
 ) -> None:
     """Why cozepy users need full_clone_reply: the clone is billed, then cozepy raises."""
     with running_emulator(data_dir) as url:
-        coze = cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
+        coze = sdk_at(url)
         with pytest.raises(pydantic.ValidationError) as caught:
             clone(coze, wav, voice_name="billed")
         ledger = httpx.get(f"{url}/_emulator/ledger").json()["clones"]
@@ -236,18 +237,20 @@ def test_cozepy_fails_validation_on_the_documented_reply_after_the_clone_committ
     assert listed.voice_id == ledger[0]["voice_id"]
 
 
-def test_full_clone_reply_answers_the_whole_voice_record(data_dir: Path, wav: bytes) -> None:
+def test_full_clone_reply_answers_the_whole_voice_record(
+    data_dir: Path, wav: bytes, sdk_at: SDK
+) -> None:
     with running_emulator(data_dir, full_clone_reply=True) as url:
-        coze = cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
+        coze = sdk_at(url)
         voice = clone(coze, wav, voice_name="full")
     assert (voice.name, voice.state, voice.available_training_times) == ("full", "cloned", 9)
 
 
 def test_slot_quota_exhausted_gives_4019_saying_an_expansion_pack_is_needed(
-    data_dir: Path, wav: bytes
+    data_dir: Path, wav: bytes, sdk_at: SDK
 ) -> None:
     with running_emulator(data_dir, slot_quota=1, full_clone_reply=True) as url:
-        coze = cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
+        coze = sdk_at(url)
         voice = clone(coze, wav)
         error = api_error(lambda: clone(coze, wav))
         assert error.code == 4019

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from mutagen.mp3 import MP3
 
+from tests.conftest import SDK
 from voicectl.emulator import running_emulator
 
 DAY = 86400
@@ -51,10 +52,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def served(data_dir: Path, clock: Clock) -> Iterator[tuple[str, cozepy.Coze]]:
+def served(data_dir: Path, clock: Clock, sdk_at: SDK) -> Iterator[tuple[str, cozepy.Coze]]:
     """A fresh emulator on a settable clock, and cozepy on it."""
     with running_emulator(data_dir, full_clone_reply=True, clock=clock) as url:
-        yield url, cozepy.Coze(auth=cozepy.TokenAuth("t"), base_url=url)
+        yield url, sdk_at(url)
 
 
 def clone(coze: cozepy.Coze, wav: bytes, **fields: object) -> cozepy.Voice:

@@ -45,7 +45,8 @@ def stop(process: subprocess.Popen[str]) -> tuple[str, str]:
     # Not communicate(): it would miss what readline() already buffered from stdout.
     assert process.wait(timeout=10) == 130  # a graceful shutdown, then ^C reaches the caller
     assert process.stdout is not None and process.stderr is not None
-    return process.stdout.read(), process.stderr.read()
+    with process.stdout, process.stderr:
+        return process.stdout.read(), process.stderr.read()
 
 
 def test_serve_announces_url_auth_and_clone_reply_and_stops_on_ctrl_c(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import click
+
 from voicectl.cli.waits import wait_budget
 from voicectl.coze.apibase import CN_BASE
 from voicectl.coze.client import CozeClient, http_client
@@ -12,7 +14,6 @@ from voicectl.coze.pacing import Retry
 from voicectl.errors import UsageError
 
 if TYPE_CHECKING:
-    from voicectl.coze.client import CozeClient
     from voicectl.declare.config import Config
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
@@ -36,5 +37,8 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
             "ASCII, as Coze's tokens are): was it pasted with something else?"
         )
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
-
-    return CozeClient(http_client(base), token, Retry(sleep=wait_budget()))
+    http = http_client(base)
+    context = click.get_current_context(silent=True)
+    if context is not None:  # its connections closed when the command ends
+        context.call_on_close(http.close)
+    return CozeClient(http, token, Retry(sleep=wait_budget()))

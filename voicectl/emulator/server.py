@@ -84,8 +84,7 @@ def serve(
         "(or `kill %1` when started with &)"
     )
     if not verbose:
-        server = uvicorn.Server(_config(app, log_level=log_level, quiet=not access_log))
-        server.run(sockets=[sock])
+        _run(app, sock, log_level=log_level, quiet=not access_log)
         return
     if tokens:
         echo(f"Accepting {len(tokens)} configured token(s).")
@@ -103,8 +102,15 @@ def serve(
     if slot_quota is not None:
         echo(f"Voice slots of the account: {slot_quota} (a new voice beyond them gets 4019).")
     echo("POST /_emulator/reset wipes every voice; POST /_emulator/faults arms faults.")
-    server = uvicorn.Server(_config(app, log_level=log_level, quiet=not access_log))
-    server.run(sockets=[sock])
+    _run(app, sock, log_level=log_level, quiet=not access_log)
+
+
+def _run(app: Starlette, sock: socket.socket, *, log_level: str, quiet: bool) -> None:
+    """Serve until interrupted, then close the socket."""
+    try:
+        uvicorn.Server(_config(app, log_level=log_level, quiet=quiet)).run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @contextmanager
@@ -153,6 +159,7 @@ def running_emulator(
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        sock.close()
 
 
 def _config(app: Starlette, *, log_level: str, quiet: bool) -> uvicorn.Config:

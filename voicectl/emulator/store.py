@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
 
 DATA_FILE = "coze-emulator.json"
 FORMAT = 1
@@ -148,7 +147,6 @@ class VoiceStore:
         self._voices: dict[str, Voice] = {}
         self._ledger: list[LedgerEntry] = []
         self._last_id = 0
-        self._log: TextIO | None = None
         self._load()
 
     # -- reading -------------------------------------------------------------------
@@ -291,22 +289,22 @@ class VoiceStore:
         last_id = max(self._last_id, int(voice.voice_id))
         record = {"voice": asdict(voice), "entry": asdict(entry) if entry else None}
         line = json.dumps({**record, "last_id": str(last_id)}, ensure_ascii=False) + "\n"
-        if self._log is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(self._log_path, "a", encoding="utf-8")  # noqa: SIM115
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self._log_path.exists()
+        with open(self._log_path, "a", encoding="utf-8") as log:
+            start = log.tell()
+            try:
+                log.write(line)
+                log.flush()
+                os.fsync(log.fileno())
+            except BaseException:
+                # Nothing was acknowledged: take back any part of the line (a disk full).
+                log.close()
+                with open(self._log_path, "r+b") as handle:
+                    handle.truncate(start)
+                raise
+        if created:
             _fsync_dir(self.path.parent)
-        start = self._log.tell()
-        try:
-            self._log.write(line)
-            self._log.flush()
-            os.fsync(self._log.fileno())
-        except BaseException:
-            # Nothing was acknowledged: take back any part of the line (a disk full).
-            self._log.close()
-            self._log = None
-            with open(self._log_path, "r+b") as handle:
-                handle.truncate(start)
-            raise
         self._voices[voice.voice_id] = voice
         if entry:
             self._ledger.append(entry)
@@ -338,9 +336,6 @@ class VoiceStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        if self._log is not None:
-            self._log.close()
-            self._log = None
         self._log_path.unlink(missing_ok=True)
         _fsync_dir(self.path.parent)
 
