@@ -367,6 +367,10 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     assert [r["voice_id"] for r in state_of(repo.root)["orphans"]] == []
     # The one not chosen may be a clone paid for: it is said, never passed over in silence.
     assert f"voice(s) {ids[0]}, also found and not chosen, stay on Coze" in adopted.stderr
+    # With nothing left to settle, --adopt is a mistake said at once, not ignored.
+    stray = run(repo.root, "apply", "--auto-approve", "--adopt", f"v00={ids[0]}", env=coze.env())
+    assert stray.exit_code == 1 and "--adopt v00: no interrupted apply" in stray.output
+    assert len(coze.ledger()) == 2
 
 
 def test_a_policy_limit_stops_apply_before_any_clone(repo: VoiceRepo, coze: Coze, run) -> None:

@@ -7,6 +7,7 @@ voicectl" with the official cozepy SDK, as a colleague in the console would.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 import warnings
@@ -15,7 +16,18 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN, Background, Coze, VoiceRepo, holding_lock, state_of, write_wav
+from tests.conftest import (
+    SDK,
+    TOKEN,
+    Background,
+    Coze,
+    VoiceRepo,
+    assert_converged,
+    holding_lock,
+    many,
+    state_of,
+    write_wav,
+)
 from voicectl.emulator.server import running_emulator
 
 with warnings.catch_warnings():
@@ -27,21 +39,21 @@ with warnings.catch_warnings():
 pytestmark = pytest.mark.emulator(full_clone_reply=True)
 
 
-def sdk(coze: Coze) -> cozepy.Coze:
-    return cozepy.Coze(auth=cozepy.TokenAuth(TOKEN), base_url=coze.base)
-
-
 def retrain_outside(coze: Coze, voice_id: str, name: str = "Console edit") -> None:
     """A colleague retrains the voice directly on Coze, bypassing voicectl."""
     wav = write_wav(Path(coze.base.split(":")[-1] + ".wav").resolve(), freq=999)
     try:
-        sdk(coze).audio.voices.clone(
-            voice_name=name,
-            file=("take.wav", wav.read_bytes()),
-            audio_format="wav",
-            language="en",
-            voice_id=voice_id,
-        )
+        with cozepy.SyncHTTPClient() as http:
+            console = cozepy.Coze(
+                auth=cozepy.TokenAuth(TOKEN), base_url=coze.base, http_client=http
+            )
+            console.audio.voices.clone(
+                voice_name=name,
+                file=("take.wav", wav.read_bytes()),
+                audio_format="wav",
+                language="en",
+                voice_id=voice_id,
+            )
     finally:
         wav.unlink()
 
@@ -78,6 +90,28 @@ def test_a_saved_plan_is_applied_exactly_without_asking(repo: VoiceRepo, coze: C
     assert again.exit_code == 1
     assert "serial" in again.output and "nothing was applied" in again.output
     assert len(coze.ledger()) == 2
+
+
+def test_a_saved_plan_whose_every_clone_was_refused_can_be_applied_again(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Refused clones commit nothing (Coze's docs): the state is not written, its serial
+    stays, and the same reviewed plan goes through once the cause is fixed."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    before = (repo.root / "state" / "voicectl.state.json").read_bytes()
+    repo.declare({"a": repo.voice("a", freq=600), "b": repo.voice("b", freq=520)})
+    assert run(repo.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    coze.faults(fail={"code": 4000, "http_status": 200, "count": 2, "endpoint": "clone"})
+    refused = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert refused.exit_code == 1 and "Coze error 4000" in refused.output, refused.output
+    assert (repo.root / "state" / "voicectl.state.json").read_bytes() == before
+    assert not (repo.root / "state" / "voicectl.state.json.journal").exists()
+    assert len(coze.ledger()) == 1
+    coze.clear_faults()
+    again = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert again.exit_code == 0, again.output
+    assert sorted(c["kind"] for c in coze.ledger()) == ["create", "create", "retrain"]
 
 
 def _stale(repo: VoiceRepo, coze: Coze, run, change) -> str:
@@ -286,8 +320,8 @@ def test_plan_offline_says_so(repo: VoiceRepo, run) -> None:
 # --- import and state commands -------------------------------------------------------
 
 
-def test_import_then_plan(repo: VoiceRepo, coze: Coze, run) -> None:
-    console = sdk(coze).audio.voices.clone(
+def test_import_then_plan(repo: VoiceRepo, coze: Coze, run, sdk_at: SDK) -> None:
+    console = sdk_at(coze.base, TOKEN).audio.voices.clone(
         voice_name="Made in the console",
         file=("take.wav", write_wav(repo.root / "console.wav", freq=777).read_bytes()),
         audio_format="wav",
@@ -366,6 +400,41 @@ def test_state_commands_wait_for_no_one_and_refuse_a_held_lock(
         result = run(repo.root, "state", "mv", "v0", "v9")
     assert result.exit_code == 1 and f"pid {pid}" in result.output
     assert "v0" in state_of(repo.root)["voices"]
+
+
+def test_state_commands_see_what_an_interrupted_first_apply_left(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A first apply killed with one clone done and one in flight: no state file yet, a
+    journal. The reading commands show the done clone's voice id and say why; the editing
+    ones send the operator to `voicectl apply`, not to "there is no state yet"."""
+    many(repo, 2)
+    coze.faults(latency_ms=1500)
+    apply = Background(repo, coze, parallelism=1, stderr=False)
+    apply.wait_for_clones(1)
+    time.sleep(0.5)  # the first one answered and journaled, the second in Coze's hands
+    apply.process.send_signal(signal.SIGKILL)
+    apply.process.wait()
+    coze.faults(latency_ms=0)
+    assert not (repo.root / "state" / "voicectl.state.json").exists()
+    first = coze.ledger()[0]["voice_id"]
+    for command in (["state", "list"], ["history"], ["state", "show", "v00"]):
+        shown = run(repo.root, *command)
+        assert shown.exit_code == 0, shown.output
+        assert first in shown.stdout
+        assert "an apply was interrupted" in shown.stderr and "v01" in shown.stderr
+    for command in (["state", "rm", "v00"], ["state", "mv", "v00", "v09"], ["refresh"]):
+        refused = run(repo.root, *command, env=coze.env())
+        assert refused.exit_code == 1, refused.output
+        assert "unknown outcome (v01)" in refused.output and "voicectl apply" in refused.output
+        assert "no state yet" not in refused.output
+    assert not (repo.root / "state" / "voicectl.state.json").exists()
+    with holding_lock(repo.root / "state" / "voicectl.state.json") as pid:
+        drift = run(repo.root, "drift", env=coze.env())
+    assert drift.exit_code == 1 and "an apply is running" in drift.output
+    assert f"pid {pid}" in drift.output
+    assert apply.again().returncode == 0
+    assert_converged(repo.root, coze)
 
 
 # --- protection ----------------------------------------------------------------------
@@ -565,6 +634,7 @@ def test_shell_completion_offers_addresses(repo: VoiceRepo, coze: Coze, run) -> 
     assert _complete(repo.root, "import ") == ["new.one", "v1"]  # what is declared
     assert _complete(repo.root, "state show ") == ["v0", "v1"]  # what the state records
     assert _complete(repo.root, "history v") == ["v0", "v1"]
+    assert _complete(repo.root, "state mv v0 ") == ["new.one"]  # declared, not recorded
     assert _complete(repo.root, "pl") == ["plan"]  # click's own, unchanged
     (repo.root / "voicectl.yaml").write_text("voices: [\n")  # unreadable: nothing, no noise
     assert _complete(repo.root, "plan --target ") == []

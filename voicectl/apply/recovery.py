@@ -42,7 +42,9 @@ def fold(
             f"{path}: clones of unknown outcome ({names}) must be settled first: "
             "`voicectl apply` looks for them on Coze"
         )
-    if replayed.stale:
+    if replayed.stale or _nothing_completed(replayed.state, current):
+        # No clone ended (every one refused, say): the state stays as it was, its serial
+        # too, so that a saved plan made from it can be carried out again once fixed.
         result = current
     else:
         new = replayed.state if finish is None else finish(replayed.state)
@@ -83,6 +85,14 @@ def _still(state_path: Path, base: State, journal_path: Path) -> bool:
     raise StateError(
         f"{state_path}: the state file changed while this apply ran (serial {on_disk.serial} "
         f"now, {base.serial} when it began; a `git pull`?), {way_out}"
+    )
+
+
+def _nothing_completed(replayed: State, current: State) -> bool:
+    return (replayed.voices, replayed.orphans, replayed.takes) == (
+        current.voices,
+        current.orphans,
+        current.takes,
     )
 
 

@@ -19,10 +19,10 @@ from voicectl.apply import checks, recovery
 from voicectl.apply.executor import Coze, Event, Executor, Outcome
 from voicectl.declare import config, gitrepo
 from voicectl.declare.declarations import declaration_files
-from voicectl.errors import Problem, VoicectlError
+from voicectl.errors import Problem, UsageError, VoicectlError
 from voicectl.model import NEW_VOICE_ACTIONS, Change, Plan, PlanOptions, RemoteVoice, State
 from voicectl.plan import planner, planning, repository, savedplan
-from voicectl.state import store, transition
+from voicectl.state import pending, store, transition
 from voicectl.state.journal import Journal, journal_path
 from voicectl.state.statefile import new_state, now
 
@@ -98,6 +98,7 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
     with home.locked("voicectl apply", reporter.notice, request.lock_timeout):
         stored = home.read()
         current = stored if stored is not None else new_state()
+        _check_adoptions(cfg, current, request.adopt)
         executor_for = _executors(cfg, client, request)
         events = reporter.progress(0)  # what recovery settles, said as it is
         try:
@@ -135,6 +136,18 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
             executor_for, request.parallelism, reporter,
         )  # fmt: skip
         return Applied(result, blocked, final, outcome, folded)
+
+
+def _check_adoptions(cfg: config.Config, current: State, adopt: Mapping[str, str]) -> None:
+    """``--adopt`` names the voice of a clone of unknown outcome: one that is not such a
+    clone is a mistake said at once, not an option silently ignored."""
+    stray = sorted(set(adopt) - pending.unknown(cfg.state_path, current))
+    if stray:
+        raise UsageError(
+            f"--adopt {', '.join(stray)}: no interrupted apply left a clone of unknown "
+            "outcome there, so there is nothing to settle (`voicectl import ADDRESS "
+            "VOICE_ID` takes in an existing voice)"
+        )
 
 
 def _unchanged_since_shown(home: store.StateStore, stored: State | None) -> None:

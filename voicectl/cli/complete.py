@@ -60,9 +60,16 @@ def _completer(*sources: Callable[[click.Context], Iterable[str]]) -> Completer:
     return complete
 
 
+def _unrecorded(ctx: click.Context) -> Iterable[str]:
+
+    return sorted(set(_declared(ctx)) - set(_recorded(ctx)))
+
+
 declared = _completer(_declared)
 """Addresses declared in the repository (``import``)."""
 recorded = _completer(_recorded)
 """Addresses the state records, orphans' old ones included (``state show``, ``history``)."""
 either = _completer(_declared, _recorded)
 """Both: what a plan can target (a voice removed from YAML is still in the state)."""
+unrecorded = _completer(_unrecorded)
+"""Declared and not in the state: where ``state mv`` can move a voice to."""

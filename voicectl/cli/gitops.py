@@ -12,7 +12,7 @@ import click
 
 from voicectl import render
 from voicectl.apply import recovery
-from voicectl.cli import account, complete
+from voicectl.cli import account, complete, waits
 from voicectl.cli.root import _start, lock_timeout, lock_timeout_option
 from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
@@ -39,11 +39,22 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
     function that saves a new state (serial bumped, atomic)."""
     home = store.for_repository(cfg)
     with home.locked(command, notice, lock_timeout()):
-        current = home.read()
-        if current is None:
+        stored = home.read()
+        # A first apply's journal holds clones of a state not written yet: folded too.
+        current = recovery.fold(
+            cfg.state_path, stored or states.new_state(), home=home, stored=stored is not None
+        )
+        if stored is None and current.serial == 0:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
-        current = recovery.fold(cfg.state_path, current, home=home)
         yield current, lambda new: home.write(new, base=current)
+
+
+def _shown(cfg: Config) -> State:
+    """The state to show: with an interrupted apply's completed clones, and said so."""
+    current, warning = repository.effective_state(cfg)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    return current
 
 
 def config_for(ctx: click.Context) -> Config:
@@ -53,10 +64,12 @@ def config_for(ctx: click.Context) -> Config:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@lock_timeout_option
 @click.pass_context
 def drift(ctx: click.Context, as_json: bool) -> int:
     """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
     cfg = config_for(ctx)
+    waits.for_apply(cfg, "drift")
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
@@ -146,7 +159,7 @@ def state_group() -> None:
 def state_list(ctx: click.Context, as_json: bool) -> None:
     """Every voice in the state, with its voice id and budget."""
     cfg = config_for(ctx)
-    current, _ = repository.load_state(cfg)
+    current = _shown(cfg)
     rows: list[dict[str, Any]] = [
         {
             "address": a,
@@ -199,7 +212,7 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
 def state_show(ctx: click.Context, address: str) -> None:
     """One voice's record, as the state holds it, and its clone history."""
     cfg = config_for(ctx)
-    current, _ = repository.load_state(cfg)
+    current = _shown(cfg)
     record = current.voices.get(address)
     orphans = [r for r in current.orphans if r.address == address]
     if record is None and not orphans:
@@ -222,7 +235,7 @@ def state_show(ctx: click.Context, address: str) -> None:
 
 @state_group.command("mv")
 @click.argument("old", shell_complete=complete.recorded)
-@click.argument("new", shell_complete=complete.declared)
+@click.argument("new", shell_complete=complete.unrecorded)
 @lock_timeout_option
 @click.pass_context
 def state_mv(ctx: click.Context, old: str, new: str) -> None:
@@ -291,7 +304,7 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
 def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     """Every clone of every voice (or of ADDRESS): when, which take, logid, commit."""
     cfg = config_for(ctx)
-    current, _ = repository.load_state(cfg)
+    current = _shown(cfg)
     known = set(current.voices) | {r.address for r in current.orphans}
     known |= {e.address for entries in current.takes.values() for e in entries}  # moved
     if address is not None and address not in known:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -11,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from voicectl import render
-from voicectl.cli import account, complete
-from voicectl.cli.root import _start, lock_timeout, lock_timeout_option, verbose
+from voicectl.cli import account, complete, waits
+from voicectl.cli.root import _start, lock_timeout_option, verbose
 from voicectl.errors import (
     EXIT_CHANGES,
     EXIT_USER_ERROR,
@@ -24,7 +23,7 @@ from voicectl.files import schemas
 from voicectl.files.atomic import write_atomic
 from voicectl.model import PlanOptions
 from voicectl.plan import planning, repository, savedplan
-from voicectl.state import lock, pending
+from voicectl.state import pending
 from voicectl.state.pending import DOUBT_NOTE
 from voicectl.state.statefile import now
 
@@ -211,7 +210,7 @@ def plan(
     fmt = "json" if as_json else fmt or "text"
     start = _start(ctx)
     cfg = repository.open_config(start)
-    _wait_for_apply(cfg)
+    waits.for_apply(cfg, "plan")
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
@@ -300,25 +299,3 @@ def show(ctx: click.Context, plan_file: Path, as_json: bool, fmt: str | None) ->
 def schema(name: str) -> None:
     """Print the JSON Schema NAME (for editors and other tools)."""
     click.echo(schemas.schema_path(name).read_text(encoding="utf-8"), nl=False)
-
-
-def _wait_for_apply(cfg: Config) -> None:
-    """A plan made while an apply runs would call its clones in flight interrupted, and
-    the voices they are making unknown: it waits for the apply (``--lock-timeout``), or
-    says it is running. The lock is not taken, so that an apply starting now is not
-    refused because of a plan."""
-    until = time.monotonic() + lock_timeout()
-    running = lock.running_holder(cfg.state_path)
-    if running is not None and lock_timeout() > 0:
-        click.echo(
-            f"notice: waiting up to {lock_timeout():g} s for {lock.describe(running)}", err=True
-        )
-    while running is not None and time.monotonic() < until:
-        time.sleep(0.25)
-        running = lock.running_holder(cfg.state_path)
-    if running is not None:
-        raise UsageError(
-            f"an apply is running: {lock.describe(running)}. A plan now would show its clones "
-            "in flight as interrupted; plan when it ends, or wait for it with "
-            "`--lock-timeout DURATION`"
-        )

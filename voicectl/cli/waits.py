@@ -4,12 +4,18 @@ the notices that say so."""
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from voicectl.cli.root import lock_timeout
 from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS, WAIT_BUDGET_SECONDS, WaitBudget
 from voicectl.errors import UsageError
+from voicectl.state import lock
+
+if TYPE_CHECKING:
+    from voicectl.declare.config import Config
 
 WAIT_VARIABLE = "VOICECTL_WAIT_BUDGET"
 
@@ -70,3 +76,23 @@ def in_hands() -> float:
     """``VOICECTL_UNANSWERED_WAIT``: the seconds after a clone was sent during which, if
     no reply proved what became of it, it may still be in Coze's hands (default 1200)."""
     return _seconds("VOICECTL_UNANSWERED_WAIT", IN_HANDS_SECONDS)
+
+
+def for_apply(cfg: Config, command: str) -> None:
+    """A read-only ``command`` (plan, drift) run while an apply runs would call its clones
+    in flight interrupted, and the voices they are making unknown: it waits for the apply
+    (``--lock-timeout``), or says it is running. The lock is not taken, so that an apply
+    starting now is not refused because of a read."""
+    until = time.monotonic() + lock_timeout()
+    running = lock.running_holder(cfg.state_path)
+    if running is not None and lock_timeout() > 0:
+        notice(f"waiting up to {lock_timeout():g} s for {lock.describe(running)}")
+    while running is not None and time.monotonic() < until:
+        time.sleep(0.25)
+        running = lock.running_holder(cfg.state_path)
+    if running is not None:
+        raise UsageError(
+            f"an apply is running: {lock.describe(running)}. `voicectl {command}` now would "
+            "show its clones in flight as interrupted; run it when the apply ends, or wait "
+            "for it with `--lock-timeout DURATION`"
+        )
