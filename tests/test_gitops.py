@@ -114,7 +114,7 @@ def test_a_saved_plan_whose_every_clone_was_refused_can_be_applied_again(
     assert sorted(c["kind"] for c in coze.ledger()) == ["create", "create", "retrain"]
 
 
-def _stale(repo: VoiceRepo, coze: Coze, run, change) -> str:
+def _stale(repo: VoiceRepo, coze: Coze, run, change, offline: bool = False) -> str:
     applied_repo(repo, coze, run)
     repo.declare(
         {
@@ -122,7 +122,8 @@ def _stale(repo: VoiceRepo, coze: Coze, run, change) -> str:
             "v1": repo.voice("v1", freq=340),
         }
     )
-    assert run(repo.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    env = {} if offline else coze.env()
+    assert run(repo.root, "plan", "--out", "plan.json", env=env).exit_code == 0
     change()
     before, ledger = tree_bytes(repo.root), coze.ledger()
     result = run(repo.root, "apply", "plan.json", env=coze.env())
@@ -165,6 +166,26 @@ def test_saved_plan_refused_when_coze_retrained_the_voice(repo: VoiceRepo, coze:
 
     out = _stale(repo, coze, run, console)
     assert "changed on Coze since the plan" in out and "retrained outside voicectl" in out
+
+
+@pytest.mark.parametrize("how", ["offline", "binding-edited"])
+def test_a_plan_saved_without_coze_facts_is_refused_over_drift_it_would_overwrite(
+    repo: VoiceRepo, coze: Coze, run, how: str
+) -> None:
+    """A plan saved without a token (or whose recorded Coze facts were edited out) binds
+    no Coze facts; apply still refuses to retrain a voice changed on Coze since the state
+    recorded it, which that plan could not show to its reviewers."""
+
+    def console() -> None:
+        retrain_outside(coze, state_of(repo.root)["voices"]["v0"]["voice_id"])
+        if how == "binding-edited":
+            path = repo.root / "plan.json"
+            body = json.loads(path.read_text())
+            body["saved"]["binding"]["remote"] = None
+            path.write_text(json.dumps(body))
+
+    out = _stale(repo, coze, run, console, offline=how == "offline")
+    assert "v0: retrained outside voicectl" in out and "made without Coze's facts" in out
 
 
 def test_saved_plan_refused_when_edited_by_hand(repo: VoiceRepo, coze: Coze, run) -> None:

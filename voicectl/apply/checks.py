@@ -9,6 +9,7 @@ from voicectl.declare import config
 from voicectl.declare.hashing import sha256_file
 from voicectl.errors import SavedPlanError, VoicectlError
 from voicectl.model import Plan, RemoteVoice, State
+from voicectl.plan import drift as drifts
 from voicectl.plan import planner, planning, repository, savedplan
 from voicectl.planfile import change_to_json
 from voicectl.state.statefile import new_state
@@ -27,6 +28,8 @@ def verified(
     takes = {v.take.path: v.take.sha256 for v in snapshot.desired}
     digests = planning.declaration_digests(cfg, snapshot.files)
     found = savedplan.differences(saved.binding, current, digests, takes, bound_remote)
+    if saved.binding.remote is None and current is not None:
+        found += _unseen_drift(saved.plan, current, remote)
     uploads = {c.address for c in saved.plan.actionable if c.spends_clone}
     for voice in snapshot.desired:  # what will be uploaded is hashed afresh, not from cache
         if voice.decl.address in uploads and (
@@ -50,6 +53,19 @@ def verified(
             + "\nMake and review a new one: `voicectl plan --out FILE`."
         )
     return saved.plan
+
+
+def _unseen_drift(plan: Plan, current: State, remote: Mapping[str, RemoteVoice]) -> list[str]:
+    """A plan saved without Coze's facts (no token, or its binding edited) could not show
+    that a voice it changes was retrained or renamed on Coze since the state recorded it:
+    carried out, it would overwrite that unseen, so it is refused over it."""
+    changed = {c.address for c in plan.actionable}
+    return [
+        f"{d.address}: {d.detail}; the plan was made without Coze's facts, so it could not "
+        "show this (plan with COZE_API_TOKEN set, or `voicectl refresh` first)"
+        for d in drifts.find(current, remote)
+        if d.address in changed and d.kind != "missing"  # missing: fits_account says it
+    ]
 
 
 def fits_account(
