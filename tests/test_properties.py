@@ -42,7 +42,8 @@ from voicectl.model import (
     TakeRef,
     VoiceRecord,
 )
-from voicectl.plan.planner import ORDER, PlanOptions, clones_left, desired_json, plan
+from voicectl.plan.changeparts import clones_left, desired_json
+from voicectl.plan.planner import ORDER, PlanOptions, plan
 from voicectl.planfile import change_from_json, plan_to_json
 from voicectl.render import render_json
 from voicectl.state import statefile as statefile
