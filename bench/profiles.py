@@ -19,7 +19,7 @@ from bench.stub import running_stub
 
 
 class Bench(Protocol):
-    """What profiling needs of a benchmark run (``bench.scale.Bench`` has it)."""
+    """What profiling needs of a benchmark run (``bench.harness.Bench`` has it)."""
 
     args: Any
     env: dict[str, str]
