@@ -109,7 +109,10 @@ class _VoiceDiff:
         self.left = clones_left(record, remote)
         self.protected = protection(voice, record) and not options.allow_protected
         self.missing = remote is not None and record.voice_id not in remote
-        self.notes = self._notes(remote)
+        # A retrain or a replace settles the first notes (its clone carries the name and
+        # sends the take), and says only the standing ones.
+        self.standing = self._standing(remote)
+        self.notes = [*self._settled_by_clone(), *self.standing]
         # Said once: as the note of an unchanged voice, or as the message of a blocked
         # retrain.
         self.missing_advice = self._missing_advice(same_name)
@@ -129,14 +132,15 @@ class _VoiceDiff:
             return self._retrain()
         return self._state_only()
 
-    def _notes(self, remote: Mapping[str, RemoteVoice] | None) -> list[str]:
-        address, record, take = self.address, self.record, self.voice.take
+    def _settled_by_clone(self) -> list[str]:
+        """What waits for the next clone: the name or preview text, the take never seen."""
+        address, take = self.address, self.voice.take
         notes = [
             f"{r.removesuffix('_changed').replace('_', ' ')} changed: Coze takes it only with a "
             f"clone; it takes effect with the next retrain (or `--retrain {address}` now)"
             for r in self.why.meta
         ]
-        if not record.verified:
+        if not self.record.verified:
             # Short: it stays on every plan until the next retrain (Coze keeps no copy of
             # the audio an imported voice was cloned from, so nothing else can verify it).
             notes.append(
@@ -144,8 +148,14 @@ class _VoiceDiff:
                 f"voicectl): the next retrain (or `--retrain {address}`) sends {take.path} "
                 f"(sha256 {take.sha256[:12]})"
             )
+        return notes
+
+    def _standing(self, remote: Mapping[str, RemoteVoice] | None) -> list[str]:
+        """What a reviewer must know of the voice id whatever is done: that it is
+        unproven, or changed on Coze (a retrain would train over the change)."""
+        record, notes = self.record, []
         if record.unproven is not None:
-            notes.append(unproven_note(address, record.voice_id, record.unproven))
+            notes.append(unproven_note(self.address, record.voice_id, record.unproven))
         if remote is not None and not self.missing:
             notes += [
                 f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "
@@ -197,6 +207,7 @@ class _VoiceDiff:
                 if self.missing
                 else "stays on Coze as an orphan, billed 1 CNY a month"
             ),
+            notes=tuple(self.standing),
         )
 
     def _retrain(self) -> Change:
@@ -231,6 +242,7 @@ class _VoiceDiff:
             budget=Budget(left, left - 1),
             cost=FREE,
             message=f"one clone of voice {voice_id}",
+            notes=tuple(self.standing),
         )
 
     def _state_only(self) -> Change:
