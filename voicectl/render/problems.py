@@ -3,12 +3,12 @@ as lines, warnings of one kind consolidated, or as JSON."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 
 from voicectl.declare.formats import PCM_RULE
 from voicectl.errors import Problem
+from voicectl.render.asjson import json_text
 
 WARNINGS_SHOWN = 3  # of one kind, unless --verbose
 # What differs between two warnings of one kind: names, paths and numbers.
@@ -64,4 +64,4 @@ def problems_json(
         "problems": [p.to_json() for p in problems],
         "notes": list(notes),
     }
-    return json.dumps(body, indent=2, ensure_ascii=False) + "\n"
+    return json_text(body)
