@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from voicectl.errors import StateError
+from voicectl.files.yamlload import json_position
 from voicectl.model import Declaration, DesiredVoice, Take
 from voicectl.plan.planner import plan
 from voicectl.state import statefile as state_io
@@ -149,6 +150,32 @@ def test_bad_state_is_a_clear_error_and_is_not_touched(
         state_io.load(path, "state/s.json")
     assert says in caught.value.message and "state/s.json" in caught.value.message
     assert path.read_bytes() == raw
+
+
+def test_a_hand_edited_field_is_named_with_its_line_and_column(tmp_path: Path) -> None:
+    body = {
+        "format_version": 1,
+        "lineage": "00000000-0000-4000-8000-000000000000",
+        "orphans": [],
+        "serial": "7",
+        "takes": {},
+        "voices": {},
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(body, indent=2))
+    with pytest.raises(StateError) as caught:
+        state_io.load(path, "state/s.json")
+    assert caught.value.message.startswith("state/s.json:5:13: field serial")
+
+
+def test_json_position_finds_keys_and_indexes_and_says_none_otherwise() -> None:
+    raw = b'{\n  "a": [1, {"b": "x"}],\n  "c": {"d": null}\n}\n'
+    assert json_position(raw, []) == (1, 1)
+    assert json_position(raw, ["a", 1, "b"]) == (2, 18)
+    assert json_position(raw, ["c", "d"]) == (3, 14)
+    for missing in (["z"], ["a", 5], ["a", "0"], ["c", 0]):
+        assert json_position(raw, missing) is None
+    assert json_position(b"\xff{}", ["a"]) is None
 
 
 def test_missing_state_is_none(tmp_path: Path) -> None:

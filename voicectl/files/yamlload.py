@@ -129,21 +129,11 @@ def load_bytes(raw: bytes, file: str) -> Document:
 def json_position(raw: bytes, path: Sequence[str | int]) -> tuple[int, int] | None:
     """1-based (line, column) of the value at ``path`` in a JSON document, or None.
 
-    For error messages only: JSON is YAML, so the composer marks every node.
+    For error messages only: JSON is YAML, so the loader marks every value (its composer
+    iterative and its nesting capped, as for any file a pull request can edit).
     """
     try:
-        node = yaml.compose(
-            raw.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        )
-        for step in path:
-            if isinstance(node, yaml.MappingNode):
-                node = next(v for k, v in node.value if k.value == step)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-                node = node.value[step]
-            else:
-                return None
-    except (yaml.YAMLError, StopIteration, IndexError, UnicodeDecodeError):
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
         return None
-    if node is None:
-        return None
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    return load_text(text, "").values.get(tuple(path))
