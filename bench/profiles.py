@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench import synth
+from bench.procs import TOKEN, clear_cache, run
 from bench.stub import running_stub
 
 
@@ -41,8 +42,6 @@ def summary(path: Path, sort: str, top: int = TOP) -> str:
 
 
 def profile_all(b: Bench, repo: synth.Repo, out: Path) -> dict[str, str]:
-    from bench.procs import TOKEN, clear_cache, run
-
     out.mkdir(parents=True, exist_ok=True)
     child = [sys.executable, str(BENCH / "profile_child.py")]
 

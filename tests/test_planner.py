@@ -19,6 +19,7 @@ from voicectl.model import (
 )
 from voicectl.plan.planner import PlanOptions, plan, policy_violations, unknown_addresses
 from voicectl.render import render_markdown, render_text
+from voicectl.state.transition import applied
 
 SPACE = "7350000000000000001"
 T0 = "2026-01-01T00:00:00Z"
@@ -412,8 +413,6 @@ def test_unknown_addresses_are_reported() -> None:
 
 
 def test_protect_added_to_yaml_is_recorded_in_the_state_at_no_cost() -> None:
-    from voicectl.state.transition import applied
-
     current = state(rec("a"))
     result = plan([want("a", protect=True)], current)
     assert actions(result) == [("a", "update", ("protect_recorded",))]

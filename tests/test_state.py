@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import holding_lock
 from voicectl.errors import StateError
 from voicectl.files.yamlload import json_position
 from voicectl.model import Declaration, DesiredVoice, Take
 from voicectl.plan.planner import plan
+from voicectl.state import lock
 from voicectl.state import statefile as state_io
 from voicectl.state.transition import applied
 
@@ -185,9 +187,6 @@ def test_missing_state_is_none(tmp_path: Path) -> None:
 def test_a_lock_file_removed_while_held_lets_no_second_writer_in(tmp_path: Path) -> None:
     """`git clean -fdX` (or an `rm`) of the lock file while an apply runs: a second apply
     must still be refused, not take a new file's lock beside the first."""
-    from tests.conftest import holding_lock
-    from voicectl.state import lock
-
     state_path = tmp_path / "state" / "voicectl.state.json"
     state_path.parent.mkdir()
     with holding_lock(state_path):
