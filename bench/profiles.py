@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench import synth
+from bench.procs import TOKEN, clear_cache, run
 from bench.stub import running_stub
 
 
 class Bench(Protocol):
-    """What profiling needs of a benchmark run (``bench.scale.Bench`` has it)."""
+    """What profiling needs of a benchmark run (``bench.harness.Bench`` has it)."""
 
     args: Any
     env: dict[str, str]
@@ -41,8 +42,6 @@ def summary(path: Path, sort: str, top: int = TOP) -> str:
 
 
 def profile_all(b: Bench, repo: synth.Repo, out: Path) -> dict[str, str]:
-    from bench.procs import TOKEN, clear_cache, run
-
     out.mkdir(parents=True, exist_ok=True)
     child = [sys.executable, str(BENCH / "profile_child.py")]
 

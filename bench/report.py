@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import yaml
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -103,8 +105,6 @@ def _memory_gb() -> str:
 
 
 def machine() -> dict[str, Any]:
-    import yaml
-
     try:
         git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     except OSError:
@@ -142,8 +142,30 @@ def markdown(
     extra: dict[str, Any],
     argv: Sequence[str] | None,
 ) -> str:
-    invoked = " ".join(["python -m bench.scale", *(sys.argv[1:] if argv is None else argv)])
     out = [
+        *_head(args, machine, extra, argv),
+        *_figures(figures),
+        *_applies(extra),
+        *["", "## Commands", "", *[f"- `{c}`" for c in commands]],
+        *["", "## Checks", ""],
+        *[
+            f"- {'ok' if c.ok else 'FAILED'}: {c.name}{': ' + c.detail if c.detail else ''}"
+            for c in checks
+        ],
+        *_profiles(extra),
+    ]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _head(
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    extra: dict[str, Any],
+    argv: Sequence[str] | None,
+) -> list[str]:
+    """How the report was written, on what machine, of what repository."""
+    invoked = " ".join(["python -m bench.scale", *(sys.argv[1:] if argv is None else argv)])
+    return [
         "# voicectl at scale: benchmark results",
         "",
         f"Written by `{invoked}` ({extra.get('bench_wall_s', 0):.0f} s in all). Every figure is",
@@ -160,6 +182,12 @@ def markdown(
         f"({args.per_file} a file), one take each: {extra.get('audio_mb', 0):.0f} MB of WAV "
         f"({args.audio_kb:g} KB a take, 10.5 s), distinct bytes per take",
         f"- generated and committed to git in {extra.get('generate_s', 0):.1f} s",
+    ]
+
+
+def _figures(figures: Sequence[Figure]) -> list[str]:
+    """The table of figures, each against its floor and target, then their notes."""
+    out = [
         "",
         "## Figures",
         "",
@@ -174,6 +202,12 @@ def markdown(
     notes = [f"- {f.name.strip()}: {f.note}" for f in figures if f.note]
     if notes:
         out += ["", *notes]
+    return out
+
+
+def _applies(extra: dict[str, Any]) -> list[str]:
+    """The applies at no latency by N, and the parts of the apply at latency."""
+    out = []
     rows = _apply_rows(extra)
     if rows:
         out += [
@@ -195,15 +229,14 @@ def markdown(
             f"emulator's CPU during voicectl's run {latency['emulator_cpu_s']:.1f} s; the same "
             f"apply against bench/stub.py at the same latency {latency['stub_s']:.2f} s.",
         ]
-    out += ["", "## Commands", "", *[f"- `{c}`" for c in commands]]
-    out += ["", "## Checks", ""]
-    out += [
-        f"- {'ok' if c.ok else 'FAILED'}: {c.name}{': ' + c.detail if c.detail else ''}"
-        for c in checks
-    ]
+    return out
+
+
+def _profiles(extra: dict[str, Any]) -> list[str]:
     profiles = extra.get("profiles")
-    if profiles:
-        out += ["", "## Profiles (cProfile, self time, the top functions)", ""]
-        for name, text in profiles.items():
-            out += [f"### {name}", "", "```", text.rstrip(), "```", ""]
-    return "\n".join(out).rstrip() + "\n"
+    if not profiles:
+        return []
+    out = ["", "## Profiles (cProfile, self time, the top functions)", ""]
+    for name, text in profiles.items():
+        out += [f"### {name}", "", "```", text.rstrip(), "```", ""]
+    return out

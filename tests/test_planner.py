@@ -18,6 +18,8 @@ from voicectl.model import (
     VoiceRecord,
 )
 from voicectl.plan.planner import PlanOptions, plan, policy_violations, unknown_addresses
+from voicectl.render import render_markdown, render_text
+from voicectl.state.transition import applied
 
 SPACE = "7350000000000000001"
 T0 = "2026-01-01T00:00:00Z"
@@ -411,8 +413,6 @@ def test_unknown_addresses_are_reported() -> None:
 
 
 def test_protect_added_to_yaml_is_recorded_in_the_state_at_no_cost() -> None:
-    from voicectl.state.transition import applied
-
     current = state(rec("a"))
     result = plan([want("a", protect=True)], current)
     assert actions(result) == [("a", "update", ("protect_recorded",))]
@@ -443,6 +443,39 @@ def test_an_imported_voice_is_not_retrained_but_the_plan_says_what_a_retrain_sen
     assert actions(result) == [("a", "noop", ())]
     (note,) = result.changes[0].notes
     assert "a take voicectl never saw" in note and "--retrain a" in note and sha(1)[:12] in note
+
+
+@pytest.mark.parametrize(
+    ("take", "options", "action"),
+    [
+        (2, PlanOptions(), "retrain"),
+        (1, PlanOptions(retrain=frozenset({"a"})), "retrain"),
+        (2, PlanOptions(replace=frozenset({"a"})), "replace"),
+    ],
+)
+def test_a_retrain_or_replace_says_the_notes_its_clone_does_not_settle(
+    take: int, options: PlanOptions, action: str
+) -> None:
+    """A voice renamed in Coze's console is noted on the retrain that trains over it (and
+    on a replace), in the text plan and the comment; the name change and the take never
+    seen are not: the clone carries the name and sends the take."""
+    record = replace(rec("a"), verified=False)
+    remote = {record.voice_id: RemoteVoice(record.voice_id, "Console name", 9, 0, 0)}
+    result = plan([want("a", take, name="New")], state(record), remote, options)
+    (change,) = result.changes
+    assert change.action == action and "name_changed" in change.reasons
+    (note,) = change.notes
+    assert "named 'Console name' on Coze" in note and "voicectl drift" in note
+    assert f"note: a: {note}" in render_text(result)
+    assert "named 'Console name' on Coze" in render_markdown(result)
+
+
+def test_a_retrain_of_a_voice_whose_last_retrain_is_unproven_says_so() -> None:
+    why = "the retrain's reply was lost"
+    current = state(replace(rec("a"), unproven=why))
+    (change,) = plan([want("a", 2)], current).changes
+    assert change.action == "retrain"
+    assert [n for n in change.notes if f"is unproven: {why}" in n]
 
 
 def test_a_voice_missing_from_coze_is_noted_when_the_remote_is_known() -> None:
@@ -567,8 +600,6 @@ def test_a_voice_missing_on_coze_is_never_planned_as_a_retrain(
 
 
 def test_an_orphan_declared_again_at_its_address_is_taken_back_not_moved_from_itself() -> None:
-    from voicectl.render import render_markdown, render_text
-
     old = rec("a", 1)
     result = plan([want("a", 1)], state(orphans=(old,)))
     (change,) = result.changes

@@ -13,6 +13,7 @@ properties found are pinned by the regression tests at the end (``test_bug_*``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -42,7 +43,8 @@ from voicectl.model import (
     TakeRef,
     VoiceRecord,
 )
-from voicectl.plan.planner import ORDER, PlanOptions, clones_left, desired_json, plan
+from voicectl.plan.changeparts import clones_left, desired_json
+from voicectl.plan.planner import ORDER, PlanOptions, plan
 from voicectl.planfile import change_from_json, plan_to_json
 from voicectl.render import render_json
 from voicectl.state import statefile as statefile
@@ -661,8 +663,6 @@ def test_bug_a_refresh_wrote_a_negative_budget_the_schema_refuses() -> None:
 def test_bug_a_chain_applied_in_any_order_keeps_every_voice_id() -> None:
     """A move onto an address whose voice is moved on by a later change: applied first,
     it overwrote that voice in the state (its id lost) before the later move ran."""
-    import itertools
-
     current = _state(
         _record("a", "7400000000000000001", 1, "hello", stamp(1)),
         _record("b", "7400000000000000002", 2, "hello", stamp(1)),

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from tests.test_planner import rec, sha, state, want
-from voicectl.plan.fielddiff import word_diff
+from voicectl.errors import Problem
+from voicectl.model import RemoteVoice
+from voicectl.plan.fielddiff import Budget, field_changes, word_diff
 from voicectl.plan.planner import plan
 from voicectl.render import (
+    FIELD_DIFFS_SHOWN,
     MARKDOWN_LIMIT,
     MARKDOWN_MARKER,
+    json_text,
+    problems_json,
+    render_json,
     render_markdown,
     render_text,
     summary_line,
@@ -93,14 +100,10 @@ def test_a_name_in_the_comment_is_data_not_markup(name: str, shown: str) -> None
 
 def test_a_saved_plan_s_text_reaches_the_terminal_escaped() -> None:
     """A saved plan is a file: an edited one must not drive the terminal through `show`."""
-    import dataclasses
-
-    from voicectl.render import render_text
-
     result = plan([want("a")], state())
     (change,) = result.changes
-    edited = dataclasses.replace(change, message="\x1b]0;owned\x07\rfine", notes=("\x1b[2J",))
-    text = render_text(dataclasses.replace(result, changes=(edited,)))
+    edited = replace(change, message="\x1b]0;owned\x07\rfine", notes=("\x1b[2J",))
+    text = render_text(replace(result, changes=(edited,)))
     assert "\x1b" not in text and "\r" not in text and "\\x1b]0;owned" in text
 
 
@@ -136,10 +139,6 @@ def test_protect_left_unsaid_is_no_field_change() -> None:
 def test_a_plan_with_only_notes_says_so_in_text_markdown_and_json() -> None:
     """A name changed, to take effect at the next retrain: nothing to clone, yet not "no
     changes" to a reviewer, and the note is in the JSON's own list."""
-    import json
-
-    from voicectl.render import render_json, render_text
-
     result = plan([want("a", 1, name="New name")], state(rec("a", 1, name="Old name")))
     assert not result.has_changes
     assert render_text(result).endswith("No changes to Coze; read the notes above.\n")
@@ -196,8 +195,6 @@ def test_a_transcript_is_diffed_word_by_word(old: str, new: str, said: str) -> N
 
 
 def test_a_blocked_create_shows_its_take_in_words_not_data() -> None:
-    from voicectl.model import RemoteVoice
-
     on_coze = {"7400000000000000077": RemoteVoice("7400000000000000077", "Voice", 9, 0, 0)}
     blocked = plan([want("n", 3)], state(), on_coze)  # a name the account already has
     (change,) = blocked.changes
@@ -226,8 +223,6 @@ def test_word_diff_edges(old: str, new: str, said: str) -> None:
 
 
 def test_a_huge_text_plan_spells_out_the_first_thousand_changes_and_says_so() -> None:
-    from voicectl.render import FIELD_DIFFS_SHOWN
-
     text = render_text(big_plan(FIELD_DIFFS_SHOWN + 2))
     assert text.count("    audio: ") + text.count("    text: ") >= FIELD_DIFFS_SHOWN
     assert f"spelled out for the first {FIELD_DIFFS_SHOWN:,} changes" in text
@@ -235,8 +230,6 @@ def test_a_huge_text_plan_spells_out_the_first_thousand_changes_and_says_so() ->
 
 
 def test_a_long_rewrite_or_a_spent_budget_shows_the_two_texts_not_a_word_diff() -> None:
-    from voicectl.plan.fielddiff import Budget, field_changes
-
     long_old, long_new = "a " * 512, "b " * 512  # a word diff would compare 1,024 x 1,024
     said = word_diff(long_old, long_new)
     assert said.startswith('"[-a a a') and said.endswith('+}" (1,024 -> 1,024 characters)')
@@ -258,8 +251,14 @@ def test_a_plan_of_a_thousand_rewritten_transcripts_renders_every_change() -> No
 
 
 def test_a_transcript_that_only_looks_the_same_says_so() -> None:
-    from voicectl.plan.fielddiff import field_changes
-
     nfc, nfd = "un caf\u00e9", "un cafe\u0301"
     (said,) = field_changes({"text": nfc}, {"text": nfd})
     assert said[1].endswith("(the same letters in another Unicode form)")
+
+
+def test_problems_json_is_written_in_the_one_json_style_with_sorted_keys() -> None:
+    """`validate --json` is deterministic like every other JSON voicectl writes."""
+    problems = [Problem("voices/a.yaml", 3, 5, "voices.a.name", "too long", "warning")]
+    text = problems_json(problems, files=1, voices=2, notes=["a note"])
+    assert list(json.loads(text)) == sorted(json.loads(text))
+    assert text == json_text(json.loads(text))

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import holding_lock
 from voicectl.errors import StateError
+from voicectl.files.yamlload import json_position
 from voicectl.model import Declaration, DesiredVoice, Take
 from voicectl.plan.planner import plan
+from voicectl.state import lock
 from voicectl.state import statefile as state_io
 from voicectl.state.transition import applied
 
@@ -151,6 +154,32 @@ def test_bad_state_is_a_clear_error_and_is_not_touched(
     assert path.read_bytes() == raw
 
 
+def test_a_hand_edited_field_is_named_with_its_line_and_column(tmp_path: Path) -> None:
+    body = {
+        "format_version": 1,
+        "lineage": "00000000-0000-4000-8000-000000000000",
+        "orphans": [],
+        "serial": "7",
+        "takes": {},
+        "voices": {},
+    }
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(body, indent=2))
+    with pytest.raises(StateError) as caught:
+        state_io.load(path, "state/s.json")
+    assert caught.value.message.startswith("state/s.json:5:13: field serial")
+
+
+def test_json_position_finds_keys_and_indexes_and_says_none_otherwise() -> None:
+    raw = b'{\n  "a": [1, {"b": "x"}],\n  "c": {"d": null}\n}\n'
+    assert json_position(raw, []) == (1, 1)
+    assert json_position(raw, ["a", 1, "b"]) == (2, 18)
+    assert json_position(raw, ["c", "d"]) == (3, 14)
+    for missing in (["z"], ["a", 5], ["a", "0"], ["c", 0]):
+        assert json_position(raw, missing) is None
+    assert json_position(b"\xff{}", ["a"]) is None
+
+
 def test_missing_state_is_none(tmp_path: Path) -> None:
     assert state_io.load(tmp_path / "none.json", "none.json") is None
 
@@ -158,9 +187,6 @@ def test_missing_state_is_none(tmp_path: Path) -> None:
 def test_a_lock_file_removed_while_held_lets_no_second_writer_in(tmp_path: Path) -> None:
     """`git clean -fdX` (or an `rm`) of the lock file while an apply runs: a second apply
     must still be refused, not take a new file's lock beside the first."""
-    from tests.conftest import holding_lock
-    from voicectl.state import lock
-
     state_path = tmp_path / "state" / "voicectl.state.json"
     state_path.parent.mkdir()
     with holding_lock(state_path):

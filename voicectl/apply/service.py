@@ -21,7 +21,7 @@ from voicectl.declare import config, gitrepo
 from voicectl.declare.declarations import declaration_files
 from voicectl.errors import Problem, UsageError, VoicectlError
 from voicectl.model import NEW_VOICE_ACTIONS, Change, Plan, PlanOptions, RemoteVoice, State
-from voicectl.plan import planner, planning, repository, savedplan
+from voicectl.plan import changeparts, planning, repository, savedplan
 from voicectl.state import pending, store, transition
 from voicectl.state.journal import Journal, journal_path
 from voicectl.state.statefile import new_state, now
@@ -318,7 +318,7 @@ def record_remote(
                 final, voices={**final.voices, change.address: replace(record, unproven=why)}
             )
             reporter.notice(
-                f"{change.address}: {planner.unproven_note(change.address, voice_id, why)}"
+                f"{change.address}: {changeparts.unproven_note(change.address, voice_id, why)}"
             )
     # Only this apply's clones: a voice someone else changed keeps its old facts, so that
     # drift goes on showing it until `voicectl refresh` acknowledges it.

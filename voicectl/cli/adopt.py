@@ -14,7 +14,7 @@ from voicectl.cli.root import lock_timeout, lock_timeout_option
 from voicectl.errors import UsageError
 from voicectl.model import RemoteVoice, State, VoiceRecord
 from voicectl.plan import planning, repository
-from voicectl.plan.planner import desired_json
+from voicectl.plan.changeparts import desired_json
 from voicectl.state import statefile as state
 from voicectl.state import store, transition
 

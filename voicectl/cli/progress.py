@@ -14,7 +14,7 @@ import click
 
 from voicectl import render
 from voicectl.cli import waits
-from voicectl.plan.planner import unproven_note
+from voicectl.plan.changeparts import unproven_note
 
 if TYPE_CHECKING:
     from voicectl.model import Change, Plan, State

@@ -17,7 +17,8 @@ from typing import Any
 from voicectl.coze import apibase
 from voicectl.errors import ConfigError, Problem
 from voicectl.files import schemacheck, schemas
-from voicectl.files.yamlload import MAX_FILE_BYTES, Document, load_bytes, show
+from voicectl.files.yamldoc import Document, show
+from voicectl.files.yamlload import MAX_FILE_BYTES, load_bytes
 
 CONFIG_FILE = "voicectl.yaml"
 DEFAULT_VOICES = ("voices/**/*.yaml",)

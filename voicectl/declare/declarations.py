@@ -25,7 +25,8 @@ from voicectl.declare.config import (
 from voicectl.declare.declcache import DeclarationCache
 from voicectl.errors import Problem
 from voicectl.files import schemacheck, schemas
-from voicectl.files.yamlload import Document, Path_, dotted, load_bytes, show
+from voicectl.files.yamldoc import Document, Path_, dotted, show
+from voicectl.files.yamlload import load_bytes
 from voicectl.model import LANGUAGES, Declaration, control_character
 
 NAME_MAX_BYTES = 128

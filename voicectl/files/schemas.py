@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicectl.files.yamlload import Document, Path_, dotted, show
+from voicectl.files.yamldoc import Document, Path_, dotted, show
 
 if TYPE_CHECKING:  # jsonschema costs ~100 ms to import: only when a check needs it
     from jsonschema import Draft202012Validator, ValidationError

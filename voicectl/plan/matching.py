@@ -52,19 +52,11 @@ def match(wanted: Mapping[str, DesiredVoice], state: State) -> dict[str, VoiceRe
 def _attempt(
     wanted: Mapping[str, DesiredVoice], state: State, pinned: set[str]
 ) -> dict[str, VoiceRecord]:
-    matched: dict[str, VoiceRecord] = {}
-    for address, voice in wanted.items():
-        record = state.voices.get(address)
-        if record is not None and (
-            address in pinned
-            or (record.take.sha256 == voice.take.sha256 and record.space == voice.decl.space)
-        ):
-            matched[address] = record
+    """One pass of the three rules of :func:`match`, the ``pinned`` addresses keeping
+    their own voice."""
+    matched = _keeping_their_take(wanted, state, pinned)
     taken = {r.voice_id for r in matched.values()}
-    by_take: dict[str, list[VoiceRecord]] = {}
-    for record in (*state.voices.values(), *state.orphans):
-        if record.voice_id not in taken:
-            by_take.setdefault(record.take.sha256, []).append(record)
+    by_take = _free_by_take(state, taken)
 
     def owner(record: VoiceRecord) -> str | None:
         """The declared, still unmatched address whose own voice ``record`` is."""
@@ -113,12 +105,48 @@ def _attempt(
             matched[step] = chosen
             taken.add(chosen.voice_id)
             step = next_step  # its voice was taken: it must take another now
+    _keep_own(wanted, state, matched, taken)
+    return matched
+
+
+def _keeping_their_take(
+    wanted: Mapping[str, DesiredVoice], state: State, pinned: set[str]
+) -> dict[str, VoiceRecord]:
+    """Rule 1: the addresses whose recorded voice is still trained on the declared take
+    (in its workspace), and the ``pinned`` ones, keep it."""
+    matched: dict[str, VoiceRecord] = {}
+    for address, voice in wanted.items():
+        record = state.voices.get(address)
+        if record is not None and (
+            address in pinned
+            or (record.take.sha256 == voice.take.sha256 and record.space == voice.decl.space)
+        ):
+            matched[address] = record
+    return matched
+
+
+def _free_by_take(state: State, taken: set[str]) -> dict[str, list[VoiceRecord]]:
+    """The recorded voices, declared or orphaned, that no address has taken, by take."""
+    by_take: dict[str, list[VoiceRecord]] = {}
+    for record in (*state.voices.values(), *state.orphans):
+        if record.voice_id not in taken:
+            by_take.setdefault(record.take.sha256, []).append(record)
+    return by_take
+
+
+def _keep_own(
+    wanted: Mapping[str, DesiredVoice],
+    state: State,
+    matched: dict[str, VoiceRecord],
+    taken: set[str],
+) -> None:
+    """Rule 3: an address still unmatched keeps its own recorded voice, if no other
+    address took it (``matched`` and ``taken`` are updated)."""
     for address in sorted(set(wanted) - set(matched)):
         record = state.voices.get(address)
         if record is not None and record.voice_id not in taken:
             matched[address] = record
             taken.add(record.voice_id)
-    return matched
 
 
 def _neg(timestamp: str) -> tuple[int, ...]:

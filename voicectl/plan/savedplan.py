@@ -181,60 +181,84 @@ def differences(
     remote: Mapping[str, RemoteVoice] | None,
 ) -> list[str]:
     """Everything the plan is bound to that is no longer so, in plain words."""
-    found = []
+    return [
+        *_state_differences(saved, state),
+        *_file_differences(saved.files, files),
+        *_take_differences(saved.takes, takes),
+        *_remote_differences(saved, state, remote),
+    ]
+
+
+def _state_differences(saved: Binding, state: State | None) -> list[str]:
     if state is None or saved.lineage is None:
         if state is not None:
-            found.append(
-                f"a state was written since the plan was made (none -> serial {state.serial})"
-            )
-        elif saved.lineage is not None:
-            found.append("the state the plan was made for is gone")
+            return [f"a state was written since the plan was made (none -> serial {state.serial})"]
+        if saved.lineage is not None:
+            return ["the state the plan was made for is gone"]
     elif state.lineage != saved.lineage:
-        found.append(
+        return [
             f"the plan was made for another state (lineage {saved.lineage}; this "
             f"repository's state is {state.lineage})"
-        )
+        ]
     elif state.serial != saved.serial:
-        found.append(
+        return [
             f"the state was written since the plan was made (serial {saved.serial} -> "
             f"{state.serial})"
-        )
-    for path in sorted(set(saved.files) | set(files)):
-        old, new = saved.files.get(path), files.get(path)
+        ]
+    return []
+
+
+def _file_differences(saved: Mapping[str, str], files: Mapping[str, str]) -> list[str]:
+    found = []
+    for path in sorted(set(saved) | set(files)):
+        old, new = saved.get(path), files.get(path)
         if old is None:
             found.append(f"{path}: a declaration file added since the plan was made")
         elif new is None:
             found.append(f"{path}: removed since the plan was made")
         elif old != new:
             found.append(f"{path}: changed since the plan was made")
-    for path in sorted(set(saved.takes) | set(takes)):
-        old, new = saved.takes.get(path), takes.get(path)
+    return found
+
+
+def _take_differences(saved: Mapping[str, str], takes: Mapping[str, str]) -> list[str]:
+    found = []
+    for path in sorted(set(saved) | set(takes)):
+        old, new = saved.get(path), takes.get(path)
         if old is None:
             found.append(f"{path}: a take now used that the plan did not use")
         elif new is None:
             found.append(f"{path}: a take the plan used is no longer used")
         elif old != new:
             found.append(f"{path}: audio changed since the plan (sha256 {old[:12]} -> {new[:12]})")
-    if saved.remote is not None:
-        if remote is None:
-            found.append("the plan was made against Coze's account; applying it needs a token")
-        else:
-            for voice_id, facts in sorted(saved.remote.items()):
-                now = remote.get(voice_id)
-                if now is None:
-                    found.append(f"voice {voice_id} is no longer on Coze's voice list")
-                elif (
-                    now.update_time != facts["update_time"]
-                    or now.available_training_times != facts["available_training_times"]
-                ):
-                    found.append(
-                        f"voice {voice_id} changed on Coze since the plan (update_time "
-                        f"{facts['update_time']} -> {now.update_time}, clones left "
-                        f"{facts['available_training_times']} -> {now.available_training_times})"
-                        + (
-                            ""  # the state moved on too: an apply, perhaps of this very plan
-                            if state is not None and state.serial != saved.serial
-                            else ": retrained outside voicectl?"
-                        )
-                    )
+    return found
+
+
+def _remote_differences(
+    saved: Binding, state: State | None, remote: Mapping[str, RemoteVoice] | None
+) -> list[str]:
+    """Coze's facts of the voices the plan touches, when it was made against the account."""
+    if saved.remote is None:
+        return []
+    if remote is None:
+        return ["the plan was made against Coze's account; applying it needs a token"]
+    found = []
+    for voice_id, facts in sorted(saved.remote.items()):
+        now = remote.get(voice_id)
+        if now is None:
+            found.append(f"voice {voice_id} is no longer on Coze's voice list")
+        elif (
+            now.update_time != facts["update_time"]
+            or now.available_training_times != facts["available_training_times"]
+        ):
+            found.append(
+                f"voice {voice_id} changed on Coze since the plan (update_time "
+                f"{facts['update_time']} -> {now.update_time}, clones left "
+                f"{facts['available_training_times']} -> {now.available_training_times})"
+                + (
+                    ""  # the state moved on too: an apply, perhaps of this very plan
+                    if state is not None and state.serial != saved.serial
+                    else ": retrained outside voicectl?"
+                )
+            )
     return found

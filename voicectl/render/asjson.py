@@ -1,0 +1,18 @@
+"""voicectl's output as JSON: the one style every command's ``--json`` shares, and a
+plan in it."""
+
+from __future__ import annotations
+
+import json
+
+from voicectl.model import Plan
+from voicectl.planfile import plan_to_json
+
+
+def json_text(body: object) -> str:
+    """The one JSON style of voicectl's output: sorted keys, 2-space indent, UTF-8."""
+    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render_json(plan: Plan) -> str:
+    return json_text(plan_to_json(plan))
