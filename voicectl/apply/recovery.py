@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from voicectl.apply.executor import Event, Executor, Outcome
+from voicectl.apply.events import Event, Outcome
+from voicectl.apply.executor import Executor
 from voicectl.errors import StateError
 from voicectl.model import State
 from voicectl.state import journal
