@@ -22,7 +22,8 @@ from voicectl.coze.client import CozeClient, Retry, http_client
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import ListingIncomplete, VoicectlError
 from voicectl.plan import planner, repository
-from voicectl.state.journal import Journal, replay
+from voicectl.state.journal import Journal
+from voicectl.state.replay import replay
 
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 

@@ -14,7 +14,8 @@ from voicectl.apply.reconcile import PROVEN_WINDOW_SECONDS, candidates, unproven
 from voicectl.errors import StateError
 from voicectl.model import Budget, Change, Cost, RemoteVoice
 from voicectl.state import statefile as state_io
-from voicectl.state.journal import Journal, Pending, journal_path, replay
+from voicectl.state.journal import Journal, Pending, journal_path
+from voicectl.state.replay import replay
 
 T = 1_800_000_000
 
