@@ -26,6 +26,7 @@ from voicectl.errors import StateError
 from voicectl.files import jsontext, safefile
 from voicectl.model import Change, State
 from voicectl.planfile import change_to_json
+from voicectl.state import journalcheck
 
 
 def journal_path(state_path: Path) -> Path:
@@ -286,15 +287,16 @@ def _set_aside_torn_tail(path: Path) -> None:
 
 def _last_seq(path: Path) -> int:
     last = 0
-    for _, record in records(path):
-        if isinstance(record.get("seq"), int):
+    for _, _, record in records(path):
+        if "seq" in record:
             last = max(last, record["seq"])
     return last
 
 
-def records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """Each record with its line, read one line at a time (a migration's journal runs to
-    megabytes: it is never held whole, as bytes or as parsed records)."""
+def records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """Each record with its line number and line, read one line at a time (a migration's
+    journal runs to megabytes: it is never held whole, as bytes or as parsed records),
+    and checked as it is read (:func:`voicectl.state.journalcheck.check`)."""
     try:
         handle = safefile.open_regular(path)  # closed below, after the last line
     except FileNotFoundError:
@@ -308,14 +310,23 @@ def records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
             except ValueError:
                 if not line.endswith(b"\n"):  # torn by a crash mid-write: it never happened
                     break
-                raise StateError(
-                    f"{path}:{number}: the apply journal is corrupt; it was left unchanged. "
-                    "It records paid clones: note the voice ids in its `done` lines, move "
-                    "it aside, and `voicectl import ADDRESS VOICE_ID` each that the state "
-                    "lacks"
-                ) from None
-            if isinstance(record, dict):
-                yield line, record
+                raise corrupt(path, number) from None
+            if not line.endswith(b"\n") and not isinstance(record, dict):
+                break  # torn, as _set_aside_torn_tail takes it
+            try:
+                checked = journalcheck.check(record)
+            except journalcheck.Damaged as exc:
+                raise corrupt(path, number, str(exc)) from None
+            yield number, line, checked
+
+
+def corrupt(path: Path, number: int, why: str = "") -> StateError:
+    """The error for line ``number`` of the journal at ``path``, and ``why``."""
+    return StateError(
+        f"{path}:{number}: the apply journal is corrupt{f' ({why})' if why else ''}; it was "
+        "left unchanged. It records paid clones: note the voice ids in its `done` lines, "
+        "move it aside, and `voicectl import ADDRESS VOICE_ID` each that the state lacks"
+    )
 
 
 def _done_ids(data: bytes) -> list[tuple[str, str]]:
@@ -329,8 +340,10 @@ def _done_ids(data: bytes) -> list[tuple[str, str]]:
             continue
         if not isinstance(record, dict):
             continue
+        seq = record.get("seq", -1)
+        seq = -1 if isinstance(seq, (list, dict)) else seq  # a hand's garbage: no key
         if record.get("type") == "pending" and isinstance(record.get("change"), dict):
-            addresses[record.get("seq", -1)] = str(record["change"].get("address"))
+            addresses[seq] = str(record["change"].get("address"))
         elif record.get("type") == "done" and isinstance(record.get("voice_id"), str):
-            made.append((addresses.get(record.get("seq", -1), "?"), record["voice_id"]))
+            made.append((addresses.get(seq, "?"), record["voice_id"]))
     return made

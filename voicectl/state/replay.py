@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from voicectl.errors import StateError
 from voicectl.files import jsontext
-from voicectl.model import NEW_VOICE_ACTIONS, State
+from voicectl.model import NEW_VOICE_ACTIONS, Change, State
 from voicectl.planfile import change_from_json
-from voicectl.state.journal import Pending, records
+from voicectl.state.journal import Pending, corrupt, records
 from voicectl.state.transition import Done, applied_all
 
 
@@ -30,12 +30,23 @@ class Replayed:
     account: dict[str, Any] | None = None  # the account its clones were sent to
 
 
+class _Outcome(NamedTuple):
+    """A clone's outcome line: where it is, and what replay reads of it."""
+
+    number: int
+    type: str  # "done" | "failed"
+    at: str
+    voice_id: str | None = None
+    logid: str = ""
+    unproven: str | None = None
+
+
 @dataclass
 class _Lines:
     """What the journal's lines after its begin record say, by clone (seq)."""
 
-    started: dict[int, bytes] = field(default_factory=dict)  # each clone's pending line
-    outcome: dict[int, dict[str, Any]] = field(default_factory=dict)
+    started: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # pending: where
+    outcome: dict[int, _Outcome] = field(default_factory=dict)
     entries: int = 0
 
 
@@ -49,30 +60,29 @@ def replay(path: Path, state: State) -> Replayed | None:
     first = next(lines, None)
     if first is None:
         return None
-    begin = first[1]
-    if begin.get("type") != "begin":
+    begin = first[2]
+    if begin["type"] != "begin":
         raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
     state = _base(path, begin, state)
-    newer = state.serial > int(begin.get("serial", 0))
-    read = _read(lines)
+    newer = state.serial > begin["serial"]
+    read = _read(path, lines)
     started, outcome = read.started, read.outcome
-    pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
+    pending = [_pending(seq, started[seq][1]) for seq in sorted(started) if seq not in outcome]
     if newer:  # a state written since: folded already, or another clone's over this one
-        _check_contains(path, state, pending, started, outcome)
+        _check_contains(path, state, pending, read)
         return Replayed(state, [], read.entries, stale=True)
-    account = begin.get("account")
     return Replayed(
-        applied_all(state, _done(begin, read)),
+        applied_all(state, _done(path, begin, read, state.voice_ids())),
         pending,
         read.entries,
-        account=account if isinstance(account, dict) else None,
+        account=begin.get("account"),
     )
 
 
 def _base(path: Path, begin: dict[str, Any], state: State) -> State:
     """``state``, when the journal began from it or from a state it may follow; else a
     StateError says which state the journal belongs to."""
-    began = int(begin.get("serial", 0))
+    began = begin["serial"]
     fresh = state.serial == 0 and not state.voices and not state.orphans
     if begin.get("lineage") != state.lineage and fresh and begin.get("empty") is True:
         # The state file is gone, and the journal began from an empty one: the same.
@@ -103,51 +113,96 @@ def _base(path: Path, begin: dict[str, Any], state: State) -> State:
     return state
 
 
-def _read(lines: Iterator[tuple[bytes, dict[str, Any]]]) -> _Lines:
+def _read(path: Path, lines: Iterator[tuple[int, bytes, dict[str, Any]]]) -> _Lines:
+    """The clones the journal's lines record, each line checked (journal.records) and
+    each clone's lines against the others: one pending line and then at most one
+    outcome per clone, and no second begin."""
     read = _Lines()
-    for line, record in lines:
+    for number, line, record in lines:
         read.entries += 1
-        seq = record.get("seq")
-        if not isinstance(seq, int):
+        kind = record["type"]
+        if kind == "begin":
+            raise corrupt(path, number, "field type: a begin record only opens the journal")
+        seq = record["seq"]
+        if kind == "pending":
+            if seq in read.started:
+                where = read.started[seq][0]
+                raise corrupt(path, number, f"field seq: {seq} is the seq of line {where} too")
+            read.started[seq] = (number, line)
             continue
-        if record.get("type") == "pending":
-            read.started[seq] = line
-        elif record.get("type") in ("done", "failed"):
-            read.outcome[seq] = {
-                k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
-            }
+        if seq not in read.started:
+            raise corrupt(path, number, f"field seq: no pending line before it has seq {seq}")
+        if seq in read.outcome:
+            where = read.outcome[seq].number
+            raise corrupt(path, number, f"field seq: clone {seq} has its outcome on line {where}")
+        read.outcome[seq] = _Outcome(
+            number,
+            kind,
+            record["at"],
+            record.get("voice_id"),
+            record.get("logid", ""),
+            record.get("unproven"),
+        )
     return read
 
 
-def _done(begin: dict[str, Any], read: _Lines) -> Iterator[Done]:
-    """Each clone the journal records as done, in order; its line is let go as it is."""
-    commit = str(begin.get("commit") or "")
+def _done(path: Path, begin: dict[str, Any], read: _Lines, held: set[str]) -> Iterator[Done]:
+    """Each clone the journal records as done, in order; its line is let go as it is.
+    ``held`` are the voice ids the state holds, and grows by each new one."""
+    commit = begin.get("commit", "")
     uncommitted = begin.get("uncommitted") is True
     started, outcome = read.started, read.outcome
     for seq in sorted(started):
         result = outcome.get(seq)
-        if result is not None and result["type"] == "done":
-            change = _pending(seq, started.pop(seq)).change
-            logid = str(result.get("logid") or "")
-            why = result.get("unproven")
-            unproven = why if isinstance(why, str) else None
+        if result is not None and result.type == "done":
+            number, line = started.pop(seq)
+            change = _pending(seq, line).change
+            _check_held(path, change, number, result, held)
             yield Done(
                 change,
-                result["at"],
-                result.get("voice_id"),
-                logid,
+                result.at,
+                result.voice_id,
+                result.logid,
                 commit,
-                unproven,
+                result.unproven,
                 uncommitted,
             )
+
+
+def _check_held(path: Path, change: Change, number: int, result: _Outcome, held: set[str]) -> None:
+    """A done clone the state can take: a retrain, move, update or orphan of a voice (and
+    a replace of one) it holds, a new voice whose id nobody holds yet."""
+    new = change.action in NEW_VOICE_ACTIONS
+    if (not new or change.voice_id) and change.voice_id not in held:
+        raise corrupt(
+            path,
+            number,
+            f"field change.voice_id: voice {change.voice_id} is not in the state the "
+            f"journal began from, so it cannot {change.action} it",
+        )
+    if not new:
+        return
+    if result.voice_id is None:
+        raise corrupt(
+            path,
+            result.number,
+            f"field voice_id: must be the id of the voice the {change.action} made, not null",
+        )
+    if result.voice_id in held:
+        raise corrupt(
+            path,
+            result.number,
+            f"field voice_id: voice {result.voice_id} is new to a {change.action} of "
+            f"{change.address}, but the state or an earlier clone holds it",
+        )
+    held.add(result.voice_id)
 
 
 def _check_contains(
     path: Path,
     state: State,
     pending: list[Pending],
-    started: dict[int, bytes],
-    outcome: dict[int, dict[str, Any]],
+    read: _Lines,
 ) -> None:
     """A journal under a newer state is set aside only when the state proves it holds
     the journal's outcomes: every clone it recorded, its voice id trained on its take.
@@ -155,11 +210,11 @@ def _check_contains(
     apply) would otherwise bury paid clones, and the next plan would pay for them again."""
     missing = []
     held_ids = state.voice_ids()
-    for seq, result in outcome.items():
-        voice_id = result.get("voice_id")
-        if result["type"] != "done" or not voice_id or seq not in started:
+    for seq, result in read.outcome.items():
+        voice_id = result.voice_id
+        if result.type != "done" or not voice_id:
             continue
-        change = _pending(seq, started[seq]).change
+        change = _pending(seq, read.started[seq][1]).change
         sha = str(((change.after or {}).get("audio") or {}).get("sha256", ""))
         trained = any(e.voice_id == voice_id for e in state.takes.get(sha, ()))
         # A new voice id held at all (imported, say) is kept; a retrain must show its take.
@@ -185,12 +240,11 @@ def _check_contains(
 
 
 def _pending(seq: int, line: bytes) -> Pending:
-    record = jsontext.loads(line)
-    before = record.get("before")
+    record = jsontext.loads(line)  # checked as it was read (journal.records)
     return Pending(
         seq,
         change_from_json(record["change"]),
         record["started_at"],
         float(record["started_unix"]),
-        before if isinstance(before, dict) else None,
+        record.get("before"),
     )
