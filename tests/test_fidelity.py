@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, many, state_of, write_wav
-from voicectl.apply.executor import Event, Executor, Outcome
+from voicectl.apply.events import Event, Outcome
+from voicectl.apply.executor import Executor
 from voicectl.coze.client import CozeClient, Retry, http_client
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import ListingIncomplete, VoicectlError
 from voicectl.plan import planner, repository
-from voicectl.state.journal import Journal, replay
+from voicectl.state.journal import Journal
+from voicectl.state.replay import replay
 
 HTML = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 

@@ -14,7 +14,8 @@ from voicectl.apply.reconcile import PROVEN_WINDOW_SECONDS, candidates, unproven
 from voicectl.errors import StateError
 from voicectl.model import Budget, Change, Cost, RemoteVoice
 from voicectl.state import statefile as state_io
-from voicectl.state.journal import Journal, Pending, journal_path, replay
+from voicectl.state.journal import Journal, Pending, journal_path
+from voicectl.state.replay import replay
 
 T = 1_800_000_000
 
@@ -369,7 +370,14 @@ def test_a_last_line_that_lost_only_its_newline_is_kept(tmp_path: Path) -> None:
     log = Journal.begin(path, base, "2027-01-15T08:00:00Z")
     seq = log.pending(change("create"), "2027-01-15T08:00:00Z", T)
     log.close()
-    line = json.dumps({"type": "done", "seq": seq, "at": "t", "voice_id": "7400000000000000001"})
+    line = json.dumps(
+        {
+            "type": "done",
+            "seq": seq,
+            "at": "2027-01-15T08:00:01Z",
+            "voice_id": "7400000000000000001",
+        }
+    )
     with open(path, "ab") as handle:
         handle.write(line.encode())  # whole, but its newline never reached the disk
     Journal(path).close()

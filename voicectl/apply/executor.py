@@ -14,36 +14,28 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from voicectl.apply import reconcile
+from voicectl.apply.events import Event, Outcome
+from voicectl.apply.resolve import Listing, Resolver
 from voicectl.coze import upload
 from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS
 from voicectl.coze.replies import CloneResult
-from voicectl.errors import Ambiguous, OutcomeUnknown, VoicectlError
+from voicectl.errors import OutcomeUnknown, VoicectlError
 from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
-from voicectl.plan import drift
 from voicectl.state.journal import Journal, Pending
 from voicectl.state.statefile import now
 
 RECONCILE_ROUNDS = 3
 
 
-class Coze(Protocol):
+class Coze(Listing, Protocol):
     """What carrying out a plan needs of Coze (:class:`voicectl.coze.client.CozeClient` has it):
     the voice list, a clone, and the facts to judge a lost reply by."""
 
-    @property
-    def base_url(self) -> str: ...
-
-    @property
-    def deadline(self) -> float: ...
-
     def same_account(self, record: Mapping[str, object]) -> bool: ...
-
-    def voices(self, *, expected: int = 0) -> Iterable[RemoteVoice]: ...
 
     def clone(
         self,
@@ -62,25 +54,6 @@ class Coze(Protocol):
 REWITNESS_SECONDS = 120.0  # a witness older than this is read again before a clone
 
 
-@dataclass(frozen=True)
-class Event:
-    kind: str  # "voice_start" | "voice_done" | "voice_error" | "reconcile"
-    address: str
-    action: str
-    voice_id: str | None = None
-    elapsed: float = 0.0
-    error: str = ""
-    clones_left: int | None = None
-    unproven: str = ""  # a reconciled clone that may be someone else's: why
-    passed_over: tuple[str, ...] = ()  # the other candidates --adopt did not choose
-
-
-@dataclass
-class Outcome:
-    done: list[tuple[Change, str | None]] = field(default_factory=list)
-    failed: list[tuple[Change, str]] = field(default_factory=list)
-
-
 class Executor:
     def __init__(
         self,
@@ -97,15 +70,15 @@ class Executor:
     ) -> None:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
-        self.on_event, self.clock = on_event, clock
-        self.settle, self.sleep, self.rewitness = tuple(settle), sleep, rewitness
-        self.in_hands = in_hands
+        self.on_event, self.clock, self.rewitness = on_event, clock, rewitness
+        self.resolver = Resolver(
+            client, journal, on_event, self._listed, clock, settle, sleep, in_hands
+        )
         self._unknown: dict[str, str] = {}  # why each clone's outcome was last unknown
         self._known: set[str] = set()  # voice ids taken: the state's and this apply's
         self._claims = threading.Lock()  # workers claim new ids one at a time
         self._listing: dict[str, RemoteVoice] | None = None  # the account, as last read
         self._listed_at = 0.0  # when reading it began (Unix time)
-        self._reading = (0.0, 0.0)  # when the last listing of resolve began and ended
         self._by_name: dict[str, list[str]] = {}
         self._ended: dict[int, float] = {}  # when each clone of unknown outcome ended
 
@@ -175,10 +148,8 @@ class Executor:
         ids join the known ones as they come back (:meth:`_claim`), so they are never taken
         for a lost one.
         """
-        results: dict[str, str | Pending] = {}
-        waiting: dict[str, deque[Change]] = {}
-        deferred: list[Change] = []
         ready: deque[Change] = deque()
+        waiting: dict[str, deque[Change]] = {}  # by name: the new voices after one in flight
         for change in changes:
             name = _new_voice_name(change)
             if name is not None and name in waiting:
@@ -187,10 +158,32 @@ class Executor:
             if name is not None:
                 waiting[name] = deque()
             ready.append(change)
-        # Only twice ``parallelism`` clones are handed to the pool at a time (a worker that
-        # finishes finds the next one waiting), and each reports through a queue: waiting
-        # on all of 10,000 futures at once costs O(N) per answer, and an interrupted apply
-        # must not leave thousands queued to be sent anyway.
+        results, deferred = self._send(ready, waiting, sends)
+        unknown = []
+        for change in changes:
+            answer = results.get(change.address)
+            if answer is None:
+                continue  # held back
+            if isinstance(answer, Pending):
+                unknown.append(answer)
+            elif answer.startswith("error:"):
+                outcome.failed.append((change, answer.removeprefix("error:")))
+            else:
+                outcome.done.append((change, answer))
+        return unknown, deferred
+
+    def _send(
+        self, ready: deque[Change], waiting: dict[str, deque[Change]], sends: Counter[str]
+    ) -> tuple[dict[str, str | Pending], list[Change]]:
+        """Each answer by address (see :meth:`_clone`), once ``ready`` and, as the one
+        before of their name is answered, ``waiting`` are sent; and the changes held back.
+
+        Only twice ``parallelism`` clones are handed to the pool at a time (a worker that
+        finishes finds the next one waiting), and each reports through a queue: waiting
+        on all of 10,000 futures at once costs O(N) per answer, and an interrupted apply
+        must not leave thousands queued to be sent anyway."""
+        results: dict[str, str | Pending] = {}
+        deferred: list[Change] = []
         answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]] = queue.SimpleQueue()
         in_flight = 0
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
@@ -206,37 +199,13 @@ class Executor:
                     change, future = answers.get()
                     in_flight -= 1
                     result = results[change.address] = future.result()
-                    name = _new_voice_name(change)
-                    if name is None:
-                        continue
-                    if isinstance(result, Pending):
-                        deferred += waiting.pop(name)
-                        continue
-                    if waiting[name]:
-                        ready.append(waiting[name].popleft())
-                    else:
-                        del waiting[name]
+                    deferred += _next_of_name(change, result, waiting, ready)
             except BaseException:
                 # ^C or a bug: clones not yet started are never sent; those on the wire
                 # finish and are journaled as the with-block waits for them.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-        unknown = []
-        for change in changes:
-            answer = results.get(change.address)
-            if answer is None:
-                continue  # held back
-            if isinstance(answer, Pending):
-                unknown.append(answer)
-            elif answer.startswith("error:"):
-                outcome.failed.append((change, answer.removeprefix("error:")))
-            else:
-                outcome.done.append((change, answer))
-        return unknown, deferred
-
-    def _in_hands_until(self, pending: Pending) -> float:
-        """Until when a clone of unknown outcome may be in Coze's hands."""
-        return pending.started_unix + self.in_hands
+        return results, deferred
 
     def _rewitness(self) -> None:
         """Read the account again once the witness is ``rewitness`` seconds old, so that
@@ -305,28 +274,6 @@ class Executor:
         )
         return result.voice_id
 
-    def _account(self, unknown: Sequence[Pending], known: set[str]) -> list[RemoteVoice]:
-        """A complete listing of the account the clones went to; else nothing is settled.
-        When it began and ended is kept (``_reading``)."""
-        began = self.clock()
-        try:
-            remote = list(self.client.voices(expected=len(known)))
-        except VoicectlError as exc:
-            names = ", ".join(sorted(p.change.address for p in unknown))
-            raise VoicectlError(
-                f"cannot settle the clone(s) of unknown outcome ({names}): {exc.message}. "
-                "Nothing was sent again; the journal keeps them and the next "
-                "`voicectl apply` looks for them first"
-            ) from None
-        reason = drift.wrong_account(known, {v.voice_id for v in remote}, self.client.base_url)
-        if reason is not None:  # another account's list proves nothing about this one
-            raise VoicectlError(
-                f"cannot settle the clone(s) of unknown outcome: {reason}. Nothing was sent "
-                "again; the journal keeps them for an apply on the right account"
-            )
-        self._reading = (began, self.clock())
-        return remote
-
     def _listed(self, voices: Iterable[RemoteVoice], listed_at: float) -> None:
         """Keep a complete listing, read from ``listed_at``, as the account before the
         next clones."""
@@ -373,97 +320,11 @@ class Executor:
         unknown: Sequence[Pending],
         known: set[str],
         outcome: Outcome,
-        adopt: dict[str, str] | None = None,
+        adopt: Mapping[str, str] | None = None,
     ) -> list[Change]:
-        """Settle clones of unknown outcome through the list; returns those to send again.
-
-        Only a listing read to its end can show that a clone was never carried out: when
-        it cannot be read, nothing is concluded or resent, and the journal keeps the
-        clones for the next apply.
-        """
-        remote = self._account(unknown, known)
-        # Coze's docs do not promise that the list shows a voice the moment its clone is
-        # committed: "absent" is concluded only once it stays absent a while.
-        absent = [p for p in unknown if not reconcile.candidates(p, remote, known)]
-        for delay in self.settle:
-            if not absent:
-                break
-            self.sleep(delay)
-            remote = self._account(unknown, known)
-            absent = [p for p in absent if not reconcile.candidates(p, remote, known)]
-        began, read_at = self._reading
-        self._listed(remote, began)  # the witness of what is sent again
-        again, still = [], []
-        for pending in unknown:
-            change = pending.change
-            found = reconcile.candidates(pending, remote, known)
-            ids = ", ".join(v.voice_id for v in found)
-            chosen = (adopt or {}).get(change.address)
-            if chosen is not None:
-                # A wrong id must not read as "never carried out": that would clone again.
-                if chosen not in {v.voice_id for v in found}:
-                    raise Ambiguous(
-                        f"--adopt {change.address}={chosen}: voice {chosen} cannot be the "
-                        f"result of the {change.action} sent at {pending.started_at} "
-                        + (
-                            f"(the voices that can: {ids})"
-                            if found
-                            else "(Coze lists no voice that can, so it was never carried out; "
-                            f"drop --adopt {change.address} to send it again)"
-                        )
-                    )
-                passed_over = [v.voice_id for v in found if v.voice_id != chosen]
-                found = [v for v in found if v.voice_id == chosen]
-            else:
-                passed_over = []
-            if len(found) > 1:
-                raise Ambiguous(
-                    f"{change.address}: a {change.action} sent at {pending.started_at} got no "
-                    f"answer and {len(found)} voices on Coze could be its result ({ids}); "
-                    f"rerun with `voicectl apply --adopt {change.address}=VOICE_ID` naming the "
-                    "right one"
-                )
-            if found:
-                voice_id = (
-                    found[0].voice_id
-                    if change.action in ("create", "replace")
-                    else (change.voice_id)
-                )
-                known.add(found[0].voice_id)
-                # A person who named the voice (--adopt) has decided; else only a short
-                # window between witness and listing makes it this clone's.
-                # (a clone of an earlier apply flew until its deadline, at the latest)
-                ended = self._ended.get(pending.seq, pending.started_unix + self.client.deadline)
-                why = None if chosen else reconcile.unproven(pending, found[0], read_at, ended)
-                self.journal.done(pending.seq, now(), voice_id, reconciled=True, unproven=why)
-                outcome.done.append((change, voice_id))
-                self.on_event(
-                    Event(
-                        "reconcile",
-                        change.address,
-                        change.action,
-                        voice_id,
-                        clones_left=change.budget.after,
-                        unproven=why or "",
-                        passed_over=tuple(passed_over),
-                    )
-                )
-            elif self.clock() < self._in_hands_until(pending):
-                still.append(pending)  # Coze may be carrying it out still: not yet absent
-            else:
-                self.journal.failed(pending.seq, now(), "not found on Coze: never carried out")
-                again.append(change)
-        if still:
-            raise VoicectlError(
-                f"{', '.join(p.change.address for p in still)}: no reply proved what became "
-                "of the clone, and Coze does not list its result yet, but it may still be "
-                "carrying it out (a gateway may have answered, or the connection or the "
-                "apply ended, while Coze trained on), so nothing was sent again. The "
-                "journal keeps it: `voicectl apply` "
-                f"from {_utc(max(self._in_hands_until(p) for p in still))} on looks for it "
-                "first and sends it again only if Coze still does not list it"
-            )
-        return again
+        """Settle clones of unknown outcome through the list; returns those to send again
+        (see :meth:`voicectl.apply.resolve.Resolver.resolve`)."""
+        return self.resolver.resolve(unknown, known, outcome, self._ended, adopt)
 
 
 def _answered(
@@ -474,12 +335,28 @@ def _answered(
     answers.put((change, future))
 
 
+def _next_of_name(
+    change: Change,
+    result: str | Pending,
+    waiting: dict[str, deque[Change]],
+    ready: deque[Change],
+) -> list[Change]:
+    """Once ``change`` is answered, the next new voice of its name is ready; all of them
+    are held back (returned) when its outcome is unknown."""
+    name = _new_voice_name(change)
+    if name is None:
+        return []
+    if isinstance(result, Pending):
+        return list(waiting.pop(name))
+    if waiting[name]:
+        ready.append(waiting[name].popleft())
+    else:
+        del waiting[name]
+    return []
+
+
 def _new_voice_name(change: Change) -> str | None:
     """The voice_name a create or replace gives its new voice id; None for a retrain."""
     if change.action not in NEW_VOICE_ACTIONS:
         return None
     return str((change.after or {}).get("name", ""))
-
-
-def _utc(unix: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))

@@ -6,11 +6,13 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
-from voicectl.apply.executor import Event, Executor, Outcome
+from voicectl.apply.events import Event, Outcome
+from voicectl.apply.executor import Executor
 from voicectl.errors import StateError
 from voicectl.model import State
 from voicectl.state import journal
 from voicectl.state import statefile as state
+from voicectl.state.replay import Replayed, replay
 from voicectl.state.store import FileStore, StateStore
 
 
@@ -31,7 +33,7 @@ def fold(
     (the journal's begin record says so), so the write expects no state stored.
     """
     path = journal.journal_path(state_path)
-    replayed = journal.replay(path, current)
+    replayed = replay(path, current)
     if replayed is None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -112,7 +114,7 @@ def fold_or_keep(
         return fold(state_path, current, finish, home, stored=stored), True
     except StateError as exc:
         notice(f"{exc.message}; the journal was kept and `voicectl apply` will recover it")
-        replayed = journal.replay(journal.journal_path(state_path), current)
+        replayed = replay(journal.journal_path(state_path), current)
         return (replayed.state if replayed else current), False
 
 
@@ -128,7 +130,7 @@ def recover(
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
-    replayed = journal.replay(path, current)
+    replayed = replay(path, current)
     if replayed is None:
         return current
     if not replayed.stale:
@@ -167,7 +169,7 @@ def recorded(before: State, after: State, shown: int = 10) -> str:
 
 def _check_account(
     path: Path,
-    replayed: journal.Replayed,
+    replayed: Replayed,
     executor: Executor,
     adopt: dict[str, str],
 ) -> None:

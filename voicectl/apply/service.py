@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from voicectl.apply import checks, recovery
-from voicectl.apply.executor import Coze, Event, Executor, Outcome
+from voicectl.apply.events import Event, Outcome
+from voicectl.apply.executor import Coze, Executor
 from voicectl.declare import config, gitrepo
 from voicectl.declare.declarations import declaration_files
 from voicectl.errors import Problem, UsageError, VoicectlError

@@ -22,6 +22,7 @@ from typing import IO, Any, cast
 import httpx
 
 from voicectl.coze import apibase, replies
+from voicectl.coze.listing import Pages
 from voicectl.coze.pacing import Retry, Slot, Throttle
 from voicectl.coze.replies import CloneResult
 from voicectl.coze.transport import (
@@ -69,7 +70,6 @@ MAX_PAGES = 1000
 # listing holds at most this many voices and takes at most this long.
 MAX_LISTED_VOICES = 200_000
 LISTING_SECONDS = 900.0
-MAX_EMPTY_PAGES = 5  # empty pages in a row that still claim more: the listing never ends
 PAGE_SIZE = 100
 # Raised before a single byte of the request left: nothing can have been committed.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -162,19 +162,7 @@ class CozeClient:
         while True:
             try:
                 with self._throttle.slot(hold_back=not waited) as slot:
-                    with open_file(audio) as (name, handle):  # streamed from disk by httpx
-                        request = self._http.build_request(
-                            "POST",
-                            CLONE_PATH,
-                            data=form,
-                            headers=self._auth,
-                            # httpx reads, seeks and sizes it: a Readable suffices
-                            files={"file": (name, cast(IO[bytes], handle))},
-                        )
-                        request.stream = Coalesced(request.stream)
-                        deadline = Deadline.after(self._clone_seconds)
-                        response = send_within(self._http, request, deadline)
-                    data, logid = self._answer(response, deadline, slot, limited)
+                    data, logid = self._send_clone(audio, form, slot, limited)
             except _NOT_SENT as exc:
                 # The connection was never made, so nothing was sent: safe to try again,
                 # unless the certificate failed to verify, which no retry mends.
@@ -190,25 +178,43 @@ class CozeClient:
                     "it may or may not have been carried out"
                 ) from None
             except CozeError as exc:
-                if exc.verdict is Verdict.REFUSED:
-                    raise
-                if exc.verdict is Verdict.THROTTLED:
-                    if limited + 1 >= self._retry.rate_limit_attempts:
-                        raise  # refused every time: certainly never carried out
-                    self._retry.sleep(slot.pause or self._retry.delay(limited, None))
-                    limited += 1
-                    waited = True
-                    continue
-                raise OutcomeUnknown(
-                    f"{exc.message}; that reply does not prove the clone was refused, "
-                    "so it may have been carried out"
-                ) from None
-            new_id = replies.voice_id(data.get("voice_id") if isinstance(data, dict) else None)
-            if new_id is None:
-                raise OutcomeUnknown(
-                    f"Coze's clone reply has no valid voice_id (logid {logid or 'none'})"
-                )
-            return CloneResult(new_id, logid)
+                self._wait_out_rate_limit(exc, slot, limited)
+                limited += 1
+                waited = True
+                continue
+            return _clone_result(data, logid)
+
+    def _send_clone(
+        self, audio: Path | Readable, form: dict[str, str], slot: Slot, limited: int
+    ) -> tuple[Any, str]:
+        """Send one clone request: ``data`` and logid of a success; else it raises."""
+        with open_file(audio) as (name, handle):  # streamed from disk by httpx
+            request = self._http.build_request(
+                "POST",
+                CLONE_PATH,
+                data=form,
+                headers=self._auth,
+                # httpx reads, seeks and sizes it: a Readable suffices
+                files={"file": (name, cast(IO[bytes], handle))},
+            )
+            request.stream = Coalesced(request.stream)
+            deadline = Deadline.after(self._clone_seconds)
+            response = send_within(self._http, request, deadline)
+        return self._answer(response, deadline, slot, limited)
+
+    def _wait_out_rate_limit(self, exc: CozeError, slot: Slot, limited: int) -> None:
+        """Wait before a clone refused for Coze's rate is sent again; else raise: ``exc``
+        when it proves the clone was never carried out, OutcomeUnknown when it does not."""
+        if exc.verdict is Verdict.REFUSED:
+            raise exc
+        if exc.verdict is not Verdict.THROTTLED:
+            raise OutcomeUnknown(
+                f"{exc.message}; that reply does not prove the clone was refused, "
+                "so it may have been carried out"
+            ) from None
+        if limited + 1 >= self._retry.rate_limit_attempts:
+            raise exc  # refused every time: certainly never carried out
+        self._retry.sleep(slot.pause or self._retry.delay(limited, None))
 
     def _get(self, params: dict[str, Any], until: Deadline | None = None) -> Any:
         """One list request; read-only, so retried on anything but a request error, while
@@ -291,49 +297,10 @@ class CozeClient:
         the caller expects more than a page (``expected``, e.g. the voices in the state),
         the pages it expects, up to 16, are asked for at once from the first.
         """
-        page = 1
-        previous: tuple[str, ...] = ()
-        empty = 0
-        first_seen: dict[str, int] = {}  # each voice id, and the page it was first on
-        deadline = Deadline.after(seconds)
-
-        def take(numbered: tuple[int, replies.Page]) -> tuple[list[RemoteVoice], bool]:
-            """A page's voices not seen before, and whether it is the last; in order.
-
-            A voice created while the list is read shifts the pages after it: an id may
-            show again on the next page, and is read once. Further back, a repeat is a
-            page served again, and what it stands in place of was never shown."""
-            nonlocal previous, empty
-            number, result = numbered
-            if result.ids and result.ids == previous:
-                raise ListingIncomplete(f"page {number} repeats the page before it")
-            for voice_id in result.ids:
-                first = first_seen.setdefault(voice_id, number)
-                if first < number - 1:
-                    raise ListingIncomplete(
-                        f"voice {voice_id} is on page {first} and again on page {number}"
-                    )
-            if len(first_seen) > max_voices:
-                raise ListingIncomplete(
-                    f"the list holds more than {max_voices:,} voices by page {number}"
-                )
-            if not deadline.left():
-                raise ListingIncomplete(f"the list was not read to its end within {deadline}")
-            empty = 0 if result.ids else empty + 1
-            if empty >= MAX_EMPTY_PAGES and result.has_more:
-                raise ListingIncomplete(
-                    f"{empty} empty pages in a row up to page {number} still say has_more"
-                )
-            previous = result.ids
-            fresh, kept = [], set()
-            for voice in result.voices:
-                if first_seen[voice.voice_id] == number and voice.voice_id not in kept:
-                    kept.add(voice.voice_id)
-                    fresh.append(voice)
-            return fresh, not result.has_more
-
+        pages = Pages(max_voices, Deadline.after(seconds))
+        deadline, page = pages.deadline, 1
         if expected < page_size:
-            voices, last = take(self._page(1, page_size, deadline))
+            voices, last = pages.take(self._page(1, page_size, deadline))
             yield from voices
             if last:
                 return
@@ -349,7 +316,7 @@ class CozeClient:
                         page += 1
                     if not queued:
                         break
-                    voices, last = take(queued.popleft().result())
+                    voices, last = pages.take(queued.popleft().result())
                     yield from voices
                     if last:
                         return
@@ -383,3 +350,11 @@ class CozeClient:
             raise ListingIncomplete(f"page {page}: {exc.message}") from None
         except replies.MalformedPage as exc:
             raise ListingIncomplete(f"page {page}: {exc}") from None
+
+
+def _clone_result(data: Any, logid: str) -> CloneResult:
+    """The new voice id of a clone's reply; a reply without a valid one proves nothing."""
+    new_id = replies.voice_id(data.get("voice_id") if isinstance(data, dict) else None)
+    if new_id is None:
+        raise OutcomeUnknown(f"Coze's clone reply has no valid voice_id (logid {logid or 'none'})")
+    return CloneResult(new_id, logid)

@@ -7,7 +7,7 @@ journal over the state it began from rebuilds the state, so a crash (even kill -
 forgets a clone Coze completed; a ``pending`` line without an outcome is a clone whose
 fate must be reconciled through Coze's list before anything is sent again. At the end
 of an apply the journal is folded into the state (one atomic write) and removed. Appending
-costs the same whatever the size of the state.
+costs the same whatever the size of the state. Reading it back is :mod:`voicectl.state.replay`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import os
 import stat
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from voicectl.errors import StateError
 from voicectl.files import jsontext, safefile
-from voicectl.model import NEW_VOICE_ACTIONS, Change, State
-from voicectl.planfile import change_from_json, change_to_json
-from voicectl.state.transition import Done, applied_all
+from voicectl.model import Change, State
+from voicectl.planfile import change_to_json
+from voicectl.state import journalcheck
 
 
 def journal_path(state_path: Path) -> Path:
@@ -42,15 +42,6 @@ class Pending:
     started_at: str
     started_unix: float
     before: dict[str, Any] | None = None  # what Coze showed before it was sent (reconcile)
-
-
-@dataclass
-class Replayed:
-    state: State
-    pending: list[Pending] = field(default_factory=list)
-    entries: int = 0
-    stale: bool = False  # the journal had already been folded into this state
-    account: dict[str, Any] | None = None  # the account its clones were sent to
 
 
 class Journal:
@@ -296,15 +287,16 @@ def _set_aside_torn_tail(path: Path) -> None:
 
 def _last_seq(path: Path) -> int:
     last = 0
-    for _, record in _records(path):
-        if isinstance(record.get("seq"), int):
+    for _, _, record in records(path):
+        if "seq" in record:
             last = max(last, record["seq"])
     return last
 
 
-def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """Each record with its line, read one line at a time (a migration's journal runs to
-    megabytes: it is never held whole, as bytes or as parsed records)."""
+def records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """Each record with its line number and line, read one line at a time (a migration's
+    journal runs to megabytes: it is never held whole, as bytes or as parsed records),
+    and checked as it is read (:func:`voicectl.state.journalcheck.check`)."""
     try:
         handle = safefile.open_regular(path)  # closed below, after the last line
     except FileNotFoundError:
@@ -318,157 +310,22 @@ def _records(path: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
             except ValueError:
                 if not line.endswith(b"\n"):  # torn by a crash mid-write: it never happened
                     break
-                raise StateError(
-                    f"{path}:{number}: the apply journal is corrupt; it was left unchanged. "
-                    "It records paid clones: note the voice ids in its `done` lines, move "
-                    "it aside, and `voicectl import ADDRESS VOICE_ID` each that the state "
-                    "lacks"
-                ) from None
-            if isinstance(record, dict):
-                yield line, record
+                raise corrupt(path, number) from None
+            if not line.endswith(b"\n") and not isinstance(record, dict):
+                break  # torn, as _set_aside_torn_tail takes it
+            try:
+                checked = journalcheck.check(record)
+            except journalcheck.Damaged as exc:
+                raise corrupt(path, number, str(exc)) from None
+            yield number, line, checked
 
 
-def replay(path: Path, state: State) -> Replayed | None:
-    """The state with the journal's completed changes applied, and what is unresolved.
-
-    Changes are kept as their journal lines until they are folded, one at a time, so
-    replaying 10,000 clones holds a few megabytes of text, not 10,000 parsed changes.
-    """
-    records = _records(path)
-    first = next(records, None)
-    if first is None:
-        return None
-    begin = first[1]
-    if begin.get("type") != "begin":
-        raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
-    began = int(begin.get("serial", 0))
-    fresh = state.serial == 0 and not state.voices and not state.orphans
-    if begin.get("lineage") != state.lineage and fresh and begin.get("empty") is True:
-        # The state file is gone, and the journal began from an empty one: the same.
-        state = replace(state, lineage=str(begin.get("lineage")), serial=began)
-    if begin.get("lineage") != state.lineage:
-        keep = (
-            "It records paid clones: do not move it aside before each voice id in its "
-            "`done` lines is in a state (`voicectl import ADDRESS VOICE_ID`)"
-        )
-        if fresh:
-            raise StateError(
-                f"{path}: there is no state file, but an interrupted apply's journal "
-                f"began from state serial {began} (lineage {begin.get('lineage')}). Restore "
-                "that state (e.g. `git checkout` it) and run `voicectl apply` to fold the "
-                f"journal into it. {keep}"
-            )
-        raise StateError(
-            f"{path}: the apply journal belongs to another state (lineage "
-            f"{begin.get('lineage')}, the state's is {state.lineage}). {keep}"
-        )
-    if state.serial < began:
-        raise StateError(
-            f"{path}: an interrupted apply's journal began from state serial {began}, but "
-            f"the state is at serial {state.serial}: an older state was checked out over "
-            "it. Nothing was changed. Restore the state the journal began from (e.g. "
-            "`git checkout` the newer commit) and run `voicectl apply` to fold it"
-        )
-    newer = state.serial > began
-    started: dict[int, bytes] = {}
-    outcome: dict[int, dict[str, Any]] = {}
-    entries = 0
-    for line, record in records:
-        entries += 1
-        seq = record.get("seq")
-        if not isinstance(seq, int):
-            continue
-        if record.get("type") == "pending":
-            started[seq] = line
-        elif record.get("type") in ("done", "failed"):
-            outcome[seq] = {
-                k: record.get(k) for k in ("type", "at", "voice_id", "logid", "unproven")
-            }
-    commit = str(begin.get("commit") or "")
-    uncommitted = begin.get("uncommitted") is True
-    pending = [_pending(seq, started[seq]) for seq in sorted(started) if seq not in outcome]
-    if newer:  # a state written since: folded already, or another clone's over this one
-        _check_contains(path, state, pending, started, outcome)
-        return Replayed(state, [], entries, stale=True)
-
-    def done() -> Iterator[Done]:
-        for seq in sorted(started):
-            result = outcome.get(seq)
-            if result is not None and result["type"] == "done":
-                change = _pending(seq, started.pop(seq)).change
-                logid = str(result.get("logid") or "")
-                why = result.get("unproven")
-                unproven = why if isinstance(why, str) else None
-                yield Done(
-                    change,
-                    result["at"],
-                    result.get("voice_id"),
-                    logid,
-                    commit,
-                    unproven,
-                    uncommitted,
-                )
-
-    account = begin.get("account")
-    return Replayed(
-        applied_all(state, done()),
-        pending,
-        entries,
-        account=account if isinstance(account, dict) else None,
-    )
-
-
-def _check_contains(
-    path: Path,
-    state: State,
-    pending: list[Pending],
-    started: dict[int, bytes],
-    outcome: dict[int, dict[str, Any]],
-) -> None:
-    """A journal under a newer state is set aside only when the state proves it holds
-    the journal's outcomes: every clone it recorded, its voice id trained on its take.
-    A newer state that does not (a `git pull` of another clone's state over a crashed
-    apply) would otherwise bury paid clones, and the next plan would pay for them again."""
-    missing = []
-    held_ids = state.voice_ids()
-    for seq, result in outcome.items():
-        voice_id = result.get("voice_id")
-        if result["type"] != "done" or not voice_id or seq not in started:
-            continue
-        change = _pending(seq, started[seq]).change
-        sha = str(((change.after or {}).get("audio") or {}).get("sha256", ""))
-        trained = any(e.voice_id == voice_id for e in state.takes.get(sha, ()))
-        # A new voice id held at all (imported, say) is kept; a retrain must show its take.
-        held = change.action in NEW_VOICE_ACTIONS and voice_id in held_ids
-        if not (trained or held):
-            missing.append(f"{change.address} (voice {voice_id})")
-    if not missing and not pending:
-        return
-    found = []
-    if missing:
-        found.append(f"clones it made that the state does not hold: {', '.join(missing)}")
-    if pending:
-        names = ", ".join(p.change.address for p in pending)
-        found.append(f"clones of unknown outcome: {names}")
-    raise StateError(
-        f"{path}: an interrupted apply's journal lies under a state written since (serial "
-        f"{state.serial}, perhaps pulled from another clone of the repository), with "
-        + "; ".join(found)
-        + ". Nothing was changed. Run `voicectl apply` with the state the journal began "
-        "from (e.g. before the pull) to fold it, then merge; or record those voices with "
-        "`voicectl import ADDRESS VOICE_ID` and move the journal aside"
-    )
-
-
-def _pending(seq: int, line: bytes) -> Pending:
-    record = jsontext.loads(line)
-    before = record.get("before")
-    return Pending(
-        seq,
-        change_from_json(record["change"]),
-        record["started_at"],
-        float(record["started_unix"]),
-        before if isinstance(before, dict) else None,
+def corrupt(path: Path, number: int, why: str = "") -> StateError:
+    """The error for line ``number`` of the journal at ``path``, and ``why``."""
+    return StateError(
+        f"{path}:{number}: the apply journal is corrupt{f' ({why})' if why else ''}; it was "
+        "left unchanged. It records paid clones: note the voice ids in its `done` lines, "
+        "move it aside, and `voicectl import ADDRESS VOICE_ID` each that the state lacks"
     )
 
 
@@ -483,8 +340,10 @@ def _done_ids(data: bytes) -> list[tuple[str, str]]:
             continue
         if not isinstance(record, dict):
             continue
+        seq = record.get("seq", -1)
+        seq = -1 if isinstance(seq, (list, dict)) else seq  # a hand's garbage: no key
         if record.get("type") == "pending" and isinstance(record.get("change"), dict):
-            addresses[record.get("seq", -1)] = str(record["change"].get("address"))
+            addresses[seq] = str(record["change"].get("address"))
         elif record.get("type") == "done" and isinstance(record.get("voice_id"), str):
-            made.append((addresses.get(record.get("seq", -1), "?"), record["voice_id"]))
+            made.append((addresses.get(seq, "?"), record["voice_id"]))
     return made

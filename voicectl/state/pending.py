@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from voicectl.model import NEW_VOICE_ACTIONS, State
-from voicectl.state import journal
+from voicectl.state.journal import journal_path
+from voicectl.state.replay import replay
 
 
 def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
     """For read-only commands: the state as the journal leaves it, and a warning if any."""
-    path = journal.journal_path(state_path)
-    replayed = journal.replay(path, current)
+    path = journal_path(state_path)
+    replayed = replay(path, current)
     if replayed is None or replayed.stale:
         return current, ""
     doubtful = sorted({p.change.address for p in replayed.pending})
@@ -31,7 +32,7 @@ def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
 
 def unknown(state_path: Path, current: State) -> frozenset[str]:
     """Every address an interrupted apply's journal holds a clone of unknown outcome of."""
-    replayed = journal.replay(journal.journal_path(state_path), current)
+    replayed = replay(journal_path(state_path), current)
     if replayed is None or replayed.stale:
         return frozenset()
     return frozenset(p.change.address for p in replayed.pending)
@@ -46,7 +47,7 @@ DOUBT_NOTE = (
 def in_doubt(state_path: Path, current: State) -> frozenset[str]:
     """The addresses whose new voice an interrupted apply's journal holds as a clone of
     unknown outcome: the next apply looks for each on Coze before anything is sent."""
-    replayed = journal.replay(journal.journal_path(state_path), current)
+    replayed = replay(journal_path(state_path), current)
     if replayed is None or replayed.stale:
         return frozenset()
     return frozenset(

@@ -1,0 +1,250 @@
+"""Replaying the apply journal over the state it began from.
+
+Replay rebuilds the state a crashed apply left (every clone the journal records as done,
+folded in order) and lists the clones whose outcome is unknown, for apply to settle
+through Coze's list. A journal under a newer state is stale only when that state holds
+every clone it recorded. Read only: nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from voicectl.errors import StateError
+from voicectl.files import jsontext
+from voicectl.model import NEW_VOICE_ACTIONS, Change, State
+from voicectl.planfile import change_from_json
+from voicectl.state.journal import Pending, corrupt, records
+from voicectl.state.transition import Done, applied_all
+
+
+@dataclass
+class Replayed:
+    state: State
+    pending: list[Pending] = field(default_factory=list)
+    entries: int = 0
+    stale: bool = False  # the journal had already been folded into this state
+    account: dict[str, Any] | None = None  # the account its clones were sent to
+
+
+class _Outcome(NamedTuple):
+    """A clone's outcome line: where it is, and what replay reads of it."""
+
+    number: int
+    type: str  # "done" | "failed"
+    at: str
+    voice_id: str | None = None
+    logid: str = ""
+    unproven: str | None = None
+
+
+@dataclass
+class _Lines:
+    """What the journal's lines after its begin record say, by clone (seq)."""
+
+    started: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # pending: where
+    outcome: dict[int, _Outcome] = field(default_factory=dict)
+    entries: int = 0
+
+
+def replay(path: Path, state: State) -> Replayed | None:
+    """The state with the journal's completed changes applied, and what is unresolved.
+
+    Changes are kept as their journal lines until they are folded, one at a time, so
+    replaying 10,000 clones holds a few megabytes of text, not 10,000 parsed changes.
+    """
+    lines = records(path)
+    first = next(lines, None)
+    if first is None:
+        return None
+    begin = first[2]
+    if begin["type"] != "begin":
+        raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
+    state = _base(path, begin, state)
+    newer = state.serial > begin["serial"]
+    read = _read(path, lines)
+    started, outcome = read.started, read.outcome
+    pending = [_pending(seq, started[seq][1]) for seq in sorted(started) if seq not in outcome]
+    if newer:  # a state written since: folded already, or another clone's over this one
+        _check_contains(path, state, pending, read)
+        return Replayed(state, [], read.entries, stale=True)
+    return Replayed(
+        applied_all(state, _done(path, begin, read, state.voice_ids())),
+        pending,
+        read.entries,
+        account=begin.get("account"),
+    )
+
+
+def _base(path: Path, begin: dict[str, Any], state: State) -> State:
+    """``state``, when the journal began from it or from a state it may follow; else a
+    StateError says which state the journal belongs to."""
+    began = begin["serial"]
+    fresh = state.serial == 0 and not state.voices and not state.orphans
+    if begin.get("lineage") != state.lineage and fresh and begin.get("empty") is True:
+        # The state file is gone, and the journal began from an empty one: the same.
+        state = replace(state, lineage=str(begin.get("lineage")), serial=began)
+    if begin.get("lineage") != state.lineage:
+        keep = (
+            "It records paid clones: do not move it aside before each voice id in its "
+            "`done` lines is in a state (`voicectl import ADDRESS VOICE_ID`)"
+        )
+        if fresh:
+            raise StateError(
+                f"{path}: there is no state file, but an interrupted apply's journal "
+                f"began from state serial {began} (lineage {begin.get('lineage')}). Restore "
+                "that state (e.g. `git checkout` it) and run `voicectl apply` to fold the "
+                f"journal into it. {keep}"
+            )
+        raise StateError(
+            f"{path}: the apply journal belongs to another state (lineage "
+            f"{begin.get('lineage')}, the state's is {state.lineage}). {keep}"
+        )
+    if state.serial < began:
+        raise StateError(
+            f"{path}: an interrupted apply's journal began from state serial {began}, but "
+            f"the state is at serial {state.serial}: an older state was checked out over "
+            "it. Nothing was changed. Restore the state the journal began from (e.g. "
+            "`git checkout` the newer commit) and run `voicectl apply` to fold it"
+        )
+    return state
+
+
+def _read(path: Path, lines: Iterator[tuple[int, bytes, dict[str, Any]]]) -> _Lines:
+    """The clones the journal's lines record, each line checked (journal.records) and
+    each clone's lines against the others: one pending line and then at most one
+    outcome per clone, and no second begin."""
+    read = _Lines()
+    for number, line, record in lines:
+        read.entries += 1
+        kind = record["type"]
+        if kind == "begin":
+            raise corrupt(path, number, "field type: a begin record only opens the journal")
+        seq = record["seq"]
+        if kind == "pending":
+            if seq in read.started:
+                where = read.started[seq][0]
+                raise corrupt(path, number, f"field seq: {seq} is the seq of line {where} too")
+            read.started[seq] = (number, line)
+            continue
+        if seq not in read.started:
+            raise corrupt(path, number, f"field seq: no pending line before it has seq {seq}")
+        if seq in read.outcome:
+            where = read.outcome[seq].number
+            raise corrupt(path, number, f"field seq: clone {seq} has its outcome on line {where}")
+        read.outcome[seq] = _Outcome(
+            number,
+            kind,
+            record["at"],
+            record.get("voice_id"),
+            record.get("logid", ""),
+            record.get("unproven"),
+        )
+    return read
+
+
+def _done(path: Path, begin: dict[str, Any], read: _Lines, held: set[str]) -> Iterator[Done]:
+    """Each clone the journal records as done, in order; its line is let go as it is.
+    ``held`` are the voice ids the state holds, and grows by each new one."""
+    commit = begin.get("commit", "")
+    uncommitted = begin.get("uncommitted") is True
+    started, outcome = read.started, read.outcome
+    for seq in sorted(started):
+        result = outcome.get(seq)
+        if result is not None and result.type == "done":
+            number, line = started.pop(seq)
+            change = _pending(seq, line).change
+            _check_held(path, change, number, result, held)
+            yield Done(
+                change,
+                result.at,
+                result.voice_id,
+                result.logid,
+                commit,
+                result.unproven,
+                uncommitted,
+            )
+
+
+def _check_held(path: Path, change: Change, number: int, result: _Outcome, held: set[str]) -> None:
+    """A done clone the state can take: a retrain, move, update or orphan of a voice (and
+    a replace of one) it holds, a new voice whose id nobody holds yet."""
+    new = change.action in NEW_VOICE_ACTIONS
+    if (not new or change.voice_id) and change.voice_id not in held:
+        raise corrupt(
+            path,
+            number,
+            f"field change.voice_id: voice {change.voice_id} is not in the state the "
+            f"journal began from, so it cannot {change.action} it",
+        )
+    if not new:
+        return
+    if result.voice_id is None:
+        raise corrupt(
+            path,
+            result.number,
+            f"field voice_id: must be the id of the voice the {change.action} made, not null",
+        )
+    if result.voice_id in held:
+        raise corrupt(
+            path,
+            result.number,
+            f"field voice_id: voice {result.voice_id} is new to a {change.action} of "
+            f"{change.address}, but the state or an earlier clone holds it",
+        )
+    held.add(result.voice_id)
+
+
+def _check_contains(
+    path: Path,
+    state: State,
+    pending: list[Pending],
+    read: _Lines,
+) -> None:
+    """A journal under a newer state is set aside only when the state proves it holds
+    the journal's outcomes: every clone it recorded, its voice id trained on its take.
+    A newer state that does not (a `git pull` of another clone's state over a crashed
+    apply) would otherwise bury paid clones, and the next plan would pay for them again."""
+    missing = []
+    held_ids = state.voice_ids()
+    for seq, result in read.outcome.items():
+        voice_id = result.voice_id
+        if result.type != "done" or not voice_id:
+            continue
+        change = _pending(seq, read.started[seq][1]).change
+        sha = str(((change.after or {}).get("audio") or {}).get("sha256", ""))
+        trained = any(e.voice_id == voice_id for e in state.takes.get(sha, ()))
+        # A new voice id held at all (imported, say) is kept; a retrain must show its take.
+        held = change.action in NEW_VOICE_ACTIONS and voice_id in held_ids
+        if not (trained or held):
+            missing.append(f"{change.address} (voice {voice_id})")
+    if not missing and not pending:
+        return
+    found = []
+    if missing:
+        found.append(f"clones it made that the state does not hold: {', '.join(missing)}")
+    if pending:
+        names = ", ".join(p.change.address for p in pending)
+        found.append(f"clones of unknown outcome: {names}")
+    raise StateError(
+        f"{path}: an interrupted apply's journal lies under a state written since (serial "
+        f"{state.serial}, perhaps pulled from another clone of the repository), with "
+        + "; ".join(found)
+        + ". Nothing was changed. Run `voicectl apply` with the state the journal began "
+        "from (e.g. before the pull) to fold it, then merge; or record those voices with "
+        "`voicectl import ADDRESS VOICE_ID` and move the journal aside"
+    )
+
+
+def _pending(seq: int, line: bytes) -> Pending:
+    record = jsontext.loads(line)  # checked as it was read (journal.records)
+    return Pending(
+        seq,
+        change_from_json(record["change"]),
+        record["started_at"],
+        float(record["started_unix"]),
+        record.get("before"),
+    )
