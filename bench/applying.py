@@ -153,8 +153,8 @@ def bench_latency(b: Bench, repo: synth.Repo) -> None:
     with running_stub(latency / 1000) as (base, ledger):
         quiet = b.apply(root, base, "--parallelism", str(p))
     b.check(f"latency apply to the stub: {n} clones", len(ledger.names) == n)
-    with running_emulator(b.work / f"emulator-floor-{n}") as base:
-        Admin(base, TOKEN).faults(latency_ms=latency)
+    with running_emulator(b.work / f"emulator-floor-{n}") as base, Admin(base, TOKEN) as admin:
+        admin.faults(latency_ms=latency)
         bare = b.floor("clones", str(root), base, str(p))
     b.check("bare clone floor against the emulator", bare.out.strip() == str(n))
     runs = _LatencyRuns(proc, fixed, bare, quiet, emulator_cpu)
@@ -184,15 +184,13 @@ class _LatencyRuns:
 def _apply_to_emulator(b: Bench, root: Path, n: int) -> tuple[Proc, Proc, float]:
     """The apply of ``n`` voices to the emulator at the latency asked, then a no-op
     apply; and the emulator's CPU seconds during the first."""
-    with running_emulator(b.work / f"emulator-{n}") as base:
-        admin = Admin(base, TOKEN)
+    with running_emulator(b.work / f"emulator-{n}") as base, Admin(base, TOKEN) as admin:
         admin.faults(latency_ms=b.args.latency_ms)
         before = os.times()
         proc = b.apply(root, base, "--parallelism", str(b.args.parallelism))
         after = os.times()
         clones = len(admin.ledger())
         fixed = b.apply(root, base)
-        admin.close()
     b.check(f"latency apply: the emulator cloned {n} voices", clones == n, f"{clones} clones")
     b.check("latency apply: the state holds every voice", state_voices(root) == n)
     return proc, fixed, _cpu(before, after)

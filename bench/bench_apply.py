@@ -85,14 +85,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "repo"
         make_repo(root, n)
-        with running_emulator(Path(tmp) / "emulator") as base:
-            admin = Admin(base, TOKEN)
+        with running_emulator(Path(tmp) / "emulator") as base, Admin(base, TOKEN) as admin:
             admin.faults(latency_ms=args.latency_ms)
             wall = timed_apply(root, base, p)
             clones = len(admin.ledger())
             fixed = timed_apply(root, base, p)  # nothing left to do: the fixed cost
-        with running_emulator(Path(tmp) / "emulator-bare") as base:
-            Admin(base, TOKEN).faults(latency_ms=args.latency_ms)
+        with running_emulator(Path(tmp) / "emulator-bare") as base, Admin(base, TOKEN) as admin:
+            admin.faults(latency_ms=args.latency_ms)
             bare = timed_floor(root, base, p)
         (root / "state" / "voicectl.state.json").unlink()
         with running_stub(latency) as (base, ledger):

@@ -736,8 +736,7 @@ def campaign(
     rng = random.Random(seed)
     counts = Counts()
     started = time.monotonic()
-    with running_emulator(workdir / "emulator") as base:
-        coze = Emulator(base)
+    with running_emulator(workdir / "emulator") as base, Emulator(base) as coze:
         world: World | None = None
         for number in range(runs):
             if world is None or number % profile.runs_per_world == 0:

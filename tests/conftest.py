@@ -11,11 +11,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from click.testing import CliRunner, Result
 
 from voicectl.cli import cli
+from voicectl.coze import transport
 from voicectl.emulator.admin import Admin
 from voicectl.emulator.server import running_emulator
 from voicectl.emulator.tones import write_wav
@@ -28,6 +30,23 @@ with warnings.catch_warnings():
 
     warnings.simplefilter("ignore", DeprecationWarning)
     import cozepy
+
+
+_OPENED: list[httpx.Client] = []
+
+
+def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
+    """voicectl's HTTP client for ``base``, closed when the test ends."""
+    client = transport.http_client(base, timeout)
+    _OPENED.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_http_clients() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 SDK = Callable[..., "cozepy.Coze"]

@@ -165,8 +165,10 @@ def test_a_full_voice_record_in_the_clone_reply_changes_nothing(
 ) -> None:
     """The fixture's emulator answers as Coze documents ({voice_id}); the superset too."""
     many(repo, 2)
-    with running_emulator(tmp_path / "full", full_clone_reply=True) as base:
-        coze = Coze(base, TOKEN)
+    with (
+        running_emulator(tmp_path / "full", full_clone_reply=True) as base,
+        Coze(base, TOKEN) as coze,
+    ):
         result = run(repo.root, "apply", "--auto-approve", env=coze.env())
         assert result.exit_code == 0, result.output
         assert_converged(repo.root, coze)

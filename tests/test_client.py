@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import write_wav
-from voicectl.coze.client import CozeClient, Retry, Throttle, check_base_url, http_client
+from tests.conftest import http_client, write_wav
+from voicectl.coze.client import CozeClient, Retry, Throttle, check_base_url
 from voicectl.coze.pacing import WaitBudget
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import (

@@ -15,10 +15,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, many, state_of, write_wav
+from tests.conftest import (
+    TOKEN,
+    Coze,
+    VoiceRepo,
+    assert_converged,
+    http_client,
+    many,
+    state_of,
+    write_wav,
+)
 from voicectl.apply.events import Event, Outcome
 from voicectl.apply.executor import Executor
-from voicectl.coze.client import CozeClient, Retry, http_client
+from voicectl.coze.client import CozeClient, Retry
 from voicectl.emulator.server import running_emulator
 from voicectl.errors import ListingIncomplete, VoicectlError
 from voicectl.plan import planner, repository
@@ -259,8 +268,7 @@ def test_max_voices_counts_the_account_and_fails_before_any_clone(
 
 def test_out_of_slots_on_coze_is_explained(tmp_path: Path, repo: VoiceRepo, run: Any) -> None:
     many(repo, 2)
-    with running_emulator(tmp_path / "slots", slot_quota=1) as base:
-        coze = Coze(base, TOKEN)
+    with running_emulator(tmp_path / "slots", slot_quota=1) as base, Coze(base, TOKEN) as coze:
         result = apply(run, repo, coze, "--parallelism", "1")
         assert result.exit_code == 1
         assert "Coze error 4019" in result.output and "expansion pack" in result.output
@@ -277,8 +285,7 @@ def test_an_account_holding_none_of_the_state_is_refused_before_any_clone(
     many(repo, 2)
     assert apply(run, repo, coze).exit_code == 0
     repo.declare({"extra": repo.voice("extra", freq=1500)}, file="voices/extra.yaml")
-    with running_emulator(tmp_path / "other-account") as base:
-        other = Coze(base, TOKEN)
+    with running_emulator(tmp_path / "other-account") as base, Coze(base, TOKEN) as other:
         for args in (("plan",), ("apply", "--auto-approve"), ("drift",), ("refresh",)):
             result = run(repo.root, *args, env=other.env())
             assert result.exit_code == 1, result.output
@@ -499,8 +506,7 @@ def test_a_lost_clone_is_never_settled_on_another_account(
     lose_replies_and_the_list(coze)
     first = apply(run, repo, coze)  # the empty account lists; once cloned, it cannot
     assert first.exit_code == 1 and "Nothing was sent again" in first.output
-    with running_emulator(tmp_path / "other-account") as base:
-        other = Coze(base, TOKEN)
+    with running_emulator(tmp_path / "other-account") as base, Coze(base, TOKEN) as other:
         result = apply(run, repo, other)
         assert result.exit_code == 1, result.output
         assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
@@ -1057,8 +1063,7 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     many(repo, 2)
     lose_replies_and_the_list(coze, lost=2)
     assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
-    with running_emulator(tmp_path / "other-account") as base:
-        other = Coze(base, TOKEN)
+    with running_emulator(tmp_path / "other-account") as base, Coze(base, TOKEN) as other:
         result = apply(run, repo, other, "--adopt", "v01=7400000000000000001")
         assert result.exit_code == 1, result.output
         assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output

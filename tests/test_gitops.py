@@ -454,6 +454,7 @@ def test_state_commands_see_what_an_interrupted_first_apply_left(
         drift = run(repo.root, "drift", env=coze.env())
     assert drift.exit_code == 1 and "an apply is running" in drift.output
     assert f"pid {pid}" in drift.output
+    time.sleep(1.1)  # the clone the kill cut is out of Coze's hands (the wait is 1 s here)
     assert apply.again().returncode == 0
     assert_converged(repo.root, coze)
 

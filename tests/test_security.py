@@ -70,8 +70,7 @@ def test_the_token_appears_in_no_output_file_or_error(
     """Every command, every account behaviour, with and without --debug tracebacks."""
     repo.declare({"a": repo.voice("a", freq=300), "b": repo.voice("b", freq=600)})
     tokens = () if account != "refusing-the-token" else ("pat_someone_else_entirely",)
-    with running_emulator(tmp_path / "emulator", tokens) as base:
-        coze = Coze(base, TOKEN)
+    with running_emulator(tmp_path / "emulator", tokens) as base, Coze(base, TOKEN) as coze:
         if account == "failing-with-5xx":
             coze.faults(fail={"code": 5000, "http_status": 502, "count": 1000, "endpoint": "clone"})
         elif account == "losing-replies":
@@ -93,8 +92,9 @@ def test_the_token_appears_in_no_output_file_or_error(
 
 def test_a_refused_token_is_named_but_never_shown(repo: VoiceRepo, run, tmp_path: Path) -> None:
     repo.declare({"a": repo.voice("a")})
-    with running_emulator(tmp_path / "emulator", ("pat_someone_else_entirely",)) as base:
-        result = run(repo.root, "apply", "--auto-approve", env=canary_env(Coze(base, TOKEN)))
+    refusing = running_emulator(tmp_path / "emulator", ("pat_someone_else_entirely",))
+    with refusing as base, Coze(base, TOKEN) as coze:
+        result = run(repo.root, "apply", "--auto-approve", env=canary_env(coze))
     assert result.exit_code == 1
     assert "4100" in result.output and "the token is invalid" in result.output
     assert CANARY not in result.output and CANARY[-8:] not in result.output
@@ -333,7 +333,8 @@ def test_no_code_path_turns_tls_verification_off() -> None:
 
 def test_a_tls_failure_is_not_retried(tmp_path: Path, tls: tuple[trustme.CA, Path, Path]) -> None:
     """No retry mends a certificate: neither the list nor a clone backs off and retries."""
-    from voicectl.coze.client import CozeClient, http_client
+    from tests.conftest import http_client
+    from voicectl.coze.client import CozeClient
     from voicectl.coze.pacing import Retry
     from voicectl.errors import TransportError
 

@@ -23,6 +23,12 @@ class Admin:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def env(self) -> dict[str, str]:
         """What points voicectl at this emulator."""
         return {"COZE_API_BASE": self.base, "COZE_API_TOKEN": self.token}

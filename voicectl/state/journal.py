@@ -55,7 +55,11 @@ class Journal:
         _set_aside_torn_tail(path)  # else the next line would follow a torn one
         # held open for the whole apply; readable, so that it can be put back if removed
         self._handle = safefile.open_regular(path, "a+b")
-        self._seq = _last_seq(path)
+        try:
+            self._seq = _last_seq(path)
+        except BaseException:
+            self._handle.close()
+            raise
 
     @classmethod
     def begin(
@@ -86,7 +90,11 @@ class Journal:
                 record["empty"] = True  # a lost state file then loses nothing
             if account:
                 record["account"] = account
-            journal.append(record)
+            try:
+                journal.append(record)
+            except BaseException:
+                journal.close()
+                raise
         return journal
 
     def append(self, record: dict[str, Any]) -> None:
