@@ -356,7 +356,7 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
                 "/v1/audio/voices/clone",
                 headers={"Authorization": f"Bearer {TOKEN}"},
                 files={"file": handle},
-                data={"voice_name": change.after["name"], "audio_format": "wav"},
+                data={"voice_name": change.after.name, "audio_format": "wav"},
             )
         ids.append(reply.json()["data"]["voice_id"])
     stuck = run(repo.root, "apply", "--auto-approve", env=coze.env())

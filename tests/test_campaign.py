@@ -143,7 +143,7 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
     log.pending(change, "2026-11-25T06:00:00Z", time.time())
     log.close()
     ids = []
-    for name in (change.after["name"], "Somebody else"):  # the lost clone, and another voice
+    for name in (change.after.name, "Somebody else"):  # the lost clone, and another voice
         with open(repo.root / "audio" / "v00.wav", "rb") as handle:
             reply = coze.http.post(
                 "/v1/audio/voices/clone",

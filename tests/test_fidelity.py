@@ -368,17 +368,18 @@ def test_a_create_whose_reply_names_a_voice_listed_under_another_name_is_unprove
     current, _ = repository.effective_state(cfg)
     (change,) = planner.plan(repository.read_valid(cfg).desired, current).actionable
     theirs = colleague_clones(coze, "Colleague Voice", tmp_path)
-    after = change.after or {}
-    audio = after["audio"]
+    after = change.after
+    assert after is not None
+    a = after.audio
     record = VoiceRecord(
         address="v00",
         voice_id=theirs,
-        space=after.get("space"),
-        name=after["name"],
-        language=after["language"],
-        text=after["text"],
+        space=after.space,
+        name=after.name,
+        language=after.language,
+        text=after.text,
         preview_text=None,
-        take=TakeRef(audio["sha256"], audio["path"], audio["format"], audio["size"], 12.0),
+        take=TakeRef(a.sha256, a.path, a.format, a.size, 12.0),
         clones_used=1,
         protect=False,
         created_at="2027-01-01T00:00:00Z",

@@ -24,8 +24,8 @@ from tests.conftest import VoiceRepo
 from tests.test_properties import PROFILE
 from voicectl.apply.reconcile import candidates, unproven
 from voicectl.errors import StateError
-from voicectl.model import Budget, Change, Cost, RemoteVoice, State
-from voicectl.planfile import change_to_json
+from voicectl.model import Action, Budget, Change, Cost, RemoteVoice, State
+from voicectl.planfile import change_to_json, spec_from_json
 from voicectl.state import statefile as state_io
 from voicectl.state import transition
 from voicectl.state.replay import replay
@@ -56,7 +56,8 @@ def change(address: str, action: str = "create", voice_id: str | None = None) ->
             "duration": 12.0,
         },
     }
-    return Change(address, action, ("new",), voice_id, None, after, Budget(None, 9), Cost())
+    spec = spec_from_json(after)
+    return Change(address, Action(action), ("new",), voice_id, None, spec, Budget(None, 9), Cost())
 
 
 def held_state() -> State:

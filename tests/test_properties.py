@@ -42,8 +42,9 @@ from voicectl.model import (
     TakeEntry,
     TakeRef,
     VoiceRecord,
+    VoiceSpec,
 )
-from voicectl.plan.changeparts import clones_left, desired_json
+from voicectl.plan.changeparts import clones_left
 from voicectl.plan.planner import ORDER, PlanOptions, plan
 from voicectl.planfile import change_from_json, plan_to_json
 from voicectl.render import render_json
@@ -178,7 +179,8 @@ def remote_after(
             )
         elif change.action in NEW_VOICE_ACTIONS:
             voice_id = new[change.address]
-            name = (change.after or {})["name"]
+            assert change.after is not None
+            name = change.after.name
             after[voice_id] = RemoteVoice(voice_id, name, CLONE_LIMIT - 1, 0, 0)
     return after
 
@@ -263,9 +265,9 @@ def _command(draw: st.DrawFn, state: State, kind: str, at: str) -> State:
     if kind == "import" and free:
         address = draw(st.sampled_from(free))
         voice_id = next(fresh_ids(state))
-        after = desired_json(draw(declaration(address)))
+        after = VoiceSpec.declared(draw(declaration(address)))
         left = draw(st.integers(0, CLONE_LIMIT - 1))
-        coze = RemoteVoice(voice_id, after["name"], left, 0, 0, after["language"])
+        coze = RemoteVoice(voice_id, after.name, left, 0, 0, after.language)
         return transition.imported(state, address, after, coze, at)
     if kind == "mv" and free and state.voices:
         old = draw(st.sampled_from(sorted(state.voices)))
@@ -536,9 +538,13 @@ def test_a_change_that_spends_no_clone_never_changes_how_a_voice_sounds(world: W
     for change in plan(*world).changes:
         if change.action in STATE_ONLY:
             assert change.before is not None and change.after is not None
-            for key in ("text", "language", "space"):
-                assert change.before[key] == change.after[key], (key, change)
-            assert change.before["audio"]["sha256"] == change.after["audio"]["sha256"]
+            before, after = change.before, change.after
+            assert (before.text, before.language, before.space) == (
+                after.text,
+                after.language,
+                after.space,
+            ), change
+            assert before.audio.sha256 == after.audio.sha256
 
 
 @PROFILE
@@ -630,7 +636,7 @@ def test_bug_renaming_an_imported_voice_created_a_new_one() -> None:
     """voicectl import, then rename the address: a move, not 138 CNY for a new voice."""
     voice = desire("a", 1)
     coze = RemoteVoice("7400000000000000001", "Voice", 9, 0, 0, "en")
-    current = transition.imported(State(LINEAGE, 1), "a", desired_json(voice), coze, stamp(1))
+    current = transition.imported(State(LINEAGE, 1), "a", VoiceSpec.declared(voice), coze, stamp(1))
     assert plan([voice], current).actionable == ()
     result = plan([desire("b", 1, path="audio/a.wav")], current)
     assert _summary(result) == {("b", "move", "7400000000000000001")}

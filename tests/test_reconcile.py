@@ -12,7 +12,8 @@ import pytest
 
 from voicectl.apply.reconcile import PROVEN_WINDOW_SECONDS, candidates, unproven
 from voicectl.errors import StateError
-from voicectl.model import Budget, Change, Cost, RemoteVoice
+from voicectl.model import Action, Budget, Change, Cost, RemoteVoice
+from voicectl.planfile import spec_from_json
 from voicectl.state import statefile as state_io
 from voicectl.state.journal import Journal, Pending, journal_path
 from voicectl.state.replay import replay
@@ -36,7 +37,8 @@ def change(action: str, voice_id: str | None = None, before: int | None = None) 
             "duration": 12.0,
         },
     }
-    return Change("narrator", action, (), voice_id, None, after, Budget(before, 9), Cost())
+    spec = spec_from_json(after)
+    return Change("narrator", Action(action), (), voice_id, None, spec, Budget(before, 9), Cost())
 
 
 def remote(

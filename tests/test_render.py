@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_planner import rec, sha, state, want
 from voicectl.errors import Problem
-from voicectl.model import RemoteVoice
+from voicectl.model import AudioSpec, RemoteVoice, VoiceSpec
 from voicectl.plan.fielddiff import Budget, field_changes, word_diff
 from voicectl.plan.planner import plan
 from voicectl.render import (
@@ -229,12 +229,17 @@ def test_a_huge_text_plan_spells_out_the_first_thousand_changes_and_says_so() ->
     assert "voice-1001" in text  # every change is still listed
 
 
+def saying(text: str) -> VoiceSpec:
+    """A voice that differs from another of this function's only by what it says."""
+    take = AudioSpec("a" * 64, "a.wav", "wav", 1, 12.0)
+    return VoiceSpec("Narrator", "en", None, text, None, None, take)
+
+
 def test_a_long_rewrite_or_a_spent_budget_shows_the_two_texts_not_a_word_diff() -> None:
     long_old, long_new = "a " * 512, "b " * 512  # a word diff would compare 1,024 x 1,024
     said = word_diff(long_old, long_new)
     assert said.startswith('"[-a a a') and said.endswith('+}" (1,024 -> 1,024 characters)')
-    before = {"text": "one two three", "audio": {}}
-    after = {"text": "one 2 three", "audio": {}}
+    before, after = saying("one two three"), saying("one 2 three")
     assert field_changes(before, after, Budget(60))[0][1] == '"one [-two-]{+2+} three"'
     spent = field_changes(before, after, Budget(0))[0][1]  # out of time: texts whole
     assert spent == '"[-one two three-]{+one 2 three+}" (13 -> 11 characters)'
@@ -252,7 +257,7 @@ def test_a_plan_of_a_thousand_rewritten_transcripts_renders_every_change() -> No
 
 def test_a_transcript_that_only_looks_the_same_says_so() -> None:
     nfc, nfd = "un caf\u00e9", "un cafe\u0301"
-    (said,) = field_changes({"text": nfc}, {"text": nfd})
+    (said,) = field_changes(saying(nfc), saying(nfd))
     assert said[1].endswith("(the same letters in another Unicode form)")
 
 

@@ -22,8 +22,9 @@ from tests.test_properties import (
     records,
     stamp,
 )
-from voicectl.model import NEW_VOICE_ACTIONS, Budget, Change, Cost, State
+from voicectl.model import NEW_VOICE_ACTIONS, Action, Budget, Change, Cost, State
 from voicectl.plan.planner import plan
+from voicectl.planfile import spec_from_json
 from voicectl.state import transition
 from voicectl.state.transition import Done, applied, applied_all
 
@@ -110,11 +111,11 @@ def test_applied_all_matches_on_changes_naming_any_voice(state: State, data: st.
         }
         change = Change(
             address=data.draw(st.sampled_from(addresses)),
-            action=action,
+            action=Action(action),
             reasons=(),
             voice_id=None if action == "create" else voice_id,
             before=None,
-            after=after,
+            after=spec_from_json(after),
             budget=Budget(None, None),
             cost=Cost(0, 0),
         )

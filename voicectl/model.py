@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
 
 CLONE_LIMIT = 10
 """A Coze voice id can be cloned at most this many times (the first clone included)."""
@@ -18,11 +18,32 @@ LANGUAGES = ("zh", "en", "ja", "es", "id", "pt")
 ADDRESS_PATTERN = "[a-z0-9][a-z0-9_.-]*"
 AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
 
-ACTIONS = ("create", "retrain", "replace", "move", "update", "noop", "orphan", "blocked")
+
+class Action(str, Enum):
+    """What a change does to one address. A ``str``: it compares, prints and encodes to
+    JSON as its value ("create"), as the plan file and the journal spell it."""
+
+    CREATE = "create"
+    RETRAIN = "retrain"
+    REPLACE = "replace"
+    MOVE = "move"
+    UPDATE = "update"
+    NOOP = "noop"
+    ORPHAN = "orphan"
+    BLOCKED = "blocked"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+ACTIONS = tuple(a.value for a in Action)
 # Actions that send audio to Coze and so spend a clone.
-CLONING_ACTIONS = frozenset({"create", "retrain", "replace"})
+CLONING_ACTIONS = frozenset({Action.CREATE, Action.RETRAIN, Action.REPLACE})
 # Actions that create a new voice id and so cost money.
-NEW_VOICE_ACTIONS = frozenset({"create", "replace"})
+NEW_VOICE_ACTIONS = frozenset({Action.CREATE, Action.REPLACE})
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,53 @@ class VoiceRecord:
 
 
 @dataclass(frozen=True)
+class AudioSpec:
+    """A take as a change carries it: the bytes to upload (after), or those last cloned
+    from (before; ``verified`` False for an imported voice's take Coze never confirmed)."""
+
+    sha256: str
+    path: str
+    format: str
+    size: int
+    duration: float
+    verified: bool = True
+
+
+@dataclass(frozen=True)
+class VoiceSpec:
+    """A voice's data as a change carries it: as declared (``Change.after``) or as the
+    state records it (``Change.before``). Encoded to JSON by :mod:`voicectl.planfile`."""
+
+    name: str
+    language: str
+    space: str | None
+    text: str
+    preview_text: str | None
+    protect: bool | None  # None: not said in the declaration (a recorded one stays)
+    audio: AudioSpec
+
+    @classmethod
+    def declared(cls, voice: DesiredVoice) -> VoiceSpec:
+        d, t = voice.decl, voice.take
+        audio = AudioSpec(t.sha256, t.path, t.format, t.size, t.duration)
+        return cls(d.name, d.language, d.space, d.text, d.preview_text, d.protect, audio)
+
+    @classmethod
+    def recorded(cls, record: VoiceRecord) -> VoiceSpec:
+        t = record.take
+        audio = AudioSpec(t.sha256, t.path, t.format, t.size, t.duration, record.verified)
+        return cls(
+            record.name,
+            record.language,
+            record.space,
+            record.text,
+            record.preview_text,
+            record.protect,
+            audio,
+        )
+
+
+@dataclass(frozen=True)
 class TakeEntry:
     """One clone of one take, in the state's index keyed by audio SHA-256."""
 
@@ -184,11 +252,11 @@ class Change:
     """One action of a plan for one address, with why and what it costs."""
 
     address: str
-    action: str
+    action: Action
     reasons: tuple[str, ...]
     voice_id: str | None
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
+    before: VoiceSpec | None
+    after: VoiceSpec | None
     budget: Budget
     cost: Cost
     from_address: str | None = None

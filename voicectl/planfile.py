@@ -4,19 +4,67 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicectl.model import Budget, Change, Cost, Plan
+from voicectl.model import Action, AudioSpec, Budget, Change, Cost, Plan, VoiceSpec
 
 PLAN_FORMAT_VERSION = 1
+
+
+def spec_to_json(spec: VoiceSpec | None) -> dict[str, Any] | None:
+    """A change's voice as the plan file and the journal spell it."""
+    if spec is None:
+        return None
+    a = spec.audio
+    audio: dict[str, Any] = {
+        "sha256": a.sha256,
+        "path": a.path,
+        "format": a.format,
+        "size": a.size,
+        "duration": a.duration,
+    }
+    if not a.verified:
+        audio["verified"] = False
+    return {
+        "name": spec.name,
+        "language": spec.language,
+        "space": spec.space,
+        "text": spec.text,
+        "preview_text": spec.preview_text,
+        "protect": spec.protect,
+        "audio": audio,
+    }
+
+
+def spec_from_json(item: dict[str, Any] | None) -> VoiceSpec | None:
+    if item is None:
+        return None
+    a = item["audio"]
+    audio = AudioSpec(
+        sha256=a["sha256"],
+        path=a["path"],
+        format=a["format"],
+        size=a["size"],
+        duration=a["duration"],
+        verified=a.get("verified", True),
+    )
+    return VoiceSpec(
+        name=item["name"],
+        language=item["language"],
+        space=item.get("space"),
+        text=item["text"],
+        preview_text=item.get("preview_text"),
+        protect=item.get("protect"),
+        audio=audio,
+    )
 
 
 def change_to_json(c: Change) -> dict[str, Any]:
     item: dict[str, Any] = {
         "address": c.address,
-        "action": c.action,
+        "action": c.action.value,
         "reasons": list(c.reasons),
         "voice_id": c.voice_id,
-        "before": c.before,
-        "after": c.after,
+        "before": spec_to_json(c.before),
+        "after": spec_to_json(c.after),
         "budget": {"limit": c.budget.limit, "before": c.budget.before, "after": c.budget.after},
         "cost": {
             "one_time_cny": c.cost.one_time_cny,
@@ -36,11 +84,11 @@ def change_from_json(item: dict[str, Any]) -> Change:
     budget, cost = item["budget"], item["cost"]
     return Change(
         address=item["address"],
-        action=item["action"],
+        action=Action(item["action"]),
         reasons=tuple(item["reasons"]),
         voice_id=item["voice_id"],
-        before=item["before"],
-        after=item["after"],
+        before=spec_from_json(item["before"]),
+        after=spec_from_json(item["after"]),
         budget=Budget(before=budget["before"], after=budget["after"], limit=budget["limit"]),
         cost=Cost(cost["one_time_cny"], cost["monthly_cny_delta"]),
         from_address=item.get("from_address"),

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from voicectl.declare import config
 from voicectl.declare.hashing import sha256_file
 from voicectl.errors import SavedPlanError, VoicectlError
-from voicectl.model import Plan, RemoteVoice, State
+from voicectl.model import Action, Plan, RemoteVoice, State
 from voicectl.plan import drift as drifts
 from voicectl.plan import planner, planning, repository, savedplan
 from voicectl.planfile import change_to_json
@@ -79,7 +79,7 @@ def fits_account(
     missing = sorted(
         f"{c.address} (voice {c.voice_id})"
         for c in result.actionable
-        if c.action == "retrain" and c.voice_id not in remote
+        if c.action == Action.RETRAIN and c.voice_id not in remote
     )
     if missing:
         problems.append(
@@ -90,8 +90,8 @@ def fits_account(
     named = sorted(
         f"{c.address} (Coze has {', '.join(unknown[name])})"
         for c in result.actionable
-        if c.action == "create"
-        and (name := str((c.after or {}).get("name"))) in unknown
+        if c.action == Action.CREATE
+        and (name := c.after.name if c.after else "") in unknown
         and not allow_duplicate_name
     )
     if named:

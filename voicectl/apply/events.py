@@ -7,15 +7,31 @@ callback the CLI renders, and the whole apply ends as an :class:`Outcome`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
-from voicectl.model import Change
+from voicectl.model import Action, Change
+
+
+class EventKind(str, Enum):
+    """What an event tells: a clone sent, answered, failed, or settled from the list."""
+
+    START = "voice_start"
+    DONE = "voice_done"
+    ERROR = "voice_error"
+    RECONCILE = "reconcile"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "voice_start" | "voice_done" | "voice_error" | "reconcile"
+    kind: EventKind
     address: str
-    action: str
+    action: Action
     voice_id: str | None = None
     elapsed: float = 0.0
     error: str = ""
@@ -28,3 +44,11 @@ class Event:
 class Outcome:
     done: list[tuple[Change, str | None]] = field(default_factory=list)
     failed: list[tuple[Change, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A clone that ended without a voice: Coze refused it, or it could not be sent.
+    The journal records it as failed; nothing was committed."""
+
+    message: str

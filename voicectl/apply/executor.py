@@ -18,17 +18,20 @@ from pathlib import Path
 from typing import Protocol
 
 from voicectl.apply import reconcile
-from voicectl.apply.events import Event, Outcome
+from voicectl.apply.events import Event, EventKind, Failed, Outcome
 from voicectl.apply.resolve import Listing, Resolver
 from voicectl.coze import upload
 from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS
 from voicectl.coze.replies import CloneResult
 from voicectl.errors import OutcomeUnknown, VoicectlError
-from voicectl.model import NEW_VOICE_ACTIONS, Change, RemoteVoice
+from voicectl.model import NEW_VOICE_ACTIONS, Action, Change, RemoteVoice
 from voicectl.state.journal import Journal, Pending
 from voicectl.state.statefile import now
 
 RECONCILE_ROUNDS = 3
+
+
+Answer = str | Failed | Pending  # a clone's new voice id, or why it has none
 
 
 class Coze(Listing, Protocol):
@@ -99,12 +102,12 @@ class Executor:
         for change in changes:
             if change.spends_clone:
                 clones.append(change)
-            elif change.action in ("move", "update", "orphan"):
+            elif change.action in (Action.MOVE, Action.UPDATE, Action.ORPHAN):
                 self.journal.state_only(change, now())
                 outcome.done.append((change, change.voice_id))
                 self.on_event(
                     Event(
-                        "voice_done",
+                        EventKind.DONE,
                         change.address,
                         change.action,
                         change.voice_id,
@@ -166,15 +169,15 @@ class Executor:
                 continue  # held back
             if isinstance(answer, Pending):
                 unknown.append(answer)
-            elif answer.startswith("error:"):
-                outcome.failed.append((change, answer.removeprefix("error:")))
+            elif isinstance(answer, Failed):
+                outcome.failed.append((change, answer.message))
             else:
                 outcome.done.append((change, answer))
         return unknown, deferred
 
     def _send(
         self, ready: deque[Change], waiting: dict[str, deque[Change]], sends: Counter[str]
-    ) -> tuple[dict[str, str | Pending], list[Change]]:
+    ) -> tuple[dict[str, Answer], list[Change]]:
         """Each answer by address (see :meth:`_clone`), once ``ready`` and, as the one
         before of their name is answered, ``waiting`` are sent; and the changes held back.
 
@@ -182,9 +185,9 @@ class Executor:
         finishes finds the next one waiting), and each reports through a queue: waiting
         on all of 10,000 futures at once costs O(N) per answer, and an interrupted apply
         must not leave thousands queued to be sent anyway."""
-        results: dict[str, str | Pending] = {}
+        results: dict[str, Answer] = {}
         deferred: list[Change] = []
-        answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]] = queue.SimpleQueue()
+        answers: queue.SimpleQueue[tuple[Change, Future[Answer]]] = queue.SimpleQueue()
         in_flight = 0
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
             try:
@@ -220,10 +223,10 @@ class Executor:
             return
         self._listed(voices, began)
 
-    def _clone(self, change: Change) -> str | Pending:
-        """The new voice id, "error:<message>", or the Pending whose outcome is unknown."""
+    def _clone(self, change: Change) -> Answer:
+        """The new voice id, a Failed clone, or the Pending whose outcome is unknown."""
         started, at = self.clock(), now()
-        self.on_event(Event("voice_start", change.address, change.action, change.voice_id))
+        self.on_event(Event(EventKind.START, change.address, change.action, change.voice_id))
         listing = self._listing  # the account as read before this clone was sent
         before = (
             reconcile.witness(change, listing, self._by_name, self._listed_at)
@@ -231,19 +234,20 @@ class Executor:
             else None
         )
         seq = self.journal.pending(change, at, started, before)
-        after = change.after or {}
-        audio = after["audio"]
+        after = change.after
+        assert after is not None  # every cloning change carries the voice it makes
+        audio = after.audio
         try:
-            with upload.open_take(self.root, audio["path"], audio["sha256"]) as take:
+            with upload.open_take(self.root, audio.path, audio.sha256) as take:
                 result = self.client.clone(
                     audio=take,
-                    audio_format=audio["format"],
-                    voice_name=after["name"],
-                    language=after["language"],
-                    text=after["text"],
-                    preview_text=after.get("preview_text"),
-                    space_id=after.get("space"),
-                    voice_id=change.voice_id if change.action == "retrain" else None,
+                    audio_format=audio.format,
+                    voice_name=after.name,
+                    language=after.language,
+                    text=after.text,
+                    preview_text=after.preview_text,
+                    space_id=after.space,
+                    voice_id=change.voice_id if change.action == Action.RETRAIN else None,
                 )
         except OutcomeUnknown as exc:
             self._ended[seq] = self.clock()
@@ -254,7 +258,7 @@ class Executor:
             message = exc.message if isinstance(exc, VoicectlError) else str(exc)
             self.journal.failed(seq, now(), message)
             self._event_error(change, started, message)
-            return f"error:{message}"
+            return Failed(message)
         suspect = self._claim(change, result.voice_id, listing)
         if suspect is not None:  # a reply that cannot be this clone's proves nothing
             self._ended[seq] = self.clock()
@@ -264,7 +268,7 @@ class Executor:
         self.journal.done(seq, now(), result.voice_id, result.logid)
         self.on_event(
             Event(
-                "voice_done",
+                EventKind.DONE,
                 change.address,
                 change.action,
                 result.voice_id,
@@ -291,7 +295,7 @@ class Executor:
         a retrain keeps its voice id; a new voice id is one nobody holds (the state's,
         or one this apply already recorded: two addresses never share a voice) and that
         was not on the account before the clone."""
-        if change.action == "retrain":
+        if change.action == Action.RETRAIN:
             if voice_id == change.voice_id:
                 return None
             return f"Coze's reply to a retrain of voice {change.voice_id} names voice {voice_id}"
@@ -306,7 +310,7 @@ class Executor:
     def _event_error(self, change: Change, started: float, message: str) -> None:
         self.on_event(
             Event(
-                "voice_error",
+                EventKind.ERROR,
                 change.address,
                 change.action,
                 change.voice_id,
@@ -328,16 +332,16 @@ class Executor:
 
 
 def _answered(
-    answers: queue.SimpleQueue[tuple[Change, Future[str | Pending]]],
+    answers: queue.SimpleQueue[tuple[Change, Future[Answer]]],
     change: Change,
-    future: Future[str | Pending],
+    future: Future[Answer],
 ) -> None:
     answers.put((change, future))
 
 
 def _next_of_name(
     change: Change,
-    result: str | Pending,
+    result: Answer,
     waiting: dict[str, deque[Change]],
     ready: deque[Change],
 ) -> list[Change]:
@@ -359,4 +363,4 @@ def _new_voice_name(change: Change) -> str | None:
     """The voice_name a create or replace gives its new voice id; None for a retrain."""
     if change.action not in NEW_VOICE_ACTIONS:
         return None
-    return str((change.after or {}).get("name", ""))
+    return change.after.name if change.after else ""

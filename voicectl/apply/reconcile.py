@@ -44,7 +44,7 @@ def witness(
     ``listing`` is a complete listing by voice id, ``by_name`` its ids by name, and
     ``listed_at`` when reading it began (Unix time, this machine's clock)."""
     if change.action in NEW_VOICE_ACTIONS:
-        ids = sorted(by_name.get(str((change.after or {}).get("name")), ()))
+        ids = sorted(by_name.get(change.after.name if change.after else "", ()))
         return {"ids": ids, "listed_at": round(listed_at, 3)}
     voice = listing.get(change.voice_id or "")
     if voice is None:
@@ -99,7 +99,7 @@ def candidates(
 ) -> list[RemoteVoice]:
     change, before = pending.change, pending.before
     if change.action in NEW_VOICE_ACTIONS:
-        name = (change.after or {}).get("name")
+        name = change.after.name if change.after else None
         known = set(known_ids)
         if before is not None:
             there = set(before.get("ids", ()))

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from voicectl.apply import reconcile
-from voicectl.apply.events import Event, Outcome
+from voicectl.apply.events import Event, EventKind, Outcome
 from voicectl.errors import Ambiguous, VoicectlError
-from voicectl.model import Change, RemoteVoice
+from voicectl.model import Action, Change, RemoteVoice
 from voicectl.plan import drift
 from voicectl.state.journal import Journal, Pending
 from voicectl.state.statefile import now
@@ -140,13 +140,15 @@ class Resolver:
     ) -> None:
         """Journal the clone as done, by the voice the list shows for it."""
         change = pending.change
-        voice_id = found.voice_id if change.action in ("create", "replace") else change.voice_id
+        voice_id = (
+            found.voice_id if change.action in (Action.CREATE, Action.REPLACE) else change.voice_id
+        )
         known.add(found.voice_id)
         self.journal.done(pending.seq, now(), voice_id, reconciled=True, unproven=unproven)
         outcome.done.append((change, voice_id))
         self.on_event(
             Event(
-                "reconcile",
+                EventKind.RECONCILE,
                 change.address,
                 change.action,
                 voice_id,

@@ -21,7 +21,7 @@ from voicectl.apply.executor import Coze, Executor
 from voicectl.declare import config, gitrepo
 from voicectl.declare.declarations import declaration_files
 from voicectl.errors import Problem, UsageError, VoicectlError
-from voicectl.model import NEW_VOICE_ACTIONS, Change, Plan, PlanOptions, RemoteVoice, State
+from voicectl.model import NEW_VOICE_ACTIONS, Action, Change, Plan, PlanOptions, RemoteVoice, State
 from voicectl.plan import changeparts, planning, repository, savedplan
 from voicectl.state import pending, store, transition
 from voicectl.state.journal import Journal, journal_path
@@ -116,7 +116,7 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
         result = _plan(cfg, recovered, stored, current, remote, request, reporter)
         planning.check_policy(cfg, result, recovered, remote)
         checks.fits_account(result, remote, recovered, request.options.allow_duplicate_name)
-        blocked = [c for c in result.changes if c.action == "blocked"]
+        blocked = [c for c in result.changes if c.action == Action.BLOCKED]
         work = result.actionable
         if not work:
             return Applied(result, blocked, recovered)
@@ -270,7 +270,7 @@ def _execute(
 def inputs(cfg: config.Config, work: Sequence[Change]) -> list[str]:
     """What an apply is made from, relative to the repository: the configuration, every
     declaration file, and the takes it sends."""
-    takes = {c.after["audio"]["path"] for c in work if c.after}
+    takes = {c.after.audio.path for c in work if c.after}
     return [config.CONFIG_FILE, *declaration_files(cfg), *sorted(takes)]
 
 
@@ -295,7 +295,7 @@ def record_remote(
         )
         return final
     for change, voice_id in done:
-        name = (change.after or {}).get("name")
+        name = change.after.name if change.after else None
         listed = remote.get(voice_id or "")
         if change.spends_clone and listed is None:
             reporter.notice(

@@ -12,9 +12,8 @@ from voicectl.cli import account, complete
 from voicectl.cli.gitops import config_for, notice
 from voicectl.cli.root import lock_timeout, lock_timeout_option
 from voicectl.errors import UsageError
-from voicectl.model import RemoteVoice, State, VoiceRecord
+from voicectl.model import RemoteVoice, State, VoiceRecord, VoiceSpec
 from voicectl.plan import planning, repository
-from voicectl.plan.changeparts import desired_json
 from voicectl.state import statefile as state
 from voicectl.state import store, transition
 
@@ -63,7 +62,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         found = remote[voice_id]
         current, aside = _set_aside(current, held, remote, address)
         updated = transition.imported(
-            current, address, desired_json(wanted[address]), found, state.now()
+            current, address, VoiceSpec.declared(wanted[address]), found, state.now()
         )
         written = home.write(updated, base=base)
     record = written.voices[address]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from voicectl import render
+from voicectl.apply.events import Event, EventKind
 from voicectl.cli import waits
 from voicectl.plan.changeparts import unproven_note
 
@@ -119,21 +120,20 @@ class Progress:
             self.bar = None
             waits.bars.remove(self)
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         with self.lock:
             if self.events is not None:
-                kind = {"voice_done": "voice_complete", "reconcile": "voice_complete"}.get(
-                    event.kind, event.kind
-                )
-                fields = {
+                ended = event.kind in (EventKind.DONE, EventKind.RECONCILE)
+                kind = "voice_complete" if ended else event.kind.value
+                fields: dict[str, Any] = {
                     "address": event.address,
-                    "action": event.action,
+                    "action": event.action.value,
                     "voice_id": event.voice_id,
                     "seconds": round(event.elapsed, 3),
                 }
-                if event.kind == "voice_error":
+                if event.kind == EventKind.ERROR:
                     fields["error"] = event.error
-                if event.kind == "reconcile":
+                if event.kind == EventKind.RECONCILE:
                     fields["reconciled"] = True
                 if event.unproven:
                     fields["unproven"] = event.unproven
@@ -143,9 +143,9 @@ class Progress:
                     fields["clones_left"] = event.clones_left
                 self.events(kind, **fields)
                 return
-            if event.kind == "voice_start":
+            if event.kind == EventKind.START:
                 return
-            if event.kind == "voice_error":
+            if event.kind == EventKind.ERROR:
                 line = (
                     f"{event.address}: {event.action} failed after {event.elapsed:.1f}s: "
                     f"{event.error}"
@@ -153,7 +153,7 @@ class Progress:
                 click.echo(("\n" if self.bar else "") + line, err=True)
                 return
             self.finished += 1
-            how = " (found on Coze after a lost reply)" if event.kind == "reconcile" else ""
+            how = " (found on Coze after a lost reply)" if event.kind == EventKind.RECONCILE else ""
             left = "" if event.clones_left is None else f", {event.clones_left} clones left"
             line = (
                 f"{event.address}: {event.action} done: voice {event.voice_id}{left} in "

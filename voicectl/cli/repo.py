@@ -21,7 +21,7 @@ from voicectl.errors import (
 )
 from voicectl.files import schemas
 from voicectl.files.atomic import write_atomic
-from voicectl.model import PlanOptions
+from voicectl.model import Action, PlanOptions
 from voicectl.plan import planning, repository, savedplan
 from voicectl.state import pending
 from voicectl.state.pending import DOUBT_NOTE
@@ -227,14 +227,14 @@ def plan(
             result,
             changes=tuple(
                 replace(c, notes=(*c.notes, DOUBT_NOTE))
-                if c.address in doubtful - options.in_doubt and c.action != "noop"
+                if c.address in doubtful - options.in_doubt and c.action != Action.NOOP
                 else c
                 for c in result.changes
             ),
         )
     click.echo(render.PLAN_RENDERERS[fmt](result), nl=False)
     planning.check_policy(cfg, result, current, remote)
-    blocked = [c for c in result.changes if c.action == "blocked"]
+    blocked = [c for c in result.changes if c.action == Action.BLOCKED]
     if blocked:  # apply would stop on them: the pull request fails now, not after merge
         raise UsageError(
             f"{len(blocked)} change(s) blocked, which apply would not carry out: "

@@ -8,13 +8,11 @@ Pure, like the planner that builds changes from them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from voicectl.model import (
     CNY_PER_NEW_VOICE,
     CNY_PER_VOICE_MONTH,
     Cost,
-    DesiredVoice,
     RemoteVoice,
     VoiceRecord,
 )
@@ -22,47 +20,6 @@ from voicectl.model import (
 PRICE = f"{CNY_PER_NEW_VOICE} CNY"  # of a new voice id, as messages say it
 NEW_VOICE_COST = Cost(one_time_cny=CNY_PER_NEW_VOICE, monthly_cny_delta=CNY_PER_VOICE_MONTH)
 FREE = Cost()
-
-
-def desired_json(voice: DesiredVoice) -> dict[str, Any]:
-    d, t = voice.decl, voice.take
-    return {
-        "name": d.name,
-        "language": d.language,
-        "space": d.space,
-        "text": d.text,
-        "preview_text": d.preview_text,
-        "protect": d.protect,
-        "audio": {
-            "sha256": t.sha256,
-            "path": t.path,
-            "format": t.format,
-            "size": t.size,
-            "duration": t.duration,
-        },
-    }
-
-
-def recorded_json(record: VoiceRecord) -> dict[str, Any]:
-    t = record.take
-    audio: dict[str, Any] = {
-        "sha256": t.sha256,
-        "path": t.path,
-        "format": t.format,
-        "size": t.size,
-        "duration": t.duration,
-    }
-    if not record.verified:
-        audio["verified"] = False
-    return {
-        "name": record.name,
-        "language": record.language,
-        "space": record.space,
-        "text": record.text,
-        "preview_text": record.preview_text,
-        "protect": record.protect,
-        "audio": audio,
-    }
 
 
 def clones_left(record: VoiceRecord, remote: Mapping[str, RemoteVoice] | None) -> int:

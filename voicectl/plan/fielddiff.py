@@ -15,6 +15,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from voicectl.model import VoiceSpec
+from voicectl.planfile import spec_to_json
+
 # Fields in the order a reviewer reads them; anything else after, by name.
 _ORDER = (
     "text",
@@ -35,11 +38,13 @@ CONTEXT = 4  # words kept on each side of a change in a long transcript
 
 
 def changed_fields(
-    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None
+    recorded: VoiceSpec | None, declared: VoiceSpec | None
 ) -> dict[str, tuple[Any, Any]]:
     """field -> (recorded, declared) for every field that differs, in reading order
-    (dotted names: ``audio.sha256``). With nothing recorded (a new voice), every field
-    declared is new, the take as the one field ``audio``, and ``protect`` only when set."""
+    (dotted names: ``audio.sha256``, as the plan file spells them). With nothing recorded
+    (a new voice), every field declared is new, the take as the one field ``audio``, and
+    ``protect`` only when set."""
+    before, after = spec_to_json(recorded), spec_to_json(declared)
     if after is None:
         return {}
     if not before:
@@ -51,10 +56,10 @@ def changed_fields(
     from deepdiff import DeepDiff
     from deepdiff.helper import NotPresent
 
-    declared = dict(after)
-    if declared.get("protect") is None:  # protect left out keeps the recorded value
-        declared["protect"] = before.get("protect")
-    diff = DeepDiff(dict(before), declared, view="tree", exclude_paths=list(_IGNORED))
+    wanted = dict(after)
+    if wanted.get("protect") is None:  # protect left out keeps the recorded value
+        wanted["protect"] = before.get("protect")
+    diff = DeepDiff(dict(before), wanted, view="tree", exclude_paths=list(_IGNORED))
     found: dict[str, tuple[Any, Any]] = {}
     for levels in diff.values():
         for level in levels:
@@ -84,8 +89,8 @@ class Budget:
 
 
 def field_changes(
-    before: Mapping[str, Any] | None,
-    after: Mapping[str, Any] | None,
+    before: VoiceSpec | None,
+    after: VoiceSpec | None,
     budget: Budget | None = None,
 ) -> list[tuple[str, str]]:
     """(field, what became of it, in words) for every field that differs."""

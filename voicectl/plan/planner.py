@@ -17,6 +17,7 @@ from voicectl.model import (
     CLONE_LIMIT,
     CNY_PER_NEW_VOICE,
     CNY_PER_VOICE_MONTH,
+    Action,
     Budget,
     Change,
     DesiredVoice,
@@ -25,29 +26,28 @@ from voicectl.model import (
     RemoteVoice,
     State,
     VoiceRecord,
+    VoiceSpec,
 )
 from voicectl.plan.changeparts import (
     FREE,
     NEW_VOICE_COST,
     PRICE,
     clones_left,
-    desired_json,
     protected_message,
-    recorded_json,
 )
 from voicectl.plan.matching import match
 from voicectl.plan.voicediff import diff
 
 NO_OPTIONS = PlanOptions()  # a plan of the declarations as they are
 ORDER = {
-    "blocked": 0,
-    "replace": 1,
-    "create": 2,
-    "retrain": 3,
-    "move": 4,
-    "update": 5,
-    "orphan": 6,
-    "noop": 7,
+    Action.BLOCKED: 0,
+    Action.REPLACE: 1,
+    Action.CREATE: 2,
+    Action.RETRAIN: 3,
+    Action.MOVE: 4,
+    Action.UPDATE: 5,
+    Action.ORPHAN: 6,
+    Action.NOOP: 7,
 }
 
 
@@ -105,18 +105,12 @@ def _renames_noted(changes: list[Change]) -> list[Change]:
         return changes
     noted = []
     for change in changes:
-        if change.action != "create" or change.after is None:
+        if change.action != Action.CREATE or change.after is None:
             noted.append(change)
             continue
-        same = [
-            c
-            for c in leaving
-            if c.before and c.before.get("language") == change.after.get("language")
-        ]
+        same = [c for c in leaving if c.before and c.before.language == change.after.language]
         if len(same) > 3:
-            same = [
-                c for c in same if c.before and c.before.get("name") == change.after.get("name")
-            ]
+            same = [c for c in same if c.before and c.before.name == change.after.name]
         notes = [
             f"if this is {c.address} renamed, `voicectl state mv {c.address} {change.address}` "
             f"first keeps voice {c.voice_id}: a retrain instead of a new voice "
@@ -163,11 +157,11 @@ def _create(
         address=address,
         voice_id=None,
         before=None,
-        after=desired_json(voice),
+        after=VoiceSpec.declared(voice),
     )
     if same_name and not allow_duplicate_name:
         return create(
-            action="blocked",
+            action=Action.BLOCKED,
             reasons=("new_voice", "name_on_coze"),
             budget=Budget(before=None, after=None),
             cost=FREE,
@@ -181,7 +175,7 @@ def _create(
         for voice_id in same_name
     ]
     return create(
-        action="create",
+        action=Action.CREATE,
         reasons=("new_voice",),
         budget=Budget(before=None, after=CLONE_LIMIT - 1),
         cost=NEW_VOICE_COST,
@@ -212,19 +206,19 @@ def _orphan(
         Change,
         address=record.address,
         voice_id=record.voice_id,
-        before=recorded_json(record),
+        before=VoiceSpec.recorded(record),
         after=None,
         budget=Budget(left, left),
         cost=FREE,
     )
     if record.protect and not options.allow_protected:
         return change(
-            action="blocked",
+            action=Action.BLOCKED,
             reasons=("removed_from_config", "protected"),
             message=protected_message("orphaned"),
         )
     return change(
-        action="orphan",
+        action=Action.ORPHAN,
         reasons=("removed_from_config",),
         message=f"Coze cannot delete: voice {record.voice_id} stays and is still billed "
         "1 CNY a month; the state keeps its id",
@@ -246,7 +240,7 @@ def policy_violations(
     and Coze cannot free one.
     """
     found = []
-    new = sum(1 for c in plan_.changes if c.action in ("create", "replace"))
+    new = sum(1 for c in plan_.changes if c.action in (Action.CREATE, Action.REPLACE))
     if max_voices is not None and new and on_account + new > max_voices:
         short = on_account + new - max_voices
         found.append(

@@ -21,7 +21,7 @@ from typing import Any
 
 from voicectl.errors import SavedPlanError
 from voicectl.files import jsontext, schemas
-from voicectl.model import DesiredVoice, Plan, PlanOptions, RemoteVoice, State
+from voicectl.model import Action, DesiredVoice, Plan, PlanOptions, RemoteVoice, State
 from voicectl.planfile import change_from_json, plan_to_json
 
 SAVED_PLAN_KIND = "voicectl-saved-plan"
@@ -62,7 +62,7 @@ def remote_facts(
     facts = {}
     for change in plan.changes:
         voice = remote.get(change.voice_id or "")
-        if change.action != "noop" and voice is not None:
+        if change.action != Action.NOOP and voice is not None:
             facts[voice.voice_id] = {
                 "update_time": voice.update_time,
                 "available_training_times": voice.available_training_times,

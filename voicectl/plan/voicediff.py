@@ -15,12 +15,14 @@ from functools import partial
 
 from voicectl.model import (
     CLONE_LIMIT,
+    Action,
     Budget,
     Change,
     DesiredVoice,
     PlanOptions,
     RemoteVoice,
     VoiceRecord,
+    VoiceSpec,
 )
 from voicectl.plan import drift
 from voicectl.plan.changeparts import (
@@ -28,9 +30,7 @@ from voicectl.plan.changeparts import (
     NEW_VOICE_COST,
     PRICE,
     clones_left,
-    desired_json,
     protected_message,
-    recorded_json,
     unproven_note,
 )
 
@@ -120,8 +120,8 @@ class _VoiceDiff:
             Change,
             address=self.address,
             voice_id=record.voice_id,
-            before=recorded_json(record),
-            after=desired_json(voice),
+            before=VoiceSpec.recorded(record),
+            after=VoiceSpec.declared(voice),
             from_address=moved_from,
         )
 
@@ -181,7 +181,7 @@ class _VoiceDiff:
 
     def _blocked(self, reasons: list[str], message: str) -> Change:
         return self.make(
-            action="blocked",
+            action=Action.BLOCKED,
             reasons=tuple(reasons),
             budget=Budget(self.left, self.left),
             cost=FREE,
@@ -197,7 +197,7 @@ class _VoiceDiff:
         if self.protected:
             return self._blocked([*said, "protected"], protected_message("replaced"))
         return self.make(
-            action="replace",
+            action=Action.REPLACE,
             reasons=tuple(said),
             budget=Budget(self.left, CLONE_LIMIT - 1),
             cost=NEW_VOICE_COST,
@@ -237,7 +237,7 @@ class _VoiceDiff:
                 "one as an orphan",
             )
         return self.make(
-            action="retrain",
+            action=Action.RETRAIN,
             reasons=tuple(said),
             budget=Budget(left, left - 1),
             cost=FREE,
@@ -262,7 +262,7 @@ class _VoiceDiff:
             )
         else:
             message = ""
-        action = "move" if why.move else "update" if why.protect else "noop"
+        action = Action.MOVE if why.move else Action.UPDATE if why.protect else Action.NOOP
         notes = [*self.notes, self.missing_advice] if self.missing else self.notes
         return self.make(
             action=action,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import difflib
 
 from voicectl.errors import visible
-from voicectl.model import Change, Plan
+from voicectl.model import Action, Change, Plan
 from voicectl.plan.fielddiff import changed_fields
+from voicectl.planfile import spec_to_json
 from voicectl.render.columns import SYMBOLS, budget_text, cost_text, reasons_text, summary_line
 from voicectl.render.mdtext import audio_facts, md_cell, md_value, short
 
@@ -28,7 +29,7 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     head = [f"**{summary_line(plan)}**", ""]
     head += _md_notes(plan, limit // 4)
     head += _md_warnings(plan)
-    shown = [c for c in plan.changes if c.action != "noop"]
+    shown = [c for c in plan.changes if c.action != Action.NOOP]
     rows = [
         "| | address | action | reasons | clones left | cost |",
         "|---|---|---|---|---|---|",
@@ -87,7 +88,7 @@ def _no_changes(plan: Plan, limit: int) -> str:
 
 def _details(change: Change) -> list[str]:
     """The collapsed section of one change: message, field diffs, audio, text diff."""
-    before, after = change.before or {}, change.after or {}
+    before, after = spec_to_json(change.before) or {}, spec_to_json(change.after) or {}
     title = f"<code>{change.address}</code>: {change.action}"
     if change.from_address and change.from_address != change.address:
         title += f" (from <code>{change.from_address}</code>)"
@@ -139,7 +140,7 @@ def _md_notes(plan: Plan, budget: int) -> list[str]:
     """The notes of voices the plan leaves unchanged (a changed voice's are in its
     details), as a quoted list within ``budget`` characters: what a reviewer must not miss
     even when nothing is to be cloned, such as a voice recorded as unproven."""
-    notes = [(c.address, n) for c in plan.changes if c.action == "noop" for n in c.notes]
+    notes = [(c.address, n) for c in plan.changes if c.action == Action.NOOP for n in c.notes]
     if not notes:
         return []
     # A voice that may be someone else's comes first: it must not be in "…and N more".

@@ -4,8 +4,9 @@ field by field, then the notes and the summary line."""
 from __future__ import annotations
 
 from voicectl.errors import visible
-from voicectl.model import ACTIONS, Change, Plan
+from voicectl.model import ACTIONS, Action, Change, Plan
 from voicectl.plan.fielddiff import Budget, describe_take, field_changes
+from voicectl.planfile import spec_to_json
 from voicectl.render.columns import SYMBOLS, budget_text, cost_text, reasons_text, summary_line
 
 WORD_DIFF_SECONDS = 2.0  # of word diffs in one text plan; the rest show texts whole
@@ -15,7 +16,7 @@ a change) the plan says how to see the rest."""
 
 
 def render_text(plan: Plan) -> str:
-    shown = [c for c in plan.changes if c.action != "noop"]
+    shown = [c for c in plan.changes if c.action != Action.NOOP]
     notes = [(c.address, n) for c in plan.changes for n in c.notes]
     lines: list[str] = []
     budget = Budget(WORD_DIFF_SECONDS)
@@ -53,8 +54,8 @@ def render_text(plan: Plan) -> str:
 def _what_changed(change: Change, budget: Budget | None = None) -> list[str]:
     """The fields that differ, or for a new voice (created or blocked) its take."""
     if not change.before:
-        take = (change.after or {}).get("audio")
-        return [f"audio: {describe_take(take)}"] if isinstance(take, dict) else []
+        after = spec_to_json(change.after)
+        return [f"audio: {describe_take(after['audio'])}"] if after else []
     changed = field_changes(change.before, change.after, budget)
     width = max((len(field) for field, _ in changed), default=0)
     return [f"{field + ':':<{width + 1}} {said}" for field, said in changed]

@@ -215,7 +215,7 @@ def _check_contains(
         if result.type != "done" or not voice_id:
             continue
         change = _pending(seq, read.started[seq][1]).change
-        sha = str(((change.after or {}).get("audio") or {}).get("sha256", ""))
+        sha = change.after.audio.sha256 if change.after else ""
         trained = any(e.voice_id == voice_id for e in state.takes.get(sha, ()))
         # A new voice id held at all (imported, say) is kept; a retrain must show its take.
         held = change.action in NEW_VOICE_ACTIONS and voice_id in held_ids

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from voicectl.model import (
     CLONE_LIMIT,
+    Action,
     Change,
     RemoteFacts,
     RemoteVoice,
@@ -20,34 +21,39 @@ from voicectl.model import (
     TakeEntry,
     TakeRef,
     VoiceRecord,
+    VoiceSpec,
 )
 
 
-def _take(after: dict[str, Any]) -> TakeRef:
-    audio = after["audio"]
-    return TakeRef(
-        audio["sha256"], audio["path"], audio["format"], audio["size"], float(audio["duration"])
-    )
+def _take(after: VoiceSpec) -> TakeRef:
+    a = after.audio
+    return TakeRef(a.sha256, a.path, a.format, a.size, float(a.duration))
 
 
-def _protect(old: VoiceRecord | None, after: dict[str, Any]) -> bool:
+def _protect(old: VoiceRecord | None, after: VoiceSpec) -> bool:
     """A declaration's ``protect`` wins when said; unsaid, the recorded one stays."""
-    said = after.get("protect")
+    said = after.protect
     if said is None:
         return bool(old and old.protect)
     return bool(said)
 
 
+def _after(change: Change) -> VoiceSpec:
+    if change.after is None:  # the planner gives every create, retrain and move one
+        raise ValueError(f"{change.address}: a {change.action} without the voice it makes")
+    return change.after
+
+
 def _created(change: Change, voice_id: str, at: str) -> VoiceRecord:
-    after = change.after or {}
+    after = _after(change)
     return VoiceRecord(
         address=change.address,
         voice_id=voice_id,
-        space=after.get("space"),
-        name=after["name"],
-        language=after["language"],
-        text=after["text"],
-        preview_text=after.get("preview_text"),
+        space=after.space,
+        name=after.name,
+        language=after.language,
+        text=after.text,
+        preview_text=after.preview_text,
         take=_take(after),
         clones_used=1,
         protect=_protect(None, after),
@@ -57,14 +63,14 @@ def _created(change: Change, voice_id: str, at: str) -> VoiceRecord:
 
 
 def _retrained(old: VoiceRecord, change: Change, at: str) -> VoiceRecord:
-    after = change.after or {}
+    after = _after(change)
     return replace(
         old,
         address=change.address,
-        name=after["name"],
-        language=after["language"],
-        text=after["text"],
-        preview_text=after.get("preview_text"),
+        name=after.name,
+        language=after.language,
+        text=after.text,
+        preview_text=after.preview_text,
         take=_take(after),
         clones_used=old.clones_used + 1,
         protect=_protect(old, after),
@@ -78,11 +84,11 @@ def _retrained(old: VoiceRecord, change: Change, at: str) -> VoiceRecord:
 
 
 def _moved(old: VoiceRecord, change: Change) -> VoiceRecord:
-    after = change.after or {}
+    after = _after(change)
     return replace(
         old,
         address=change.address,
-        take=replace(old.take, path=after["audio"]["path"]),
+        take=replace(old.take, path=after.audio.path),
         protect=_protect(old, after),
         orphaned_at=None,
     )
@@ -213,10 +219,10 @@ class _Batch:
 
     def apply(self, done: Done) -> None:
         change, at, voice_id = done.change, done.at, done.voice_id
-        if change.action in ("create", "replace"):
+        if change.action in (Action.CREATE, Action.REPLACE):
             if voice_id is None:
                 raise ValueError(f"{change.action} needs the new voice id")
-            if change.action == "replace" and change.voice_id:
+            if change.action == Action.REPLACE and change.voice_id:
                 old = self.find(change.voice_id)
                 self.without(old)
                 self._orphan(replace(old, orphaned_at=at))
@@ -228,22 +234,20 @@ class _Batch:
             raise ValueError(f"{change.action} of {change.address} names no voice id")
         old = self.find(change.voice_id)
         self.without(old)
-        if change.action == "retrain":
+        if change.action == Action.RETRAIN:
             # A retrain proven this apply's own lifts an earlier retrain's doubt.
             record = replace(_retrained(old, change, at), unproven=done.unproven)
             self.indexed(record, done)
             self.placed(record, at)
-        elif change.action in ("move", "update"):
+        elif change.action in (Action.MOVE, Action.UPDATE):
             self.placed(_moved(old, change), at)
-        elif change.action == "orphan":
+        elif change.action == Action.ORPHAN:
             self._orphan(replace(old, orphaned_at=at))
         else:
             raise ValueError(f"{change.action} changes nothing in the state")
 
 
-def imported(
-    state: State, address: str, after: dict[str, Any], remote: RemoteVoice, at: str
-) -> State:
+def imported(state: State, address: str, after: VoiceSpec, remote: RemoteVoice, at: str) -> State:
     """The state with an existing Coze voice adopted at ``address`` without a clone.
 
     Coze keeps no copy of the take a voice was cloned from, so the declared take and
@@ -253,11 +257,11 @@ def imported(
     record = VoiceRecord(
         address=address,
         voice_id=remote.voice_id,
-        space=after.get("space"),
+        space=after.space,
         name=remote.name,
-        language=remote.language or after["language"],
-        text=after["text"],
-        preview_text=after.get("preview_text"),
+        language=remote.language or after.language,
+        text=after.text,
+        preview_text=after.preview_text,
         take=_take(after),
         clones_used=used,
         protect=_protect(None, after),
