@@ -798,17 +798,12 @@ def test_a_clone_sent_late_in_a_long_apply_is_told_by_a_fresh_reading_of_the_acc
         events: list[Event] = []
         path = tmp_path / f"{change.address}.journal"
         path.touch()
-        executor = Executor(
-            client,
-            repo.root,
-            Journal.begin(path, current, "2027-01-01T00:00:00Z"),
-            1,
-            events.append,
-            settle=(0.1,),
-            rewitness=rewitness,
-        )
-        listing = {v.voice_id: v for v in client.voices()}
-        executor.run([change], current.voice_ids(), listing, an_hour_ago)
+        with Journal.begin(path, current, "2027-01-01T00:00:00Z") as log:
+            executor = Executor(
+                client, repo.root, log, 1, events.append, settle=(0.1,), rewitness=rewitness
+            )
+            listing = {v.voice_id: v for v in client.voices()}
+            executor.run([change], current.voice_ids(), listing, an_hour_ago)
         (event,) = [e for e in events if e.kind == "reconcile"]
         found[change.address] = event.unproven
     assert "outside that clone's own flight" in found["v00"]  # told by the hour-old reading

@@ -208,6 +208,12 @@ class Journal:
     def close(self) -> None:
         self._handle.close()
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def keep_in_place(self) -> None:
         """Make sure the journal's path still names the file this journal wrote: one
         removed while the apply ran (`git clean`, `git stash -u`) is put back from the open
