@@ -191,7 +191,7 @@ def _figures(figures: Sequence[Figure]) -> list[str]:
         "",
         "## Figures",
         "",
-        "| figure | measured | floor | floor is | ratio | target (issue 5) | |",
+        "| figure | measured | floor | floor is | ratio | target | |",
         "|---|---|---|---|---|---|---|",
     ]
     for f in figures:

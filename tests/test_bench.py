@@ -63,7 +63,8 @@ def test_quick_bench_passes_every_correctness_check(
 def test_quick_bench_reports_every_figure_with_a_floor(
     quick: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
-    """Each figure of issue 5 is in the report, each with a positive floor to divide by."""
+    """Each figure docs/performance.md promises is in the report, each with a positive
+    floor to divide by."""
     _, out = quick
     results = json.loads((out / "results.json").read_text())
     figures = {f["name"].strip(): f for f in results["figures"]}

@@ -481,7 +481,7 @@ def test_planning_is_deterministic_byte_for_byte(world: World, data: st.DataObje
     assert json.dumps(plan_to_json(first), **settings_) + "\n" == expected  # type: ignore[arg-type]
 
 
-# --- other invariants of PRODUCT.md -------------------------------------------------------
+# --- other invariants of the product ------------------------------------------------------
 
 
 @PROFILE

@@ -1,8 +1,8 @@
 """What a reply from Coze proves, by Coze's documentation (not by what the emulator does).
 
 A clone is billed and has no idempotency key, so the question for every reply that is
-not a success is whether it *proves* that nothing was committed. Coze's error table
-(``coze-voice-api.md`` section 6) answers it for a few codes only:
+not a success is whether it *proves* that nothing was committed. Coze's error-code
+table (its documentation's ``coze_error_codes`` page) answers it for a few codes only:
 
 - **throttled**: HTTP 429, code 4009 (the system is at its request ceiling) and 4020
   (RPM over the purchased quota) refuse a request for its rate before doing anything:

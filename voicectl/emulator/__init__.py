@@ -1,4 +1,5 @@
-"""A local emulator of Coze's voice-clone HTTP API, faithful to ``coze-voice-api.md``.
+"""A local emulator of Coze's voice-clone HTTP API, faithful to Coze's documentation
+(what it reproduces, and where it is stricter: ``docs/emulator.md``).
 
 ``serve`` runs it for ``voicectl emulator``; ``running_emulator`` runs it on a loopback
 port for tests; ``create_app`` is the bare ASGI app for in-process use.

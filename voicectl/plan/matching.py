@@ -16,7 +16,7 @@ def match(wanted: Mapping[str, DesiredVoice], state: State) -> dict[str, VoiceRe
     """Which recorded voice each declared address becomes; an address left out is created.
 
     A voice follows its take, so that renaming addresses or moving files never costs a
-    clone (PRODUCT.md: "the address renamed with the same audio: never a clone"):
+    clone (the README's "What costs a clone": the address renamed, same audio, is free):
 
     1. an address whose recorded voice is still trained on its declared take keeps it;
     2. an address without one takes a voice trained on exactly its declared take, in its

@@ -1,10 +1,10 @@
 """One declared voice against the voice id the state records for it: what it becomes.
 
-What costs a clone follows PRODUCT.md: a take's bytes, its transcript or its language
-changing costs a retrain; a new address or path holding the same take is a ``move``
-(state only); a name or preview text change alone waits for the next retrain unless
-asked for; a new workspace needs a new voice id (``replace``). Pure, like the planner
-that calls it.
+What costs a clone follows the README's "What costs a clone": a take's bytes, its
+transcript or its language changing costs a retrain; a new address or path holding the
+same take is a ``move`` (state only); a name or preview text change alone waits for the
+next retrain unless asked for; a new workspace needs a new voice id (``replace``). Pure,
+like the planner that calls it.
 """
 
 from __future__ import annotations
