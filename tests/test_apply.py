@@ -115,6 +115,56 @@ def test_a_5xx_on_clone_is_reconciled_before_anything_is_resent(
     assert len(coze.ledger()) == 3
 
 
+def test_an_apply_whose_state_was_replaced_meanwhile_does_not_say_it_is_complete(
+    repo: VoiceRepo, coze: Coze
+) -> None:
+    """The state file replaced while an apply runs (a `git pull`, say): its clones stay in
+    the journal for the next apply, and its summary says so, not "Apply complete"."""
+    command = [sys.executable, "-m", "voicectl", "-C", str(repo.root), "apply", "--auto-approve"]
+    env = {**os.environ, **coze.env()}
+    many(repo, 1)
+    first = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    many(repo, 3)
+    coze.faults(latency_ms=700)
+    process = subprocess.Popen(
+        [*command, "--parallelism", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while len(coze.ledger()) < 2:
+        time.sleep(0.02)
+    path = repo.root / "state" / "voicectl.state.json"
+    pulled = json.loads(path.read_text())
+    pulled["serial"] += 1  # another state put there while the apply runs
+    path.write_text(json.dumps(pulled, indent=2) + "\n")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, out + err
+    assert "Apply complete" not in out
+    assert "the state was not written: the journal keeps the clones" in out
+    assert "the journal was kept" in err
+    assert json.loads(path.read_text())["serial"] == pulled["serial"]  # not written over
+    assert len(coze.ledger()) == 3
+    # The next apply refuses to bury the kept journal's clones under that state, and its
+    # advice works as written: move the journal aside, import each new voice.
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "Nothing was changed" in again.stderr, again.stderr
+    moved = re.search(r"`mv (\S+) (\S+)` in (\S+)\)", again.stderr)
+    assert moved is not None, again.stderr
+    folder = Path(moved.group(3))
+    (folder / moved.group(1)).rename(folder / moved.group(2))
+    for address, voice_id in re.findall(r"`voicectl import (\S+) (\d+)`", again.stderr):
+        imported = subprocess.run(
+            [*command[:-2], "import", address, voice_id], env=env, capture_output=True, text=True
+        )
+        assert imported.returncode == 0, imported.stderr
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(coze.ledger()) == 3  # the kept journal's clones recorded, none sent again
+
+
 def test_a_lost_reply_after_commit_is_adopted_not_cloned_again(
     repo: VoiceRepo, coze: Coze, run
 ) -> None:

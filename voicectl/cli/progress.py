@@ -58,10 +58,11 @@ class Output:
         failed: Sequence[tuple[Change, str]],
         blocked: Sequence[Change],
         final: State,
+        recorded: bool = True,
     ) -> None:
-
+        """The apply's end; ``recorded`` False: the state was not written."""
         if not self.as_json:
-            click.echo(render.apply_summary(done, failed, blocked, final), nl=False)
+            click.echo(render.apply_summary(done, failed, blocked, final, recorded), nl=False)
             return
         voices = []
         for change, voice_id in sorted(done, key=lambda item: item[0].address):
@@ -77,7 +78,8 @@ class Output:
             )
         self.emit(
             "summary",
-            ok=not failed and not blocked,
+            ok=not failed and not blocked and recorded,
+            recorded=recorded,
             done=voices,
             failed=[{"address": c.address, "action": c.action, "error": e} for c, e in failed],
             blocked=[{"address": c.address, "message": c.message} for c in blocked],

@@ -103,7 +103,7 @@ def apply(
     if applied.declined:
         return EXIT_USER_ERROR
     done, failed = (applied.outcome.done, applied.outcome.failed) if applied.outcome else ([], [])
-    out.summary(done, failed, applied.blocked, applied.final)
+    out.summary(done, failed, applied.blocked, applied.final, recorded=applied.folded)
     return 0 if applied.ok else EXIT_USER_ERROR
 
 

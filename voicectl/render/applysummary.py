@@ -13,8 +13,10 @@ def apply_summary(
     failed: Sequence[tuple[Change, str]],
     blocked: Sequence[Change],
     state: State,
+    recorded: bool = True,
 ) -> str:
-    """The end of an apply: each voice's id and budget, what was spent, what failed."""
+    """The end of an apply: each voice's id and budget, what was spent, what failed.
+    ``recorded`` False: the state could not be written, the journal keeps the clones."""
     lines = _voices(done, state)
     one_time = sum(c.cost.one_time_cny for c, _ in done)
     monthly = sum(c.cost.monthly_cny_delta for c, _ in done)
@@ -28,9 +30,14 @@ def apply_summary(
     for change in blocked:
         lines.append(f"blocked: {change.address}: {change.message}")
     spent = f"Clones spent: {clones}. Spent {one_time} CNY one-time, {monthly:+d} CNY/month."
-    if failed or blocked:
+    if failed or blocked or not recorded:
         left = [f"{len(failed)} failed"] if failed else []
         left += [f"{len(blocked)} blocked"] if blocked else []
+        if not recorded:
+            left.append(
+                "the state was not written: the journal keeps the clones, and the next "
+                "`voicectl apply` records them"
+            )
         done_text = f"done: {did}" if counts else "nothing was done"
         lines.append(f"Apply incomplete ({' and '.join(left)}, see above); {done_text}. {spent}")
     else:

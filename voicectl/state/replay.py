@@ -208,7 +208,7 @@ def _check_contains(
     the journal's outcomes: every clone it recorded, its voice id trained on its take.
     A newer state that does not (a `git pull` of another clone's state over a crashed
     apply) would otherwise bury paid clones, and the next plan would pay for them again."""
-    missing = []
+    missing: list[tuple[str, str, bool]] = []  # address, voice id, a new voice
     held_ids = state.voice_ids()
     for seq, result in read.outcome.items():
         voice_id = result.voice_id
@@ -218,14 +218,15 @@ def _check_contains(
         sha = change.after.audio.sha256 if change.after else ""
         trained = any(e.voice_id == voice_id for e in state.takes.get(sha, ()))
         # A new voice id held at all (imported, say) is kept; a retrain must show its take.
-        held = change.action in NEW_VOICE_ACTIONS and voice_id in held_ids
-        if not (trained or held):
-            missing.append(f"{change.address} (voice {voice_id})")
+        new = change.action in NEW_VOICE_ACTIONS
+        if not (trained or (new and voice_id in held_ids)):
+            missing.append((change.address, voice_id, new))
     if not missing and not pending:
         return
     found = []
     if missing:
-        found.append(f"clones it made that the state does not hold: {', '.join(missing)}")
+        said = ", ".join(f"{address} (voice {voice_id})" for address, voice_id, _ in missing)
+        found.append(f"clones it made that the state does not hold: {said}")
     if pending:
         names = ", ".join(p.change.address for p in pending)
         found.append(f"clones of unknown outcome: {names}")
@@ -233,9 +234,26 @@ def _check_contains(
         f"{path}: an interrupted apply's journal lies under a state written since (serial "
         f"{state.serial}, perhaps pulled from another clone of the repository), with "
         + "; ".join(found)
-        + ". Nothing was changed. Run `voicectl apply` with the state the journal began "
-        "from (e.g. before the pull) to fold it, then merge; or record those voices with "
-        "`voicectl import ADDRESS VOICE_ID` and move the journal aside"
+        + ". Nothing was changed. "
+        + _ways_out(path, missing, pending)
+    )
+
+
+def _ways_out(path: Path, missing: list[tuple[str, str, bool]], pending: list[Pending]) -> str:
+    """What a person can do, in commands that work from where they are."""
+    first = (
+        "Put back the state the journal began from (e.g. `git stash` or `git checkout` of "
+        "the state before the pull) and run `voicectl apply`: it records the journal's "
+        "clones; then merge the other state's changes"
+    )
+    if pending or not all(new for _, _, new in missing):
+        # A retrain cannot be imported, nor a clone of unknown outcome: only the fold
+        # onto the state the journal began from records them.
+        return first + "."
+    imports = "; ".join(f"`voicectl import {a} {v}`" for a, v, _ in missing)
+    return (
+        f"{first}. Or keep this state: move the journal aside, kept (`mv {path.name} "
+        f"{path.name}.aside` in {path.parent}), then record each new voice: {imports}."
     )
 
 
