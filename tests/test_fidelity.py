@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -602,8 +603,22 @@ def test_a_lost_state_file_under_a_live_journal_is_recovered_or_named_never_buri
         stopped = run(repo.root, *args, env=coze.env())
         assert stopped.exit_code == 1, (args, stopped.output)
         assert "there is no state file, but an interrupted apply's journal" in stopped.output
-        assert "do not move it aside" in stopped.output
+        assert "clones of unknown outcome (v02) may be on Coze" in stopped.output
     assert len(coze.ledger()) == 3 and not path.exists()
+    # The state was never committed: the way out it gives works as written. The journal
+    # moved aside, each voice on Coze imported (the plan names v00's and v01's), none paid
+    # for twice.
+    moved = re.search(r"`mv (\S+) (\S+)` in (\S+)\)", stopped.output)
+    assert moved is not None, stopped.output
+    folder = Path(moved.group(3))
+    (folder / moved.group(1)).rename(folder / moved.group(2))
+    coze.clear_faults()
+    by_name = {v["name"]: v["voice_id"] for v in coze.voices().values()}
+    for address in ("v00", "v01", "v02"):
+        voice_id = by_name[f"{address.title()} voice"]
+        assert run(repo.root, "import", address, voice_id, env=coze.env()).exit_code == 0
+    assert apply(run, repo, coze).exit_code == 0
+    assert len(coze.ledger()) == 3
 
 
 def test_a_plan_after_an_interrupted_apply_leaves_its_creates_in_doubt_to_apply(

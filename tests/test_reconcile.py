@@ -264,7 +264,7 @@ def test_a_journal_of_another_state_is_refused(tmp_path: Path) -> None:
     log = Journal.begin(journal_path(tmp_path / "s.json"), base, "2027-01-15T08:00:00Z")
     log.close()
     other = dataclasses.replace(state_io.new_state(), serial=3)  # written, not new
-    with pytest.raises(StateError, match=r"another state .*It records paid clones"):
+    with pytest.raises(StateError, match=r"another state .*It records no clone made"):
         replay(journal_path(tmp_path / "s.json"), other)
     # A new state (the file gone) is the empty state this journal began from.
     replayed = replay(journal_path(tmp_path / "s.json"), state_io.new_state())

@@ -63,9 +63,9 @@ def replay(path: Path, state: State) -> Replayed | None:
     begin = first[2]
     if begin["type"] != "begin":
         raise StateError(f"{path}: the apply journal has no begin record; it was left unchanged")
-    state = _base(path, begin, state)
-    newer = state.serial > begin["serial"]
     read = _read(path, lines)
+    state = _base(path, begin, state, read)
+    newer = state.serial > begin["serial"]
     started, outcome = read.started, read.outcome
     pending = [_pending(seq, started[seq][1]) for seq in sorted(started) if seq not in outcome]
     if newer:  # a state written since: folded already, or another clone's over this one
@@ -79,7 +79,7 @@ def replay(path: Path, state: State) -> Replayed | None:
     )
 
 
-def _base(path: Path, begin: dict[str, Any], state: State) -> State:
+def _base(path: Path, begin: dict[str, Any], state: State, read: _Lines) -> State:
     """``state``, when the journal began from it or from a state it may follow; else a
     StateError says which state the journal belongs to."""
     began = begin["serial"]
@@ -88,20 +88,23 @@ def _base(path: Path, begin: dict[str, Any], state: State) -> State:
         # The state file is gone, and the journal began from an empty one: the same.
         state = replace(state, lineage=str(begin.get("lineage")), serial=began)
     if begin.get("lineage") != state.lineage:
-        keep = (
-            "It records paid clones: do not move it aside before each voice id in its "
-            "`done` lines is in a state (`voicectl import ADDRESS VOICE_ID`)"
-        )
+        unknown = [
+            _pending(q, line).change.address
+            for q, (_, line) in sorted(read.started.items())
+            if q not in read.outcome
+        ]
+        keep = _keeping(path, _made(read), unknown)
         if fresh:
             raise StateError(
                 f"{path}: there is no state file, but an interrupted apply's journal "
-                f"began from state serial {began} (lineage {begin.get('lineage')}). Restore "
-                "that state (e.g. `git checkout` it) and run `voicectl apply` to fold the "
-                f"journal into it. {keep}"
+                f"began from state serial {began} (lineage {begin.get('lineage')}). Nothing "
+                "was changed. If that state was committed, restore it (`git checkout` it) "
+                f"and run `voicectl apply` to fold the journal into it. {keep}"
             )
         raise StateError(
             f"{path}: the apply journal belongs to another state (lineage "
-            f"{begin.get('lineage')}, the state's is {state.lineage}). {keep}"
+            f"{begin.get('lineage')}, the state's is {state.lineage}). Nothing was "
+            f"changed. {keep}"
         )
     if state.serial < began:
         raise StateError(
@@ -111,6 +114,42 @@ def _base(path: Path, begin: dict[str, Any], state: State) -> State:
             "`git checkout` the newer commit) and run `voicectl apply` to fold it"
         )
     return state
+
+
+def _made(read: _Lines) -> list[tuple[str, str, bool]]:
+    """(address, voice id, a new voice) of each clone the journal says was made."""
+    made = []
+    for seq, result in sorted(read.outcome.items()):
+        if result.type == "done" and result.voice_id and seq in read.started:
+            change = _pending(seq, read.started[seq][1]).change
+            made.append((change.address, result.voice_id, change.action in NEW_VOICE_ACTIONS))
+    return made
+
+
+def _keeping(path: Path, made: list[tuple[str, str, bool]], unknown: list[str]) -> str:
+    """How to keep a journal's paid clones when its own state cannot be had back."""
+    if not made and not unknown:
+        return f"It records no clone made: move it aside (`mv {path.name} {path.name}.aside`)."
+    imports = "; ".join(f"`voicectl import {a} {v}`" for a, v, new in made if new)
+    retrains = ", ".join(f"{a} (voice {v})" for a, v, new in made if not new)
+    said = (
+        f"Otherwise keep its paid clones: move it aside, kept (`mv {path.name} "
+        f"{path.name}.aside` in {path.parent}), then"
+    )
+    if imports:
+        said += f" record each new voice: {imports}"
+    if retrains:
+        said += (
+            f"{';' if imports else ''} its retrains of {retrains} are on Coze: "
+            "`voicectl refresh` records Coze's counts"
+        )
+    if unknown:
+        said += (
+            f"{';' if made else ''} its clones of unknown outcome ({', '.join(unknown)}) may "
+            "be on Coze: find each in Coze's console by its name and "
+            "`voicectl import ADDRESS VOICE_ID` it before the next apply"
+        )
+    return said + "."
 
 
 def _read(path: Path, lines: Iterator[tuple[int, bytes, dict[str, Any]]]) -> _Lines:
