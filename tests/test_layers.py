@@ -3,6 +3,7 @@ forbidden import: a copy of the package with one added is refused."""
 
 from __future__ import annotations
 
+import ast
 import os
 import shutil
 import subprocess
@@ -68,3 +69,19 @@ def test_every_error_a_user_can_cause_is_in_the_one_tree() -> None:
 
     tree = [v for v in vars(errors).values() if inspect.isclass(v) and issubclass(v, Exception)]
     assert len(tree) >= 15 and all(isinstance(c.exit_code, int) for c in tree if c is not Exception)
+
+
+def test_no_module_is_over_400_lines_and_no_function_over_60() -> None:
+    """The sizes a maintainer can hold in mind, in the package and the benchmarks."""
+    too_long = []
+    for path in sorted([*(PROJECT / "voicectl").rglob("*.py"), *(PROJECT / "bench").rglob("*.py")]):
+        source = path.read_text(encoding="utf-8")
+        where = path.relative_to(PROJECT)
+        if source.count("\n") > 400:
+            too_long.append(f"{where}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > 60:
+                    too_long.append(f"{where}:{node.lineno}: {node.name}, {length} lines")
+    assert too_long == []
