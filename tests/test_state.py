@@ -200,3 +200,19 @@ def test_a_lock_file_removed_while_held_lets_no_second_writer_in(tmp_path: Path)
         assert not lock.lock_path(state_path).exists()  # and left none of its own
     with lock.locked(state_path, "voicectl apply", "T", lambda m: None):  # free once it ends
         pass
+
+
+def test_the_lock_leaves_no_file_behind_in_the_cache_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each state's lock in the user's cache is removed as it is let go: a machine that
+    applies many repositories does not gather a file per state path ever locked."""
+    from voicectl.state import lock
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for n in range(3):
+        state_path = tmp_path / f"repo{n}" / "voicectl.state.json"
+        state_path.parent.mkdir()
+        with lock.locked(state_path, "voicectl apply", "T", lambda m: None):
+            assert [p.name for p in (tmp_path / "cache" / "voicectl" / "locks").iterdir()]
+    assert list((tmp_path / "cache" / "voicectl" / "locks").iterdir()) == []

@@ -245,9 +245,10 @@ def _machine_lock(
 ) -> Iterator[None]:
     """The same lock, on a file of this user's cache directory named for the state's real
     path: a `git clean` (or an `rm`) of the lock file beside the state while an apply
-    runs must not let a second apply in beside it. Never removed (removing it would
-    open that door again); where the cache directory cannot be written, the lock beside
-    the state is the only one."""
+    runs must not let a second apply in beside it. Its holder removes it as it lets go,
+    as the lock beside the state is removed (a waiter that wins a file no longer there
+    tries again): none is left behind; where the cache directory cannot be written, the
+    lock beside the state is the only one."""
     machine = _machine_lock_path(state_path)
     fd = None
     if machine is not None:
@@ -258,7 +259,9 @@ def _machine_lock(
     try:
         yield
     finally:
-        if fd is not None:
+        if fd is not None and machine is not None:
+            with contextlib.suppress(OSError):
+                machine.unlink()  # while still held: the next one makes a new file
             os.close(fd)
 
 
@@ -273,14 +276,23 @@ def _machine_lock_path(state_path: Path) -> Path | None:
 
 
 def _flock(path: Path) -> int | None:
-    """A descriptor holding ``flock`` on ``path`` (made if missing), or None if held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    """A descriptor holding ``flock`` on the file ``path`` names now (made if missing),
+    or None if held; a file its holder removed as it let go is let go and tried again."""
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.lstat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
         os.close(fd)
-        return None
-    return fd
+    raise StateError(f"{path}: the lock file keeps changing; try again")
 
 
 def force_unlock(state_path: Path, expected: str) -> dict[str, Any] | None:
