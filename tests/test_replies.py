@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from voicectl.coze.replies import MalformedPage, page, read, verdict, voice_id
+from voicectl.coze.replies import MalformedPage, page, read, redact, verdict, voice_id
 from voicectl.errors import CozeError, Verdict
 
 REFUSALS = [4000, 4008, 4011, 4019, 4100, 4101, 4300, 4301, 4302, 4303, 4304, 1109, 1123]
@@ -250,3 +250,26 @@ def test_a_listed_name_reaches_people_printable_and_without_the_token() -> None:
     assert voice.name.isprintable() and "pat_secret" not in voice.name
     with pytest.raises(MalformedPage):
         page({"voice_list": [{**GOOD_ITEM, "name": "bad \ud800"}], "has_more": False})
+
+
+@pytest.mark.parametrize(
+    ("text", "token", "shown"),
+    [
+        ("Unsupported route", "t", "Unsupported route"),  # a demo token: words kept whole
+        ("bad token t: retry", "t", "bad token [redacted]: retry"),
+        (
+            "Authorization=pat_0123456789abcdefXYZ;",
+            "pat_0123456789abcdefXYZ",
+            "Authorization=[redacted];",
+        ),
+        (
+            "glued pat_0123456789abcdefXYZpat_0123456789abcdefXYZ",
+            "pat_0123456789abcdefXYZ",
+            "glued [redacted][redacted]",
+        ),
+    ],
+)
+def test_a_token_is_redacted_wherever_it_appears_but_a_short_one_only_as_a_word(
+    text: str, token: str, shown: str
+) -> None:
+    assert redact(text, token) == shown

@@ -178,8 +178,7 @@ def _remote(valid_id: str, item: dict[str, Any], secret: str) -> RemoteVoice:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise MalformedPage(f"voice {valid_id}: name is not valid Unicode") from None
-    if secret and secret in name:
-        name = name.replace(secret, "[redacted]")
+    name = redact(name, secret)
     if control_character(name) is not None:  # escape sequences would reach the terminal
         # Only what a declared name cannot hold: any other name must compare as it is
         # (a no-break or ideographic space rewritten would never match its declaration,
@@ -205,11 +204,22 @@ def voice_id(value: object) -> str | None:
     return None
 
 
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret`` (the token) replaced wherever it appears. A token too
+    short to be a real one ("t", in a demo) is replaced only where it stands as a word:
+    as a substring it would garble every message, and show where its letters are."""
+    if not secret or secret not in text:
+        return text
+    if len(secret) >= 16:
+        return text.replace(secret, "[redacted]")
+    alone = rf"(?<![\w.\-]){re.escape(secret)}(?![\w.\-])"
+    return re.sub(alone, "[redacted]", text)
+
+
 def _shown(text: str, secret: str, limit: int = 200) -> str:
     """``text`` as one short printable line: no control characters (a terminal's escape
     sequences), no ``secret``."""
-    if secret:
-        text = text.replace(secret, "[redacted]")
+    text = redact(text, secret)
     line = "".join(c if c.isprintable() else " " for c in text[: limit * 4])
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
