@@ -560,3 +560,12 @@ def test_a_proxy_from_the_environment_that_httpx_cannot_use_is_one_clear_error(
     with pytest.raises(VoicectlError, match="cannot use the proxy set in the environment") as e:
         http_client("https://api.coze.cn")
     assert "hunter2" not in str(e.value)
+
+
+def test_a_list_request_to_a_base_with_a_path_is_hinted_as_a_wrong_base(base: str) -> None:
+    """Not "Coze does not know this voice id": no voice id was sent, the base is wrong."""
+    with pytest.raises(ListingIncomplete) as caught:
+        list(client(base + "/coze").voices())
+    message = str(caught.value)
+    assert "API base" in message and "with no path" in message
+    assert "voice id" not in message

@@ -115,14 +115,19 @@ class CozeClient:
         return replies.same_account(record, self.base_url, self._token)
 
     def _answer(
-        self, response: httpx.Response, deadline: Deadline, slot: Slot, attempt: int
+        self,
+        response: httpx.Response,
+        deadline: Deadline,
+        slot: Slot,
+        attempt: int,
+        listing: bool = False,
     ) -> tuple[Any, str]:
         """``data`` and logid of a success; else CozeError, telling the throttle of a
         rate-limit rejection."""
         try:
             header = response.headers.get("x-tt-logid", "")
             text = bounded_text(response, deadline)
-            return replies.read(response.status_code, text, header, self._token)
+            return replies.read(response.status_code, text, header, self._token, listing)
         except CozeError as exc:
             if exc.verdict is Verdict.THROTTLED:
                 slot.pause = self._retry.rate_delay(attempt, retry_after(response))
@@ -233,7 +238,7 @@ class CozeClient:
                     deadline = Deadline.after(min(self._list_seconds, seconds))
                     response = send_within(self._http, request, deadline)
                     self._answered = True
-                    data, _ = self._answer(response, deadline, slot, limited)
+                    data, _ = self._answer(response, deadline, slot, limited, listing=True)
                     return data
             except CozeError as exc:
                 if exc.verdict is Verdict.REFUSED:

@@ -93,17 +93,33 @@ def _account_key(salt: str, api_base: str, token: str) -> str:
     return hashlib.sha256(f"{salt}\n{api_base}\n{token}".encode()).hexdigest()[:24]
 
 
+LIST_HINTS = {
+    4200: "the voice list was not found at this API base: COZE_API_BASE (or api_base in "
+    "voicectl.yaml) is the bare host, e.g. https://api.coze.cn, with no path",
+}
+"""Hints for a reply to a list request, where one about a voice id would mislead."""
+
+
 def coze_error(
-    code: int | None, msg: str, logid: str, http_status: int, garbled: bool = False
+    code: int | None,
+    msg: str,
+    logid: str,
+    http_status: int,
+    garbled: bool = False,
+    listing: bool = False,
 ) -> CozeError:
     """The error for a reply that is not a success, judged by the resend rule (a
-    ``garbled`` envelope, one whose code is not an integer, proves nothing)."""
+    ``garbled`` envelope, one whose code is not an integer, proves nothing); ``listing``:
+    a reply to a list request, hinted as such."""
     judged = Verdict.UNKNOWN if garbled else verdict(http_status, code)
-    hint = HINTS.get(code) if code is not None else None
+    hints = {**HINTS, **LIST_HINTS} if listing else HINTS
+    hint = hints.get(code) if code is not None else None
     return CozeError(code, msg, logid, http_status, judged, hint)
 
 
-def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[Any, str]:
+def read(
+    status: int, text: str, logid_header: str, secret: str = "", listing: bool = False
+) -> tuple[Any, str]:
     """``data`` and the logid of a success envelope; any other reply raises CozeError.
 
     ``text`` is the body and ``logid_header`` the ``X-Tt-Logid`` header. A success is
@@ -122,9 +138,10 @@ def read(status: int, text: str, logid_header: str, secret: str = "") -> tuple[A
     if not isinstance(body, dict) or not isinstance(raw, int) or isinstance(raw, bool):
         garbled = isinstance(body, dict) and "code" in body
         shown = _shown(text, secret) or "(empty body)"
-        raise coze_error(None, shown, logid, status, garbled=garbled)
+        raise coze_error(None, shown, logid, status, garbled=garbled, listing=listing)
     if raw != 0 or not 200 <= status < 300:
-        raise coze_error(raw, _shown(str(body.get("msg") or ""), secret), logid, status)
+        msg = _shown(str(body.get("msg") or ""), secret)
+        raise coze_error(raw, msg, logid, status, listing=listing)
     return body.get("data"), logid
 
 
