@@ -197,6 +197,16 @@ DECLARATIONS = [
         id="bad-language-case",
     ),
     pytest.param(
+        voice("    language: no"),
+        Expect(V, 6, 15, "voices.a.language", "not the boolean false (YAML reads a bare no"),
+        id="bad-language-yaml-boolean",
+    ),
+    pytest.param(
+        voice("    language: [en]"),
+        Expect(V, 6, 15, "voices.a.language", "must be one of zh, en, ja, es, id, pt, not a list"),
+        id="bad-language-list",
+    ),
+    pytest.param(
         voice("    space: abc"),
         Expect(V, 6, 12, "voices.a.space", "'abc' is not a Coze workspace id"),
         id="bad-space",

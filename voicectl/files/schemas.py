@@ -136,7 +136,12 @@ def _message(error: ValidationError, path: Path_, instance: object) -> str:
         return f"must be {wanted}, not {kind(instance)}"
     if rule == "enum":
         options = ", ".join(str(v) for v in expected) if isinstance(expected, list) else expected
-        return f"{show(instance)} is not one of {options}"
+        if isinstance(instance, str):
+            return f"{show(instance)} is not one of {options}"
+        said = f"must be one of {options}, not {kind(instance)}"
+        if isinstance(instance, bool):  # `language: no` is YAML 1.1's false
+            said += " (YAML reads a bare no, yes, on or off as a boolean: quote it)"
+        return said
     if rule == "pattern" and path and path[-1] == "api_base":
         return f"{show(instance)} is not an http(s) URL, e.g. https://api.coze.cn"
     if rule == "pattern" and path and path[-1] == "space":
