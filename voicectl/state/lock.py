@@ -255,7 +255,7 @@ def _machine_lock(
         with contextlib.suppress(OSError):
             machine.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):  # held beyond the timeout: StateError, raised
-            fd = _wait(lambda: _flock(machine), path, notice, until, timeout, removed=True)
+            fd = _wait(lambda: _try_lock(machine), path, notice, until, timeout, removed=True)
     try:
         yield
     finally:
@@ -273,26 +273,6 @@ def _machine_lock_path(state_path: Path) -> Path | None:
         return None
     name = hashlib.sha256(os.fsencode(real)).hexdigest()[:32]
     return base / "voicectl" / "locks" / f"{name}.lock"
-
-
-def _flock(path: Path) -> int | None:
-    """A descriptor holding ``flock`` on the file ``path`` names now (made if missing),
-    or None if held; a file its holder removed as it let go is let go and tried again."""
-    for _ in range(100):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        try:
-            same = os.path.samestat(os.fstat(fd), os.lstat(path))
-        except FileNotFoundError:
-            same = False
-        if same:
-            return fd
-        os.close(fd)
-    raise StateError(f"{path}: the lock file keeps changing; try again")
 
 
 def force_unlock(state_path: Path, expected: str) -> dict[str, Any] | None:
