@@ -416,9 +416,13 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     assert adopted.exit_code == 0, adopted.output
     assert state_of(repo.root)["voices"]["v00"]["voice_id"] == ids[1]
     assert len(coze.ledger()) == 2
-    assert [r["voice_id"] for r in state_of(repo.root)["orphans"]] == []
-    # The one not chosen may be a clone paid for: it is said, never passed over in silence.
+    # The one not chosen may be a clone paid for: it is said, and kept in the state as an
+    # orphan (still billed, shown by `state list`), never passed over in silence.
     assert f"voice(s) {ids[0]}, also found and not chosen, stay on Coze" in adopted.stderr
+    (kept,) = state_of(repo.root)["orphans"]
+    assert kept["voice_id"] == ids[0] and "not the one --adopt chose" in kept["unproven"]
+    listed = run(repo.root, "state", "list")
+    assert ids[0] in listed.stdout and "1 orphan(s) (still billed on Coze)" in listed.stdout
     # With nothing left to settle, --adopt is a mistake said at once, not ignored.
     stray = run(repo.root, "apply", "--auto-approve", "--adopt", f"v00={ids[0]}", env=coze.env())
     assert stray.exit_code == 1 and "--adopt v00: no interrupted apply" in stray.output

@@ -144,7 +144,14 @@ class Resolver:
             found.voice_id if change.action in (Action.CREATE, Action.REPLACE) else change.voice_id
         )
         known.add(found.voice_id)
-        self.journal.done(pending.seq, now(), voice_id, reconciled=True, unproven=unproven)
+        self.journal.done(
+            pending.seq,
+            now(),
+            voice_id,
+            reconciled=True,
+            unproven=unproven,
+            passed_over=passed_over,
+        )
         outcome.done.append((change, voice_id))
         self.on_event(
             Event(

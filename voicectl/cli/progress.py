@@ -174,8 +174,9 @@ class Progress:
                 click.echo(
                     ("\n" if self.bar else "")
                     + f"{event.address}: voice(s) {others}, also found and not chosen, stay on "
-                    "Coze and are not in the state (billed 1 CNY a month each): `voicectl "
-                    "import ADDRESS VOICE_ID` records one at another address",
+                    "Coze (billed 1 CNY a month each) and are kept in the state as orphans "
+                    "(`voicectl state list`); `voicectl import ADDRESS VOICE_ID` records one "
+                    "at another address",
                     err=True,
                 )
 

@@ -17,7 +17,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,9 +173,12 @@ class Journal:
         logid: str = "",
         reconciled: bool = False,
         unproven: str | None = None,
+        passed_over: Sequence[str] = (),
     ) -> None:
         """The clone was made; ``unproven`` says why a reconciled one may not be this
-        apply's own (see :func:`voicectl.apply.reconcile.unproven`)."""
+        apply's own (see :func:`voicectl.apply.reconcile.unproven`); ``passed_over`` are
+        the other voices found for it and not chosen (``--adopt``), kept as orphans:
+        one of them may be this clone, paid for."""
         record: dict[str, Any] = {
             "type": "done",
             "seq": seq,
@@ -186,6 +189,8 @@ class Journal:
         }
         if unproven is not None:
             record["unproven"] = unproven
+        if passed_over:
+            record["passed_over"] = list(passed_over)
         self.append(record)
 
     def failed(self, seq: int, at: str, error: str) -> None:

@@ -69,6 +69,10 @@ COUNT: Kind = ("an integer of 0 or more", lambda v: _integer(v) and v >= 0)
 SEQ: Kind = ("an integer of 1 or more", lambda v: _integer(v) and v >= 1)
 SECONDS: Kind = ("a number of 0 or more", lambda v: _number(v) and v >= 0)
 VOICE_ID: Kind = ("a Coze voice id (a string of digits)", _pattern(r"[0-9]{1,32}"))
+VOICE_IDS: Kind = (
+    "a list of Coze voice ids",
+    lambda v: isinstance(v, list) and all(VOICE_ID[1](i) for i in v),
+)
 ADDRESS: Kind = (
     "an address (lower-case letters, digits, '_', '.', '-')",
     _pattern(ADDRESS_PATTERN),
@@ -116,6 +120,7 @@ _DONE: Spec = {
     "logid": (STRING, False),
     "reconciled": (BOOLEAN, False),
     "unproven": (STRING, False),
+    "passed_over": (VOICE_IDS, False),
 }
 _FAILED: Spec = {"seq": (SEQ, True), "at": (STRING, True), "error": (STRING, True)}
 _CHANGE: Spec = {

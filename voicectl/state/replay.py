@@ -39,6 +39,7 @@ class _Outcome(NamedTuple):
     voice_id: str | None = None
     logid: str = ""
     unproven: str | None = None
+    passed_over: tuple[str, ...] = ()
 
 
 @dataclass
@@ -181,6 +182,7 @@ def _read(path: Path, lines: Iterator[tuple[int, bytes, dict[str, Any]]]) -> _Li
             record.get("voice_id"),
             record.get("logid", ""),
             record.get("unproven"),
+            tuple(record.get("passed_over", ())),
         )
     return read
 
@@ -205,6 +207,7 @@ def _done(path: Path, begin: dict[str, Any], read: _Lines, held: set[str]) -> It
                 commit,
                 result.unproven,
                 uncommitted,
+                result.passed_over,
             )
 
 

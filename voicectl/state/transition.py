@@ -111,6 +111,13 @@ def applied(
     return applied_all(state, [Done(change, at, voice_id, logid, commit)])
 
 
+PASSED = (
+    "found on Coze for a clone whose reply was lost, and not the one --adopt chose: it "
+    "may be that paid clone, or another's voice of the same name; `voicectl import` it "
+    "at an address if it is yours"
+)
+
+
 class Done(NamedTuple):
     """One completed change, as :func:`applied` takes it."""
 
@@ -121,6 +128,7 @@ class Done(NamedTuple):
     commit: str = ""
     unproven: str | None = None  # found after a lost reply, not proven this clone's
     uncommitted: bool = False  # applied from a work tree with changes ``commit`` lacks
+    passed_over: tuple[str, ...] = ()  # other voices found for it, not chosen: orphans
 
 
 def applied_all(state: State, done: Iterable[Done]) -> State:
@@ -229,6 +237,9 @@ class _Batch:
             record = replace(_created(change, voice_id, at), unproven=done.unproven)
             self.indexed(record, done)
             self.placed(record, at)
+            for other in done.passed_over:
+                if other not in self.where:  # never dropped: it may be this clone, paid for
+                    self._orphan(replace(record, voice_id=other, orphaned_at=at, unproven=PASSED))
             return
         if change.voice_id is None:
             raise ValueError(f"{change.action} of {change.address} names no voice id")
