@@ -480,3 +480,18 @@ def test_a_misspelled_command_is_answered_with_the_command_meant(tmp_path: Path,
         assert f"No such command '{typed}'." in result.output
         assert f"Did you mean '{meant}'?" in result.output
     assert "Did you mean" not in run(tmp_path, "zzz").output
+
+
+def test_a_removed_working_directory_is_a_clear_error_not_a_bug(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (
+        "import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+        "from voicectl.cli import main; main(['plan'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(gone)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "the current directory no longer exists" in done.stderr
+    assert "this is a bug" not in done.stderr

@@ -220,6 +220,17 @@ def test_unreadable_plan_files_are_one_clear_error(
     assert coze.ledger() == []
 
 
+@pytest.mark.parametrize("command", ["apply", "show"])
+def test_an_endless_plan_file_is_refused_at_its_bound(
+    repo: VoiceRepo, coze: Coze, run, command: str
+) -> None:
+    """/dev/zero (or any file past 64 MB) is not read whole into memory."""
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, command, "/dev/zero", env=coze.env())
+    assert result.exit_code == 1 and "larger than 67,108,864 bytes" in result.output
+    assert coze.ledger() == []
+
+
 def test_a_plan_from_another_repository_is_refused(
     tmp_path: Path, repo: VoiceRepo, coze: Coze, run
 ) -> None:

@@ -107,7 +107,15 @@ class LazyGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, chdir: Path | None, debug: bool, verbose: bool) -> None:
     """GitOps for cloned voices on Coze: declare voices in YAML, plan, apply."""
-    ctx.obj = {"start": chdir or Path.cwd(), "debug": debug, "verbose": verbose}
+    if chdir is None:
+        try:
+            chdir = Path.cwd()
+        except FileNotFoundError:
+            raise UsageError(
+                "the current directory no longer exists (removed, or checked out away?): "
+                "cd into the voice repository, or pass -C DIR"
+            ) from None
+    ctx.obj = {"start": chdir, "debug": debug, "verbose": verbose}
 
 
 def verbose() -> bool:

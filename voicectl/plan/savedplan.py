@@ -117,16 +117,25 @@ def dumps(saved: SavedPlan) -> bytes:
     ).encode()
 
 
+MAX_PLAN_BYTES = 64 * 1024 * 1024  # /dev/zero is endless
+
+
 def load(path: Path, display: str) -> SavedPlan:
     """Read and check a saved plan; any fault is one clear :class:`SavedPlanError`."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:  # a pipe too: `apply <(...)`
+            raw = handle.read(MAX_PLAN_BYTES + 1)
     except FileNotFoundError:
         raise SavedPlanError(f"{display}: no such plan file") from None
     except IsADirectoryError:
         raise SavedPlanError(f"{display}: is a directory, not a plan file") from None
     except OSError as exc:
         raise SavedPlanError(f"{display}: cannot read the plan: {exc.strerror}") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise SavedPlanError(
+            f"{display}: larger than {MAX_PLAN_BYTES:,} bytes (a plan of 10,000 voices is "
+            "about 15 MB): not a plan file"
+        )
     try:
         data = jsontext.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

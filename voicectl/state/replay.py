@@ -105,7 +105,8 @@ def _base(path: Path, begin: dict[str, Any], state: State, read: _Lines) -> Stat
         raise StateError(
             f"{path}: the apply journal belongs to another state (lineage "
             f"{begin.get('lineage')}, the state's is {state.lineage}). Nothing was "
-            f"changed. {keep}"
+            "changed. If the state it began from can be had back (from git, say), put it "
+            f"back and run `voicectl apply` to fold the journal into it. {keep}"
         )
     if state.serial < began:
         raise StateError(
