@@ -1082,6 +1082,29 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     settle(run, repo, coze, clones=2)
 
 
+def test_a_clone_named_never_made_under_another_token_keeps_the_journal_s_done_retrain(
+    repo: VoiceRepo, coze: Coze, run: Any
+) -> None:
+    """An apply's retrain of one voice is made, another's gets a 502 (outcome unknown);
+    the next apply runs with another token, which cannot tell. `--adopt ADDRESS=never`
+    (the way out it names) settles it: the done retrain is recorded, not spent again."""
+    many(repo, 2)
+    assert apply(run, repo, coze).exit_code == 0
+    repo.declare({f"v{i:02d}": repo.voice(f"v{i:02d}", freq=900 + 10 * i) for i in range(2)})
+    coze.faults(fail={"code": 5000, "http_status": 502, "count": 1, "endpoint": "clone"})
+    assert apply(run, repo, coze, "--parallelism", "1").exit_code == 1
+    assert len(coze.ledger()) == 3  # two creates, one retrain made
+    other = {**coze.env(), "COZE_API_TOKEN": "pat_another_token_of_the_team_42"}
+    refused = run(repo.root, "apply", "--auto-approve", env=other)
+    assert refused.exit_code == 1 and "`--adopt ADDRESS=never`" in refused.output
+    (stuck,) = re.findall(r"unknown outcome \((v0[01])\)", refused.output)
+    settled = run(repo.root, "apply", "--auto-approve", "--adopt", f"{stuck}=never", env=other)
+    assert settled.exit_code == 0, settled.output
+    # The retrain made before is recorded; only the one never made is sent (again).
+    assert sorted(c["kind"] for c in coze.ledger()) == ["create", "create", "retrain", "retrain"]
+    assert run(repo.root, "plan", env=other).stdout == "No changes.\n"
+
+
 # -- the bytes uploaded are the bytes the plan showed ------------------------------------------
 
 

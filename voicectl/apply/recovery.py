@@ -145,7 +145,14 @@ def recover(
             executor = executor_for(log)
             known = replayed.state.voice_ids()
             _check_account(path, replayed, executor, adopt)
-            executor.resolve(replayed.pending, known, Outcome(), adopt)
+            left = []
+            for pending in replayed.pending:
+                if adopt.get(pending.change.address) == NEVER_MADE:  # a person's word
+                    log.failed(pending.seq, state.now(), "never made, as --adopt said")
+                else:
+                    left.append(pending)
+            chosen = {a: v for a, v in adopt.items() if v != NEVER_MADE}
+            executor.resolve(left, known, Outcome(), chosen)
         finally:
             log.close()
     folded = fold(state_path, current, home=home, stored=stored)
@@ -153,6 +160,10 @@ def recover(
     if said and not replayed.stale:
         notice(f"the interrupted apply's clones, now in the state: {said}")
     return folded
+
+
+NEVER_MADE = "never"
+"""``--adopt ADDRESS=never``: a person's word that a clone of unknown outcome was not made."""
 
 
 def recorded(before: State, after: State, shown: int = 10) -> str:
@@ -189,9 +200,10 @@ def _check_account(
         f"unknown outcome ({names}) to {record.get('api_base', 'another API base')} with "
         "another COZE_API_TOKEN or COZE_API_BASE than this one: only that account's voice "
         "list can tell whether they were made. Run `voicectl apply` with that token and "
-        "base. If that token is gone, look for each voice on Coze and name it with "
-        "`--adopt ADDRESS=VOICE_ID`; a clone that was never made: import the others, then "
-        "move the journal aside. Nothing was sent"
+        "base. If that token is gone, look for each on Coze and name what became of it: "
+        "`--adopt ADDRESS=VOICE_ID` for the voice a clone made, `--adopt ADDRESS=never` "
+        "for a clone that was not made (a retrain is made when the voice's clones left "
+        "dropped by one after it was sent). Nothing was sent"
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from voicectl.apply import service
+from voicectl.apply.recovery import NEVER_MADE
 from voicectl.cli import account, waits
 from voicectl.cli.progress import Output, Progress
 from voicectl.cli.repo import _plan_options, plan_options, show_warnings
@@ -23,8 +24,8 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     found = {}
     for value in values:
         address, _, voice_id = value.partition("=")
-        if not address or not voice_id.isdigit():
-            raise UsageError(f"--adopt {value!r}: expected ADDRESS=VOICE_ID")
+        if not address or not (voice_id.isdigit() or voice_id == NEVER_MADE):
+            raise UsageError(f"--adopt {value!r}: expected ADDRESS=VOICE_ID or ADDRESS=never")
         found[address] = voice_id
     return found
 
@@ -45,7 +46,7 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     "--adopt",
     multiple=True,
     metavar="ADDRESS=VOICE_ID",
-    help="Settle a lost clone reply by naming the voice it created.",
+    help="Settle a lost clone reply by naming the voice it created (or 'never': it was not made).",
 )
 @click.option(
     "--json",
