@@ -185,6 +185,9 @@ def _bind(host: str, port: int) -> socket.socket:
         if os.name == "posix":  # as uvicorn does: restart at once on the same port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening before the address is announced: a client that reads it and connects
+        # at once is queued until the server takes it, not refused.
+        sock.listen(2048)
     except OSError as exc:
         sock.close()
         taken = " (another emulator? `--port N` picks another port)" if port else ""
