@@ -188,6 +188,24 @@ def test_a_plan_saved_without_coze_facts_is_refused_over_drift_it_would_overwrit
     assert "v0: retrained outside voicectl" in out and "made without Coze's facts" in out
 
 
+def test_a_saved_plan_overtaken_on_coze_says_what_changed_not_edited_by_hand(
+    repo: VoiceRepo, coze: Coze, run, sdk_at: SDK
+) -> None:
+    """A voice of a planned create's name cloned in the console after the plan: the
+    refusal names it and what is planned now, instead of blaming a hand edit."""
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=520)})
+    assert run(repo.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    wav = write_wav(repo.root / "console.wav", freq=999)
+    sdk_at(coze.base, TOKEN).audio.voices.clone(
+        voice_name="B voice", file=("take.wav", wav.read_bytes()), audio_format="wav"
+    )
+    result = run(repo.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 1, result.output
+    assert "b: the plan says create, now blocked" in result.output
+    assert "edited by hand" not in result.output
+    assert len(coze.ledger()) == 1  # the console's; nothing applied
+
+
 def test_saved_plan_refused_when_edited_by_hand(repo: VoiceRepo, coze: Coze, run) -> None:
     def tamper() -> None:
         path = repo.root / "plan.json"

@@ -39,13 +39,7 @@ def verified(
     if not found:
         base = current if current is not None else new_state()
         fresh, _ = planning.planned(cfg, base, saved.options, bound_remote)
-        if [change_to_json(c) for c in fresh.changes] != [
-            change_to_json(c) for c in saved.plan.changes
-        ]:
-            found.append(
-                "its changes differ from what voicectl plans now from the same inputs "
-                "(edited by hand, or made by another voicectl version)"
-            )
+        found += _replanned(saved.plan, fresh)
     if found:
         raise SavedPlanError(
             f"{display}: the saved plan is stale, nothing was applied:\n  - "
@@ -65,6 +59,29 @@ def _unseen_drift(plan: Plan, current: State, remote: Mapping[str, RemoteVoice])
         "show this (plan with COZE_API_TOKEN set, or `voicectl refresh` first)"
         for d in drifts.find(current, remote)
         if d.address in changed and d.kind != "missing"  # missing: fits_account says it
+    ]
+
+
+def _replanned(saved: Plan, fresh: Plan, shown: int = 5) -> list[str]:
+    """How the saved plan's changes differ from those planned now from the same inputs:
+    by address, what it says and what is planned now, when an action differs (Coze's
+    account changed since, say); else that it was edited (or made by another version)."""
+    if [change_to_json(c) for c in fresh.changes] == [change_to_json(c) for c in saved.changes]:
+        return []
+    now = {c.address: c for c in fresh.changes}
+    moved = []
+    for change in saved.changes:
+        again = now.get(change.address)
+        if again is None or again.action != change.action:
+            said = f"{again.action}" if again is not None else "nothing"
+            why = f" ({again.message})" if again is not None and again.message else ""
+            moved.append(f"{change.address}: the plan says {change.action}, now {said}{why}")
+    if moved:
+        more = f"; and {len(moved) - shown} more" if len(moved) > shown else ""
+        return ["what voicectl plans now differs: " + "; ".join(moved[:shown]) + more]
+    return [
+        "its changes differ from what voicectl plans now from the same inputs "
+        "(edited by hand, or made by another voicectl version)"
     ]
 
 
