@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from typing import Any
 
 from voicectl.model import (
     CLONE_LIMIT,
@@ -115,14 +115,17 @@ class _VoiceDiff:
         self.notes = [*self._settled_by_clone(), *self.standing]
         # Said once: as the note of an unchanged voice, or as the message of a blocked
         # retrain.
-        self.missing_advice = self._missing_advice(same_name)
-        self.make = partial(
-            Change,
+        self.missing_advice = self._missing_advice(same_name) if self.missing else ""
+
+    def make(self, **fields: Any) -> Change:
+        """The change of this voice, its data before and after, with ``fields``."""
+        return Change(
             address=self.address,
-            voice_id=record.voice_id,
-            before=VoiceSpec.recorded(record),
-            after=VoiceSpec.declared(voice),
-            from_address=moved_from,
+            voice_id=self.record.voice_id,
+            before=VoiceSpec.recorded(self.record),
+            after=VoiceSpec.declared(self.voice),
+            from_address=self.moved_from,
+            **fields,
         )
 
     def change(self) -> Change:
