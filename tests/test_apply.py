@@ -107,6 +107,10 @@ def test_a_5xx_on_clone_is_reconciled_before_anything_is_resent(
     stopped = run(repo.root, "apply", "--auto-approve", env=coze.env())
     assert stopped.exit_code == 1 and "nothing was sent again" in stopped.output
     assert len(coze.ledger()) == 1  # the one the 5xx did not hit
+    # What was done and spent is said before why it stopped; the clones stay journaled.
+    assert "Apply complete" not in stopped.output
+    assert "the state was not written: the journal keeps the clones" in stopped.stdout
+    assert "Clones spent: 1. Spent 138 CNY one-time" in stopped.stdout
     # Once the clones' time in Coze's hands is over (1200 s; here 0), absent is absent.
     env = {**coze.env(), "VOICECTL_UNANSWERED_WAIT": "0"}
     result = run(repo.root, "apply", "--auto-approve", env=env)
@@ -163,6 +167,20 @@ def test_an_apply_whose_state_was_replaced_meanwhile_does_not_say_it_is_complete
     done = subprocess.run(command, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(coze.ledger()) == 3  # the kept journal's clones recorded, none sent again
+
+
+def test_a_json_apply_stopped_by_a_clone_of_unknown_outcome_ends_with_its_summary(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    many(repo, 3)
+    coze.faults(fail={"code": 5000, "http_status": 502, "count": 2, "endpoint": "clone"})
+    stopped = run(repo.root, "apply", "--auto-approve", "--json", env=coze.env())
+    assert stopped.exit_code == 1
+    events = [json.loads(line) for line in stopped.stdout.splitlines()]
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["ok"] is False, summary
+    assert summary["recorded"] is False and len(summary["done"]) == 1
+    assert "nothing was sent again" in stopped.stderr
 
 
 def test_a_lost_reply_after_commit_is_adopted_not_cloned_again(

@@ -73,6 +73,7 @@ class Executor:
     ) -> None:
         self.client, self.root, self.journal = client, root, journal
         self.parallelism = max(1, parallelism)
+        self.outcome = Outcome()  # the last run's, as far as it went
         self.on_event, self.clock, self.rewitness = on_event, clock, rewitness
         self.resolver = Resolver(
             client, journal, on_event, self._listed, clock, settle, sleep, in_hands
@@ -97,7 +98,7 @@ class Executor:
         outcome) is kept with it."""
         if listing is not None:
             self._listed(listing.values(), listed_at)
-        outcome = Outcome()
+        outcome = self.outcome = Outcome()  # what was done, should the run be stopped
         clones = []
         for change in changes:
             if change.spends_clone:

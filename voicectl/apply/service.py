@@ -86,11 +86,13 @@ class Applied:
     outcome: Outcome | None = None
     folded: bool = True
     declined: bool = False
+    stopped: VoicectlError | None = None  # why the apply stopped early: said after all
 
     @property
     def ok(self) -> bool:
         failed = self.outcome is not None and self.outcome.failed
-        return not (failed or self.blocked or self.declined or not self.folded)
+        bad = failed or self.blocked or self.declined or self.stopped
+        return not (bad or not self.folded)
 
 
 def run(cfg: config.Config, client: Account, request: Request, reporter: Reporter) -> Applied:
@@ -132,11 +134,11 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
             _unchanged_since_shown(home, stored)
             planning.check_policy(cfg, result, recovered, remote)
             checks.fits_account(result, remote, recovered, request.options.allow_duplicate_name)
-        outcome, final, folded = _execute(
+        outcome, final, folded, stopped = _execute(
             cfg, client, home, recovered, stored, work, remote, listed_at,
             executor_for, request.parallelism, reporter,
         )  # fmt: skip
-        return Applied(result, blocked, final, outcome, folded)
+        return Applied(result, blocked, final, outcome, folded, stopped=stopped)
 
 
 def _check_adoptions(cfg: config.Config, current: State, adopt: Mapping[str, str]) -> None:
@@ -220,7 +222,7 @@ def _execute(
     executor_for: Callable[[int, Callable[[Event], None]], Callable[[Journal], Executor]],
     parallelism: int,
     reporter: Reporter,
-) -> tuple[Outcome, State, bool]:
+) -> tuple[Outcome, State, bool, VoicectlError | None]:
     """Journal, clone, and fold: the state's one write, from the state the apply began
     from (none, for a first apply: the journal says it began from an empty state)."""
     progress = reporter.progress(len(work))
@@ -233,13 +235,18 @@ def _execute(
         uncommitted=gitrepo.uncommitted(cfg.root, inputs(cfg, work)),
     )
     outcome = None
+    stopped = None
     interrupted = False
+    executor = None
     try:
         executor = executor_for(parallelism, progress)(log)
         outcome = executor.run(work, current.voice_ids(), remote, listed_at)
     except KeyboardInterrupt:
         interrupted = True
         raise
+    except VoicectlError as exc:  # stopped (a clone maybe in Coze's hands): said last
+        stopped = exc
+        outcome = executor.outcome if executor is not None else Outcome()
     finally:
         progress.close()
         try:
@@ -257,14 +264,17 @@ def _execute(
             cfg.state_path, current, reporter.notice, finish, home, stored=stored is not None
         )
         if interrupted:  # what ^C left, before click says "Aborted."
-            said = recovery.recorded(current, final)
-            reporter.notice(
-                f"Interrupted: {'in the state now: ' + said if said else 'no clone ended'}"
-                f"{'' if folded else '; the journal keeps the clones in flight'}; the "
-                "changes not started were not sent. `voicectl apply` carries on."
-            )
+            _say_interrupted(reporter, recovery.recorded(current, final), folded)
     assert outcome is not None  # else the exception went on
-    return outcome, final, folded
+    return outcome, final, folded, stopped
+
+
+def _say_interrupted(reporter: Reporter, said: str, folded: bool) -> None:
+    reporter.notice(
+        f"Interrupted: {'in the state now: ' + said if said else 'no clone ended'}"
+        f"{'' if folded else '; the journal keeps the clones in flight'}; the "
+        "changes not started were not sent. `voicectl apply` carries on."
+    )
 
 
 def inputs(cfg: config.Config, work: Sequence[Change]) -> list[str]:
