@@ -20,9 +20,19 @@ ADDRESS_PATTERN = "[a-z0-9][a-z0-9_.-]*"
 AUDIO_FORMATS = ("wav", "mp3", "ogg", "m4a", "aac", "pcm")
 
 
-class Action(str, Enum):
-    """What a change does to one address. A ``str``: it compares, prints and encodes to
-    JSON as its value ("create"), as the plan file and the journal spell it."""
+class Spelled(str, Enum):
+    """An enum that is a ``str``: it compares, prints and encodes to JSON as its value,
+    as the plan file, the journal and the event log spell it."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)  # the value: the str this member is
+
+    def __format__(self, spec: str) -> str:
+        return format(str.__str__(self), spec)
+
+
+class Action(Spelled):
+    """What a change does to one address ("create", ...)."""
 
     CREATE = "create"
     RETRAIN = "retrain"
@@ -32,12 +42,6 @@ class Action(str, Enum):
     NOOP = "noop"
     ORPHAN = "orphan"
     BLOCKED = "blocked"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
 
 ACTIONS = tuple(a.value for a in Action)

@@ -7,24 +7,17 @@ callback the CLI renders, and the whole apply ends as an :class:`Outcome`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
-from voicectl.model import Action, Change
+from voicectl.model import Action, Change, Spelled
 
 
-class EventKind(str, Enum):
+class EventKind(Spelled):
     """What an event tells: a clone sent, answered, failed, or settled from the list."""
 
     START = "voice_start"
     DONE = "voice_done"
     ERROR = "voice_error"
     RECONCILE = "reconcile"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,8 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
 def _check_adoptions(cfg: config.Config, current: State, adopt: Mapping[str, str]) -> None:
     """``--adopt`` names the voice of a clone of unknown outcome: one that is not such a
     clone is a mistake said at once, not an option silently ignored."""
+    if not adopt:  # the common case: the journal is not read for it
+        return
     stray = sorted(set(adopt) - pending.unknown(cfg.state_path, current))
     if stray:
         raise UsageError(
