@@ -49,12 +49,13 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         yield current, lambda new: home.write(new, base=current)
 
 
-def _shown(cfg: Config) -> State:
-    """The state to show: with an interrupted apply's completed clones, and said so."""
+def effective_state(cfg: Config) -> tuple[State, str]:
+    """The state to read: with an interrupted apply's completed clones, and the warning
+    that says so, said on stderr."""
     current, warning = repository.effective_state(cfg)
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    return current
+    return current, warning
 
 
 def config_for(ctx: click.Context) -> Config:
@@ -70,9 +71,7 @@ def drift(ctx: click.Context, as_json: bool) -> int:
     """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
     cfg = config_for(ctx)
     waits.for_apply(cfg, "drift")
-    current, warning = repository.effective_state(cfg)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    current, warning = effective_state(cfg)
     remote = planning.remote_voices(account.client_for(cfg, "drift"), current)
     found = drifts.find(current, remote)
     if warning:  # an interrupted apply's own clone is not someone else's change
@@ -159,7 +158,7 @@ def state_group() -> None:
 def state_list(ctx: click.Context, as_json: bool) -> None:
     """Every voice in the state, with its voice id and budget."""
     cfg = config_for(ctx)
-    current = _shown(cfg)
+    current, _ = effective_state(cfg)
     rows: list[dict[str, Any]] = [
         {
             "address": a,
@@ -212,7 +211,7 @@ def state_list(ctx: click.Context, as_json: bool) -> None:
 def state_show(ctx: click.Context, address: str) -> None:
     """One voice's record, as the state holds it, and its clone history."""
     cfg = config_for(ctx)
-    current = _shown(cfg)
+    current, _ = effective_state(cfg)
     record = current.voices.get(address)
     orphans = [r for r in current.orphans if r.address == address]
     if record is None and not orphans:
@@ -304,7 +303,7 @@ def _history(current: State, address: str | None) -> list[tuple[str, TakeEntry]]
 def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     """Every clone of every voice (or of ADDRESS): when, which take, logid, commit."""
     cfg = config_for(ctx)
-    current = _shown(cfg)
+    current, _ = effective_state(cfg)
     known = set(current.voices) | {r.address for r in current.orphans}
     known |= {e.address for entries in current.takes.values() for e in entries}  # moved
     if address is not None and address not in known:
