@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.conftest import VoiceRepo
+
 PROJECT = Path(__file__).resolve().parent.parent
 LINT = Path(sys.executable).with_name("lint-imports")
 
@@ -85,3 +87,27 @@ def test_no_module_is_over_400_lines_and_no_function_over_60() -> None:
                 if length > 60:
                     too_long.append(f"{where}:{node.lineno}: {node.name}, {length} lines")
     assert too_long == []
+
+
+def test_a_plan_without_a_token_loads_no_http_client(repo: VoiceRepo) -> None:
+    """httpx is loaded by the commands that talk to Coze, when they do: a plan with no
+    token (the common CI check of a pull request) does not pay for it."""
+    repo.declare({"a": repo.voice("a")})
+    env = {k: v for k, v in os.environ.items() if k != "COZE_API_TOKEN"}
+    code = (
+        "import sys; from voicectl.cli import main\n"
+        "try:\n    main(['-C', sys.argv[1], 'plan'])\n"
+        "finally:\n    print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('httpx', 'httpcore')), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(repo.root)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 to create" in done.stdout
+    assert done.stderr.rstrip().endswith("[]"), done.stderr

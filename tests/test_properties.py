@@ -16,6 +16,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sys
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -43,6 +45,7 @@ from voicectl.model import (
     TakeRef,
     VoiceRecord,
     VoiceSpec,
+    control_character,
 )
 from voicectl.plan.changeparts import clones_left
 from voicectl.plan.planner import ORDER, PlanOptions, plan
@@ -685,3 +688,29 @@ def test_bug_a_chain_applied_in_any_order_keeps_every_voice_id() -> None:
         ends.add(tuple(sorted((a, r.voice_id) for a, r in after.voices.items() if a != "a")))
         assert plan(moved, after).actionable == ()
     assert ends == {(("b", "7400000000000000001"), ("c", "7400000000000000002"))}
+
+
+# --- control characters -------------------------------------------------------------------
+
+
+def _first_control(text: str, allow: str = "") -> str | None:
+    """The definition, character by character (what control_character's fast path skips)."""
+    for char in text:
+        skipped = char in allow or char in "\u200c\u200d"
+        if not skipped and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            return char
+    return None
+
+
+def test_control_character_finds_every_control_code_point() -> None:
+    """Every one of the 1,114,112 code points, alone and after printable text."""
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        expected = _first_control(char)
+        assert control_character(char) == expected, hex(code)
+        assert control_character("Voice " + char) == expected, hex(code)
+
+
+@given(st.text(), st.text(max_size=3))
+def test_control_character_is_its_definition(text: str, allow: str) -> None:
+    assert control_character(text, allow) == _first_control(text, allow)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Coze, VoiceRepo, state_of, write_wav
+from voicectl.declare import gitrepo
 from voicectl.declare.declarations import Loaded, load_declarations
 from voicectl.declare.declcache import DeclarationCache
 from voicectl.files import schemacheck, schemas
@@ -125,6 +126,51 @@ def test_outside_a_git_work_tree_takes_are_hashed(
     result = run(copy, "plan", "--detailed-exitcode")
     assert result.exit_code == 0, result.output
     assert all(f["sample_rate"] == 16000 for f in cached_facts(copy).values())
+
+
+def test_a_take_whose_inode_changed_but_not_its_bytes_keeps_its_blob_id(
+    repo: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """Hard-linked elsewhere (ctime), touched (mtime): git's stat data no longer matches
+    its index, yet the bytes are the committed blob's. The apply records the blob id all
+    the same (git status compares content), so that a fresh clone trusts the take."""
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 40 * i) for i in range(3)})
+    commit_all(repo.root, "voices")
+    os.link(repo.root / "audio" / "v0.wav", tmp_path / "linked.wav")
+    later = time.time() + 5
+    os.utime(repo.root / "audio" / "v1.wav", (later, later))
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    voices = state_of(repo.root)["voices"]
+    for address in ("v0", "v1", "v2"):
+        path = voices[address]["audio"]["path"]
+        blob = git(repo.root, "rev-parse", f"HEAD:{path}").strip()
+        assert voices[address]["audio"].get("git_blob") == blob, address
+
+
+def test_clean_blobs_reads_git_from_a_subdirectory(tmp_path: Path) -> None:
+    """The voice repository below the top of the git work tree: paths come relative to
+    it. A file whose bytes differ from its index entry, staged or not, is left out; a
+    file staged and unchanged since is in, with the staged blob; a renamed one too."""
+    top = tmp_path / "top"
+    voices = top / "team" / "voices"
+    voices.mkdir(parents=True)
+    for name in ("same", "edited", "staged", "old"):
+        (voices / f"{name}.wav").write_bytes(name.encode() * 100)
+    (top / "outside.wav").write_bytes(b"outside")
+    commit_all(top, "takes")
+    (voices / "edited.wav").write_bytes(b"EDITED" * 100)  # same size, other bytes
+    (voices / "staged.wav").write_bytes(b"STAGED" * 100)
+    git(top, "add", "team/voices/staged.wav")
+    git(top, "mv", "team/voices/old.wav", "team/voices/new.wav")
+    later = time.time() + 5
+    os.utime(voices / "same.wav", (later, later))  # stat-dirty only
+    blobs = gitrepo.clean_blobs(top / "team")
+    hashed = {
+        name: git(top, "hash-object", f"team/voices/{name}.wav").strip()
+        for name in ("same", "staged", "new")
+    }
+    assert blobs == {f"voices/{name}.wav": blob for name, blob in hashed.items()}
 
 
 def lfs_pointer(data: bytes) -> bytes:

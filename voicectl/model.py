@@ -319,6 +319,8 @@ def control_character(text: str, allow: str = "") -> str | None:
     there is none. What a declared name may not hold,
     and so what voicectl rewrites in a name read from Coze: every other name, spaces of
     any script included, compares with the declared one as it is."""
+    if text.isprintable():  # the common case, in C: no character of those categories
+        return None
     for char in text:
         if char in allow:
             continue

@@ -9,11 +9,11 @@ import click
 
 from voicectl.cli.waits import wait_budget
 from voicectl.coze.apibase import CN_BASE
-from voicectl.coze.client import CozeClient, http_client
 from voicectl.coze.pacing import Retry
 from voicectl.errors import UsageError
 
 if TYPE_CHECKING:
+    from voicectl.coze.client import CozeClient
     from voicectl.declare.config import Config
 
 TOKEN_VARIABLE = "COZE_API_TOKEN"
@@ -36,6 +36,11 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
             f"{TOKEN_VARIABLE} holds characters a token cannot have (it must be printable "
             "ASCII, as Coze's tokens are): was it pasted with something else?"
         )
+    # Loaded here, as deepdiff, jsonschema and mutagen are where they are used: httpx
+    # would cost a plan without a token a tenth of its time (bench/RESULTS.md), and only
+    # a client needs it. The layer contracts read this import like any other.
+    from voicectl.coze.client import CozeClient, http_client
+
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
     http = http_client(base)
     context = click.get_current_context(silent=True)

@@ -137,6 +137,22 @@ def _status_paths(status: bytes) -> set[str]:
     return found
 
 
+def _worktree_changes(status: bytes, prefix: bytes) -> set[bytes]:
+    """The paths, relative to where ``prefix`` leads, whose work-tree copy differs from
+    the index, from ``git status --porcelain -z`` (second column; a rename's source,
+    which follows it, skipped)."""
+    found: set[bytes] = set()
+    fields = iter(status.split(b"\0"))
+    for field in fields:
+        if len(field) < 4:
+            continue
+        if field[:1] in (b"R", b"C"):
+            next(fields, None)
+        if field[1:2] != b" " and field[3:].startswith(prefix):
+            found.add(field[3 + len(prefix) :])
+    return found
+
+
 def _within(path: str, names: set[str]) -> bool:
     """Whether ``path`` is one of ``names`` or below one of them (a directory)."""
     if path in names:
@@ -172,11 +188,14 @@ class CleanBlobs:
     """The blob id of every tracked regular file under ``root`` whose work-tree copy git
     reports unmodified, by path relative to ``root``; {} when git cannot tell.
 
-    Two cheap questions, asked once for the whole tree and started together as soon as
-    the object is made, so that git works while voicectl parses YAML: ``ls-files
-    --stage`` gives the index's blob ids, ``diff-files`` the files whose work-tree copy
-    differs from the index (read-only: it compares stat data, and content where stat
-    cannot decide, as on a fresh clone). A file marked assume-unchanged or skip-worktree
+    Three questions, asked once for the whole tree and started together as soon as the
+    object is made, so that git works while voicectl parses YAML: ``ls-files --stage``
+    gives the index's blob ids, ``status`` the files whose work-tree copy differs from
+    the index, ``rev-parse --show-prefix`` where ``root`` is in the work tree (status
+    names paths from its top). Read-only (``--no-optional-locks``). ``status``, unlike
+    ``diff-files``, compares content wherever stat data differs: a take whose inode
+    changed but not its bytes (hard-linked, touched, copied back) is clean, as git
+    itself says. A file marked assume-unchanged or skip-worktree
     is left out, since git no longer looks at it, and so is anything in a merge conflict.
     A file git calls clean holds exactly its blob's content after git's own filters (for
     Git LFS, the blob is the pointer).
@@ -189,7 +208,17 @@ class CleanBlobs:
             return
         questions = (
             ["ls-files", "--stage", "-v", "-z"],
-            ["diff-files", "--name-only", "--relative", "-z"],
+            [
+                "--no-optional-locks",
+                "status",
+                "--porcelain",
+                "-z",
+                "--untracked-files=no",
+                "--ignore-submodules=all",
+                "--",
+                ".",
+            ],
+            ["rev-parse", "--show-prefix"],
         )
         try:
             for args in questions:
@@ -205,7 +234,7 @@ class CleanBlobs:
             self.close()
 
     def _answers(self) -> list[bytes] | None:
-        if len(self.children) != 2:
+        if len(self.children) != 3:
             return None
         answers = []
         for child in self.children:
@@ -225,8 +254,8 @@ class CleanBlobs:
             self.close()
         if answers is None:
             return {}
-        listing, modified = answers
-        dirty = set(modified.split(b"\0"))
+        listing, status, prefix = answers
+        dirty = _worktree_changes(status, prefix.rstrip(b"\n"))
         blobs: dict[str, str] = {}
         for item in listing.split(b"\0"):
             info, _, name = item.partition(b"\t")
