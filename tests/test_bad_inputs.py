@@ -839,8 +839,47 @@ def _edited(**changes: object) -> bytes:
     return json.dumps(data, indent=2).encode()
 
 
+def _voice(**fields: object) -> dict[str, object]:
+    """A state's voice record as voicectl writes it, with ``fields`` changed."""
+    record: dict[str, object] = {
+        "audio": {"duration": 10.5, "format": "wav", "path": "audio/a.wav", "size": 4096}
+        | {"sha256": "ab" * 32},
+        "clone_limit": 10,
+        "clones_used": 1,
+        "created_at": "2026-12-07T14:56:13Z",
+        "language": "en",
+        "name": "A voice",
+        "protect": False,
+        "space": "7350000000000000001",
+        "text": "Hello.",
+        "updated_at": "2026-12-07T14:56:13Z",
+        "voice_id": "7400000000000000001",
+    }
+    return record | fields
+
+
 STATES = [
     pytest.param(b"", ("the state file is empty", "left unchanged"), id="empty"),
+    # JSON Schema counts 1.0 as an integer; voicectl never writes one, so it is refused.
+    pytest.param(_edited(serial=3.0), (S, "field serial", "3.0"), id="float-serial"),
+    pytest.param(
+        _edited(format_version=1.0), (S, "field format_version", "1.0"), id="float-version"
+    ),
+    pytest.param(
+        _edited(voices={"a": _voice(clones_used=2.0)}),
+        (S, "field voices.a.clones_used"),
+        id="float-count",
+    ),
+    pytest.param(
+        _edited(voices={"a": _voice(created_at="yesterday")}),
+        (S, "field voices.a.created_at"),
+        id="garbage-timestamp",
+    ),
+    pytest.param(
+        _edited(voices={"a": _voice(updated_at="2026-12-07T14:56:13Z\n")}),
+        (S, "field voices.a.updated_at"),
+        id="timestamp-and-newline",
+    ),
     pytest.param(b"  \n", ("the state file is empty",), id="blank"),
     pytest.param(
         _valid_state()[:40], (f"{S}:", "is not valid JSON", "left unchanged"), id="truncated"

@@ -6,6 +6,7 @@ voicectl" with the official cozepy SDK, as a colleague in the console would.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -238,6 +239,39 @@ def test_unreadable_plan_files_are_one_clear_error(
     assert coze.ledger() == []
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("format_version", 1.0, "field format_version: 1.0 is not of type 'integer'"),
+        ("created_at", "yesterday", "field saved.created_at: 'yesterday' does not match"),
+        ("created_at", "2026-12-07T14:56:13Z\n", "field saved.created_at"),
+        ("serial", 0.0, "field saved.binding.serial: 0.0 is not of type 'integer'"),
+    ],
+    ids=["float-version", "garbage-time", "time-and-newline", "float-serial"],
+)
+def test_a_saved_plan_with_a_field_voicectl_never_writes_is_refused(
+    repo: VoiceRepo, coze: Coze, run, field: str, value: object, says: str
+) -> None:
+    """Fields JSON Schema alone would let by (1.0 counts as an integer there; a plain
+    string as a time) are refused like any other edit, before anything is applied."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    path = repo.root / "plan.json"
+    body = json.loads(path.read_text())
+    if field == "format_version":
+        body[field] = value
+    elif field == "serial":
+        body["saved"]["binding"][field] = value
+    else:
+        body["saved"][field] = value
+    path.write_text(json.dumps(body))
+    for command in ("apply", "show"):
+        result = run(repo.root, command, "plan.json", env=coze.env())
+        assert result.exit_code == 1 and says in result.output, result.output
+        assert "Traceback" not in result.output
+    assert coze.ledger() == []
+
+
 @pytest.mark.parametrize("command", ["apply", "show"])
 def test_an_endless_plan_file_is_refused_at_its_bound(
     repo: VoiceRepo, coze: Coze, run, command: str
@@ -312,6 +346,77 @@ def test_drift_exit_codes(repo: VoiceRepo, coze: Coze, run, tmp_path: Path) -> N
     assert no_token.exit_code == 1 and "COZE_API_TOKEN is not set" in no_token.output
 
 
+def _lost_retrain(repo: VoiceRepo, coze: Coze, run) -> str:
+    """v0 retrained on a new take by a CI runner that died before its state was committed
+    (its disk, and the journal on it, gone): Coze has the retrain, the state does not.
+    Returns v0's voice id."""
+    applied_repo(repo, coze, run, n=1)
+    state_file = repo.root / "state" / "voicectl.state.json"
+    before = state_file.read_bytes()
+    repo.declare({"v0": repo.voice("v0", freq=777)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    state_file.write_bytes(before)
+    return str(json.loads(before)["voices"]["v0"]["voice_id"])
+
+
+def _v0(plan_json: str) -> dict[str, Any]:
+    changes = json.loads(plan_json)["changes"]
+    return next(c for c in changes if c["address"] == "v0")
+
+
+def test_a_retrain_whose_record_was_lost_is_not_planned_again(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Coze shows v0 trained more than the state records: the plan does not spend another
+    clone on it unasked, and says how to record it (import, no clone) or go on."""
+    voice_id = _lost_retrain(repo, coze, run)
+    clones = len(coze.ledger())
+    plan = run(repo.root, "plan", env=coze.env())
+    assert "may have trained it on this take already" in plan.output, plan.output
+    assert f"`voicectl import v0 {voice_id}` records it without a clone" in plan.output
+    change = _v0(run(repo.root, "plan", "--json", env=coze.env()).stdout)
+    assert change["action"] == "blocked" and "retrained_on_coze" in change["reasons"]
+    run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert len(coze.ledger()) == clones
+    # The team knows the runner trained this take: recorded, free; nothing left to do.
+    imported = run(repo.root, "import", "v0", voice_id, env=coze.env())
+    assert imported.exit_code == 0, imported.output
+    assert "the declared take replaces the one recorded" in imported.output
+    record = state_of(repo.root)["voices"]["v0"]
+    assert record["voice_id"] == voice_id and record["clones_used"] == 2
+    assert (
+        record["audio"]["sha256"]
+        == hashlib.sha256((repo.root / "audio" / "v0.wav").read_bytes()).hexdigest()
+    )
+    again = run(repo.root, "plan", "--detailed-exitcode", env=coze.env())
+    assert again.exit_code == 0, again.output
+    assert len(coze.ledger()) == clones
+
+
+def test_a_voice_trained_on_coze_is_retrained_when_asked_or_once_acknowledged(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    _lost_retrain(repo, coze, run)
+    asked = _v0(run(repo.root, "plan", "--json", "--retrain", "v0", env=coze.env()).stdout)
+    assert asked["action"] == "retrain"
+    assert run(repo.root, "refresh", env=coze.env()).exit_code == 0
+    assert _v0(run(repo.root, "plan", "--json", env=coze.env()).stdout)["action"] == "retrain"
+
+
+def test_importing_a_voice_recorded_with_its_declared_take_changes_nothing(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """The import a plan advised before an apply recovered the voice: already done, so it
+    says so, writes nothing and needs no token."""
+    applied_repo(repo, coze, run, n=1)
+    voice_id = state_of(repo.root)["voices"]["v0"]["voice_id"]
+    before = tree_bytes(repo.root)
+    result = run(repo.root, "import", "v0", voice_id, env={"COZE_API_TOKEN": ""})
+    assert result.exit_code == 0, result.output
+    assert "with its declared take (audio/v0.wav): nothing to import" in result.output
+    assert tree_bytes(repo.root) == before
+
+
 def test_refresh_acknowledges_drift_and_plan_shows_it_until_then(
     repo: VoiceRepo, coze: Coze, run
 ) -> None:
@@ -348,7 +453,14 @@ def test_plan_uses_the_lower_budget_and_refresh_records_it(
     offline = json.loads(run(repo.root, "plan", "--json", "--no-refresh").stdout)
     assert offline["changes"][0]["budget"] == {"limit": 10, "before": 9, "after": 8}
     online = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
-    assert online["changes"][0]["budget"] == {"limit": 10, "before": 8, "after": 7}
+    assert online["changes"][0]["action"] == "blocked"  # trained on Coze since: asked first
+    assert online["changes"][0]["budget"] == {"limit": 10, "before": 8, "after": 8}
+    asked = run(repo.root, "plan", "--json", "--retrain", "v0", env=coze.env())
+    assert json.loads(asked.stdout)["changes"][0]["budget"] == {
+        "limit": 10,
+        "before": 8,
+        "after": 7,
+    }
     refreshed = run(repo.root, "refresh", env=coze.env())
     assert refreshed.exit_code == 0, refreshed.output
     assert "v0: retrained" in refreshed.output
@@ -395,8 +507,10 @@ def test_import_then_plan(repo: VoiceRepo, coze: Coze, run, sdk_at: SDK) -> None
     assert told[0] == "0 clone(s)." and told[1].startswith(
         f"narrator: voice {console.voice_id} has used 2 of 10 clones, 2 of them outside voicectl"
     )
+    before = tree_bytes(repo.root)
     again = run(repo.root, "import", "narrator", console.voice_id, env=coze.env())
-    assert again.exit_code == 1 and "already in the state" in again.output
+    assert again.exit_code == 0 and "unverified): nothing to import" in again.output
+    assert tree_bytes(repo.root) == before
 
 
 @pytest.mark.parametrize(

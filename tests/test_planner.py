@@ -324,8 +324,23 @@ def test_replace_costs_a_new_voice_and_keeps_billing_the_old() -> None:
 def test_remote_budget_lower_than_state_wins() -> None:
     record = rec("a", used=2)
     remote = {record.voice_id: RemoteVoice(record.voice_id, "a", 3, 0, 0)}
-    (change,) = plan([want("a", 2)], state(record), remote).changes
+    asked = PlanOptions(retrain=frozenset({"a"}))
+    (change,) = plan([want("a", 2)], state(record), remote, asked).changes
+    assert change.action == "retrain"
     assert (change.budget.before, change.budget.after) == (3, 2)
+
+
+def test_a_voice_trained_on_coze_since_its_record_is_not_retrained_unasked() -> None:
+    """Coze counts more trainings than the state: perhaps a retrain whose record was lost,
+    on this very take. Blocked, with the free way (import) first."""
+    record = rec("a", used=2)
+    remote = {record.voice_id: RemoteVoice(record.voice_id, "a", 3, 0, 0)}
+    (change,) = plan([want("a", 2)], state(record), remote).changes
+    assert change.action == "blocked" and "retrained_on_coze" in change.reasons
+    assert (change.budget.before, change.budget.after) == (3, 3)
+    assert f"`voicectl import a {record.voice_id}` records it without a clone" in change.message
+    # Said once: in the message, not again among the notes.
+    assert not any("retrained outside voicectl" in note for note in change.notes)
 
 
 def test_remote_budget_zero_blocks_even_if_state_has_clones() -> None:

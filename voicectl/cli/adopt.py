@@ -12,8 +12,8 @@ from voicectl.cli import account, complete
 from voicectl.cli.gitops import config_for, notice
 from voicectl.cli.root import lock_timeout, lock_timeout_option
 from voicectl.errors import UsageError
-from voicectl.model import RemoteVoice, State, VoiceRecord, VoiceSpec
-from voicectl.plan import planning, repository
+from voicectl.model import DesiredVoice, RemoteVoice, State, VoiceRecord, VoiceSpec
+from voicectl.plan import planning, repository, voicediff
 from voicectl.state import statefile as state
 from voicectl.state import store, transition
 
@@ -46,13 +46,23 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         base = stored if folded is current else folded  # the state as stored now
         current = folded
         held = current.voices.get(address)
-        if held is not None and held.voice_id == voice_id and held.unproven is not None:
+        mine = held if held is not None and held.voice_id == voice_id else None
+        if mine is not None and mine.unproven is not None:
             # A person's word, no request: no token is needed to give it.
             home.write(transition.confirmed(current, address), base=base)
             click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
             return
+        if mine is not None and _as_declared(wanted[address], mine):
+            # As an import advised before an apply recovered the voice finds it: done.
+            proof = "" if mine.verified else ", unverified"
+            click.echo(
+                f"Voice {voice_id} is already {address} in the state, with its declared "
+                f"take ({mine.take.path}{proof}): nothing to import."
+            )
+            return
+        if mine is None:
+            _refuse_known(current, address, voice_id)
         client = account.client_for(cfg, "import")
-        _refuse_known(current, address, voice_id)
         remote = planning.remote_voices(client)
         if voice_id not in remote:
             raise UsageError(
@@ -60,7 +70,10 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
                 "region or space permission?)"
             )
         found = remote[voice_id]
-        current, aside = _set_aside(current, held, remote, address)
+        if mine is not None:
+            aside = f" It was {address} already; the declared take replaces the one recorded."
+        else:
+            current, aside = _set_aside(current, held, remote, address)
         updated = transition.imported(
             current, address, VoiceSpec.declared(wanted[address]), found, state.now()
         )
@@ -71,6 +84,13 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
         "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends." + aside
     )
+
+
+def _as_declared(voice: DesiredVoice, held: VoiceRecord) -> bool:
+    """Whether the voice recorded at its address has its declared take, text and
+    language: imported again, it would record nothing new (or forget that its take is
+    verified)."""
+    return not voicediff.reasons(voice, held, None).data
 
 
 def _refuse_known(current: State, address: str, voice_id: str) -> None:

@@ -6,8 +6,9 @@ case, so the schema (still the single source of truth) is compiled here into Pyt
 source, a function per subschema with leaf checks inlined, that answers only "certainly
 valid"; anything else, and every keyword this compiler does not know, goes to
 jsonschema, which finds and words the errors. The
-check is conservative: it may send valid input to jsonschema (e.g. ``1.0`` given for an
-integer), never pass input that jsonschema would refuse. ``format`` is an annotation,
+check is conservative: it may send valid input to jsonschema, never pass input that
+jsonschema would refuse (an integer is a Python ``int`` in both: see
+:func:`voicectl.files.schemas.validator`). ``format`` is an annotation,
 as it is for the validators voicectl builds (no format checker).
 """
 

@@ -12,7 +12,7 @@ import json
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from voicectl.files.yamldoc import Document, Path_, dotted, show
 
@@ -48,12 +48,23 @@ def digest(name: str) -> str:
     return hashlib.sha256(schema_path(name).read_bytes()).hexdigest()
 
 
+def _integer(_checker: object, value: object) -> bool:
+    return type(value) is int
+
+
 @cache
 def validator(name: str) -> Draft202012Validator:
-    """A validator compiled once per process for the named schema."""
-    from jsonschema import Draft202012Validator
+    """A validator compiled once per process for the named schema.
 
-    return Draft202012Validator(load(name))
+    An integer is an integer as JSON and YAML write it: JSON Schema counts ``1.0`` as one,
+    but a state, plan or declaration holding ``1.0`` for a count or a format version was
+    not written by voicectl, and is refused like any other wrong type.
+    """
+    from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _integer)
+    strict = validators.extend(Draft202012Validator, type_checker=checker)  # type: ignore[no-untyped-call]
+    return cast("Draft202012Validator", strict(load(name)))
 
 
 def report(doc: Document, schema: str) -> None:

@@ -109,9 +109,11 @@ class _VoiceDiff:
         self.left = clones_left(record, remote)
         self.protected = protection(voice, record) and not options.allow_protected
         self.missing = remote is not None and record.voice_id not in remote
+        listed = None if remote is None or self.missing else remote[record.voice_id]
+        self.drift = drift.changes(record, listed) if listed is not None else []
         # A retrain or a replace settles the first notes (its clone carries the name and
         # sends the take), and says only the standing ones.
-        self.standing = self._standing(remote)
+        self.standing = self._standing()
         self.notes = [*self._settled_by_clone(), *self.standing]
         # Said once: as the note of an unchanged voice, or as the message of a blocked
         # retrain.
@@ -153,18 +155,17 @@ class _VoiceDiff:
             )
         return notes
 
-    def _standing(self, remote: Mapping[str, RemoteVoice] | None) -> list[str]:
+    def _standing(self) -> list[str]:
         """What a reviewer must know of the voice id whatever is done: that it is
         unproven, or changed on Coze (a retrain would train over the change)."""
         record, notes = self.record, []
         if record.unproven is not None:
             notes.append(unproven_note(self.address, record.voice_id, record.unproven))
-        if remote is not None and not self.missing:
-            notes += [
-                f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "
-                "acknowledges it)"
-                for _, detail in drift.changes(record, remote[record.voice_id])
-            ]
+        notes += [
+            f"voice {record.voice_id} {detail} (see `voicectl drift`; `voicectl refresh` "
+            "acknowledges it)"
+            for _, detail in self.drift
+        ]
         return notes
 
     def _missing_advice(self, same_name: Sequence[str]) -> str:
@@ -182,14 +183,16 @@ class _VoiceDiff:
             )
         return advice
 
-    def _blocked(self, reasons: list[str], message: str) -> Change:
+    def _blocked(
+        self, reasons: list[str], message: str, notes: Sequence[str] | None = None
+    ) -> Change:
         return self.make(
             action=Action.BLOCKED,
             reasons=tuple(reasons),
             budget=Budget(self.left, self.left),
             cost=FREE,
             message=message,
-            notes=tuple(self.notes),
+            notes=tuple(self.notes if notes is None else notes),
         )
 
     def _replace(self) -> Change:
@@ -232,6 +235,11 @@ class _VoiceDiff:
                 f"retrained until `voicectl import {address} {voice_id}` confirms it "
                 f"or `--replace {address}` clones a new voice id",
             )
+        trained = [detail for kind, detail in self.drift if kind == "retrained"]
+        if trained and address not in self.options.retrain:
+            message = _trained_on_coze(self, trained[0])
+            notes = [n for n in self.notes if trained[0] not in n]  # said in the message
+            return self._blocked([*said, "retrained_on_coze"], message, notes)
         if left < 1:
             return self._blocked(
                 [*said, "budget_exhausted"],
@@ -275,3 +283,17 @@ class _VoiceDiff:
             message=message,
             notes=tuple(notes),
         )
+
+
+def _trained_on_coze(voice: _VoiceDiff, detail: str) -> str:
+    """Why a voice trained on Coze since the state recorded it is not retrained unasked:
+    an apply whose journal was lost may have trained it on this very take already."""
+    address, voice_id = voice.address, voice.record.voice_id
+    return (
+        f"voice {voice_id} {detail}: an apply whose record was lost (a journal removed "
+        "after a crash) may have trained it on this take already, or someone retrained "
+        f"it by other means. If it holds this take, `voicectl import "
+        f"{address} {voice_id}` records it without a clone; else `voicectl refresh` "
+        f"acknowledges Coze's count (the next plan retrains it), or `--retrain {address}` "
+        f"retrains it now ({voice.left} clone(s) left)"
+    )

@@ -262,9 +262,12 @@ def imported(state: State, address: str, after: VoiceSpec, remote: RemoteVoice, 
     """The state with an existing Coze voice adopted at ``address`` without a clone.
 
     Coze keeps no copy of the take a voice was cloned from, so the declared take and
-    text are recorded as unverified; the clones used come from Coze's own count.
+    text are recorded as unverified; the clones used come from Coze's own count. A voice
+    imported again at its own address keeps when it was made and its protection.
     """
     used = min(CLONE_LIMIT, max(1, CLONE_LIMIT - remote.available_training_times))
+    held = state.voices.get(address)
+    again = held if held is not None and held.voice_id == remote.voice_id else None
     record = VoiceRecord(
         address=address,
         voice_id=remote.voice_id,
@@ -275,8 +278,8 @@ def imported(state: State, address: str, after: VoiceSpec, remote: RemoteVoice, 
         preview_text=after.preview_text,
         take=_take(after),
         clones_used=used,
-        protect=_protect(None, after),
-        created_at=at,
+        protect=_protect(again, after),
+        created_at=again.created_at if again is not None else at,
         updated_at=at,
         verified=False,
         remote=facts(remote, at),
