@@ -16,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from tests.pgcluster import Cluster, running_cluster
 from voicectl.cli import cli
 from voicectl.coze import transport
 from voicectl.emulator.admin import Admin
@@ -275,3 +276,18 @@ class Background:
     def again(self) -> subprocess.CompletedProcess[str]:
         """The same apply, run to its end."""
         return subprocess.run(self.command, env=self.env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the session (tests/pgcluster.py)."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_schema(pg_cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """A schema name of this test's own (not made: the store makes it)."""
+    import hashlib
+
+    return "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]

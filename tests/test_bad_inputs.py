@@ -651,7 +651,7 @@ CONFIG_CASES = [
     pytest.param(
         CONFIG + "voice: x\n",
         None,
-        Expect(C, 4, 1, "voice", "unknown field 'voice' (allowed: defaults, policy, state"),
+        Expect(C, 4, 1, "voice", "unknown field 'voice' (allowed: backend, defaults, policy"),
         id="unknown-field",
     ),
     pytest.param(

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.pgcluster import Cluster
 from voicectl.errors import StaleWrite, StateError
 from voicectl.model import State
+from voicectl.state.pgstore import PgStore
 from voicectl.state.statefile import new_state
 from voicectl.state.store import FileStore, StateStore
 
 Maker = Callable[[str], StateStore]
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(params=["file", "pg"])
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Maker:
     """Stores of one kind; ``make(name)`` twice gives two handles on one state, as two
     processes (or two machines) would have."""
@@ -29,7 +31,11 @@ def make(request: pytest.FixtureRequest, tmp_path: Path) -> Maker:
         (root / "state").mkdir(parents=True, exist_ok=True)
         return FileStore(root / "state" / "voicectl.state.json", "state", root)
 
-    return {"file": file_store}[request.param]
+    if request.param == "file":
+        return file_store
+    cluster: Cluster = request.getfixturevalue("pg_cluster")
+    schema: str = request.getfixturevalue("pg_schema")
+    return lambda name: PgStore(cluster.conninfo(), schema, name)
 
 
 def _voiceless(serial: int = 0, lineage: str | None = None) -> State:

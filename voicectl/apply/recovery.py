@@ -58,14 +58,14 @@ def fold(
         try:
             result = home.write(new, base=current if stored else None)
         except StateError:
-            if _still(state_path, current, path):
+            if _still(home, current, path):
                 raise  # the file is the one it began from again: a race, said as it was
             result = home.write(new, base=None)
     path.unlink()
     return result
 
 
-def _still(state_path: Path, base: State, journal_path: Path) -> bool:
+def _still(home: StateStore, base: State, journal_path: Path) -> bool:
     """Refuse to write over a state file that is no longer ``base``, the state the
     journal began from: one replaced while the apply ran (a `git pull`, another clone's
     state copied in) holds what this apply cannot know. The journal keeps the clones."""
@@ -74,10 +74,10 @@ def _still(state_path: Path, base: State, journal_path: Path) -> bool:
         "back the state it began from and run `voicectl apply` to fold them, then merge"
     )
     try:
-        on_disk = state.load(state_path, str(state_path))
+        on_disk = home.read()
     except StateError:  # a merge's conflict markers, say: someone else's work is in it
         raise StateError(
-            f"{state_path}: the state file was changed while this apply ran and is no "
+            f"{home.display}: the state was changed while this apply ran and is no "
             f"longer readable (a merge conflict?), {way_out}"
         ) from None
     if on_disk is None:
@@ -85,7 +85,7 @@ def _still(state_path: Path, base: State, journal_path: Path) -> bool:
     if on_disk == base:
         return True
     raise StateError(
-        f"{state_path}: the state file changed while this apply ran (serial {on_disk.serial} "
+        f"{home.display}: the state changed while this apply ran (serial {on_disk.serial} "
         f"now, {base.serial} when it began; a `git pull`?), {way_out}"
     )
 

@@ -97,7 +97,7 @@ class Applied:
 
 def run(cfg: config.Config, client: Account, request: Request, reporter: Reporter) -> Applied:
     """Carry out one apply under the state's lock; see the module's docstring."""
-    home = store.for_repository(cfg)
+    home = repository.home(cfg)
     with home.locked("voicectl apply", reporter.notice, request.lock_timeout):
         stored = home.read()
         current = stored if stored is not None else new_state()

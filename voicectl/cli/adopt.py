@@ -11,11 +11,12 @@ from voicectl.apply import recovery
 from voicectl.cli import account, complete
 from voicectl.cli.gitops import config_for, notice
 from voicectl.cli.root import lock_timeout, lock_timeout_option
+from voicectl.declare.config import Config
 from voicectl.errors import UsageError
 from voicectl.model import DesiredVoice, RemoteVoice, State, VoiceRecord, VoiceSpec
 from voicectl.plan import planning, repository, voicediff
 from voicectl.state import statefile as state
-from voicectl.state import store, transition
+from voicectl.state import transition
 
 
 @click.command("import")
@@ -31,14 +32,8 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
     if not voice_id.isdigit():
         raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
     cfg = config_for(ctx)
-    snapshot = repository.read_valid(cfg)
-    wanted = {v.decl.address: v for v in snapshot.desired}
-    if address not in wanted:
-        raise UsageError(
-            f"{address}: not declared; declare it (name, audio, text) first, so the state "
-            "knows which take the voice stands for"
-        )
-    home = store.for_repository(cfg)
+    wanted = _declared(cfg, address)
+    home = repository.home(cfg)
     with home.locked("voicectl import", notice, lock_timeout()):
         stored = home.read()
         current = stored or state.new_state()
@@ -52,7 +47,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
             home.write(transition.confirmed(current, address), base=base)
             click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
             return
-        if mine is not None and _as_declared(wanted[address], mine):
+        if mine is not None and _as_declared(wanted, mine):
             # As an import advised before an apply recovered the voice finds it: done.
             proof = "" if mine.verified else ", unverified"
             click.echo(
@@ -75,7 +70,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         else:
             current, aside = _set_aside(current, held, remote, address)
         updated = transition.imported(
-            current, address, VoiceSpec.declared(wanted[address]), found, state.now()
+            current, address, VoiceSpec.declared(wanted), found, state.now()
         )
         written = home.write(updated, base=base)
     record = written.voices[address]
@@ -84,6 +79,17 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
         "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends." + aside
     )
+
+
+def _declared(cfg: Config, address: str) -> DesiredVoice:
+    """The voice declared at ``address``: the take an import records for it."""
+    wanted = {v.decl.address: v for v in repository.read_valid(cfg).desired}
+    if address not in wanted:
+        raise UsageError(
+            f"{address}: not declared; declare it (name, audio, text) first, so the state "
+            "knows which take the voice stands for"
+        )
+    return wanted[address]
 
 
 def _as_declared(voice: DesiredVoice, held: VoiceRecord) -> bool:

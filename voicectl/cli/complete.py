@@ -39,6 +39,8 @@ def _declared(ctx: click.Context) -> Iterable[str]:
 def _recorded(ctx: click.Context) -> Iterable[str]:
 
     cfg = _config(ctx)
+    if cfg.pg is not None:
+        return []  # a database a keystroke should not wait on
     current = state.load(cfg.state_path, cfg.state, None)
     if current is None:
         return []

@@ -18,7 +18,7 @@ from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
 from voicectl.plan import drift as drifts
 from voicectl.plan import planning, repository
-from voicectl.state import pending, store, transition
+from voicectl.state import pending, transition
 from voicectl.state import statefile as state
 from voicectl.state import statefile as states
 
@@ -37,7 +37,7 @@ def notice(message: str) -> None:
 def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State], State]]]:
     """The state under the apply lock, with a finished journal folded in; yields it with a
     function that saves a new state (serial bumped, atomic)."""
-    home = store.for_repository(cfg)
+    home = repository.home(cfg)
     with home.locked(command, notice, lock_timeout()):
         stored = home.read()
         # A first apply's journal holds clones of a state not written yet: folded too.
@@ -149,7 +149,8 @@ def refresh(ctx: click.Context) -> None:
 
 @click.group("state")
 def state_group() -> None:
-    """Read or edit the state: list, show, mv, rm (under the apply lock)."""
+    """Read or edit the state: list, show, mv, rm (under the apply lock); its versions,
+    and pull to print one."""
 
 
 @state_group.command("list")

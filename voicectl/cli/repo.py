@@ -260,7 +260,7 @@ def _save_plan(
     remote: Mapping[str, RemoteVoice] | None,
 ) -> None:
 
-    on_disk = current if cfg.state_path.exists() else None
+    on_disk = current if current.serial > 0 else None  # a state stored (serial 1 on)
     binding = savedplan.bind(
         result, on_disk, planning.declaration_digests(cfg, snapshot.files), snapshot.desired, remote
     )

@@ -57,7 +57,7 @@ COMMANDS = {
     "refresh": "voicectl.cli.gitops:refresh",
     "schema": "voicectl.cli.repo:schema",
     "show": "voicectl.cli.repo:show",
-    "state": "voicectl.cli.gitops:state_group",
+    "state": "voicectl.cli.versions:state_group",  # the group, with versions and pull added
     "validate": "voicectl.cli.repo:validate",
 }
 

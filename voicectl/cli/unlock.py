@@ -1,4 +1,5 @@
-"""`voicectl force-unlock`: remove a lock file nobody holds."""
+"""`voicectl force-unlock`: remove a lock file nobody holds, or end the PostgreSQL session
+holding the lock."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from voicectl.cli.root import _start
 from voicectl.errors import StateError
 from voicectl.plan import repository
 from voicectl.state import lock
+from voicectl.state.store import StateStore
 
 
 @click.command("force-unlock")
@@ -22,6 +24,9 @@ def force_unlock(ctx: click.Context, lock_id: str, force: bool) -> None:
     if no running process holds it (one a running apply holds is refused: stop that
     process; its lock is freed when it ends). Asks first on a terminal."""
     cfg = repository.open_config(_start(ctx))
+    if cfg.pg is not None:
+        _end_holder(repository.home(cfg), lock_id, force)
+        return
     info = lock.read_holder(lock.lock_path(cfg.state_path))
     if info is None:
         click.echo("The state is not locked.")
@@ -46,3 +51,31 @@ def force_unlock(ctx: click.Context, lock_id: str, force: bool) -> None:
         click.echo("The state is not locked.")
     else:
         click.echo(f"Removed a lock file nobody held (it named {lock.describe(holder)}).")
+
+
+def _end_holder(home: StateStore, lock_id: str, force: bool) -> None:
+    """PostgreSQL's lock: its holder's database session is ended (the lock goes with it),
+    where this role may."""
+    info = home.holder()
+    if info is None:
+        click.echo("The state is not locked.")
+        return
+    if lock.lock_id(info) != lock_id:
+        raise StateError(
+            f"the lock's id is {lock.lock_id(info)}, not {lock_id} ({lock.describe(info)}); "
+            "nothing was done"
+        )
+    asked = not force and sys.stdin.isatty()
+    question = (
+        f"End the database session of {lock.describe(info)}, which holds the lock? If that "
+        "process still runs, it learns so only when it next writes: do this only for a "
+        "holder that is gone"
+    )
+    if asked and not click.confirm(question, default=False):
+        click.echo("Nothing was changed.")
+        return
+    ended = home.force_unlock(lock_id)
+    if ended is None:
+        click.echo("The state is not locked (its holder ended meanwhile).")
+    else:
+        click.echo(f"Ended the database session holding the lock ({lock.describe(ended)}).")

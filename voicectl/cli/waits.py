@@ -12,7 +12,7 @@ import click
 from voicectl.cli.root import lock_timeout
 from voicectl.coze.pacing import IN_HANDS_SECONDS, SETTLE_SECONDS, WAIT_BUDGET_SECONDS, WaitBudget
 from voicectl.errors import UsageError
-from voicectl.state import lock
+from voicectl.state import lock, store
 
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
@@ -84,12 +84,13 @@ def for_apply(cfg: Config, command: str) -> None:
     (``--lock-timeout``), or says it is running. The lock is not taken, so that an apply
     starting now is not refused because of a read."""
     until = time.monotonic() + lock_timeout()
-    running = lock.running_holder(cfg.state_path)
+    home = store.for_repository(cfg)
+    running = home.holder()
     if running is not None and lock_timeout() > 0:
         notice(f"waiting up to {lock_timeout():g} s for {lock.describe(running)}")
     while running is not None and time.monotonic() < until:
         time.sleep(0.25)
-        running = lock.running_holder(cfg.state_path)
+        running = home.holder()
     if running is not None:
         raise UsageError(
             f"an apply is running: {lock.describe(running)}. `voicectl {command}` now would "

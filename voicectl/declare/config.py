@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import posixpath
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from voicectl.coze import apibase
 from voicectl.errors import ConfigError, Problem
@@ -23,6 +25,15 @@ from voicectl.files.yamlload import MAX_FILE_BYTES, load_bytes
 CONFIG_FILE = "voicectl.yaml"
 DEFAULT_VOICES = ("voices/**/*.yaml",)
 DEFAULT_STATE = "state/voicectl.state.json"
+
+
+@dataclass(frozen=True)
+class PgBackend:
+    """``backend: pg``: the state in PostgreSQL."""
+
+    conn_str: str = ""
+    schema: str = "voicectl"
+    workspace: str = "default"
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class Config:
     max_voices: int | None = None
     strict_takes: bool = False  # take warnings are errors (policy.strict_takes)
     max_one_time_cny: int | None = None
+    pg: PgBackend | None = None  # None: the state file
     # Where each of ``voices`` is in voicectl.yaml, for problems found when globbing.
     voices_at: tuple[tuple[int, int], ...] = field(default=(), compare=False)
     # sha256 of voicectl.yaml as read: part of the declaration cache's identity.
@@ -143,6 +155,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
     reason = apibase.repository_problem(api_base) if isinstance(api_base, str) else None
     if reason:
         doc.problem(("defaults", "api_base"), f"{show(api_base)} {reason}")
+    pg = _pg_backend(doc, data.get("backend") or {})
     if doc.problems:
         return Config(root=root), doc.problems
     policy: dict[str, Any] = data.get("policy") or {}
@@ -157,9 +170,35 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         max_voices=policy.get("max_voices"),
         max_one_time_cny=policy.get("max_one_time_cny"),
         strict_takes=policy.get("strict_takes") is True,
+        pg=pg,
         voices_at=tuple(doc.where(("voices", i)) for i in range(len(voices))),
         digest=digest,
     ), []
+
+
+def _pg_backend(doc: Document, backend: dict[str, Any]) -> PgBackend | None:
+    """``backend.pg`` read (None: not configured); a password in it is a problem."""
+    if "pg" not in backend:
+        return None
+    pg: dict[str, Any] = backend["pg"] or {}
+    conn_str = pg.get("conn_str", "")
+    if _has_password(conn_str):
+        doc.problem(
+            ("backend", "pg", "conn_str"),
+            "holds a password; a repository is no place for one: give it through "
+            "PGPASSWORD or ~/.pgpass (or the whole string through VOICECTL_PG_CONN_STR)",
+        )
+    return PgBackend(conn_str, pg.get("schema", "voicectl"), pg.get("workspace", "default"))
+
+
+def _has_password(conn_str: str) -> bool:
+    """Whether a libpq connection string or URI carries a password."""
+    if re.match(r"postgres(?:ql)?://", conn_str, re.IGNORECASE):
+        parts = urlsplit(conn_str)
+        if parts.password:
+            return True
+        return any(key.lower() == "password" for key, _ in parse_qsl(parts.query, True))
+    return re.search(r"(?:^|\s)password\s*=", conn_str, re.IGNORECASE) is not None
 
 
 def _pattern_problem(pattern: str) -> str | None:

@@ -23,7 +23,7 @@ from voicectl.model import DesiredVoice, State
 from voicectl.state import statefile as state
 from voicectl.state.journal import journal_path
 from voicectl.state.pending import pending_warning
-from voicectl.state.store import for_repository
+from voicectl.state.store import StateStore, for_repository
 
 CACHE_FILE = Path(".voicectl") / "cache" / "takes.json"
 DECLARATIONS_CACHE = Path(".voicectl") / "cache" / "declarations.json"
@@ -137,11 +137,17 @@ def read_valid(cfg: config.Config, recorded: State | None = None) -> Snapshot:
     return snapshot
 
 
+def home(cfg: config.Config) -> StateStore:
+    """The store the repository's state lives in (its file, or PostgreSQL), which records
+    the commit checked out with each version it keeps."""
+    return for_repository(cfg, lambda: gitrepo.head(cfg.root))
+
+
 def load_state(cfg: config.Config) -> tuple[State, bool]:
     """The repository's state as last written, or a fresh empty one (flag: it existed),
     read from its store."""
 
-    current = for_repository(cfg).read()
+    current = home(cfg).read()
     if current is None:
         return state.new_state(), False
     return current, True

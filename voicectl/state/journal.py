@@ -74,6 +74,8 @@ class Journal:
         """Start a journal over ``base`` (the state as last written); ``commit`` is the
         git commit applied from, recorded in the take index; ``account`` says which Coze
         account the clones go to (see CozeClient.account_record)."""
+        # The state may live elsewhere (PostgreSQL): its directory need not exist yet.
+        path.parent.mkdir(parents=True, exist_ok=True)
         journal = cls(path)
         if path.stat().st_size == 0:
             record: dict[str, Any] = {

@@ -313,10 +313,10 @@ def to_json(state: State) -> dict[str, Any]:
 
 
 def dumps(state: State) -> bytes:
-    return _encoded(to_json(state))
+    return encoded(to_json(state))
 
 
-def _encoded(data: dict[str, Any]) -> bytes:
+def encoded(data: dict[str, Any]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
 
@@ -324,5 +324,5 @@ def save(path: Path, state: State) -> State:
     """Write ``state`` with its serial bumped; returns what was written, as a read gives it
     back (the file's order: orphans sorted), so that it can be compared with one read."""
     data = to_json(replace(state, serial=state.serial + 1))
-    write_atomic(path, _encoded(data))
+    write_atomic(path, encoded(data))
     return from_json(data)

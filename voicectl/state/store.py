@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from voicectl.errors import StaleWrite, StateError
+from voicectl.errors import ConfigError, StaleWrite, StateError
 from voicectl.files import safefile
 from voicectl.files.atomic import write_atomic
 from voicectl.model import State
@@ -53,10 +54,14 @@ class Version:
     lineage: str
     written_at: str
     sha256: str
+    written_by: str = ""  # user@host, where the store records it
+    git_commit: str = ""  # the commit checked out when it was written, where recorded
 
 
 class StateStore(Protocol):
     """The state's home, whatever it is."""
+
+    display: str  # how messages name it
 
     def read(self) -> State | None: ...
 
@@ -69,6 +74,10 @@ class StateStore(Protocol):
     def holder(self) -> dict[str, Any] | None: ...
 
     def versions(self) -> list[Version]: ...
+
+    def pull(self, serial: int | None = None) -> bytes | None: ...
+
+    def force_unlock(self, expected: str) -> dict[str, Any] | None: ...
 
 
 class FileStore:
@@ -89,7 +98,7 @@ class FileStore:
             raise StaleWrite(f"{self.display}: a state of another lineage is not written over")
         stored = self.read()
         if stored != base:
-            raise StaleWrite(_stale(self.display, stored, base))
+            raise StaleWrite(stale_message(self.display, stored, base))
         written = state.save(self.path, new)  # as a read gives it back: a next base
         self._keep(written)
         return written
@@ -101,6 +110,22 @@ class FileStore:
 
     def holder(self) -> dict[str, Any] | None:
         return lock.running_holder(self.path)
+
+    def force_unlock(self, expected: str) -> dict[str, Any] | None:
+        return lock.force_unlock(self.path, expected)
+
+    def pull(self, serial: int | None = None) -> bytes | None:
+        """The state file's bytes, when ``serial`` is none or its own (the file keeps no
+        earlier bodies: git does)."""
+        try:
+            raw = safefile.read_bytes(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{self.display}: cannot read the state: {exc.strerror}") from None
+        if serial is not None and state.parse(raw, self.display).serial != serial:
+            return None
+        return raw
 
     def versions(self) -> list[Version]:
         found = []
@@ -135,7 +160,8 @@ class FileStore:
             write_atomic(self.history / name, record, durable=False)
 
 
-def _stale(display: str, stored: State | None, base: State | None) -> str:
+def stale_message(display: str, stored: State | None, base: State | None) -> str:
+    """Why a compare-and-swap write was refused, in words."""
     if stored is None:
         return f"{display}: the state is gone since it was read; nothing was written"
     if base is None:
@@ -154,9 +180,26 @@ def _stale(display: str, stored: State | None, base: State | None) -> str:
     )
 
 
-def for_repository(cfg: Config) -> FileStore:
-    """The store of a repository's configuration (a file, today)."""
-    return FileStore(cfg.state_path, cfg.state, cfg.root, cfg.root / STATE_CHECKED)
+PG_CONN_VARIABLE = "VOICECTL_PG_CONN_STR"
 
 
-__all__ = ["FileStore", "StateStore", "Version", "for_repository"]
+def for_repository(cfg: Config, commit: Callable[[], str] = lambda: "") -> StateStore:
+    """The store a repository's configuration names: its state file, or PostgreSQL
+    (``backend: pg``; ``VOICECTL_PG_CONN_STR`` overrides its ``conn_str``, and what
+    neither says comes from libpq's environment: PGHOST, PGUSER, PGPASSWORD, ~/.pgpass).
+    ``commit`` tells the commit checked out, for the versions a store keeps."""
+    pg = cfg.pg
+    if pg is None:
+        return FileStore(cfg.state_path, cfg.state, cfg.root, cfg.root / STATE_CHECKED)
+    try:
+        # Loaded here: psycopg is an optional extra, and only this backend needs it.
+        from voicectl.state.pgstore import PgStore
+    except ImportError:
+        raise ConfigError(
+            "voicectl.yaml: backend.pg needs the PostgreSQL driver: pip install 'voicectl[pg]'"
+        ) from None
+    conninfo = os.environ.get(PG_CONN_VARIABLE, "").strip() or pg.conn_str
+    return PgStore(conninfo, pg.schema, pg.workspace, commit)
+
+
+__all__ = ["FileStore", "StateStore", "Version", "for_repository", "stale_message"]

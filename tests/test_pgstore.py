@@ -1,0 +1,375 @@
+"""The state in PostgreSQL (``backend: pg``), on a real server (tests/pgcluster.py): the
+configuration, what is stored, the lock a session holds, and runners side by side. The
+contract every store passes is in tests/test_store.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.conftest import Coze, VoiceRepo
+from tests.pgcluster import Cluster
+from voicectl.errors import StaleWrite, StateError
+from voicectl.state import statefile
+from voicectl.state.pgstore import PgStore
+
+VOICECTL = [sys.executable, "-m", "voicectl"]
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+
+def on_pg(repo: VoiceRepo, cluster: Cluster, schema: str, **pg: str) -> None:
+    repo.write_config(backend={"pg": {"conn_str": cluster.conninfo(), "schema": schema, **pg}})
+
+
+def stored_row(cluster: Cluster, schema: str, workspace: str = "default") -> tuple[str, ...]:
+    with psycopg.connect(cluster.conninfo()) as conn:
+        row = conn.execute(
+            f'SELECT lineage, serial, sha256, body, written_by FROM "{schema}".states '
+            "WHERE workspace = %s",
+            [workspace],
+        ).fetchone()
+    assert row is not None
+    return tuple(str(value) for value in row)
+
+
+# --- a repository on PostgreSQL ----------------------------------------------------------
+
+
+def test_a_repository_on_postgresql_applies_plans_and_keeps_every_version(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=520)})
+    applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert applied.exit_code == 0, applied.output
+    assert not (repo.root / "state" / "voicectl.state.json").exists()  # none on the runner
+    lineage, serial, digest, body, by = stored_row(pg_cluster, pg_schema)
+    assert serial == "1" and hashlib.sha256(body.encode()).hexdigest() == digest
+    assert body.encode() == statefile.dumps(statefile.parse(body.encode(), "x"))  # canonical
+    assert "@" in by
+    plan = run(repo.root, "plan", "--detailed-exitcode", env=coze.env())
+    assert plan.exit_code == 0 and "No changes" in plan.output, plan.output
+    assert run(repo.root, "state", "mv", "b", "c").exit_code == 0
+    listed = json.loads(run(repo.root, "state", "list", "--json").stdout)
+    assert sorted(v["address"] for v in listed["voices"]) == ["a", "c"]
+    versions = json.loads(run(repo.root, "state", "versions", "--json").stdout)["versions"]
+    assert [v["serial"] for v in versions] == [1, 2]
+    assert all(v["lineage"] == lineage and v["written_by"] == by for v in versions)
+    first = run(repo.root, "state", "pull", "--serial", "1")
+    assert first.exit_code == 0
+    assert hashlib.sha256(first.stdout_bytes).hexdigest() == versions[0]["sha256"]
+    latest = run(repo.root, "state", "pull")
+    assert json.loads(latest.stdout)["serial"] == 2
+    missing = run(repo.root, "state", "pull", "--serial", "9")
+    assert missing.exit_code == 1 and "no version with serial 9" in missing.output
+    assert len(coze.ledger()) == 2
+
+
+def test_each_version_records_the_commit_checked_out(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({"a": repo.voice("a")})
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"]):
+        subprocess.run(["git", "-C", str(repo.root), *args], check=True)
+    subprocess.run(
+        [*GIT, "-C", str(repo.root), "commit", "-q", "-m", "voices"],
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "-C", str(repo.root), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    (version,) = json.loads(run(repo.root, "state", "versions", "--json").stdout)["versions"]
+    assert version["git_commit"] == head
+
+
+@pytest.mark.parametrize(
+    "conn_str",
+    [
+        "postgresql://voicectl:hunter2@db.example.internal/voices",
+        "postgresql://db.example.internal/voices?password=hunter2",
+        "host=db.example.internal password=hunter2 dbname=voices",
+        "host=db PASSWORD = 'hunter2'",
+    ],
+    ids=["uri-userinfo", "uri-query", "keywords", "keywords-spaced"],
+)
+def test_a_password_in_the_repository_is_refused(repo: VoiceRepo, run, conn_str: str) -> None:
+    repo.write_config(backend={"pg": {"conn_str": conn_str}})
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, "plan")
+    assert result.exit_code == 1, result.output
+    assert "voicectl.yaml:" in result.output and "backend.pg.conn_str" in result.output
+    assert "holds a password" in result.output and "PGPASSWORD" in result.output
+    assert "hunter2" not in result.output and "Traceback" not in result.output
+
+
+def test_the_environment_overrides_the_connection_string(
+    repo: VoiceRepo, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """voicectl.yaml names a server nobody runs; VOICECTL_PG_CONN_STR, a CI secret, the
+    real one. libpq's own variables fill in what neither says."""
+    repo.write_config(
+        backend={"pg": {"conn_str": "host=127.0.0.1 port=9 connect_timeout=2", "schema": pg_schema}}
+    )
+    repo.declare({"a": repo.voice("a")})
+    wrong = run(repo.root, "state", "versions")
+    assert wrong.exit_code == 1 and "cannot connect" in wrong.output, wrong.output
+    env = {"VOICECTL_PG_CONN_STR": f"host=127.0.0.1 port={pg_cluster.port}", "PGUSER": "postgres"}
+    right = run(repo.root, "state", "versions", env=env)
+    assert right.exit_code == 0 and "0 version(s)" in right.output, right.output
+
+
+def test_without_the_driver_the_extra_is_named(repo: VoiceRepo) -> None:
+    repo.write_config(backend={"pg": {}})
+    repo.declare({"a": repo.voice("a")})
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from voicectl.cli import main; main(['-C', sys.argv[1], 'plan'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(repo.root)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    assert "pip install 'voicectl[pg]'" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- what is stored -----------------------------------------------------------------------
+
+
+def test_a_role_without_create_works_in_a_schema_made_for_it(
+    pg_cluster: Cluster, pg_schema: str
+) -> None:
+    role = f"r_{pg_schema}"
+    pg_cluster.execute(
+        f"CREATE ROLE {role} LOGIN",
+        f"CREATE SCHEMA {pg_schema}",
+        f"GRANT USAGE, CREATE ON SCHEMA {pg_schema} TO {role}",
+    )
+    store = PgStore(pg_cluster.conninfo(user=role), pg_schema, "w")
+    written = store.write(statefile.new_state(), base=None)
+    assert store.read() == written
+    elsewhere = PgStore(pg_cluster.conninfo(user=role), f"{pg_schema}_x", "w")
+    with pytest.raises(StateError, match="permission denied"):
+        elsewhere.read()
+
+
+def test_first_runners_make_the_tables_side_by_side(pg_cluster: Cluster, pg_schema: str) -> None:
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            PgStore(pg_cluster.conninfo(), pg_schema, "w").read()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_of_writers_racing_from_one_state_exactly_one_writes(
+    pg_cluster: Cluster, pg_schema: str
+) -> None:
+    base = PgStore(pg_cluster.conninfo(), pg_schema, "w").write(statefile.new_state(), None)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def writer(n: int) -> None:
+        store = PgStore(pg_cluster.conninfo(), pg_schema, "w")
+        start.wait()
+        try:
+            store.write(base, base=base)
+            outcomes.append("written")
+        except StaleWrite:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 7 + ["written"]
+    versions = PgStore(pg_cluster.conninfo(), pg_schema, "w").versions()
+    assert [v.serial for v in versions] == [1, 2]
+
+
+def test_workspaces_and_schemas_keep_their_states_apart(
+    pg_cluster: Cluster, pg_schema: str
+) -> None:
+    one = PgStore(pg_cluster.conninfo(), pg_schema, "one")
+    two = PgStore(pg_cluster.conninfo(), pg_schema, "two")
+    other = PgStore(pg_cluster.conninfo(), f"{pg_schema}_b", "one")
+    written = one.write(statefile.new_state(), None)
+    assert two.read() is None and other.read() is None and one.read() == written
+    with (
+        one.locked("voicectl apply", print),
+        two.locked("voicectl apply", print),
+        other.locked("voicectl apply", print),
+    ):
+        pass  # another workspace's, another schema's lock: free
+
+
+# --- the lock ------------------------------------------------------------------------------
+
+
+HOLD = """
+import sys, time
+from voicectl.state.pgstore import PgStore
+store = PgStore(sys.argv[1], sys.argv[2], "w")
+with store.locked("voicectl apply", print):
+    print("HELD", flush=True)
+    time.sleep(120)
+"""
+
+
+def _holding(conninfo: str, schema: str) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, conninfo, schema], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "HELD"
+    return holder
+
+
+def test_a_holder_killed_frees_the_lock_for_the_next_runner_at_once(
+    pg_cluster: Cluster, pg_schema: str
+) -> None:
+    holder = _holding(pg_cluster.conninfo(), pg_schema)
+    store = PgStore(pg_cluster.conninfo(), pg_schema, "w")
+    try:
+        info = store.holder()
+        assert info is not None and info["pid"] == holder.pid
+        assert info["command"] == "voicectl apply" and info["id"] and info["host"]
+        with (
+            pytest.raises(StateError, match=f"pid {holder.pid}"),
+            store.locked("voicectl apply", print),
+        ):
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    said: list[str] = []
+    started = time.monotonic()
+    with store.locked("voicectl apply", said.append, timeout=30):
+        waited = time.monotonic() - started
+    assert waited < 10, waited
+    assert any("previous holder of the lock is gone" in line for line in said)
+
+
+def test_force_unlock_ends_the_holders_session_where_the_role_may(
+    repo: VoiceRepo, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    on_pg(repo, pg_cluster, pg_schema, workspace="w")
+    repo.declare({"a": repo.voice("a")})
+    holder = _holding(pg_cluster.conninfo(), pg_schema)
+    try:
+        info = PgStore(pg_cluster.conninfo(), pg_schema, "w").holder()
+        assert info is not None
+        weak = f"r_{pg_schema}"
+        pg_cluster.execute(
+            f"CREATE ROLE {weak} LOGIN", f"GRANT USAGE ON SCHEMA {pg_schema} TO {weak}"
+        )
+        pg_cluster.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {pg_schema} TO {weak}")
+        as_weak = {"VOICECTL_PG_CONN_STR": pg_cluster.conninfo(user=weak)}
+        refused = run(repo.root, "force-unlock", info["id"], "--force", env=as_weak)
+        assert refused.exit_code == 1 and "pg_signal_backend" in refused.output, refused.output
+        wrong = run(repo.root, "force-unlock", "0000", "--force")
+        assert wrong.exit_code == 1 and "nothing was done" in wrong.output
+        ended = run(repo.root, "force-unlock", info["id"], "--force")
+        assert ended.exit_code == 0 and "Ended the database session" in ended.output
+        store = PgStore(pg_cluster.conninfo(), pg_schema, "w")
+        with store.locked("voicectl apply", print, timeout=10):
+            pass  # free for the next runner, though the holder's process lives on
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    assert PgStore(pg_cluster.conninfo(), pg_schema, "w").holder() is None
+
+
+# --- runners side by side ------------------------------------------------------------------
+
+
+def test_two_runners_applying_at_once_clone_each_voice_once(
+    tmp_path: Path, coze: Coze, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """Two clones of one repository, one workspace: one applies, the other waits for
+    the lock, then finds nothing left to do."""
+    coze.faults(latency_ms=300)
+    runners = []
+    for name in ("one", "two"):
+        repo = VoiceRepo(tmp_path / name)
+        on_pg(repo, pg_cluster, pg_schema)
+        repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(4)})
+        runners.append(repo)
+    env = {**os.environ, **coze.env()}
+    procs = [
+        subprocess.Popen(
+            [*VOICECTL, "-C", str(r.root), "apply", "--auto-approve", "--lock-timeout", "120"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in runners
+    ]
+    outputs = [p.communicate(timeout=180) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    said = "".join(out + err for out, err in outputs)
+    assert "waiting up to 120 s for the lock" in said
+    creates = [c for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == 4 and len({c["voice_id"] for c in creates}) == 4
+    stored = json.loads(stored_row(pg_cluster, pg_schema)[3])
+    assert {r["voice_id"] for r in stored["voices"].values()} == {c["voice_id"] for c in creates}
+
+
+def test_a_holder_whose_lock_was_taken_writes_nothing(pg_cluster: Cluster, pg_schema: str) -> None:
+    """`force-unlock` from elsewhere ended this holder's session: its next write is
+    refused, since another runner may hold the lock by now."""
+    store = PgStore(pg_cluster.conninfo(), pg_schema, "w")
+    first = store.write(statefile.new_state(), None)
+    with store.locked("voicectl apply", print):
+        pg_cluster.execute(
+            f"SELECT pg_terminate_backend(backend_pid) FROM {pg_schema}.locks WHERE workspace = 'w'"
+        )
+        with pytest.raises(StateError, match="lock was taken from it"):
+            store.write(first, base=first)
+    assert store.read() == first
+
+
+@pytest.mark.parametrize(
+    ("pg", "field"),
+    [
+        ({"schema": "Voices; DROP TABLE x"}, "backend.pg.schema"),
+        ({"workspace": "prod\n"}, "backend.pg.workspace"),
+        ({"conn_str": 5}, "backend.pg.conn_str"),
+        ({"host": "db"}, "backend.pg"),
+    ],
+    ids=["schema-not-a-name", "workspace-newline", "conn-str-a-number", "unknown-field"],
+)
+def test_a_bad_backend_is_one_clear_error(
+    repo: VoiceRepo, run, pg: dict[str, object], field: str
+) -> None:
+    repo.write_config(backend={"pg": pg})
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, "plan")
+    assert result.exit_code == 1, result.output
+    assert "voicectl.yaml:" in result.output and field in result.output
+    assert "Traceback" not in result.output
