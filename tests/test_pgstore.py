@@ -373,3 +373,58 @@ def test_a_bad_backend_is_one_clear_error(
     assert result.exit_code == 1, result.output
     assert "voicectl.yaml:" in result.output and field in result.output
     assert "Traceback" not in result.output
+
+
+# --- intents outlive the runner -------------------------------------------------------------
+
+
+def test_a_runner_killed_mid_apply_is_recovered_by_another_runner(
+    tmp_path: Path, coze: Coze, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """The journal lives in PostgreSQL too: runner one is SIGKILLed with clones in
+    flight and its disk is gone; runner two, elsewhere, reads the intents, settles each
+    on Coze's list before resending, and every voice is cloned exactly once."""
+    coze.faults(latency_ms=250)
+    one, two = VoiceRepo(tmp_path / "one"), VoiceRepo(tmp_path / "two")
+    for repo in (one, two):
+        on_pg(repo, pg_cluster, pg_schema)
+        repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(8)})
+    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    runner = subprocess.Popen(
+        [*VOICECTL, "-C", str(one.root), "apply", "--auto-approve", "--parallelism", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    made = len(coze.ledger())
+    assert 3 <= made < 8
+    with psycopg.connect(pg_cluster.conninfo()) as conn:
+        kept = conn.execute(f'SELECT count(*) FROM "{pg_schema}".journal').fetchone()
+    assert kept is not None and kept[0] > made  # a begin, and a pending line per clone sent
+    coze.faults(latency_ms=0)
+    time.sleep(1)  # the clones cut by the kill are out of Coze's hands
+    plan = subprocess.run(
+        [*VOICECTL, "-C", str(two.root), "plan"], env=env, capture_output=True, text=True
+    )
+    assert "an apply was interrupted" in plan.stderr, plan.stderr
+    again = subprocess.run(
+        [*VOICECTL, "-C", str(two.root), "apply", "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert "recovering an interrupted apply" in again.stderr
+    creates = [c for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == 8 and len({c["voice_id"] for c in creates}) == 8
+    stored = json.loads(stored_row(pg_cluster, pg_schema)[3])
+    assert {r["voice_id"] for r in stored["voices"].values()} == {c["voice_id"] for c in creates}
+    with psycopg.connect(pg_cluster.conninfo()) as conn:
+        left = conn.execute(f'SELECT count(*) FROM "{pg_schema}".journal').fetchone()
+    assert left == (0,)  # folded, and removed with the same commit
+    assert not (one.root / "state" / "voicectl.state.json").exists()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from voicectl.apply.events import Event, Outcome
 from voicectl.apply.executor import Executor
 from voicectl.errors import StateError
+from voicectl.files import safefile
+from voicectl.files.atomic import write_atomic
 from voicectl.model import State
 from voicectl.state import journal
 from voicectl.state import statefile as state
@@ -33,10 +36,10 @@ def fold(
     (the journal's begin record says so), so the write expects no state stored.
     """
     path = journal.journal_path(state_path)
+    bring(home, path)
     replayed = replay(path, current)
     if replayed is None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        _forget(home, path)
         return current
     if replayed.pending:
         names = ", ".join(p.change.address for p in replayed.pending)
@@ -47,7 +50,8 @@ def fold(
     if replayed.stale or _nothing_completed(replayed.state, current):
         # No clone ended (every one refused, say): the state stays as it was, its serial
         # too, so that a saved plan made from it can be carried out again once fixed.
-        result = current
+        _forget(home, path)
+        return current
     else:
         new = replayed.state if finish is None else finish(replayed.state)
         # Through the state's store (its lock is held), from the state the journal began
@@ -56,13 +60,48 @@ def fold(
         # write it from none: that mends it).
         home = home or FileStore(state_path, str(state_path))
         try:
-            result = home.write(new, base=current if stored else None)
+            result = home.write(new, base=current if stored else None, settles_journal=True)
         except StateError:
             if _still(home, current, path):
                 raise  # the file is the one it began from again: a race, said as it was
-            result = home.write(new, base=None)
+            result = home.write(new, base=None, settles_journal=True)
     path.unlink()
     return result
+
+
+def bring(home: StateStore | None, path: Path) -> None:
+    """Where the store keeps the journal (PostgreSQL), make the runner's file at ``path``
+    from it: an apply a runner left unfinished is recovered by the next runner, on any
+    machine. This runner's own file is kept when it holds every line the store does (it
+    may hold one more: a crash between writing it here and there)."""
+    if home is None or not home.keeps_journal:
+        return
+    lines = home.journal_lines()
+    if not lines:
+        return
+    try:
+        here = safefile.read_bytes(path)
+    except FileNotFoundError:
+        here = None
+    if here is not None:
+        if Counter(here.splitlines(keepends=True)) >= Counter(lines):
+            return
+        raise StateError(
+            f"{path}: this machine's apply journal and the one kept in {home.display} "
+            "differ: two applies' records. Nothing was changed; move this file aside (it "
+            "records paid clones: note the voice ids of its `done` lines) and run "
+            "`voicectl apply` again to recover the one the store keeps"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, b"".join(lines))
+
+
+def _forget(home: StateStore | None, path: Path) -> None:
+    """The journal, found to hold nothing left to fold, removed here and in the store."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if home is not None and home.keeps_journal:
+        home.journal_clear()
 
 
 def _still(home: StateStore, base: State, journal_path: Path) -> bool:
@@ -130,6 +169,7 @@ def recover(
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
+    bring(home, path)
     replayed = replay(path, current)
     if replayed is None:
         return current
@@ -140,7 +180,7 @@ def recover(
             f"{len(replayed.pending)} clone(s) of unknown outcome"
         )
     if replayed.pending and not replayed.stale:
-        log = journal.Journal(path)
+        log = journal.Journal(path, _mirror(home))
         try:
             executor = executor_for(log)
             known = replayed.state.voice_ids()
@@ -208,3 +248,8 @@ def _check_account(
 
 
 __all__ = ["Event", "fold", "fold_or_keep", "recover"]
+
+
+def _mirror(home: StateStore | None) -> Callable[[bytes], None] | None:
+    """What keeps a journal line in the store too, where it keeps journals."""
+    return home.journal_add if home is not None and home.keeps_journal else None

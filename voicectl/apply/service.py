@@ -101,6 +101,7 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
     with home.locked("voicectl apply", reporter.notice, request.lock_timeout):
         stored = home.read()
         current = stored if stored is not None else new_state()
+        recovery.bring(home, journal_path(cfg.state_path))  # another runner's, if any
         _check_adoptions(cfg, current, request.adopt)
         executor_for = _executors(cfg, client, request)
         events = reporter.progress(0)  # what recovery settles, said as it is
@@ -235,6 +236,7 @@ def _execute(
         gitrepo.head(cfg.root),
         account=client.account_record(),
         uncommitted=gitrepo.uncommitted(cfg.root, inputs(cfg, work)),
+        mirror=home.journal_add if home.keeps_journal else None,
     )
     outcome = None
     stopped = None

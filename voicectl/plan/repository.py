@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -156,12 +157,18 @@ def load_state(cfg: config.Config) -> tuple[State, bool]:
 def effective_state(cfg: config.Config) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
     memory (so completed clones are not planned again), and a warning if there was one."""
-    current, _ = load_state(cfg)
-
-    if not os.path.lexists(journal_path(cfg.state_path)):  # the common case
+    store = home(cfg)
+    current = store.read() or state.new_state()
+    if os.path.lexists(journal_path(cfg.state_path)):
+        return pending_warning(cfg.state_path, current)
+    lines = store.journal_lines() if store.keeps_journal else []
+    if not lines:  # the common case
         return current, ""
-
-    return pending_warning(cfg.state_path, current)
+    # Another runner's, kept in the store (PostgreSQL): read from a copy, nothing written.
+    with tempfile.TemporaryDirectory(prefix="voicectl-journal-") as scratch:
+        shadow = Path(scratch) / cfg.state_path.name
+        journal_path(shadow).write_bytes(b"".join(lines))
+        return pending_warning(shadow, current)
 
 
 def with_blobs(cfg: config.Config, current: State) -> State:

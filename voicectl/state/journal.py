@@ -17,7 +17,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,11 @@ class Pending:
 class Journal:
     """Appends fsync'd records; safe to share between the threads of one apply."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mirror: Callable[[bytes], None] | None = None) -> None:
         self.path = path
+        # Where else each line must be durable before append returns (a store that keeps
+        # the journal: PostgreSQL), so that another runner can recover it.
+        self.mirror = mirror
         self._lock = threading.Lock()  # orders the writes
         self._sync_lock = threading.Lock()  # one fsync at a time
         self._written = self._synced = 0  # lines handed to the OS, lines known on disk
@@ -70,13 +73,14 @@ class Journal:
         commit: str = "",
         account: dict[str, str] | None = None,
         uncommitted: bool | None = None,
+        mirror: Callable[[bytes], None] | None = None,
     ) -> Journal:
         """Start a journal over ``base`` (the state as last written); ``commit`` is the
         git commit applied from, recorded in the take index; ``account`` says which Coze
         account the clones go to (see CozeClient.account_record)."""
         # The state may live elsewhere (PostgreSQL): its directory need not exist yet.
         path.parent.mkdir(parents=True, exist_ok=True)
-        journal = cls(path)
+        journal = cls(path, mirror)
         if path.stat().st_size == 0:
             record: dict[str, Any] = {
                 "type": "begin",
@@ -119,6 +123,12 @@ class Journal:
                 raise self._error(exc) from None
             self._written += 1
             mine = self._written
+        self._sync(mine)
+        if self.mirror is not None:  # a pending line there too before its clone is sent
+            self.mirror(line)
+
+    def _sync(self, mine: int) -> None:
+        """Return once line ``mine`` is on disk (one fsync serves every line before it)."""
         with self._sync_lock:
             if self._synced >= mine:
                 return  # another thread's fsync, begun after this line was written

@@ -62,10 +62,22 @@ class StateStore(Protocol):
     """The state's home, whatever it is."""
 
     display: str  # how messages name it
+    # Whether the store keeps an apply's journal too (PostgreSQL: a runner that dies is
+    # recovered by the next, anywhere), beside the runner's own file.
+    keeps_journal: bool
 
     def read(self) -> State | None: ...
 
-    def write(self, new: State, base: State | None) -> State: ...
+    def write(self, new: State, base: State | None, *, settles_journal: bool = False) -> State:
+        """``settles_journal``: ``new`` holds the journal's clones; the journal the store
+        keeps goes in the same write."""
+        ...
+
+    def journal_lines(self) -> list[bytes]: ...
+
+    def journal_add(self, line: bytes) -> None: ...
+
+    def journal_clear(self) -> None: ...
 
     def locked(
         self, command: str, notice: Callable[[str], None], timeout: float = 0.0
@@ -83,6 +95,8 @@ class StateStore(Protocol):
 class FileStore:
     """The state in a JSON file of the repository, locked with the OS's lock beside it."""
 
+    keeps_journal = False  # the journal is the file beside the state, carried by git
+
     def __init__(
         self, path: Path, display: str, root: Path | None = None, checked: Path | None = None
     ) -> None:
@@ -93,7 +107,7 @@ class FileStore:
     def read(self) -> State | None:
         return state.load(self.path, self.display, self.checked)
 
-    def write(self, new: State, base: State | None) -> State:
+    def write(self, new: State, base: State | None, *, settles_journal: bool = False) -> State:
         if base is not None and new.lineage != base.lineage:
             raise StaleWrite(f"{self.display}: a state of another lineage is not written over")
         stored = self.read()
@@ -113,6 +127,15 @@ class FileStore:
 
     def force_unlock(self, expected: str) -> dict[str, Any] | None:
         return lock.force_unlock(self.path, expected)
+
+    def journal_lines(self) -> list[bytes]:
+        return []
+
+    def journal_add(self, line: bytes) -> None:
+        return None
+
+    def journal_clear(self) -> None:
+        return None
 
     def pull(self, serial: int | None = None) -> bytes | None:
         """The state file's bytes, when ``serial`` is none or its own (the file keeps no

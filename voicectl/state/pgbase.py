@@ -1,0 +1,131 @@
+"""PostgreSQL's side of the state store: connections, voicectl's tables, and the words
+for what the server says (see :mod:`voicectl.state.pgstore`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from voicectl.errors import StateError
+
+SERVER_KEEPALIVES = (
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+)
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS {s}.states (
+        workspace text PRIMARY KEY,
+        lineage text NOT NULL,
+        serial bigint NOT NULL,
+        format_version integer NOT NULL,
+        sha256 text NOT NULL,
+        body text NOT NULL,
+        written_by text NOT NULL,
+        written_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS {s}.state_versions (
+        workspace text NOT NULL,
+        lineage text NOT NULL,
+        serial bigint NOT NULL,
+        sha256 text NOT NULL,
+        body text NOT NULL,
+        written_by text NOT NULL,
+        git_commit text NOT NULL DEFAULT '',
+        written_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (workspace, lineage, serial))""",
+    """CREATE TABLE IF NOT EXISTS {s}.journal (
+        workspace text NOT NULL,
+        seq bigserial,
+        line text NOT NULL,
+        PRIMARY KEY (workspace, seq))""",
+    """CREATE TABLE IF NOT EXISTS {s}.locks (
+        workspace text PRIMARY KEY,
+        lock_id text NOT NULL,
+        holder jsonb NOT NULL,
+        backend_pid integer NOT NULL,
+        since timestamptz NOT NULL DEFAULT now())""",
+)
+NAMES = ("states", "state_versions", "journal", "locks")
+
+
+class PgBase:
+    """A workspace in a schema of a PostgreSQL database: its sessions and tables."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        schema: str = "voicectl",
+        workspace: str = "default",
+        commit: Callable[[], str] = lambda: "",
+    ) -> None:
+        self.conninfo, self.schema, self.workspace = conninfo, schema, workspace
+        self.display = f"the state in PostgreSQL (schema {schema}, workspace {workspace})"
+        self.commit = commit
+        self._ready = False
+        self._holding: psycopg.Connection[Any] | None = None  # the lock's, while held
+        self._keys = (f"voicectl:{schema}", workspace)  # the advisory lock's, by hashtext
+
+    # -- connections and tables ---------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(
+                self.conninfo,
+                autocommit=True,
+                application_name="voicectl",
+                connect_timeout=10,
+                keepalives=1,
+                keepalives_idle=10,
+                keepalives_interval=5,
+                keepalives_count=3,
+            )
+        except psycopg.Error as exc:
+            raise StateError(f"{self.display}: cannot connect: {said(exc)}") from None
+        return conn
+
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._connect() as conn:
+            try:
+                if not self._ready:
+                    self._prepare(conn)
+                yield conn
+            except psycopg.Error as exc:
+                raise StateError(f"{self.display}: {said(exc)}") from None
+
+    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+        """Make the schema (unless it exists) and the tables (unless they exist), under a
+        transaction lock of this schema only, so that two first runners do not race."""
+        found = conn.execute(
+            "SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s), to_regclass(%s)",
+            [f"{quoted(self.schema)}.{name}" for name in NAMES],
+        ).fetchone()
+        if found is None or any(table is None for table in found):
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self._keys[0]])
+                exists = conn.execute(
+                    "SELECT 1 FROM pg_namespace WHERE nspname = %s", [self.schema]
+                ).fetchone()
+                if exists is None:
+                    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
+                for statement in TABLES:
+                    conn.execute(sql.SQL(statement).format(s=sql.Identifier(self.schema)))
+        self._ready = True
+
+    def _table(self, name: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def said(exc: psycopg.Error) -> str:
+    """What PostgreSQL said, on one line (libpq's messages may span several)."""
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
