@@ -414,7 +414,10 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     cfg = open_config(repo.root)
     base = state_io.save(cfg.state_path, state_io.new_state())
     (change,) = plan(read_valid(cfg).desired, base).changes
-    log = Journal.begin(journal_path(cfg.state_path), base, "2026-11-25T06:00:00Z")
+    from voicectl.coze.replies import account_record
+
+    account = account_record(coze.base, coze.token)  # as the crashed apply kept it
+    log = Journal.begin(journal_path(cfg.state_path), base, "2026-11-25T06:00:00Z", account=account)
     log.pending(change, "2026-11-25T06:00:00Z", time.time())
     log.close()
     ids = []

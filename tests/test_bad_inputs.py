@@ -839,6 +839,15 @@ def _edited(**changes: object) -> bytes:
     return json.dumps(data, indent=2).encode()
 
 
+_AUDIO = {
+    "duration": 10.5,
+    "format": "wav",
+    "path": "audio/a.wav",
+    "size": 4096,
+    "sha256": "ab" * 32,
+}
+
+
 def _voice(**fields: object) -> dict[str, object]:
     """A state's voice record as voicectl writes it, with ``fields`` changed."""
     record: dict[str, object] = {
@@ -869,6 +878,37 @@ STATES = [
         _edited(voices={"a": _voice(clones_used=2.0)}),
         (S, "field voices.a.clones_used"),
         id="float-count",
+    ),
+    # What Python's parser accepts or chokes on, never written by voicectl (an adversary's).
+    pytest.param(
+        _edited(voices={"a": _voice(name="A \ud800 voice")}),
+        (S, "lone UTF-16 surrogate"),
+        id="lone-surrogate",
+    ),
+    pytest.param(
+        _valid_state().replace(b'"serial": 0', b'"serial": ' + b"9" * 4401),
+        (S, "too many digits"),
+        id="integer-of-4401-digits",
+    ),
+    pytest.param(
+        _edited(voices={"a": _voice(audio={**_AUDIO, "duration": float("nan")})}),
+        (S, "NaN is not JSON"),
+        id="nan",
+    ),
+    pytest.param(
+        _valid_state().replace(b'"serial": 0', b'"serial": 1e400'),
+        (S, "too large"),
+        id="float-overflow",
+    ),
+    pytest.param(
+        _valid_state().replace(b'"serial": 0', b'"serial": 0, "serial": 2'),
+        (S, 'duplicate key "serial"'),
+        id="duplicate-key",
+    ),
+    pytest.param(
+        _edited(voices={"a": _voice(voice_id="7400000000000000001\n")}),
+        (S, "field voices.a.voice_id"),
+        id="voice-id-and-newline",
     ),
     pytest.param(
         _edited(voices={"a": _voice(created_at="yesterday")}),

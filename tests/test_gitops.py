@@ -246,8 +246,10 @@ def test_unreadable_plan_files_are_one_clear_error(
         ("created_at", "yesterday", "field saved.created_at: 'yesterday' does not match"),
         ("created_at", "2026-12-07T14:56:13Z\n", "field saved.created_at"),
         ("serial", 0.0, "field saved.binding.serial: 0.0 is not of type 'integer'"),
+        ("one_time_cny", float("nan"), "NaN is not JSON"),
+        ("one_time_cny", "9" * 4401, "too many digits"),  # written as a number, below
     ],
-    ids=["float-version", "garbage-time", "time-and-newline", "float-serial"],
+    ids=["float-version", "garbage-time", "time-and-newline", "float-serial", "nan", "huge"],
 )
 def test_a_saved_plan_with_a_field_voicectl_never_writes_is_refused(
     repo: VoiceRepo, coze: Coze, run, field: str, value: object, says: str
@@ -262,9 +264,14 @@ def test_a_saved_plan_with_a_field_voicectl_never_writes_is_refused(
         body[field] = value
     elif field == "serial":
         body["saved"]["binding"][field] = value
+    elif field == "one_time_cny":
+        body["cost"][field] = value
     else:
         body["saved"][field] = value
-    path.write_text(json.dumps(body))
+    text = json.dumps(body)
+    if isinstance(value, str) and value.isdigit():
+        text = text.replace(f'"{value}"', value)  # a number of that many digits
+    path.write_text(text)
     for command in ("apply", "show"):
         result = run(repo.root, command, "plan.json", env=coze.env())
         assert result.exit_code == 1 and says in result.output, result.output
@@ -517,7 +524,7 @@ def test_import_then_plan(repo: VoiceRepo, coze: Coze, run, sdk_at: SDK) -> None
     ("args", "message"),
     [
         (("ghost", "7400000000000000001"), "ghost: not declared"),
-        (("a", "12ab"), "a Coze voice id is digits only"),
+        (("a", "12ab"), "a Coze voice id is digits (0-9) only"),
         (("a", "7400000000000000999"), "is not on Coze's voice list"),
     ],
 )
@@ -965,3 +972,125 @@ def test_an_assume_unchanged_take_that_did_not_change_is_committed(tmp_path: Pat
     root, inputs = _committed(tmp_path)
     _git(root, "update-index", "--assume-unchanged", "audio/b.wav")
     assert uncommitted(root, inputs) is False
+
+
+# --- a journal voicectl did not write -------------------------------------------------------
+
+
+def _forged_journal(
+    repo: VoiceRepo, coze: Coze, voice_id: str, account: dict[str, str] | None
+) -> None:
+    """A journal, as a pull request could add one, saying a create of ``v9`` made
+    ``voice_id``: another team's voice on the same account."""
+    state = state_of(repo.root)
+    take = repo.root / "audio" / "v9.wav"
+    after = {
+        "audio": {
+            "duration": 12.0,
+            "format": "wav",
+            "path": "audio/v9.wav",
+            "sha256": hashlib.sha256(take.read_bytes()).hexdigest(),
+            "size": take.stat().st_size,
+        },
+        "language": "en",
+        "name": "V9 voice",
+        "preview_text": None,
+        "protect": None,
+        "space": "7350000000000000001",
+        "text": "The take of v9.",
+    }
+    begin: dict[str, Any] = {
+        "type": "begin",
+        "at": "2026-12-07T15:31:32Z",
+        "lineage": state["lineage"],
+        "serial": state["serial"],
+    }
+    if account is not None:
+        begin["account"] = account
+    lines = [
+        begin,
+        {
+            "type": "pending",
+            "seq": 1,
+            "started_at": "2026-12-07T15:31:32Z",
+            "started_unix": 1796657492.39,
+            "change": {
+                "action": "create",
+                "address": "v9",
+                "after": after,
+                "before": None,
+                "budget": {"after": 9, "before": None, "limit": 10},
+                "cost": {"monthly_cny_delta": 1, "one_time_cny": 138},
+                "message": "a new voice id",
+                "reasons": ["new_voice"],
+                "voice_id": None,
+            },
+        },
+        {
+            "type": "done",
+            "seq": 1,
+            "at": "2026-12-07T15:31:33Z",
+            "voice_id": voice_id,
+            "logid": "x",
+        },
+    ]
+    (repo.root / "state" / "voicectl.state.json.journal").write_text(
+        "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+    )
+
+
+@pytest.mark.parametrize(
+    "account",
+    [None, {"api_base": "http://127.0.0.1:1", "key": "0" * 24, "salt": "0" * 16}],
+    ids=["no-account", "forged-account"],
+)
+def test_a_journal_not_written_with_this_token_is_never_folded(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run, account: dict[str, str] | None
+) -> None:
+    """A pull request adds a journal naming another team's voice as the clone of a new
+    address: the plan does not show it as ours, and no command folds it (so nothing is
+    later retrained over that voice)."""
+    theirs = VoiceRepo(tmp_path / "theirs")
+    theirs.declare({"t": theirs.voice("t", freq=610, name="Theirs voice")})
+    assert run(theirs.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    victim = state_of(theirs.root)["voices"]["t"]["voice_id"]
+    applied_repo(repo, coze, run, n=1)
+    repo.declare({"v0": repo.voice("v0", freq=300), "v9": repo.voice("v9", freq=777)})
+    _forged_journal(repo, coze, victim, account)
+    clones = len(coze.ledger())
+    plan = run(repo.root, "plan", "--json", env=coze.env())
+    changes = {c["address"]: c for c in json.loads(plan.stdout)["changes"]}
+    assert changes["v9"]["action"] == "create"  # not taken in as the other team's voice
+    assert "was not written with this COZE_API_TOKEN" in plan.stderr
+    for command in (["apply", "--auto-approve"], ["state", "mv", "v0", "v1"], ["refresh"]):
+        refused = run(repo.root, *command, env=coze.env())
+        assert refused.exit_code == 1, refused.output
+        assert "not folded" in refused.output and f"v9 (voice {victim}" in refused.output
+    offline = run(repo.root, "state", "rm", "v0", env={"COZE_API_TOKEN": ""})
+    assert offline.exit_code == 1 and "only `voicectl apply`" in offline.output
+    assert "v9" not in state_of(repo.root)["voices"]
+    assert len(coze.ledger()) == clones
+
+
+def test_import_again_does_not_move_a_voice_to_another_workspace(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """v0 declared in another workspace with a new take needs a replace (a voice cannot
+    move); importing its own voice id again must not record the new workspace instead."""
+    applied_repo(repo, coze, run, n=1)
+    voice_id = state_of(repo.root)["voices"]["v0"]["voice_id"]
+    repo.declare({"v0": repo.voice("v0", freq=777, space="7350000000000000999")})
+    before = tree_bytes(repo.root)
+    result = run(repo.root, "import", "v0", voice_id, env=coze.env())
+    assert result.exit_code == 1 and "cannot move between workspaces" in result.output
+    assert "--replace v0" in result.output
+    assert tree_bytes(repo.root) == before
+    plan = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
+    assert plan["changes"][0]["action"] == "replace"
+
+
+@pytest.mark.parametrize("voice_id", ["²³", "７４０", "74\u0663"])
+def test_a_voice_id_of_other_digits_is_refused_at_once(repo: VoiceRepo, run, voice_id: str) -> None:
+    repo.declare({"a": repo.voice("a")})
+    result = run(repo.root, "import", "a", voice_id, env={"COZE_API_TOKEN": ""})
+    assert result.exit_code == 1 and "digits (0-9) only" in result.output

@@ -173,6 +173,29 @@ def test_clean_blobs_reads_git_from_a_subdirectory(tmp_path: Path) -> None:
     assert blobs == {f"voices/{name}.wav": blob for name, blob in hashed.items()}
 
 
+def test_a_take_this_machine_has_seen_is_never_trusted_on_gits_word(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """git's stat check has blind spots its users choose (core.trustctime false) or meet
+    (a same-size edit whose mtime a copy put back): a take the take cache has seen, whose
+    stat changed, is read again, not taken from the state on git's word."""
+    applied_and_committed(repo, coze, run)
+    git(repo.root, "config", "core.trustctime", "false")
+    take = repo.root / "audio" / "v1.wav"
+    os.utime(take, (1577836800, 1577836800))  # 2020: older than the index, never racy
+    git(repo.root, "update-index", "--refresh")
+    old = take.stat()
+    assert run(repo.root, "plan").exit_code == 0  # the take cache knows every take
+    data = bytearray(take.read_bytes())
+    data[5000:5010] = b"\x01" * 10
+    take.write_bytes(bytes(data))
+    os.utime(take, ns=(old.st_atime_ns, old.st_mtime_ns))  # as `cp -p` or `rsync -t` keep it
+    assert git(repo.root, "diff-files", "--name-only") == ""  # git sees no change
+    result = run(repo.root, "plan", "--detailed-exitcode", env=coze.env())
+    assert result.exit_code == 2, result.output
+    assert "v1" in result.output and "retrain" in result.output
+
+
 def lfs_pointer(data: bytes) -> bytes:
     oid = hashlib.sha256(data).hexdigest()
     return (

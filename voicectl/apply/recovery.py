@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from voicectl.apply.events import Event, Outcome
@@ -26,8 +27,13 @@ def fold(
     home: StateStore | None = None,
     *,
     stored: bool = True,
+    ours: Ours | None = None,
 ) -> State:
     """Write the journal's completed changes into the state and remove the journal.
+
+    ``ours`` tells whether a journal's account record is this token's and API base's;
+    a journal it does not vouch for (or, without it, any) is not folded (see
+    :func:`_vouched`).
 
     ``finish`` adds what else the state learns (Coze's facts, say) before the one write,
     so that the file is checked to be the one the journal began from just before it is
@@ -53,6 +59,7 @@ def fold(
         _forget(home, path)
         return current
     else:
+        _vouched(path, replayed, current, ours)
         new = replayed.state if finish is None else finish(replayed.state)
         # Through the state's store (its lock is held), from the state the journal began
         # from: a state put there since is refused, the journal kept. Only when the
@@ -67,6 +74,45 @@ def fold(
             result = home.write(new, base=None, settles_journal=True)
     path.unlink()
     return result
+
+
+Ours = Callable[[Mapping[str, object]], bool]
+
+
+def _vouched(path: Path, replayed: Replayed, current: State, ours: Ours | None) -> None:
+    """Refuse to fold clones a journal says were made unless it was written with this
+    token and API base: its account record holds a salted hash of both, which nobody
+    without the token can make. A journal added by hand, or in a pull request, would
+    otherwise make voicectl adopt (and later retrain) voices it never made."""
+    record = replayed.account
+    if ours is not None and record is not None and ours(record):
+        return
+    said = recorded(current, replayed.state) or "none"
+    if ours is not None:
+        # Under another token (the apply's was rotated since, say): trainings of voice ids
+        # the state holds are folded, as is what a person settled with --adopt; a voice
+        # id new to the state is taken in only by `voicectl import`.
+        known = current.voice_ids()
+        new = {a: r for a, r in replayed.state.voices.items() if r.voice_id not in known}
+        if not new:
+            return
+        said = recorded(current, replace(current, voices={**current.voices, **new}))
+    if ours is None:
+        raise StateError(
+            f"{path}: an interrupted apply's journal records clones ({said}) that only "
+            "`voicectl apply` (with the COZE_API_TOKEN that apply used) folds into the "
+            "state, once it has checked the journal was written with that token. Nothing "
+            "was changed"
+        )
+    why = "names no account" if record is None else "names another token or API base"
+    raise StateError(
+        f"{path}: this apply journal was not written with this COZE_API_TOKEN and "
+        f"COZE_API_BASE (it {why}), so the clones it records ({said}) are not folded: a "
+        "journal added by hand or in a pull request would make voicectl take in voices it "
+        "never made. Nothing was changed. If they are yours, run `voicectl apply` with the "
+        "token and base that apply used; or move the journal aside and `voicectl import "
+        "ADDRESS VOICE_ID` each"
+    )
 
 
 def bring(home: StateStore | None, path: Path) -> None:
@@ -145,12 +191,13 @@ def fold_or_keep(
     home: StateStore | None = None,
     *,
     stored: bool = True,
+    ours: Ours | None = None,
 ) -> tuple[State, bool]:
     """Fold at the end of an apply: the state written, and True. With clones of unknown
     outcome left, or a state file replaced meanwhile, keep the journal (the next apply
     recovers it) and nothing is written: the state as the journal leaves it, and False."""
     try:
-        return fold(state_path, current, finish, home, stored=stored), True
+        return fold(state_path, current, finish, home, stored=stored, ours=ours), True
     except StateError as exc:
         notice(f"{exc.message}; the journal was kept and `voicectl apply` will recover it")
         replayed = replay(journal.journal_path(state_path), current)
@@ -166,6 +213,7 @@ def recover(
     home: StateStore | None = None,
     *,
     stored: bool = True,
+    ours: Ours | None = None,
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
@@ -195,7 +243,7 @@ def recover(
             executor.resolve(left, known, Outcome(), chosen)
         finally:
             log.close()
-    folded = fold(state_path, current, home=home, stored=stored)
+    folded = fold(state_path, current, home=home, stored=stored, ours=ours)
     said = recorded(current, folded)
     if said and not replayed.stale:
         notice(f"the interrupted apply's clones, now in the state: {said}")

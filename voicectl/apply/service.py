@@ -59,6 +59,8 @@ class Account(Coze, Protocol):
 
     def account_record(self) -> dict[str, str]: ...
 
+    def same_account(self, record: Mapping[str, object]) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Request:
@@ -108,7 +110,7 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
         try:
             recovered = recovery.recover(
                 cfg.state_path, current, executor_for(1, events), dict(request.adopt),
-                reporter.notice, home, stored=stored is not None,
+                reporter.notice, home, stored=stored is not None, ours=client.same_account,
             )  # fmt: skip
         finally:
             events.close()
@@ -265,8 +267,9 @@ def _execute(
                 return repository.with_blobs(cfg, record_remote(client, folded, done, reporter))
 
         final, folded = recovery.fold_or_keep(
-            cfg.state_path, current, reporter.notice, finish, home, stored=stored is not None
-        )
+            cfg.state_path, current, reporter.notice, finish, home, stored=stored is not None,
+            ours=client.same_account,
+        )  # fmt: skip
         if interrupted:  # what ^C left, before click says "Aborted."
             _say_interrupted(reporter, recovery.recorded(current, final), folded)
     assert outcome is not None  # else the exception went on

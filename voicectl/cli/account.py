@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import click
 
 from voicectl.cli.waits import wait_budget
+from voicectl.coze import replies
 from voicectl.coze.apibase import CN_BASE
 from voicectl.coze.pacing import Retry
 from voicectl.errors import UsageError
@@ -21,6 +23,16 @@ TOKEN_VARIABLE = "COZE_API_TOKEN"
 
 def has_token() -> bool:
     return bool(os.environ.get(TOKEN_VARIABLE, "").strip())
+
+
+def journal_check(cfg: Config) -> Callable[[Mapping[str, object]], bool] | None:
+    """Whether an apply journal's account record is this token's and API base's (see
+    voicectl.apply.recovery); None without a token, when nothing can tell."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token:
+        return None
+    base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
+    return lambda record: replies.same_account(record, base, token)
 
 
 def client_for(cfg: Config, purpose: str) -> CozeClient:

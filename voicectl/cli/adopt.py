@@ -17,6 +17,7 @@ from voicectl.model import DesiredVoice, RemoteVoice, State, VoiceRecord, VoiceS
 from voicectl.plan import planning, repository, voicediff
 from voicectl.state import statefile as state
 from voicectl.state import transition
+from voicectl.state.store import StateStore
 
 
 @click.command("import")
@@ -29,34 +30,32 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
 
     For a voice the state holds as unproven (found on Coze after a lost reply), naming
     the same address and voice id confirms it is the voice meant."""
-    if not voice_id.isdigit():
-        raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits only")
+    if not (voice_id.isascii() and voice_id.isdigit()):
+        raise UsageError(f"VOICE_ID {voice_id!r}: a Coze voice id is digits (0-9) only")
     cfg = config_for(ctx)
     wanted = _declared(cfg, address)
     home = repository.home(cfg)
     with home.locked("voicectl import", notice, lock_timeout()):
         stored = home.read()
         current = stored or state.new_state()
-        folded = recovery.fold(cfg.state_path, current, home=home, stored=stored is not None)
+        folded = recovery.fold(
+            cfg.state_path, current, home=home, stored=stored is not None,
+            ours=account.journal_check(cfg),
+        )  # fmt: skip
         base = stored if folded is current else folded  # the state as stored now
         current = folded
         held = current.voices.get(address)
         mine = held if held is not None and held.voice_id == voice_id else None
-        if mine is not None and mine.unproven is not None:
-            # A person's word, no request: no token is needed to give it.
-            home.write(transition.confirmed(current, address), base=base)
-            click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
-            return
-        if mine is not None and _as_declared(wanted, mine):
-            # As an import advised before an apply recovered the voice finds it: done.
-            proof = "" if mine.verified else ", unverified"
-            click.echo(
-                f"Voice {voice_id} is already {address} in the state, with its declared "
-                f"take ({mine.take.path}{proof}): nothing to import."
-            )
+        if mine is not None and _settled_here(home, current, base, wanted, mine):
             return
         if mine is None:
             _refuse_known(current, address, voice_id)
+        elif wanted.decl.space != mine.space:
+            raise UsageError(
+                f"{address}: voice {voice_id} is in workspace {mine.space}, but {address} is "
+                f"declared in {wanted.decl.space}; a voice cannot move between workspaces: "
+                f"`voicectl apply --replace {address}` clones a new one there"
+            )
         client = account.client_for(cfg, "import")
         remote = planning.remote_voices(client)
         if voice_id not in remote:
@@ -79,6 +78,28 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
         f"{record.limit} clones used, {record.clones_left} left. Its take is unverified "
         "(Coze keeps no copy); `voicectl plan` shows what the next retrain sends." + aside
     )
+
+
+def _settled_here(
+    home: StateStore, current: State, base: State | None, wanted: DesiredVoice, mine: VoiceRecord
+) -> bool:
+    """Whether importing the voice the state holds at its address needs nothing of Coze:
+    a person's word confirms an unproven one; one with its declared take needs nothing."""
+    address, voice_id = mine.address, mine.voice_id
+    if mine.unproven is not None:
+        # A person's word, no request: no token is needed to give it.
+        home.write(transition.confirmed(current, address), base=base)
+        click.echo(f"Confirmed voice {voice_id} as {address}: it is no longer marked unproven.")
+        return True
+    if _as_declared(wanted, mine):
+        # As an import advised before an apply recovered the voice finds it: done.
+        proof = "" if mine.verified else ", unverified"
+        click.echo(
+            f"Voice {voice_id} is already {address} in the state, with its declared "
+            f"take ({mine.take.path}{proof}): nothing to import."
+        )
+        return True
+    return False
 
 
 def _declared(cfg: Config, address: str) -> DesiredVoice:

@@ -42,8 +42,9 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         stored = home.read()
         # A first apply's journal holds clones of a state not written yet: folded too.
         current = recovery.fold(
-            cfg.state_path, stored or states.new_state(), home=home, stored=stored is not None
-        )
+            cfg.state_path, stored or states.new_state(), home=home,
+            stored=stored is not None, ours=account.journal_check(cfg),
+        )  # fmt: skip
         if stored is None and current.serial == 0:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
         yield current, lambda new: home.write(new, base=current)
@@ -52,7 +53,7 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
 def effective_state(cfg: Config) -> tuple[State, str]:
     """The state to read: with an interrupted apply's completed clones, and the warning
     that says so, said on stderr."""
-    current, warning = repository.effective_state(cfg)
+    current, warning = repository.effective_state(cfg, account.journal_check(cfg))
     if warning:
         click.echo(f"warning: {warning}", err=True)
     return current, warning

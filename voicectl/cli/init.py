@@ -53,7 +53,7 @@ def init(
 ) -> None:
     """Create a voice repository in DIRECTORY (default: here)."""
     directory = _start(ctx) / directory
-    if space is not None and not space.isdigit():
+    if space is not None and not (space.isascii() and space.isdigit()):
         raise UsageError(f"--space {space!r}: a Coze workspace id is digits only")
     existing = (directory / CONFIG_FILE).exists()
     if existing and ci_kinds and (space or language):

@@ -24,7 +24,9 @@ def _adoptions(values: Sequence[str]) -> dict[str, str]:
     found = {}
     for value in values:
         address, _, voice_id = value.partition("=")
-        if not address or not (voice_id.isdigit() or voice_id == NEVER_MADE):
+        if not address or not (
+            (voice_id.isascii() and voice_id.isdigit()) or voice_id == NEVER_MADE
+        ):
             raise UsageError(f"--adopt {value!r}: expected ADDRESS=VOICE_ID or ADDRESS=never")
         found[address] = voice_id
     return found

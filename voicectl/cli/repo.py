@@ -211,7 +211,7 @@ def plan(
     start = _start(ctx)
     cfg = repository.open_config(start)
     waits.for_apply(cfg, "plan")
-    current, warning = repository.effective_state(cfg)
+    current, warning = repository.effective_state(cfg, account.journal_check(cfg))
     if warning:
         click.echo(f"warning: {warning}", err=True)
     remote = _read_remote(cfg, current, refresh)

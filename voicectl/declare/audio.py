@@ -182,15 +182,19 @@ def _trust_git(
     takes: dict[str, Take],
 ) -> list[tuple[str, str, os.stat_result]]:
     """Takes git vouches for go into ``takes`` (and the cache); the rest must be read."""
-    if not unknown or blobs is None:
+    # Only a path this cache never saw (a fresh clone): one it saw whose stat changed
+    # was changed here, and git's own stat check has blind spots (core.trustctime false,
+    # a same-size edit with its mtime put back) that the cache's key does not share.
+    unseen = [item for item in unknown if not cache.knows(item[0])]
+    if not unseen or blobs is None:
         return unknown
     # A blob id names content, wherever it is: a renamed take is still known.
     by_blob = {r.git_blob: r for r in recorded if r.git_blob}
     if not by_blob:
         return unknown
     clean = blobs()
-    to_read = []
-    for item in unknown:
+    to_read = [item for item in unknown if cache.knows(item[0])]
+    for item in unseen:
         relative, _, st = item
         ref = by_blob.get(clean.get(relative, ""))
         if ref is None or ref.size != st.st_size:  # e.g. an LFS pointer not pulled

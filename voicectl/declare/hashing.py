@@ -81,6 +81,10 @@ class TakeCache:
         facts = entry.get("facts")
         return facts if _sound(facts) else None
 
+    def knows(self, relative: str) -> bool:
+        """Whether ``relative`` was ever seen here, whatever its stat is now."""
+        return relative in self.entries
+
     def put(self, relative: str, st: os.stat_result, facts: dict[str, Any]) -> None:
         self.entries[relative] = {"stat": stat_key(st), "facts": facts}
         self.dirty = True

@@ -154,13 +154,16 @@ def load_state(cfg: config.Config) -> tuple[State, bool]:
     return current, True
 
 
-def effective_state(cfg: config.Config) -> tuple[State, str]:
+def effective_state(
+    cfg: config.Config, ours: Callable[[Mapping[str, object]], bool] | None = None
+) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
-    memory (so completed clones are not planned again), and a warning if there was one."""
+    memory (so completed clones are not planned again), and a warning if there was one;
+    ``ours`` checks the journal's account (see :func:`voicectl.state.pending.pending_warning`)."""
     store = home(cfg)
     current = store.read() or state.new_state()
     if os.path.lexists(journal_path(cfg.state_path)):
-        return pending_warning(cfg.state_path, current)
+        return pending_warning(cfg.state_path, current, ours)
     lines = store.journal_lines() if store.keeps_journal else []
     if not lines:  # the common case
         return current, ""
@@ -168,7 +171,7 @@ def effective_state(cfg: config.Config) -> tuple[State, str]:
     with tempfile.TemporaryDirectory(prefix="voicectl-journal-") as scratch:
         shadow = Path(scratch) / cfg.state_path.name
         journal_path(shadow).write_bytes(b"".join(lines))
-        return pending_warning(shadow, current)
+        return pending_warning(shadow, current, ours)
 
 
 def with_blobs(cfg: config.Config, current: State) -> State:

@@ -137,7 +137,7 @@ def load(path: Path, display: str) -> SavedPlan:
             "about 15 MB): not a plan file"
         )
     try:
-        data = jsontext.loads(raw.decode("utf-8"))
+        data = jsontext.loads(raw.decode("utf-8"), strict=True)
     except UnicodeDecodeError:
         raise SavedPlanError(f"{display}: not a plan file (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:

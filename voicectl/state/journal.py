@@ -337,7 +337,7 @@ def records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                record = jsontext.loads(line)
+                record = jsontext.loads(line, strict=True)
             except ValueError:
                 if not line.endswith(b"\n"):  # torn by a crash mid-write: it never happened
                     break

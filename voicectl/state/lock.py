@@ -103,7 +103,7 @@ def parse_duration(text: str) -> float:
     units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
     number = text.strip().rstrip("mshMSH")
     unit = text.strip()[len(number) :].lower() or "s"
-    if unit not in units or not number.replace(".", "", 1).isdigit():
+    if unit not in units or not (number.isascii() and number.replace(".", "", 1).isdigit()):
         raise ValueError(text)
     return float(number) * units[unit]
 

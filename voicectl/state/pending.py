@@ -8,6 +8,7 @@ writes anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from voicectl.model import NEW_VOICE_ACTIONS, State
@@ -15,12 +16,23 @@ from voicectl.state.journal import journal_path
 from voicectl.state.replay import replay
 
 
-def pending_warning(state_path: Path, current: State) -> tuple[State, str]:
-    """For read-only commands: the state as the journal leaves it, and a warning if any."""
+def pending_warning(
+    state_path: Path, current: State, ours: Callable[[Mapping[str, object]], bool] | None = None
+) -> tuple[State, str]:
+    """For read-only commands: the state as the journal leaves it, and a warning if any.
+    ``ours`` (given a token) checks the journal was written with this token and API base:
+    one it does not vouch for is not shown as part of the state (apply will not fold it)."""
     path = journal_path(state_path)
     replayed = replay(path, current)
     if replayed is None or replayed.stale:
         return current, ""
+    record = replayed.account
+    if ours is not None and not (record is not None and ours(record)):
+        return current, (
+            f"{path.name}, an apply journal, was not written with this COZE_API_TOKEN and "
+            "COZE_API_BASE: the clones it records are not shown, and `voicectl apply` will "
+            "not fold them (see its message)"
+        )
     doubtful = sorted({p.change.address for p in replayed.pending})
     which = f": {', '.join(doubtful)}" if doubtful else ""
     return replayed.state, (

@@ -121,7 +121,7 @@ def parse(raw: bytes, display: str) -> State:
     if not raw.strip():
         raise StateError(f"{display}: the state file is empty{keep}")
     try:
-        data = jsontext.loads(raw.decode("utf-8"))
+        data = jsontext.loads(raw.decode("utf-8"), strict=True)
     except UnicodeDecodeError:
         raise StateError(f"{display}: the state file is not UTF-8 text{keep}") from None
     except json.JSONDecodeError as exc:
