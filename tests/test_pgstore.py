@@ -428,3 +428,89 @@ def test_a_runner_killed_mid_apply_is_recovered_by_another_runner(
         left = conn.execute(f'SELECT count(*) FROM "{pg_schema}".journal').fetchone()
     assert left == (0,)  # folded, and removed with the same commit
     assert not (one.root / "state" / "voicectl.state.json").exists()
+
+
+# --- moving the state ------------------------------------------------------------------------
+
+
+def test_the_state_moves_to_postgresql_and_back(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """A repository that applied with the state file turns on backend.pg: its voices are
+    never planned again (the file is refused until it is copied and removed), the copy
+    keeps the lineage, and a copy back gives the file the newer state."""
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=520)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    local = json.loads((repo.root / "state" / "voicectl.state.json").read_text())
+    on_pg(repo, pg_cluster, pg_schema)
+    stranded = run(repo.root, "plan", env=coze.env())
+    assert stranded.exit_code == 1 and "state migrate --to pg" in stranded.output
+    moved = run(repo.root, "state", "migrate", "--to", "pg")
+    assert moved.exit_code == 0, moved.output
+    assert f"serial 1 (lineage {local['lineage']})" in moved.output and "git rm" in moved.output
+    again = run(repo.root, "state", "migrate", "--to", "pg")
+    assert again.exit_code == 1 and "holds serial 1 of this state already" in again.output
+    (repo.root / "state" / "voicectl.state.json").unlink()  # `git rm`
+    plan = run(repo.root, "plan", "--detailed-exitcode", env=coze.env())
+    assert plan.exit_code == 0 and "No changes" in plan.output, plan.output
+    assert run(repo.root, "state", "mv", "b", "c").exit_code == 0  # serial 2, in PostgreSQL
+    back = run(repo.root, "state", "migrate", "--to", "local")
+    assert back.exit_code == 0, back.output
+    file = json.loads((repo.root / "state" / "voicectl.state.json").read_text())
+    assert file["lineage"] == local["lineage"] and sorted(file["voices"]) == ["a", "c"]
+    assert len(coze.ledger()) == 2
+
+
+def test_a_migration_over_another_state_is_refused(
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    other = VoiceRepo(tmp_path / "other")
+    on_pg(other, pg_cluster, pg_schema)
+    other.declare({"x": other.voice("x", freq=610)})
+    assert run(other.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    on_pg(repo, pg_cluster, pg_schema)
+    refused = run(repo.root, "state", "migrate", "--to", "pg")
+    assert refused.exit_code == 1 and "holds another state" in refused.output
+    assert json.loads(stored_row(pg_cluster, pg_schema)[3])["voices"].keys() == {"x"}
+
+
+def test_an_interrupted_apply_s_journal_moves_with_the_state(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """Killed mid-apply on the state file; migrated; the next apply, on PostgreSQL,
+    recovers the clones the journal records instead of paying for them again."""
+    repo.declare({"v0": repo.voice("v0", freq=300)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(6)})
+    coze.faults(latency_ms=250)
+    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    runner = subprocess.Popen(
+        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve", "--parallelism", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    coze.faults(latency_ms=0)
+    assert (repo.root / "state" / "voicectl.state.json.journal").exists()
+    on_pg(repo, pg_cluster, pg_schema)
+    moved = run(repo.root, "state", "migrate", "--to", "pg")
+    assert moved.exit_code == 0 and "with a journal of" in moved.output, moved.output
+    (repo.root / "state" / "voicectl.state.json").unlink()
+    (repo.root / "state" / "voicectl.state.json.journal").unlink()  # the runner's disk, gone
+    time.sleep(1)
+    again = subprocess.run(
+        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr
+    creates = [c for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == 6 and len({c["voice_id"] for c in creates}) == 6

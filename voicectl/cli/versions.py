@@ -1,15 +1,24 @@
-"""`voicectl state versions` and `state pull`: the versions of the state its store keeps."""
+"""`voicectl state versions`, `state pull` and `state migrate`: the versions of the state
+its store keeps, and moving it between the state file and PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
 from voicectl import render
-from voicectl.cli.gitops import config_for, state_group
+from voicectl.cli.gitops import config_for, notice, state_group
+from voicectl.cli.root import lock_timeout, lock_timeout_option
+from voicectl.declare.config import Config
 from voicectl.errors import UsageError
+from voicectl.files import safefile
+from voicectl.files.atomic import write_atomic
+from voicectl.model import State
 from voicectl.plan import repository
+from voicectl.state import store
+from voicectl.state.journal import journal_path
 
 
 @state_group.command("versions")
@@ -48,3 +57,95 @@ def state_pull(ctx: click.Context, serial: int | None) -> None:
         raise UsageError(f"{home.display} holds {which}{hint}")
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
+
+
+@state_group.command("migrate")
+@click.option(
+    "--to",
+    "target",
+    type=click.Choice(["pg", "local"]),
+    required=True,
+    help="pg: from the state file to PostgreSQL (backend.pg); local: back.",
+)
+@lock_timeout_option
+@click.pass_context
+def state_migrate(ctx: click.Context, target: str) -> None:
+    """Copy the state, and an interrupted apply's journal, between the state file and
+    PostgreSQL (the database backend.pg in voicectl.yaml names), under both locks. The
+    copy is refused where the other store holds another state (another lineage) or a
+    newer version of this one; the source is left as it was."""
+    cfg = config_for(ctx)
+    if cfg.pg is None:
+        raise UsageError(
+            "voicectl.yaml names no backend.pg: add it (see the README's Team state), "
+            "then `voicectl state migrate --to pg`"
+        )
+    local = store.FileStore(cfg.state_path, cfg.state, cfg.root, cfg.root / store.STATE_CHECKED)
+    database = repository.home(cfg, migrating=True)
+    source, dest = (local, database) if target == "pg" else (database, local)
+    command = f"voicectl state migrate --to {target}"
+    with (
+        source.locked(command, notice, lock_timeout()),
+        dest.locked(command, notice, lock_timeout()),
+    ):
+        moving = source.read()
+        if moving is None:
+            raise UsageError(f"{source.display} holds no state to copy")
+        there = dest.read()
+        _refuse_over(dest.display, moving, there)
+        lines = _journal(source, cfg)
+        if lines and _journal(dest, cfg):
+            raise UsageError(
+                f"{dest.display} holds an interrupted apply's journal already: run "
+                "`voicectl apply` where it is kept first; nothing was copied"
+            )
+        # The copy keeps the serial (a write bumps it): an interrupted apply's journal,
+        # and a saved plan, bound to it hold there as here.
+        dest.write(dataclasses.replace(moving, serial=moving.serial - 1), base=there)
+        _put_journal(dest, cfg, lines)
+    kept = f", with a journal of {len(lines)} line(s)" if lines else ""
+    after = (
+        "voicectl reads it there from now on; `git rm` the state file, so that nobody "
+        "takes it for the state"
+        if target == "pg"
+        else "remove backend.pg from voicectl.yaml to use it"
+    )
+    click.echo(
+        f"Copied state serial {moving.serial} (lineage {moving.lineage}){kept} to "
+        f"{dest.display}; {after}."
+    )
+
+
+def _refuse_over(display: str, moving: State, there: State | None) -> None:
+    if there is None:
+        return
+    if there.lineage != moving.lineage:
+        raise UsageError(
+            f"{display} holds another state (lineage {there.lineage}, not "
+            f"{moving.lineage}): nothing was copied"
+        )
+    if there.serial >= moving.serial:
+        raise UsageError(
+            f"{display} holds serial {there.serial} of this state already (this one is "
+            f"serial {moving.serial}): nothing was copied"
+        )
+
+
+def _journal(home: store.StateStore, cfg: Config) -> list[bytes]:
+    if home.keeps_journal:
+        return home.journal_lines()
+    try:
+        raw = safefile.read_bytes(journal_path(cfg.state_path))
+    except FileNotFoundError:
+        return []
+    return raw.splitlines(keepends=True)
+
+
+def _put_journal(home: store.StateStore, cfg: Config, lines: list[bytes]) -> None:
+    if not lines:
+        return
+    if home.keeps_journal:
+        for line in lines:
+            home.journal_add(line)
+        return
+    write_atomic(journal_path(cfg.state_path), b"".join(lines))

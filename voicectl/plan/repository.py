@@ -18,7 +18,7 @@ from voicectl.declare import audio, config, gitrepo
 from voicectl.declare.declarations import load_declarations
 from voicectl.declare.declcache import DeclarationCache
 from voicectl.declare.hashing import TakeCache, sha256_file
-from voicectl.errors import Problem, ValidationFailed
+from voicectl.errors import ConfigError, Problem, ValidationFailed
 from voicectl.files import schemas
 from voicectl.model import DesiredVoice, State
 from voicectl.state import statefile as state
@@ -138,9 +138,20 @@ def read_valid(cfg: config.Config, recorded: State | None = None) -> Snapshot:
     return snapshot
 
 
-def home(cfg: config.Config) -> StateStore:
+def home(cfg: config.Config, *, migrating: bool = False) -> StateStore:
     """The store the repository's state lives in (its file, or PostgreSQL), which records
-    the commit checked out with each version it keeps."""
+    the commit checked out with each version it keeps.
+
+    With the state in PostgreSQL, a state file left in the repository is refused (but by
+    `state migrate`): nothing would read it, and every voice it records but the database
+    does not would be planned, and cloned, again."""
+    if cfg.pg is not None and not migrating and os.path.lexists(cfg.state_path):
+        raise ConfigError(
+            f"{cfg.state}: a state file is here, but voicectl.yaml keeps the state in "
+            "PostgreSQL (backend.pg): it would not be read, and the voices it records "
+            "would be cloned again. If it was copied there (`voicectl state migrate --to "
+            "pg`), `git rm` it; if not, copy it first"
+        )
     return for_repository(cfg, lambda: gitrepo.head(cfg.root))
 
 
