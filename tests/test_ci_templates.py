@@ -21,6 +21,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = [
     PROJECT / "examples" / "ci" / "github-actions.yml",
     PROJECT / "examples" / "ci" / "gitlab-ci.yml",
+    PROJECT / "examples" / "ci" / "github-actions-pg.yml",
+    PROJECT / "examples" / "ci" / "gitlab-ci-pg.yml",
     PROJECT / ".pre-commit-hooks.yaml",
 ]
 SHELL_BREAKS = {"|", "||", "&&", ";", ">", ">>", "<", "2>", "2>&1"}
@@ -215,6 +217,27 @@ def test_init_ci_writes_workflows_that_install_the_package_named(tmp_path: Path,
     assert workflow.read_bytes() == before
     ignored = run(tmp_path, "init", "--ci", "github", "--space", "1", "--ci-package", package)
     assert ignored.exit_code == 1 and "set defaults in voicectl.yaml" in ignored.output
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"), [("github", ".github/workflows/voices.yml"), ("gitlab", ".gitlab-ci.yml")]
+)
+def test_init_ci_on_postgresql_writes_the_variant_that_commits_nothing_back(
+    tmp_path: Path, run, kind: str, path: str
+) -> None:
+    """With backend: pg the state is the database's: the workflow reads the connection
+    from secrets, waits for another runner's lock, and never commits a state file."""
+    package = "voicectl==9.9"
+    assert run(tmp_path, "init").exit_code == 0
+    config = tmp_path / "voicectl.yaml"
+    config.write_text(config.read_text() + "backend:\n  pg:\n    schema: voices\n")
+    made = run(tmp_path, "init", "--ci", kind, "--ci-package", package)
+    assert made.exit_code == 0, made.output
+    assert "VOICECTL_PG_CONN_STR" in made.output and "VOICECTL_PG_PLAN_CONN_STR" in made.output
+    text = (tmp_path / path).read_text()
+    assert "git add state/" not in text and "git push" not in text
+    assert "VOICECTL_PG_CONN_STR" in text and "--lock-timeout" in text
+    assert "psycopg" in text and package in text
 
 
 def test_init_ci_warns_where_the_workflow_would_not_run(tmp_path: Path, run) -> None:

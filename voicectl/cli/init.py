@@ -63,10 +63,12 @@ def init(
         )
     workflows: dict[Path, str] = {}
     cautions: list[str] = []
+    pg = False
     if ci_kinds:  # everything is checked before anything is written
         source = citemplates.source(ci_package)
-        workflows = citemplates.workflows(directory, ci_kinds, source.requirement)
         cfg = repository.open_config(directory) if existing else None
+        pg = cfg is not None and cfg.pg is not None  # the state in PostgreSQL: its variant
+        workflows = citemplates.workflows(directory, ci_kinds, source.requirement, pg=pg)
         cautions = citemplates.cautions(directory, cfg, ci_kinds)
     created = [] if existing and ci_kinds else init_repository(directory, space, language)
     for path, text in workflows.items():
@@ -77,7 +79,8 @@ def init(
     if workflows:
         click.echo(f"CI installs {source.requirement} (from {source.origin}).")
         for kind in ci_kinds:
-            click.echo(f"For {kind}, set {citemplates.SECRETS[kind]}.")
+            secrets = citemplates.PG_SECRETS[kind] if pg else citemplates.SECRETS[kind]
+            click.echo(f"For {kind}, set {secrets}.")
     for caution in cautions:
         click.echo(f"warning: {caution}", err=True)
     if not existing:

@@ -45,6 +45,21 @@ SECRETS = {
         "(api, write_repository; protected) as CI/CD variables"
     ),
 }
+# With the state in PostgreSQL (backend: pg): nothing is committed back.
+PG_TEMPLATES = {"github": "github-actions-pg.yml", "gitlab": "gitlab-ci-pg.yml"}
+PG_SECRETS = {
+    "github": (
+        "COZE_LIST_TOKEN and VOICECTL_PG_PLAN_CONN_STR (a role that may SELECT voicectl's "
+        "tables) as repository secrets, and COZE_API_TOKEN and VOICECTL_PG_CONN_STR (a "
+        "role that may write them) as secrets of the environment 'coze', deployed from "
+        "main only"
+    ),
+    "gitlab": (
+        "COZE_LIST_TOKEN, VOICECTL_PG_PLAN_CONN_STR (SELECT only), COZE_API_TOKEN and "
+        "VOICECTL_PG_CONN_STR (both protected), GITLAB_NOTE_TOKEN and GITLAB_PUSH_TOKEN "
+        "(api; protected) as CI/CD variables"
+    ),
+}
 VARIABLE = "VOICECTL_PACKAGE"
 _LINE = re.compile(rf'^(\s*{VARIABLE}: )"[^"\n]*"$', re.MULTILINE)
 
@@ -138,12 +153,13 @@ def this_voicectl() -> Source | str:
     return installed_from(__version__, dist.read_text("direct_url.json"))
 
 
-def render(kind: str, requirement: str) -> str:
+def render(kind: str, requirement: str, pg: bool = False) -> str:
     """The template of ``kind`` installing ``requirement``: written as a JSON string (a
     YAML double-quoted scalar that escapes everything), then read back to be sure YAML
     takes it as exactly that."""
 
-    text = (template_dir() / KINDS[kind][0]).read_text(encoding="utf-8")
+    name = PG_TEMPLATES[kind] if pg else KINDS[kind][0]
+    text = (template_dir() / name).read_text(encoding="utf-8")
     quoted = json.dumps(requirement, ensure_ascii=True)
     rendered, count = _LINE.subn(lambda m: f"{m.group(1)}{quoted}", text)
     if count != 1:  # a template must name what it installs exactly once
@@ -186,7 +202,9 @@ def source(given: str | None) -> Source:
     return found
 
 
-def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict[Path, str]:
+def workflows(
+    directory: Path, kinds: tuple[str, ...], requirement: str, *, pg: bool = False
+) -> dict[Path, str]:
     """The workflow file of each kind in ``directory``, refusing one that exists."""
 
     found = {}
@@ -197,7 +215,7 @@ def workflows(directory: Path, kinds: tuple[str, ...], requirement: str) -> dict
             raise UsageError(f"{link} is a symbolic link; init writes no file through one")
         if os.path.lexists(path):
             raise UsageError(f"{path} already exists; nothing was changed")
-        found[path] = render(kind, requirement)
+        found[path] = render(kind, requirement, pg)
     return found
 
 
