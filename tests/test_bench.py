@@ -82,3 +82,23 @@ def test_quick_bench_reports_every_figure_with_a_floor(
     assert all(f["floor"] > 0 and f["value"] > 0 for f in figures.values())
     text = (out / "RESULTS.md").read_text()
     assert "## Machine" in text and "## Figures" in text and "## Checks" in text
+
+
+def test_the_postgresql_bench_runs_and_answers_right(tmp_path: Path) -> None:
+    """``python -m bench.pgstore --quick``: both stores applied and planned, every check
+    passed, each of its figures reported against a positive floor."""
+    out = tmp_path / "RESULTS-pg.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pgstore", "--quick", "--voices", "30", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=BENCH.parent,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = out.read_text()
+    assert "FAILED" not in text and "- ok: each voice cloned once on each store" in text
+    for name in ("apply 30 at no latency", "warm plan of 30 voices", "state write of 30"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name}"))
+        floor = row.split("|")[3].strip().split()[0]
+        assert float(floor) > 0, row
