@@ -162,3 +162,14 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
     assert fixed.exit_code == 0, fixed.output
     assert state_of(repo.root)["voices"]["v00"]["voice_id"] == ids[0]
     assert len(coze.ledger()) == 2
+
+
+def test_a_few_runs_of_two_runners_on_postgresql_converge_with_no_double_clone() -> None:
+    """The CI-sized part of tests/pgcampaign.py (its full run: `python -m tests.pgcampaign
+    --runs 100`): two runners, one PostgreSQL workspace, kills and ambiguous replies."""
+    from tests.pgcampaign import campaign
+
+    tally = campaign(runs=3, seed=11, log=lambda _: None)
+    assert tally.runs == 3 and tally.clones > 0
+    assert tally.violations == []
+    assert (tally.double_clones, tally.lost_ids) == (0, 0)
