@@ -378,6 +378,24 @@ def test_a_bad_backend_is_one_clear_error(
 # --- intents outlive the runner -------------------------------------------------------------
 
 
+def _killed_mid_apply(repo: VoiceRepo, coze: Coze, clones: int) -> dict[str, str]:
+    """An apply of ``repo`` SIGKILLed once Coze has ``clones`` clones in all; returns the
+    environment to run voicectl with (a clone cut by the kill is out of Coze's hands 1 s on)."""
+    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    runner = subprocess.Popen(
+        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve", "--parallelism", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < clones and time.monotonic() < deadline:
+        time.sleep(0.02)
+    runner.send_signal(signal.SIGKILL)
+    runner.wait()
+    return env
+
+
 def test_a_runner_killed_mid_apply_is_recovered_by_another_runner(
     tmp_path: Path, coze: Coze, pg_cluster: Cluster, pg_schema: str
 ) -> None:
@@ -389,18 +407,7 @@ def test_a_runner_killed_mid_apply_is_recovered_by_another_runner(
     for repo in (one, two):
         on_pg(repo, pg_cluster, pg_schema)
         repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(8)})
-    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
-    runner = subprocess.Popen(
-        [*VOICECTL, "-C", str(one.root), "apply", "--auto-approve", "--parallelism", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while len(coze.ledger()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    runner.send_signal(signal.SIGKILL)
-    runner.wait()
+    env = _killed_mid_apply(one, coze, clones=3)
     made = len(coze.ledger())
     assert 3 <= made < 8
     with psycopg.connect(pg_cluster.conninfo()) as conn:
@@ -485,18 +492,7 @@ def test_an_interrupted_apply_s_journal_moves_with_the_state(
     assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
     repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(6)})
     coze.faults(latency_ms=250)
-    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
-    runner = subprocess.Popen(
-        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve", "--parallelism", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while len(coze.ledger()) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    runner.send_signal(signal.SIGKILL)
-    runner.wait()
+    env = _killed_mid_apply(repo, coze, clones=3)
     coze.faults(latency_ms=0)
     assert (repo.root / "state" / "voicectl.state.json.journal").exists()
     on_pg(repo, pg_cluster, pg_schema)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from typing import Any
 
 import click
 
@@ -32,11 +33,7 @@ def force_unlock(ctx: click.Context, lock_id: str, force: bool) -> None:
         click.echo("The state is not locked.")
         return
     # What would refuse is said before anything is asked.
-    if lock.lock_id(info) != lock_id:
-        raise StateError(
-            f"the lock's id is {lock.lock_id(info)}, not {lock_id} ({lock.describe(info)}); "
-            "nothing was removed"
-        )
+    _same_id(info, lock_id, "nothing was removed")
     if info.get("host") == socket.gethostname() and lock.running_holder(cfg.state_path):
         raise StateError(
             f"the lock is held by a running process ({lock.describe(info)}); stop that "
@@ -60,11 +57,7 @@ def _end_holder(home: StateStore, lock_id: str, force: bool) -> None:
     if info is None:
         click.echo("The state is not locked.")
         return
-    if lock.lock_id(info) != lock_id:
-        raise StateError(
-            f"the lock's id is {lock.lock_id(info)}, not {lock_id} ({lock.describe(info)}); "
-            "nothing was done"
-        )
+    _same_id(info, lock_id, "nothing was done")
     asked = not force and sys.stdin.isatty()
     question = (
         f"End the database session of {lock.describe(info)}, which holds the lock? If that "
@@ -79,3 +72,11 @@ def _end_holder(home: StateStore, lock_id: str, force: bool) -> None:
         click.echo("The state is not locked (its holder ended meanwhile).")
     else:
         click.echo(f"Ended the database session holding the lock ({lock.describe(ended)}).")
+
+
+def _same_id(info: dict[str, Any], lock_id: str, nothing: str) -> None:
+    if lock.lock_id(info) != lock_id:
+        raise StateError(
+            f"the lock's id is {lock.lock_id(info)}, not {lock_id} ({lock.describe(info)}); "
+            f"{nothing}"
+        )
