@@ -18,9 +18,9 @@ from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
 from voicectl.plan import drift as drifts
 from voicectl.plan import planning, repository
-from voicectl.state import pending, transition
 from voicectl.state import statefile as state
 from voicectl.state import statefile as states
+from voicectl.state import transition
 
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
@@ -72,12 +72,14 @@ def drift(ctx: click.Context, as_json: bool) -> int:
     """Compare the state with Coze's account (read-only): exit 0 in sync, 2 on drift."""
     cfg = config_for(ctx)
     waits.for_apply(cfg, "drift")
-    current, warning = effective_state(cfg)
+    seen = repository.interrupted(cfg, account.journal_check(cfg))
+    current, warning = seen.state, seen.warning
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     remote = planning.remote_voices(account.client_for(cfg, "drift"), current)
     found = drifts.find(current, remote)
     if warning:  # an interrupted apply's own clone is not someone else's change
-        loaded, _ = repository.load_state(cfg)
-        unsettled = pending.unknown(cfg.state_path, loaded)
+        unsettled = seen.unknown
         found = [
             replace(
                 d,

@@ -23,7 +23,6 @@ from voicectl.files import schemas
 from voicectl.files.atomic import write_atomic
 from voicectl.model import Action, PlanOptions
 from voicectl.plan import planning, repository, savedplan
-from voicectl.state import pending
 from voicectl.state.pending import DOUBT_NOTE
 from voicectl.state.statefile import now
 
@@ -211,16 +210,14 @@ def plan(
     start = _start(ctx)
     cfg = repository.open_config(start)
     waits.for_apply(cfg, "plan")
-    current, warning = repository.effective_state(cfg, account.journal_check(cfg))
+    seen = repository.interrupted(cfg, account.journal_check(cfg))
+    current, warning = seen.state, seen.warning
     if warning:
         click.echo(f"warning: {warning}", err=True)
     remote = _read_remote(cfg, current, refresh)
-    options = plan_options(opts)
-    doubtful: frozenset[str] = frozenset()
-    if warning:  # an interrupted apply: its creates in doubt are the next apply's to settle
-        loaded, _ = repository.load_state(cfg)
-        options = replace(options, in_doubt=pending.in_doubt(cfg.state_path, loaded))
-        doubtful = pending.unknown(cfg.state_path, loaded)
+    # An interrupted apply's creates in doubt are the next apply's to settle.
+    options = replace(plan_options(opts), in_doubt=seen.in_doubt)
+    doubtful = seen.unknown
     result, snapshot = _planned(cfg, current, options, remote)
     if warning and doubtful:  # what the plan counts may be done already: said on each
         result = replace(

@@ -182,7 +182,12 @@ def _pg_backend(doc: Document, backend: dict[str, Any]) -> PgBackend | None:
         return None
     pg: dict[str, Any] = backend["pg"] or {}
     conn_str = pg.get("conn_str", "")
-    if _has_password(conn_str):
+    try:
+        secret = _has_password(conn_str)
+    except ValueError:  # urlsplit's: a bracket left open, a port that is no number
+        doc.problem(("backend", "pg", "conn_str"), "is not a valid connection URI")
+        secret = False
+    if secret:
         doc.problem(
             ("backend", "pg", "conn_str"),
             "holds a password; a repository is no place for one: give it through "

@@ -21,6 +21,7 @@ from voicectl.declare.hashing import TakeCache, sha256_file
 from voicectl.errors import ConfigError, Problem, ValidationFailed
 from voicectl.files import schemas
 from voicectl.model import DesiredVoice, State
+from voicectl.state import pending
 from voicectl.state import statefile as state
 from voicectl.state.journal import journal_path
 from voicectl.state.pending import pending_warning
@@ -165,24 +166,62 @@ def load_state(cfg: config.Config) -> tuple[State, bool]:
     return current, True
 
 
+@dataclass(frozen=True)
+class Interrupted:
+    """The state as read-only commands see it: with an interrupted apply's completed
+    clones (from the runner's journal, or the one the store keeps), the warning that
+    says so, and the addresses whose clone's outcome is unknown (``unknown``; of those,
+    the new voices: ``in_doubt``), for the next apply to settle."""
+
+    state: State
+    warning: str = ""
+    unknown: frozenset[str] = frozenset()
+    in_doubt: frozenset[str] = frozenset()
+
+
+def interrupted(
+    cfg: config.Config, ours: Callable[[Mapping[str, object]], bool] | None = None
+) -> Interrupted:
+    """See :class:`Interrupted`; ``ours`` checks the journal's account (see
+    :func:`voicectl.state.pending.pending_warning`). Nothing is written."""
+    store = home(cfg)
+    stored = store.read() or state.new_state()
+    if os.path.lexists(journal_path(cfg.state_path)):
+        return _read_journal(cfg.state_path, stored, ours)
+    lines = store.journal_lines() if store.keeps_journal else []
+    if not lines:  # the common case
+        return Interrupted(stored)
+    # Another runner's, kept in the store (PostgreSQL): read from a copy.
+    with tempfile.TemporaryDirectory(prefix="voicectl-journal-") as scratch:
+        shadow = Path(scratch) / cfg.state_path.name
+        journal_path(shadow).write_bytes(b"".join(lines))
+        return _read_journal(shadow, stored, ours, f"the journal kept in {store.display}")
+
+
+def _read_journal(
+    state_path: Path,
+    stored: State,
+    ours: Callable[[Mapping[str, object]], bool] | None,
+    name: str = "",
+) -> Interrupted:
+    current, warning = pending_warning(state_path, stored, ours, name)
+    if not warning.startswith(pending.INTERRUPTED):  # none, or one not trusted
+        return Interrupted(current, warning)
+    return Interrupted(
+        current,
+        warning,
+        pending.unknown(state_path, stored),
+        pending.in_doubt(state_path, stored),
+    )
+
+
 def effective_state(
     cfg: config.Config, ours: Callable[[Mapping[str, object]], bool] | None = None
 ) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
-    memory (so completed clones are not planned again), and a warning if there was one;
-    ``ours`` checks the journal's account (see :func:`voicectl.state.pending.pending_warning`)."""
-    store = home(cfg)
-    current = store.read() or state.new_state()
-    if os.path.lexists(journal_path(cfg.state_path)):
-        return pending_warning(cfg.state_path, current, ours)
-    lines = store.journal_lines() if store.keeps_journal else []
-    if not lines:  # the common case
-        return current, ""
-    # Another runner's, kept in the store (PostgreSQL): read from a copy, nothing written.
-    with tempfile.TemporaryDirectory(prefix="voicectl-journal-") as scratch:
-        shadow = Path(scratch) / cfg.state_path.name
-        journal_path(shadow).write_bytes(b"".join(lines))
-        return pending_warning(shadow, current, ours)
+    memory (so completed clones are not planned again), and a warning if there was one."""
+    seen = interrupted(cfg, ours)
+    return seen.state, seen.warning
 
 
 def with_blobs(cfg: config.Config, current: State) -> State:

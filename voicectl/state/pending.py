@@ -15,28 +15,34 @@ from voicectl.model import NEW_VOICE_ACTIONS, State
 from voicectl.state.journal import journal_path
 from voicectl.state.replay import replay
 
+INTERRUPTED = "an apply was interrupted"  # how pending_warning's warning of one begins
+
 
 def pending_warning(
-    state_path: Path, current: State, ours: Callable[[Mapping[str, object]], bool] | None = None
+    state_path: Path,
+    current: State,
+    ours: Callable[[Mapping[str, object]], bool] | None = None,
+    name: str = "",
 ) -> tuple[State, str]:
     """For read-only commands: the state as the journal leaves it, and a warning if any.
     ``ours`` (given a token) checks the journal was written with this token and API base:
     one it does not vouch for is not shown as part of the state (apply will not fold it)."""
     path = journal_path(state_path)
+    name = name or path.name  # how the journal is named to the person
     replayed = replay(path, current)
     if replayed is None or replayed.stale:
         return current, ""
     record = replayed.account
     if ours is not None and not (record is not None and ours(record)):
         return current, (
-            f"{path.name}, an apply journal, was not written with this COZE_API_TOKEN and "
+            f"{name}, an apply journal, was not written with this COZE_API_TOKEN and "
             "COZE_API_BASE: the clones it records are not shown, and `voicectl apply` will "
             "not fold them (see its message)"
         )
     doubtful = sorted({p.change.address for p in replayed.pending})
     which = f": {', '.join(doubtful)}" if doubtful else ""
     return replayed.state, (
-        f"an apply was interrupted ({path.name} holds {replayed.entries} entries, "
+        f"{INTERRUPTED} ({name} holds {replayed.entries} entries, "
         f"{len(replayed.pending)} clone(s) of unknown outcome{which}); `voicectl apply` "
         "recovers it"
     )

@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from voicectl.errors import StateError
 
@@ -62,8 +63,10 @@ class PgBase:
         schema: str = "voicectl",
         workspace: str = "default",
         commit: Callable[[], str] = lambda: "",
+        source: str = "the PostgreSQL connection string",
     ) -> None:
         self.conninfo, self.schema, self.workspace = conninfo, schema, workspace
+        self.source = source  # where the connection string came from, for messages
         self.display = f"the state in PostgreSQL (schema {schema}, workspace {workspace})"
         self.commit = commit
         self._ready = False
@@ -73,6 +76,13 @@ class PgBase:
     # -- connections and tables ---------------------------------------------------------
 
     def _connect(self) -> psycopg.Connection[Any]:
+        try:  # libpq quotes a string it cannot parse: a password would be in the message
+            secret = conninfo_to_dict(self.conninfo).get("password")
+        except psycopg.Error:
+            raise StateError(
+                f"{self.source}: not a valid libpq connection string or URI (not shown: "
+                "it may hold a password)"
+            ) from None
         try:
             conn = psycopg.connect(
                 self.conninfo,
@@ -85,27 +95,36 @@ class PgBase:
                 keepalives_count=3,
             )
         except psycopg.Error as exc:
-            raise StateError(f"{self.display}: cannot connect: {said(exc)}") from None
+            message = said(exc).replace(str(secret), "[redacted]") if secret else said(exc)
+            raise StateError(f"{self.display}: cannot connect ({self.source}): {message}") from None
         return conn
 
     @contextmanager
-    def _session(self) -> Iterator[psycopg.Connection[Any]]:
+    def _session(self, create: bool = True) -> Iterator[psycopg.Connection[Any]]:
+        """A connection, the tables made first where ``create`` (a write); for a read,
+        ``self._ready`` False after it means there are none yet: nothing stored."""
         with self._connect() as conn:
             try:
                 if not self._ready:
-                    self._prepare(conn)
+                    self._prepare(conn, create)
                 yield conn
             except psycopg.Error as exc:
                 raise StateError(f"{self.display}: {said(exc)}") from None
 
-    def _prepare(self, conn: psycopg.Connection[Any]) -> None:
+    def _prepare(self, conn: psycopg.Connection[Any], create: bool = True) -> None:
         """Make the schema (unless it exists) and the tables (unless they exist), under a
-        transaction lock of this schema only, so that two first runners do not race."""
+        transaction lock of this schema only, so that two first runners do not race. A
+        read makes nothing: a role that may only SELECT reads "nothing yet"."""
         found = conn.execute(
             "SELECT to_regclass(%s), to_regclass(%s), to_regclass(%s), to_regclass(%s)",
             [f"{quoted(self.schema)}.{name}" for name in NAMES],
         ).fetchone()
-        if found is None or any(table is None for table in found):
+        if found is not None and all(table is not None for table in found):
+            self._ready = True
+            return
+        if not create:
+            return
+        try:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [self._keys[0]])
                 exists = conn.execute(
@@ -115,6 +134,12 @@ class PgBase:
                     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(self.schema)))
                 for statement in TABLES:
                     conn.execute(sql.SQL(statement).format(s=sql.Identifier(self.schema)))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StateError(
+                f"{self.display}: this role may not make voicectl's tables ({said(exc)}); "
+                "the first apply needs a role with CREATE on the database, or on the "
+                "schema when it exists"
+            ) from None
         self._ready = True
 
     def _table(self, name: str) -> sql.Composed:

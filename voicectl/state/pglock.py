@@ -35,6 +35,10 @@ class PgLock(PgBase):
                     self._prepare(conn)
                 for name, value in SERVER_KEEPALIVES:  # ignored over a Unix socket
                     conn.execute("SELECT set_config(%s, %s, false)", [name, value])
+                if conn.info.server_version >= 140000:
+                    # This session idles while clones are sent: a server's (or a role's)
+                    # idle_session_timeout would end it, and the lock with it, unseen.
+                    conn.execute("SELECT set_config('idle_session_timeout', '0', false)")
                 self._wait(conn, notice, time.monotonic() + timeout, timeout)
                 info = lock.holder(command, state.now())
                 self._record_holder(conn, info, notice)
@@ -87,13 +91,13 @@ class PgLock(PgBase):
         if self._try(conn):
             return
         if timeout > 0:
-            notice(f"waiting up to {timeout:g} s for the lock held by {self._holdersaid()}")
+            notice(f"waiting up to {timeout:g} s for the lock held by {self._holder_said()}")
         while time.monotonic() < until:
             time.sleep(min(0.25, max(0.0, until - time.monotonic())))
             if self._try(conn):
                 return
         raise StateError(
-            f"{self.display} is locked by {self._holdersaid()}; wait for it to finish, or "
+            f"{self.display} is locked by {self._holder_said()}; wait for it to finish, or "
             "wait for it with `--lock-timeout DURATION` (the lock is freed when its holder's "
             "database session ends, however it ends)"
         )
@@ -130,11 +134,11 @@ class PgLock(PgBase):
         return None if row is None else (dict(row[0]), int(row[1]))
 
     def holder(self) -> dict[str, Any] | None:
-        with self._session() as conn:
-            live = self._live_holder(conn)
+        with self._session(create=False) as conn:
+            live = self._live_holder(conn) if self._ready else None
         return None if live is None else live[0]
 
-    def _holdersaid(self) -> str:
+    def _holder_said(self) -> str:
         try:
             info = self.holder()
         except StateError:
@@ -144,8 +148,8 @@ class PgLock(PgBase):
     def force_unlock(self, expected: str) -> dict[str, Any] | None:
         """End the session holding the lock whose id is ``expected`` (where this role may:
         ``pg_terminate_backend``); returns the holder's details, or None when unlocked."""
-        with self._session() as conn:
-            live = self._live_holder(conn)
+        with self._session(create=False) as conn:
+            live = self._live_holder(conn) if self._ready else None
             if live is None:
                 return None
             info, pid = live

@@ -20,6 +20,7 @@ role that may not create schemas works in one made for it.
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Any
 
@@ -30,6 +31,7 @@ from voicectl.errors import StaleWrite, StateError
 from voicectl.model import State
 from voicectl.state import lock
 from voicectl.state import statefile as state
+from voicectl.state.pgbase import said
 from voicectl.state.pglock import PgLock
 from voicectl.state.store import Version, stale_message
 
@@ -42,7 +44,9 @@ class PgStore(PgLock):
     # -- the state ----------------------------------------------------------------------
 
     def read(self) -> State | None:
-        with self._session() as conn:
+        with self._session(create=False) as conn:
+            if not self._ready:
+                return None  # no tables yet: nothing was ever written
             row = conn.execute(
                 sql.SQL("SELECT body FROM {} WHERE workspace = %s").format(self._table("states")),
                 [self.workspace],
@@ -57,7 +61,10 @@ class PgStore(PgLock):
         digest = hashlib.sha256(body).hexdigest()
         written = state.from_json(data)
         self._still_holding()
-        with self._session() as conn, conn.transaction():
+        # On the lock's own session when this command holds it: a lock taken away
+        # (force-unlock, a server's timeout) then fails the write instead of racing it.
+        session = nullcontext(self._holding) if self._holding is not None else self._session()
+        with session as conn, conn.transaction():
             row = conn.execute(
                 sql.SQL("SELECT body, sha256 FROM {} WHERE workspace = %s FOR UPDATE").format(
                     self._table("states")
@@ -110,7 +117,9 @@ class PgStore(PgLock):
 
     def journal_lines(self) -> list[bytes]:
         """The journal of an apply not yet folded, as its lines arrived."""
-        with self._session() as conn:
+        with self._session(create=False) as conn:
+            if not self._ready:
+                return []
             rows = conn.execute(
                 sql.SQL("SELECT line FROM {} WHERE workspace = %s ORDER BY seq").format(
                     self._table("journal")
@@ -130,10 +139,10 @@ class PgStore(PgLock):
             if self._holding is not None:
                 self._holding.execute(statement, [self.workspace, line.decode()])
                 return
-        except psycopg.Error:
+        except psycopg.Error as exc:
             raise StateError(
-                f"{self.display}: the journal line could not be kept (this command's lock "
-                "session ended: `voicectl force-unlock`?); nothing more is sent"
+                f"{self.display}: a journal line could not be kept there ({said(exc)}), so "
+                "nothing more is sent; `voicectl apply` recovers what was"
             ) from None
         with self._session() as conn:
             conn.execute(statement, [self.workspace, line.decode()])
@@ -146,7 +155,9 @@ class PgStore(PgLock):
             )
 
     def versions(self) -> list[Version]:
-        with self._session() as conn:
+        with self._session(create=False) as conn:
+            if not self._ready:
+                return []
             rows = conn.execute(
                 sql.SQL(
                     "SELECT serial, lineage, to_char(written_at AT TIME ZONE 'UTC', "
@@ -167,7 +178,9 @@ class PgStore(PgLock):
             table = "state_versions"
             query += " AND serial = %s AND lineage = (SELECT lineage FROM {} WHERE workspace = %s)"
             args += [serial, self.workspace]
-        with self._session() as conn:
+        with self._session(create=False) as conn:
+            if not self._ready:
+                return None
             row = conn.execute(
                 sql.SQL(query).format(self._table(table), self._table("states")), args
             ).fetchone()

@@ -221,8 +221,9 @@ def for_repository(cfg: Config, commit: Callable[[], str] = lambda: "") -> State
         raise ConfigError(
             "voicectl.yaml: backend.pg needs the PostgreSQL driver: pip install 'voicectl[pg]'"
         ) from None
-    conninfo = os.environ.get(PG_CONN_VARIABLE, "").strip() or pg.conn_str
-    return PgStore(conninfo, pg.schema, pg.workspace, commit)
+    given = os.environ.get(PG_CONN_VARIABLE, "").strip()
+    source = PG_CONN_VARIABLE if given else "voicectl.yaml: backend.pg.conn_str"
+    return PgStore(given or pg.conn_str, pg.schema, pg.workspace, commit, source)
 
 
 __all__ = ["FileStore", "StateStore", "Version", "for_repository", "stale_message"]
