@@ -291,3 +291,20 @@ def pg_schema(pg_cluster: Cluster, request: pytest.FixtureRequest) -> str:
     import hashlib
 
     return "t_" + hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+
+
+def reseal(journal: Path, coze: Admin) -> None:
+    """Seal a journal a test edited, as an apply with the emulator's token would have
+    written it (voicectl.coze.replies.Seal); a journal edited otherwise is not folded."""
+    from voicectl.coze.replies import Seal, canonical
+
+    seal = Seal(coze.base, coze.token)
+    lines, sign = [], None
+    for line in journal.read_text().splitlines():
+        record = json.loads(line)
+        record.pop("mac", None)
+        if record.get("type") == "begin":
+            sign = seal.signer(record.get("account") or {})
+        assert sign is not None, "a journal begins with its begin record"
+        lines.append(canonical({**record, "mac": sign(canonical(record))}).decode())
+    journal.write_text("\n".join(lines) + "\n")

@@ -93,8 +93,14 @@ def round_of(rng: random.Random, roots: list[Path], env: dict[str, str], tally: 
         if victim.poll() is None:
             victim.send_signal(signal.SIGKILL)
             tally.kills += 1
-    for proc in procs:
-        proc.communicate(timeout=300)
+    try:
+        for proc in procs:
+            proc.communicate(timeout=300)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
 
 
 def converge(rng: random.Random, roots: list[Path], env: dict[str, str], tally: Tally) -> str:
@@ -191,9 +197,10 @@ def campaign(runs: int, seed: int, log: Any = print) -> Tally:
         Emulator(base) as coze,
     ):
         for n in range(runs):
+            seen = len(tally.violations)
             one_run(n, rng, cluster, coze, Path(tmp), tally)
-            if tally.violations:
-                log(f"run {n}: {tally.violations[-1]}")
+            for violation in tally.violations[seen:]:
+                log(f"run {n}: {violation}")
     return tally
 
 

@@ -139,10 +139,17 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
     cfg = open_config(repo.root)
     base = state_io.save(cfg.state_path, state_io.new_state())
     (change,) = plan(read_valid(cfg).desired, base).changes
-    from voicectl.coze.replies import account_record
+    from voicectl.coze.replies import Seal
 
-    account = account_record(coze.base, coze.token)  # as the crashed apply kept it
-    log = Journal.begin(journal_path(cfg.state_path), base, "2026-11-25T06:00:00Z", account=account)
+    seal = Seal(coze.base, coze.token)  # as the crashed apply sealed its journal
+    account = seal.record()
+    log = Journal.begin(
+        journal_path(cfg.state_path),
+        base,
+        "2026-11-25T06:00:00Z",
+        account=account,
+        sign=seal.signer(account),
+    )
     log.pending(change, "2026-11-25T06:00:00Z", time.time())
     log.close()
     ids = []

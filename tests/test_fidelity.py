@@ -23,6 +23,7 @@ from tests.conftest import (
     assert_converged,
     http_client,
     many,
+    reseal,
     state_of,
     write_wav,
 )
@@ -660,7 +661,7 @@ def colleague_clones(coze: Coze, name: str, tmp: Path) -> str:
     return str(reply["data"]["voice_id"])
 
 
-def age_the_witness(repo: VoiceRepo, seconds: float) -> None:
+def age_the_witness(repo: VoiceRepo, seconds: float, coze: Coze) -> None:
     """The interrupted apply read the account ``seconds`` earlier than it did."""
     path = repo.root / "state" / "voicectl.state.json.journal"
     lines = []
@@ -670,6 +671,7 @@ def age_the_witness(repo: VoiceRepo, seconds: float) -> None:
             record["before"]["listed_at"] -= seconds
         lines.append(json.dumps(record))
     path.write_text("\n".join(lines) + "\n")
+    reseal(path, coze)
 
 
 def test_a_same_named_voice_found_long_after_a_lost_clone_is_recorded_unproven(
@@ -690,7 +692,7 @@ def test_a_same_named_voice_found_long_after_a_lost_clone_is_recorded_unproven(
     assert stopped.exit_code == 1, stopped.output
     assert len(coze.ledger()) == 2  # and v01's; the 502 came before v00's was committed
     theirs = colleague_clones(coze, "V00 voice", tmp_path)
-    age_the_witness(repo, 3600)
+    age_the_witness(repo, 3600, coze)
     coze.faults(list_page_cap=None, list_repeat_from=None)
     recovered = apply(run, repo, coze)
     assert recovered.exit_code == 0, recovered.output
@@ -732,7 +734,7 @@ def test_a_person_confirms_an_unproven_voice_with_import(
     many(repo, 1)
     lose_replies_and_the_list(coze)
     assert apply(run, repo, coze).exit_code == 1
-    age_the_witness(repo, 900)  # recovered 15 minutes on: anyone's clone could be it
+    age_the_witness(repo, 900, coze)  # recovered 15 minutes on: anyone's clone could be it
     coze.faults(**dict.fromkeys(UNREADABLE_LIST))
     assert apply(run, repo, coze).exit_code == 0
     voice_id = state_of(repo.root)["voices"]["v00"]["voice_id"]
@@ -1082,12 +1084,13 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     settle(run, repo, coze, clones=2)
 
 
-def test_a_clone_named_never_made_under_another_token_keeps_the_journal_s_done_retrain(
+def test_under_another_token_a_journal_is_not_folded_and_its_way_out_works(
     repo: VoiceRepo, coze: Coze, run: Any
 ) -> None:
     """An apply's retrain of one voice is made, another's gets a 502 (outcome unknown);
-    the next apply runs with another token, which cannot tell. `--adopt ADDRESS=never`
-    (the way out it names) settles it: the done retrain is recorded, not spent again."""
+    the next apply runs with another token, which can neither tell nor prove the journal
+    its own: nothing is folded or sent. Its advice, followed: the journal moved aside and
+    the retrain made imported; the next apply sends only the retrain never made."""
     many(repo, 2)
     assert apply(run, repo, coze).exit_code == 0
     repo.declare({f"v{i:02d}": repo.voice(f"v{i:02d}", freq=900 + 10 * i) for i in range(2)})
@@ -1096,13 +1099,19 @@ def test_a_clone_named_never_made_under_another_token_keeps_the_journal_s_done_r
     assert len(coze.ledger()) == 3  # two creates, one retrain made
     other = {**coze.env(), "COZE_API_TOKEN": "pat_another_token_of_the_team_42"}
     refused = run(repo.root, "apply", "--auto-approve", env=other)
-    assert refused.exit_code == 1 and "`--adopt ADDRESS=never`" in refused.output
-    (stuck,) = re.findall(r"unknown outcome \((v0[01])\)", refused.output)
-    settled = run(repo.root, "apply", "--auto-approve", "--adopt", f"{stuck}=never", env=other)
-    assert settled.exit_code == 0, settled.output
-    # The retrain made before is recorded; only the one never made is sent (again).
+    assert refused.exit_code == 1 and "`voicectl import ADDRESS VOICE_ID`" in refused.output
+    assert len(coze.ledger()) == 3
+    journal = repo.root / "state" / "voicectl.state.json.journal"
+    done = [json.loads(line) for line in journal.read_text().splitlines()]
+    made = {r["voice_id"] for r in done if r.get("type") == "done"}
+    journal.rename(journal.with_name("journal.aside"))
+    state = state_of(repo.root)["voices"]
+    for address, record in state.items():
+        if record["voice_id"] in made:  # its retrain was made: its new take recorded
+            assert run(repo.root, "import", address, record["voice_id"], env=other).exit_code == 0
+    assert apply(run, repo, coze).exit_code == 0
     assert sorted(c["kind"] for c in coze.ledger()) == ["create", "create", "retrain", "retrain"]
-    assert run(repo.root, "plan", env=other).stdout == "No changes.\n"
+    assert run(repo.root, "plan", "--detailed-exitcode", env=other).exit_code == 0
 
 
 # -- the bytes uploaded are the bytes the plan showed ------------------------------------------

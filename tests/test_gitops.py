@@ -29,6 +29,7 @@ from tests.conftest import (
     state_of,
     write_wav,
 )
+from voicectl.coze.replies import Seal
 from voicectl.emulator.server import running_emulator
 
 with warnings.catch_warnings():
@@ -1041,11 +1042,11 @@ def _forged_journal(
 
 @pytest.mark.parametrize(
     "account",
-    [None, {"api_base": "http://127.0.0.1:1", "key": "0" * 24, "salt": "0" * 16}],
-    ids=["no-account", "forged-account"],
+    [None, {"api_base": "http://127.0.0.1:1", "key": "0" * 24, "salt": "0" * 16}, "copied"],
+    ids=["no-account", "forged-account", "copied-real-account"],
 )
 def test_a_journal_not_written_with_this_token_is_never_folded(
-    tmp_path: Path, repo: VoiceRepo, coze: Coze, run, account: dict[str, str] | None
+    tmp_path: Path, repo: VoiceRepo, coze: Coze, run, account: Any
 ) -> None:
     """A pull request adds a journal naming another team's voice as the clone of a new
     address: the plan does not show it as ours, and no command folds it (so nothing is
@@ -1056,6 +1057,8 @@ def test_a_journal_not_written_with_this_token_is_never_folded(
     victim = state_of(theirs.root)["voices"]["t"]["voice_id"]
     applied_repo(repo, coze, run, n=1)
     repo.declare({"v0": repo.voice("v0", freq=300), "v9": repo.voice("v9", freq=777)})
+    if account == "copied":  # a real journal's account record (from git history, say)
+        account = Seal(coze.base, coze.token).record()
     _forged_journal(repo, coze, victim, account)
     clones = len(coze.ledger())
     plan = run(repo.root, "plan", "--json", env=coze.env())
@@ -1094,3 +1097,52 @@ def test_a_voice_id_of_other_digits_is_refused_at_once(repo: VoiceRepo, run, voi
     repo.declare({"a": repo.voice("a")})
     result = run(repo.root, "import", "a", voice_id, env={"COZE_API_TOKEN": ""})
     assert result.exit_code == 1 and "digits (0-9) only" in result.output
+
+
+def test_a_journal_claiming_a_retrain_voicectl_did_not_make_is_not_folded(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A pull request's journal says v0 was retrained on its new take: folded, the state
+    would record a training Coze never did, and the plan would then show nothing to do."""
+    applied_repo(repo, coze, run, n=1)
+    record = state_of(repo.root)["voices"]["v0"]
+    repo.declare({"v0": repo.voice("v0", freq=300, text="New words.")})
+    before = tree_bytes(repo.root)
+    state = state_of(repo.root)
+    voice = {**record, "text": "New words."}
+    change = {
+        "action": "retrain",
+        "address": "v0",
+        "after": {k: voice[k] for k in ("audio", "language", "name", "text", "space")},
+        "before": {k: record[k] for k in ("audio", "language", "name", "text", "space")},
+        "budget": {"after": 8, "before": 9, "limit": 10},
+        "cost": {"monthly_cny_delta": 0, "one_time_cny": 0},
+        "reasons": ["text_changed"],
+        "voice_id": record["voice_id"],
+    }
+    lines = [
+        {
+            "type": "begin",
+            "at": "2026-12-07T15:31:32Z",
+            "lineage": state["lineage"],
+            "serial": state["serial"],
+        },
+        {
+            "type": "pending",
+            "seq": 1,
+            "started_at": "2026-12-07T15:31:32Z",
+            "started_unix": 1.0,
+            "change": change,
+        },
+        {"type": "done", "seq": 1, "at": "2026-12-07T15:31:33Z", "voice_id": record["voice_id"]},
+    ]
+    journal = repo.root / "state" / "voicectl.state.json.journal"
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1 and "not folded" in result.output, result.output
+    assert state_of(repo.root)["voices"]["v0"] == record
+    assert len(coze.ledger()) == 1
+    assert tree_bytes(repo.root) == {
+        **before,
+        "state/voicectl.state.json.journal": journal.read_bytes(),
+    }

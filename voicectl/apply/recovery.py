@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from voicectl.apply.events import Event, Outcome
 from voicectl.apply.executor import Executor
+from voicectl.coze.replies import Seal
 from voicectl.errors import StateError
 from voicectl.files import safefile
 from voicectl.files.atomic import write_atomic
 from voicectl.model import State
 from voicectl.state import journal
 from voicectl.state import statefile as state
-from voicectl.state.replay import Replayed, replay
+from voicectl.state.replay import Replayed, replay, sealed
 from voicectl.state.store import FileStore, StateStore
 
 
@@ -27,7 +29,7 @@ def fold(
     home: StateStore | None = None,
     *,
     stored: bool = True,
-    ours: Ours | None = None,
+    ours: Seal | None = None,
 ) -> State:
     """Write the journal's completed changes into the state and remove the journal.
 
@@ -76,27 +78,16 @@ def fold(
     return result
 
 
-Ours = Callable[[Mapping[str, object]], bool]
-
-
-def _vouched(path: Path, replayed: Replayed, current: State, ours: Ours | None) -> None:
-    """Refuse to fold clones a journal says were made unless it was written with this
-    token and API base: its account record holds a salted hash of both, which nobody
-    without the token can make. A journal added by hand, or in a pull request, would
-    otherwise make voicectl adopt (and later retrain) voices it never made."""
-    record = replayed.account
-    if ours is not None and record is not None and ours(record):
+def _vouched(path: Path, replayed: Replayed, current: State, ours: Seal | None) -> None:
+    """Refuse to fold what a journal says was done unless it was written with this token:
+    its begin record holds a salted hash of token and API base, and each of its lines a
+    seal made with the token (:class:`voicectl.coze.replies.Seal`), which nobody without
+    it can make or copy onto another line. A journal added by hand, or in a pull
+    request, would otherwise make voicectl take in (and later retrain) voices it never
+    made, or record trainings Coze never did."""
+    if ours is not None and sealed(path, ours):
         return
     said = recorded(current, replayed.state) or "none"
-    if ours is not None:
-        # Under another token (the apply's was rotated since, say): trainings of voice ids
-        # the state holds are folded, as is what a person settled with --adopt; a voice
-        # id new to the state is taken in only by `voicectl import`.
-        known = current.voice_ids()
-        new = {a: r for a, r in replayed.state.voices.items() if r.voice_id not in known}
-        if not new:
-            return
-        said = recorded(current, replace(current, voices={**current.voices, **new}))
     if ours is None:
         raise StateError(
             f"{path}: an interrupted apply's journal records clones ({said}) that only "
@@ -104,42 +95,44 @@ def _vouched(path: Path, replayed: Replayed, current: State, ours: Ours | None) 
             "state, once it has checked the journal was written with that token. Nothing "
             "was changed"
         )
-    why = "names no account" if record is None else "names another token or API base"
     raise StateError(
         f"{path}: this apply journal was not written with this COZE_API_TOKEN and "
-        f"COZE_API_BASE (it {why}), so the clones it records ({said}) are not folded: a "
-        "journal added by hand or in a pull request would make voicectl take in voices it "
-        "never made. Nothing was changed. If they are yours, run `voicectl apply` with the "
-        "token and base that apply used; or move the journal aside and `voicectl import "
-        "ADDRESS VOICE_ID` each"
+        f"COZE_API_BASE, so the clones it records ({said}) are not folded: a journal "
+        "added by hand or in a pull request would make voicectl take in voices it never "
+        "made. Nothing was changed. If they are yours, run `voicectl apply` with the token "
+        "and base that apply used; if that token is gone, move the journal aside and "
+        "`voicectl import ADDRESS VOICE_ID` each"
     )
 
 
-def bring(home: StateStore | None, path: Path) -> None:
-    """Where the store keeps the journal (PostgreSQL), make the runner's file at ``path``
-    from it: an apply a runner left unfinished is recovered by the next runner, on any
-    machine. This runner's own file is kept when it holds every line the store does (it
-    may hold one more: a crash between writing it here and there)."""
+def bring(home: StateStore | None, path: Path, notice: Callable[[str], None] | None = None) -> None:
+    """Where the store keeps the journal (PostgreSQL), it is the journal: the runner's
+    file at ``path`` is made from it, so that an apply a runner left unfinished is
+    recovered by the next runner, on any machine. This runner's own file is kept only
+    when it holds every line the store does (it may hold more: lines a crash kept from
+    the store, whose clones were never sent, since a line is kept there before its clone
+    is sent). Any other file here is set aside (``<journal>.aside``), said on ``notice``:
+    another runner folded it, or it is another apply's."""
     if home is None or not home.keeps_journal:
         return
     lines = home.journal_lines()
-    if not lines:
-        return
     try:
         here = safefile.read_bytes(path)
     except FileNotFoundError:
         here = None
     if here is not None:
-        if Counter(here.splitlines(keepends=True)) >= Counter(lines):
+        if lines and Counter(here.splitlines(keepends=True)) >= Counter(lines):
             return
-        raise StateError(
-            f"{path}: this machine's apply journal and the one kept in {home.display} "
-            "differ: two applies' records. Nothing was changed; move this file aside (it "
-            "records paid clones: note the voice ids of its `done` lines) and run "
-            "`voicectl apply` again to recover the one the store keeps"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, b"".join(lines))
+        aside = path.with_name(path.name + ".aside")
+        os.replace(path, aside)
+        if notice is not None:
+            notice(
+                f"{path.name} held an apply journal {home.display} does not keep (another "
+                f"runner folded it, or its clones were never sent): set aside as {aside.name}"
+            )
+    if lines:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, b"".join(lines))
 
 
 def _forget(home: StateStore | None, path: Path) -> None:
@@ -191,7 +184,7 @@ def fold_or_keep(
     home: StateStore | None = None,
     *,
     stored: bool = True,
-    ours: Ours | None = None,
+    ours: Seal | None = None,
 ) -> tuple[State, bool]:
     """Fold at the end of an apply: the state written, and True. With clones of unknown
     outcome left, or a state file replaced meanwhile, keep the journal (the next apply
@@ -213,7 +206,7 @@ def recover(
     home: StateStore | None = None,
     *,
     stored: bool = True,
-    ours: Ours | None = None,
+    ours: Seal | None = None,
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
@@ -228,7 +221,11 @@ def recover(
             f"{len(replayed.pending)} clone(s) of unknown outcome"
         )
     if replayed.pending and not replayed.stale:
-        log = journal.Journal(path, _mirror(home))
+        vouched = (
+            ours is not None and replayed.account is not None and ours.vouches(replayed.account)
+        )
+        sign = ours.signer(replayed.account) if vouched and ours and replayed.account else None
+        log = journal.Journal(path, _mirror(home), sign)
         try:
             executor = executor_for(log)
             known = replayed.state.voice_ids()
@@ -288,10 +285,10 @@ def _check_account(
         f"unknown outcome ({names}) to {record.get('api_base', 'another API base')} with "
         "another COZE_API_TOKEN or COZE_API_BASE than this one: only that account's voice "
         "list can tell whether they were made. Run `voicectl apply` with that token and "
-        "base. If that token is gone, look for each on Coze and name what became of it: "
-        "`--adopt ADDRESS=VOICE_ID` for the voice a clone made, `--adopt ADDRESS=never` "
-        "for a clone that was not made (a retrain is made when the voice's clones left "
-        "dropped by one after it was sent). Nothing was sent"
+        "base. If that token is gone, look for each on Coze, move the journal aside, and "
+        "`voicectl import ADDRESS VOICE_ID` each voice it made (its `done` lines name "
+        "them; a retrain was made when the voice's clones left dropped by one after it "
+        "was sent). Nothing was sent"
     )
 
 
@@ -301,3 +298,11 @@ __all__ = ["Event", "fold", "fold_or_keep", "recover"]
 def _mirror(home: StateStore | None) -> Callable[[bytes], None] | None:
     """What keeps a journal line in the store too, where it keeps journals."""
     return home.journal_add if home is not None and home.keeps_journal else None
+
+
+def _signer(ours: Seal | None, account: dict[str, Any] | None) -> Callable[[bytes], str] | None:
+    """What seals the lines reconcile adds to a journal of this token's; none otherwise
+    (that journal is not folded anyway)."""
+    if ours is None or account is None or not ours.vouches(account):
+        return None
+    return ours.signer(account)

@@ -18,6 +18,7 @@ from typing import Protocol
 from voicectl.apply import checks, recovery
 from voicectl.apply.events import Event, Outcome
 from voicectl.apply.executor import Coze, Executor
+from voicectl.coze.replies import Seal
 from voicectl.declare import config, gitrepo
 from voicectl.declare.declarations import declaration_files
 from voicectl.errors import Problem, UsageError, VoicectlError
@@ -61,6 +62,8 @@ class Account(Coze, Protocol):
 
     def same_account(self, record: Mapping[str, object]) -> bool: ...
 
+    def seal(self) -> Seal: ...
+
 
 @dataclass(frozen=True)
 class Request:
@@ -103,14 +106,14 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
     with home.locked("voicectl apply", reporter.notice, request.lock_timeout):
         stored = home.read()
         current = stored if stored is not None else new_state()
-        recovery.bring(home, journal_path(cfg.state_path))  # another runner's, if any
+        recovery.bring(home, journal_path(cfg.state_path), reporter.notice)  # another runner's
         _check_adoptions(cfg, current, request.adopt)
         executor_for = _executors(cfg, client, request)
         events = reporter.progress(0)  # what recovery settles, said as it is
         try:
             recovered = recovery.recover(
                 cfg.state_path, current, executor_for(1, events), dict(request.adopt),
-                reporter.notice, home, stored=stored is not None, ours=client.same_account,
+                reporter.notice, home, stored=stored is not None, ours=client.seal(),
             )  # fmt: skip
         finally:
             events.close()
@@ -215,6 +218,29 @@ def _executors(
     return executor_for
 
 
+def _begin(
+    cfg: config.Config,
+    client: Account,
+    home: store.StateStore,
+    current: State,
+    work: Sequence[Change],
+) -> Journal:
+    """The journal of this apply: sealed with the client's token, kept in the store too
+    where it keeps journals."""
+    seal = client.seal()
+    account = seal.record()
+    return Journal.begin(
+        journal_path(cfg.state_path),
+        current,
+        now(),
+        gitrepo.head(cfg.root),
+        account=account,
+        uncommitted=gitrepo.uncommitted(cfg.root, inputs(cfg, work)),
+        mirror=home.journal_add if home.keeps_journal else None,
+        sign=seal.signer(account),
+    )
+
+
 def _execute(
     cfg: config.Config,
     client: Account,
@@ -231,15 +257,7 @@ def _execute(
     """Journal, clone, and fold: the state's one write, from the state the apply began
     from (none, for a first apply: the journal says it began from an empty state)."""
     progress = reporter.progress(len(work))
-    log = Journal.begin(
-        journal_path(cfg.state_path),
-        current,
-        now(),
-        gitrepo.head(cfg.root),
-        account=client.account_record(),
-        uncommitted=gitrepo.uncommitted(cfg.root, inputs(cfg, work)),
-        mirror=home.journal_add if home.keeps_journal else None,
-    )
+    log = _begin(cfg, client, home, current, work)
     outcome = None
     stopped = None
     interrupted = False
@@ -268,7 +286,7 @@ def _execute(
 
         final, folded = recovery.fold_or_keep(
             cfg.state_path, current, reporter.notice, finish, home, stored=stored is not None,
-            ours=client.same_account,
+            ours=client.seal(),
         )  # fmt: skip
         if interrupted:  # what ^C left, before click says "Aborted."
             _say_interrupted(reporter, recovery.recorded(current, final), folded)

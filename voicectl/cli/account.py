@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import click
@@ -25,14 +24,14 @@ def has_token() -> bool:
     return bool(os.environ.get(TOKEN_VARIABLE, "").strip())
 
 
-def journal_check(cfg: Config) -> Callable[[Mapping[str, object]], bool] | None:
-    """Whether an apply journal's account record is this token's and API base's (see
+def journal_check(cfg: Config) -> replies.Seal | None:
+    """What tells an apply journal written with this token and API base (see
     voicectl.apply.recovery); None without a token, when nothing can tell."""
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         return None
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
-    return lambda record: replies.same_account(record, base, token)
+    return replies.Seal(base, token)
 
 
 def client_for(cfg: Config, purpose: str) -> CozeClient:

@@ -114,6 +114,10 @@ class CozeClient:
     def same_account(self, record: Mapping[str, object]) -> bool:
         return replies.same_account(record, self.base_url, self._token)
 
+    def seal(self) -> replies.Seal:
+        """What seals (and checks) an apply journal's lines with this client's token."""
+        return replies.Seal(self.base_url, self._token)
+
     def _answer(
         self,
         response: httpx.Response,

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,44 @@ def same_account(record: Mapping[str, object], api_base: str, token: str) -> boo
 
 def _account_key(salt: str, api_base: str, token: str) -> str:
     return hashlib.sha256(f"{salt}\n{api_base}\n{token}".encode()).hexdigest()[:24]
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """A journal record as its line holds it (and as its seal covers it)."""
+    return json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
+
+
+class Seal:
+    """What proves an apply journal was written with this token: its begin record names
+    the account (:func:`account_record`), and every line carries a MAC under a key made
+    of the token, the API base and the journal's salt. Without the token nobody makes
+    one, and a MAC copied onto another line (or another journal) does not fit it."""
+
+    def __init__(self, api_base: str, token: str) -> None:
+        self._base, self._token = api_base, token
+
+    def __repr__(self) -> str:  # never the token
+        return f"Seal({self._base!r})"
+
+    def record(self) -> dict[str, str]:
+        return account_record(self._base, self._token)
+
+    def vouches(self, account: Mapping[str, object]) -> bool:
+        return same_account(account, self._base, self._token)
+
+    def signer(self, account: Mapping[str, object]) -> Callable[[bytes], str]:
+        """What seals a line of the journal whose begin record holds ``account``."""
+        material = f"journal\n{account.get('salt', '')}\n{self._base}\n{self._token}"
+        key = hashlib.sha256(material.encode()).digest()
+        return lambda payload: hmac.new(key, payload, "sha256").hexdigest()[:32]
+
+    def sealed(self, account: Mapping[str, object], record: Mapping[str, Any]) -> bool:
+        """Whether ``record`` (a journal line, read) carries this token's seal."""
+        mac = record.get("mac")
+        if not isinstance(mac, str):
+            return False
+        payload = canonical({k: v for k, v in record.items() if k != "mac"})
+        return hmac.compare_digest(mac, self.signer(account)(payload))
 
 
 LIST_HINTS = {

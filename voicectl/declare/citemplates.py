@@ -240,7 +240,8 @@ def cautions(directory: Path, cfg: Config | None, kinds: tuple[str, ...] = ()) -
             "workflows and GitLab reads .gitlab-ci.yml only there; move the file, and its "
             "paths, to the top"
         )
-    if cfg is not None and (tuple(cfg.voices), cfg.state) != (DEFAULT_VOICES, DEFAULT_STATE):
+    other = (tuple(cfg.voices), cfg.state) != (DEFAULT_VOICES, DEFAULT_STATE) if cfg else False
+    if cfg is not None and cfg.pg is None and other:  # the PostgreSQL variant adds no state/
         said.append(
             "voicectl.yaml names other declaration files or another state than "
             f"{DEFAULT_VOICES[0]} and {DEFAULT_STATE}: edit the workflow's paths (its "

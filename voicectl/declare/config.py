@@ -202,8 +202,11 @@ def _has_password(conn_str: str) -> bool:
         parts = urlsplit(conn_str)
         if parts.password:
             return True
-        return any(key.lower() == "password" for key, _ in parse_qsl(parts.query, True))
-    return re.search(r"(?:^|\s)password\s*=", conn_str, re.IGNORECASE) is not None
+        keys = (key.lower() for key, _ in parse_qsl(parts.query, True))
+        return any(key in ("password", "sslpassword") for key in keys)
+    # libpq needs no blank after a quoted value (dbname='x'password=...); a client key's
+    # passphrase (sslpassword) is a secret too.
+    return re.search(r"password\s*=", conn_str, re.IGNORECASE) is not None
 
 
 def _pattern_problem(pattern: str) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from voicectl import __version__
+from voicectl.coze.replies import Seal
 from voicectl.declare import audio, config, gitrepo
 from voicectl.declare.declarations import load_declarations
 from voicectl.declare.declcache import DeclarationCache
@@ -179,17 +180,18 @@ class Interrupted:
     in_doubt: frozenset[str] = frozenset()
 
 
-def interrupted(
-    cfg: config.Config, ours: Callable[[Mapping[str, object]], bool] | None = None
-) -> Interrupted:
+def interrupted(cfg: config.Config, ours: Seal | None = None) -> Interrupted:
     """See :class:`Interrupted`; ``ours`` checks the journal's account (see
     :func:`voicectl.state.pending.pending_warning`). Nothing is written."""
     store = home(cfg)
     stored = store.read() or state.new_state()
-    if os.path.lexists(journal_path(cfg.state_path)):
-        return _read_journal(cfg.state_path, stored, ours)
-    lines = store.journal_lines() if store.keeps_journal else []
-    if not lines:  # the common case
+    if not store.keeps_journal:
+        if os.path.lexists(journal_path(cfg.state_path)):
+            return _read_journal(cfg.state_path, stored, ours)
+        return Interrupted(stored)  # the common case
+    # The store's journal is the journal (a file here is a copy, or stale: apply sees).
+    lines = store.journal_lines()
+    if not lines:
         return Interrupted(stored)
     # Another runner's, kept in the store (PostgreSQL): read from a copy.
     with tempfile.TemporaryDirectory(prefix="voicectl-journal-") as scratch:
@@ -201,7 +203,7 @@ def interrupted(
 def _read_journal(
     state_path: Path,
     stored: State,
-    ours: Callable[[Mapping[str, object]], bool] | None,
+    ours: Seal | None,
     name: str = "",
 ) -> Interrupted:
     current, warning = pending_warning(state_path, stored, ours, name)
@@ -215,9 +217,7 @@ def _read_journal(
     )
 
 
-def effective_state(
-    cfg: config.Config, ours: Callable[[Mapping[str, object]], bool] | None = None
-) -> tuple[State, str]:
+def effective_state(cfg: config.Config, ours: Seal | None = None) -> tuple[State, str]:
     """For read-only commands: the state with an interrupted apply's journal replayed in
     memory (so completed clones are not planned again), and a warning if there was one."""
     seen = interrupted(cfg, ours)

@@ -13,7 +13,6 @@ costs the same whatever the size of the state. Reading it back is :mod:`voicectl
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
 import threading
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voicectl.coze.replies import canonical
 from voicectl.errors import StateError
 from voicectl.files import jsontext, safefile
 from voicectl.model import Change, State
@@ -47,8 +47,16 @@ class Pending:
 class Journal:
     """Appends fsync'd records; safe to share between the threads of one apply."""
 
-    def __init__(self, path: Path, mirror: Callable[[bytes], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        mirror: Callable[[bytes], None] | None = None,
+        sign: Callable[[bytes], str] | None = None,
+    ) -> None:
         self.path = path
+        # Each line's seal (voicectl.coze.replies.Seal): proof it was written with the
+        # token; a journal without it is not folded (voicectl.apply.recovery).
+        self.sign = sign
         # Where else each line must be durable before append returns (a store that keeps
         # the journal: PostgreSQL), so that another runner can recover it.
         self.mirror = mirror
@@ -74,13 +82,14 @@ class Journal:
         account: dict[str, str] | None = None,
         uncommitted: bool | None = None,
         mirror: Callable[[bytes], None] | None = None,
+        sign: Callable[[bytes], str] | None = None,
     ) -> Journal:
         """Start a journal over ``base`` (the state as last written); ``commit`` is the
         git commit applied from, recorded in the take index; ``account`` says which Coze
         account the clones go to (see CozeClient.account_record)."""
         # The state may live elsewhere (PostgreSQL): its directory need not exist yet.
         path.parent.mkdir(parents=True, exist_ok=True)
-        journal = cls(path, mirror)
+        journal = cls(path, mirror, sign)
         if path.stat().st_size == 0:
             record: dict[str, Any] = {
                 "type": "begin",
@@ -110,7 +119,9 @@ class Journal:
         every line written before it durable, so workers finishing together share one
         instead of queueing for a disk flush each behind a lock.
         """
-        line = json.dumps(record, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+        if self.sign is not None:
+            record = {**record, "mac": self.sign(canonical(record))}
+        line = canonical(record) + b"\n"
         with self._lock:
             start = self._handle.tell()
             try:

@@ -61,11 +61,17 @@ def lock_id(info: dict[str, Any]) -> str:
 
 
 def describe(info: dict[str, Any]) -> str:
-    return (
-        f"{info.get('user', '?')}@{info.get('host', '?')} pid {info.get('pid', '?')} since "
-        f"{info.get('time', '?')} running `{info.get('command', '?')}` (lock id "
-        f"{lock_id(info)})"
+    """Who holds a lock, in words; what a holder wrote is shown escaped (a lock file, or
+    a row in PostgreSQL, could hold a line break that forges another message)."""
+    user, host, pid, time_, command = (
+        _shown(info.get(key, "?")) for key in ("user", "host", "pid", "time", "command")
     )
+    return f"{user}@{host} pid {pid} since {time_} running `{command}` (lock id {lock_id(info)})"
+
+
+def _shown(value: object) -> str:
+    text = str(value)[:200]
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def running_holder(state_path: Path) -> dict[str, Any] | None:

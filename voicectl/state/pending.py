@@ -8,12 +8,12 @@ writes anything.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from voicectl.coze.replies import Seal
 from voicectl.model import NEW_VOICE_ACTIONS, State
 from voicectl.state.journal import journal_path
-from voicectl.state.replay import replay
+from voicectl.state.replay import replay, sealed
 
 INTERRUPTED = "an apply was interrupted"  # how pending_warning's warning of one begins
 
@@ -21,7 +21,7 @@ INTERRUPTED = "an apply was interrupted"  # how pending_warning's warning of one
 def pending_warning(
     state_path: Path,
     current: State,
-    ours: Callable[[Mapping[str, object]], bool] | None = None,
+    ours: Seal | None = None,
     name: str = "",
 ) -> tuple[State, str]:
     """For read-only commands: the state as the journal leaves it, and a warning if any.
@@ -32,8 +32,7 @@ def pending_warning(
     replayed = replay(path, current)
     if replayed is None or replayed.stale:
         return current, ""
-    record = replayed.account
-    if ours is not None and not (record is not None and ours(record)):
+    if ours is not None and not sealed(path, ours):
         return current, (
             f"{name}, an apply journal, was not written with this COZE_API_TOKEN and "
             "COZE_API_BASE: the clones it records are not shown, and `voicectl apply` will "

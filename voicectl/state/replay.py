@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from voicectl.coze.replies import Seal
 from voicectl.errors import StateError
 from voicectl.files import jsontext
 from voicectl.model import NEW_VOICE_ACTIONS, Change, State
@@ -309,3 +310,18 @@ def _pending(seq: int, line: bytes) -> Pending:
         float(record["started_unix"]),
         record.get("before"),
     )
+
+
+def sealed(path: Path, seal: Seal) -> bool:
+    """Whether the journal at ``path`` was written with ``seal``'s token: its begin
+    record names that account and every line carries the token's seal."""
+    account: dict[str, Any] | None = None
+    for _, _, record in records(path):
+        if record["type"] == "begin":
+            found = record.get("account")
+            if not isinstance(found, dict) or not seal.vouches(found):
+                return False
+            account = found
+        if account is None or not seal.sealed(account, record):
+            return False
+    return account is not None
