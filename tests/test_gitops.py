@@ -1146,3 +1146,53 @@ def test_a_journal_claiming_a_retrain_voicectl_did_not_make_is_not_folded(
         **before,
         "state/voicectl.state.json.journal": journal.read_bytes(),
     }
+
+
+def test_recovery_seals_nothing_for_a_pending_line_someone_else_wrote(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """An apply killed with a clone in flight; its pending line swapped for an unsealed
+    one naming a voice cloned in the console. The token holder's apply must not settle
+    (and seal) that line: its outcome would later be spliced back as a sealed one."""
+    many(repo, 2)
+    coze.faults(latency_ms=1500)
+    apply = Background(repo, coze, parallelism=1, stderr=False)
+    apply.wait_for_clones(1)
+    time.sleep(0.5)  # the first answered and journaled, the second in Coze's hands
+    apply.process.send_signal(signal.SIGKILL)
+    apply.process.wait()
+    coze.faults(latency_ms=0)
+    journal = repo.root / "state" / "voicectl.state.json.journal"
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    settled = {line["seq"] for line in lines if line["type"] in ("done", "failed")}
+    pending = next(x for x in lines if x["type"] == "pending" and x["seq"] not in settled)
+    forged = {**pending, "change": {**pending["change"]}}
+    forged["change"]["after"] = {**pending["change"]["after"], "name": "Evil voice"}
+    forged.pop("mac")
+    journal.write_text(
+        "".join(json.dumps(forged if line is pending else line) + "\n" for line in lines)
+    )
+    wav = write_wav(repo.root / "console.wav", freq=999)
+    with cozepy.SyncHTTPClient() as http:  # a colleague's voice of that name
+        console = cozepy.Coze(auth=cozepy.TokenAuth(TOKEN), base_url=coze.base, http_client=http)
+        console.audio.voices.clone(
+            voice_name="Evil voice", file=("take.wav", wav.read_bytes()), audio_format="wav"
+        )
+    before = journal.read_bytes()
+    time.sleep(1.1)
+    env = {**coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    refused = run(repo.root, "apply", "--auto-approve", env=env)
+    assert refused.exit_code == 1 and "not folded" in refused.output, refused.output
+    assert journal.read_bytes() == before  # nothing appended, nothing sealed
+
+
+def test_a_journal_of_blank_lines_is_an_empty_one(repo: VoiceRepo, coze: Coze, run) -> None:
+    """An editor's or a merge's blank line where no journal was: the apply begins its
+    journal as if there were none, and folds it."""
+    many(repo, 2)
+    journal = repo.root / "state" / "voicectl.state.json.journal"
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    journal.write_text("\n")
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert not journal.exists() and len(state_of(repo.root)["voices"]) == 2

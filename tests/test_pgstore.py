@@ -103,8 +103,19 @@ def test_each_version_records_the_commit_checked_out(
         "host=db PASSWORD = 'hunter2'",
         "host=db dbname='voices'password=hunter2",
         "host=db sslpassword=hunter2",
+        "postgresql://alice@db/voices?application_name=x#&password=hunter2",
+        "postgresql://alice#:hunter2@db/voices",
     ],
-    ids=["uri-userinfo", "uri-query", "keywords", "keywords-spaced", "after-a-quote", "ssl-key"],
+    ids=[
+        "uri-userinfo",
+        "uri-query",
+        "keywords",
+        "keywords-spaced",
+        "after-a-quote",
+        "ssl-key",
+        "after-a-fragment-sign",
+        "user-with-a-hash",
+    ],
 )
 def test_a_password_in_the_repository_is_refused(repo: VoiceRepo, run, conn_str: str) -> None:
     repo.write_config(backend={"pg": {"conn_str": conn_str}})
@@ -526,6 +537,9 @@ def test_a_connection_string_libpq_cannot_parse_is_never_echoed(
     for bad in (
         "'postgresql://u:S3cretPW@127.0.0.1:9/db'",
         "postgresql://u:S3cr%tPW@127.0.0.1:9/db",
+        "host=127.0.0.1password=S3cretPW user=alice connect_timeout=2",
+        "host=127.0.0.1 port=9password=S3cretPW user=alice",
+        "postgresql://alice%3AS3cretPW%40127.0.0.1:9/postgres?connect_timeout=2",
     ):
         result = run(repo.root, "state", "versions", env={"VOICECTL_PG_CONN_STR": bad})
         assert result.exit_code == 1 and "VOICECTL_PG_CONN_STR" in result.output, result.output

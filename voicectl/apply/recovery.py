@@ -221,11 +221,10 @@ def recover(
             f"{len(replayed.pending)} clone(s) of unknown outcome"
         )
     if replayed.pending and not replayed.stale:
-        vouched = (
-            ours is not None and replayed.account is not None and ours.vouches(replayed.account)
-        )
-        sign = ours.signer(replayed.account) if vouched and ours and replayed.account else None
-        log = journal.Journal(path, _mirror(home), sign)
+        # Checked whole before reconcile adds a line sealed with this token: else the
+        # apply would seal an outcome for a pending line someone else wrote.
+        _vouched(path, replayed, current, ours)
+        log = journal.Journal(path, _mirror(home), _signer(ours, replayed.account))
         try:
             executor = executor_for(log)
             known = replayed.state.voice_ids()

@@ -31,7 +31,7 @@ def journal_check(cfg: Config) -> replies.Seal | None:
     if not token:
         return None
     base = os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE
-    return replies.Seal(base, token)
+    return replies.Seal(base.rstrip("/"), token)  # as the client spells it
 
 
 def client_for(cfg: Config, purpose: str) -> CozeClient:

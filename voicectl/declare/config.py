@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote
 
 from voicectl.coze import apibase
 from voicectl.errors import ConfigError, Problem
@@ -182,12 +182,7 @@ def _pg_backend(doc: Document, backend: dict[str, Any]) -> PgBackend | None:
         return None
     pg: dict[str, Any] = backend["pg"] or {}
     conn_str = pg.get("conn_str", "")
-    try:
-        secret = _has_password(conn_str)
-    except ValueError:  # urlsplit's: a bracket left open, a port that is no number
-        doc.problem(("backend", "pg", "conn_str"), "is not a valid connection URI")
-        secret = False
-    if secret:
+    if _has_password(conn_str):
         doc.problem(
             ("backend", "pg", "conn_str"),
             "holds a password; a repository is no place for one: give it through "
@@ -197,16 +192,19 @@ def _pg_backend(doc: Document, backend: dict[str, Any]) -> PgBackend | None:
 
 
 def _has_password(conn_str: str) -> bool:
-    """Whether a libpq connection string or URI carries a password."""
-    if re.match(r"postgres(?:ql)?://", conn_str, re.IGNORECASE):
-        parts = urlsplit(conn_str)
-        if parts.password:
-            return True
-        keys = (key.lower() for key, _ in parse_qsl(parts.query, True))
-        return any(key in ("password", "sslpassword") for key in keys)
-    # libpq needs no blank after a quoted value (dbname='x'password=...); a client key's
-    # passphrase (sslpassword) is a secret too.
-    return re.search(r"password\s*=", conn_str, re.IGNORECASE) is not None
+    """Whether a libpq connection string or URI may carry a password (or a client key's
+    passphrase). Read as libpq reads it, not as Python's urlsplit: in a URI, '#' and '?'
+    are ordinary characters of the user part, which ends at its last '@' before the
+    first '/'; a ':' there starts a password. Anything named password anywhere (a
+    keyword, a query parameter, percent-encoded) counts."""
+    if re.search(r"password", unquote(conn_str), re.IGNORECASE):
+        return True
+    scheme = re.match(r"postgres(?:ql)?://", conn_str, re.IGNORECASE)
+    if scheme is None:
+        return False
+    authority = conn_str[scheme.end() :].split("/", 1)[0]
+    userinfo, at, _ = authority.rpartition("@")
+    return bool(at) and ":" in userinfo
 
 
 def _pattern_problem(pattern: str) -> str | None:

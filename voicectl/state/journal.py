@@ -90,6 +90,8 @@ class Journal:
         # The state may live elsewhere (PostgreSQL): its directory need not exist yet.
         path.parent.mkdir(parents=True, exist_ok=True)
         journal = cls(path, mirror, sign)
+        if 0 < path.stat().st_size <= 4096 and not safefile.read_bytes(path).strip():
+            journal._handle.truncate(0)  # blank lines only (an editor's): no journal yet
         if path.stat().st_size == 0:
             record: dict[str, Any] = {
                 "type": "begin",

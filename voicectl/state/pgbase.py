@@ -3,7 +3,8 @@ for what the server says (see :mod:`voicectl.state.pgstore`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -77,7 +78,7 @@ class PgBase:
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:  # libpq quotes a string it cannot parse: a password would be in the message
-            secret = conninfo_to_dict(self.conninfo).get("password")
+            options = conninfo_to_dict(self.conninfo)
         except psycopg.Error:
             raise StateError(
                 f"{self.source}: not a valid libpq connection string or URI (not shown: "
@@ -95,7 +96,7 @@ class PgBase:
                 keepalives_count=3,
             )
         except psycopg.Error as exc:
-            message = said(exc).replace(str(secret), "[redacted]") if secret else said(exc)
+            message = redacted(said(exc), options)
             raise StateError(f"{self.display}: cannot connect ({self.source}): {message}") from None
         return conn
 
@@ -154,3 +155,18 @@ def said(exc: psycopg.Error) -> str:
     """What PostgreSQL said, on one line (libpq's messages may span several)."""
     text = str(exc).strip() or type(exc).__name__
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def redacted(message: str, options: Mapping[str, object]) -> str:
+    """libpq's message with every option value that is not plainly a name or a number
+    (a password, or one a typo ran into a host or a port: "host=db password=x" without
+    its blank) shown as its option's name instead."""
+    for key, value in options.items():
+        text = str(value)
+        if text and (key in ("password", "sslpassword") or not _PLAIN.fullmatch(text)):
+            message = message.replace(text, f"[{key}]")
+    return _SECRET.sub(r"\1=[redacted]", message)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._-]+")
+_SECRET = re.compile(r"(password)\s*=\s*\S+", re.IGNORECASE)
