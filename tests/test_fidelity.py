@@ -512,7 +512,7 @@ def test_a_lost_clone_is_never_settled_on_another_account(
     with running_emulator(tmp_path / "other-account") as base, Coze(base, TOKEN) as other:
         result = apply(run, repo, other)
         assert result.exit_code == 1, result.output
-        assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
+        assert "not written with this COZE_API_TOKEN and COZE_API_BASE" in result.output
         assert other.ledger() == []
     assert (repo.root / "state" / "voicectl.state.json.journal").exists()
     settle(run, repo, coze, clones=1)
@@ -1079,7 +1079,7 @@ def test_adopting_one_lost_clone_under_another_account_settles_none(
     with running_emulator(tmp_path / "other-account") as base, Coze(base, TOKEN) as other:
         result = apply(run, repo, other, "--adopt", "v01=7400000000000000001")
         assert result.exit_code == 1, result.output
-        assert "another COZE_API_TOKEN or COZE_API_BASE" in result.output
+        assert "not written with this COZE_API_TOKEN and COZE_API_BASE" in result.output
         assert other.ledger() == []
     settle(run, repo, coze, clones=2)
 
