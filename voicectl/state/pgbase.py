@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -65,9 +66,12 @@ class PgBase:
         workspace: str = "default",
         commit: Callable[[], str] = lambda: "",
         source: str = "the PostgreSQL connection string",
+        checked: Path | None = None,
     ) -> None:
         self.conninfo, self.schema, self.workspace = conninfo, schema, workspace
         self.source = source  # where the connection string came from, for messages
+        self.checked = checked  # this machine's cache of states found valid
+        self._known: tuple[object, str] | None = None  # a state read or written: its sha256
         self.display = f"the state in PostgreSQL (schema {schema}, workspace {workspace})"
         self.commit = commit
         self._ready = False

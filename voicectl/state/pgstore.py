@@ -48,10 +48,16 @@ class PgStore(PgLock):
             if not self._ready:
                 return None  # no tables yet: nothing was ever written
             row = conn.execute(
-                sql.SQL("SELECT body FROM {} WHERE workspace = %s").format(self._table("states")),
+                sql.SQL("SELECT body, sha256 FROM {} WHERE workspace = %s").format(
+                    self._table("states")
+                ),
                 [self.workspace],
             ).fetchone()
-        return None if row is None else state.parse(row[0].encode(), self.display)
+        if row is None:
+            return None
+        found = state.checked_parse(row[0].encode(), self.display, self.checked)
+        self._known = (found, row[1])
+        return found
 
     def write(self, new: State, base: State | None, *, settles_journal: bool = False) -> State:
         if base is not None and new.lineage != base.lineage:
@@ -66,16 +72,15 @@ class PgStore(PgLock):
         session = nullcontext(self._holding) if self._holding is not None else self._session()
         with session as conn, conn.transaction():
             row = conn.execute(
-                sql.SQL("SELECT body, sha256 FROM {} WHERE workspace = %s FOR UPDATE").format(
+                sql.SQL("SELECT sha256 FROM {} WHERE workspace = %s FOR UPDATE").format(
                     self._table("states")
                 ),
                 [self.workspace],
             ).fetchone()
-            expected = None if base is None else hashlib.sha256(state.dumps(base)).hexdigest()
-            if (row[1] if row else None) != expected:
-                stored = None if row is None else state.parse(row[0].encode(), self.display)
-                raise StaleWrite(stale_message(self.display, stored, base))
+            if (row[0] if row else None) != self._digest(base):
+                raise StaleWrite(stale_message(self.display, self._stored(conn), base))
             self._put(conn, written, body.decode(), digest, first=row is None)
+            self._known = (written, digest)
             if settles_journal:  # folded into this state: gone with the same commit
                 conn.execute(
                     sql.SQL("DELETE FROM {} WHERE workspace = %s").format(self._table("journal")),
@@ -105,13 +110,29 @@ class PgStore(PgLock):
                 ).format(self._table("states")),
                 [*values[1:], digest, body, by, self.workspace],
             )
-        conn.execute(
+        conn.execute(  # the body copied by the server: sent once, not twice
             sql.SQL(
                 "INSERT INTO {} (workspace, lineage, serial, sha256, body, written_by, git_commit)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)"
-            ).format(self._table("state_versions")),
-            [self.workspace, written.lineage, written.serial, digest, body, by, self.commit()],
+                " SELECT workspace, lineage, serial, sha256, body, written_by, %s FROM {}"
+                " WHERE workspace = %s"
+            ).format(self._table("state_versions"), self._table("states")),
+            [self.commit(), self.workspace],
         )
+
+    def _digest(self, base: State | None) -> str | None:
+        """The sha256 of ``base``'s bytes: known when it is what this store read or wrote."""
+        if base is None:
+            return None
+        if self._known is not None and self._known[0] is base:
+            return self._known[1]
+        return hashlib.sha256(state.dumps(base)).hexdigest()
+
+    def _stored(self, conn: psycopg.Connection[Any]) -> State | None:
+        row = conn.execute(
+            sql.SQL("SELECT body FROM {} WHERE workspace = %s").format(self._table("states")),
+            [self.workspace],
+        ).fetchone()
+        return None if row is None else state.parse(row[0].encode(), self.display)
 
     # -- the journal ---------------------------------------------------------------------
 

@@ -62,6 +62,12 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
         return None
     except OSError as exc:
         raise StateError(f"{display}: cannot read the state: {exc.strerror}") from None
+    return checked_parse(raw, display, checked)
+
+
+def checked_parse(raw: bytes, display: str, checked: Path | None) -> State:
+    """:func:`parse`, but bytes this machine found valid before (``checked``, see
+    :func:`load`) are not checked again."""
     token = None if checked is None else _validity_token(raw)
     if checked is None or token is None:
         return parse(raw, display)

@@ -223,7 +223,8 @@ def for_repository(cfg: Config, commit: Callable[[], str] = lambda: "") -> State
         ) from None
     given = os.environ.get(PG_CONN_VARIABLE, "").strip()
     source = PG_CONN_VARIABLE if given else "voicectl.yaml: backend.pg.conn_str"
-    return PgStore(given or pg.conn_str, pg.schema, pg.workspace, commit, source)
+    checked = cfg.root / STATE_CHECKED
+    return PgStore(given or pg.conn_str, pg.schema, pg.workspace, commit, source, checked)
 
 
 __all__ = ["FileStore", "StateStore", "Version", "for_repository", "stale_message"]
