@@ -308,3 +308,16 @@ def reseal(journal: Path, coze: Admin) -> None:
         assert sign is not None, "a journal begins with its begin record"
         lines.append(canonical({**record, "mac": sign(canonical(record))}).decode())
     journal.write_text("\n".join(lines) + "\n")
+
+
+def sealed_journal(path: Path, base: Any, coze: Admin) -> Any:
+    """A journal begun as a crashed apply with the emulator's token began it: its account
+    recorded and every line sealed (voicectl.coze.replies.Seal)."""
+    from voicectl.coze.replies import Seal
+    from voicectl.state.journal import Journal
+
+    seal = Seal(coze.base, coze.token)
+    account = seal.record()
+    return Journal.begin(
+        path, base, "2026-11-25T06:00:00Z", account=account, sign=seal.signer(account)
+    )

@@ -24,6 +24,7 @@ from tests.conftest import (
     assert_converged,
     holding_lock,
     many,
+    sealed_journal,
     state_of,
 )
 from voicectl.emulator.server import running_emulator
@@ -408,23 +409,13 @@ def test_several_candidates_for_a_lost_clone_stop_until_one_is_adopted(
     from voicectl.plan.planner import plan
     from voicectl.plan.repository import open_config, read_valid
     from voicectl.state import statefile as state_io
-    from voicectl.state.journal import Journal, journal_path
+    from voicectl.state.journal import journal_path
 
     many(repo, 1)
     cfg = open_config(repo.root)
     base = state_io.save(cfg.state_path, state_io.new_state())
     (change,) = plan(read_valid(cfg).desired, base).changes
-    from voicectl.coze.replies import Seal
-
-    seal = Seal(coze.base, coze.token)  # as the crashed apply sealed its journal
-    account = seal.record()
-    log = Journal.begin(
-        journal_path(cfg.state_path),
-        base,
-        "2026-11-25T06:00:00Z",
-        account=account,
-        sign=seal.signer(account),
-    )
+    log = sealed_journal(journal_path(cfg.state_path), base, coze)
     log.pending(change, "2026-11-25T06:00:00Z", time.time())
     log.close()
     ids = []

@@ -12,7 +12,15 @@ from pathlib import Path
 import httpx
 
 from tests.campaign import PROFILES, campaign
-from tests.conftest import TOKEN, Coze, VoiceRepo, assert_converged, state_of, write_wav
+from tests.conftest import (
+    TOKEN,
+    Coze,
+    VoiceRepo,
+    assert_converged,
+    sealed_journal,
+    state_of,
+    write_wav,
+)
 from voicectl.emulator.server import running_emulator
 
 
@@ -133,23 +141,13 @@ def test_bug_adopt_naming_a_voice_that_is_no_candidate_clones_the_take_again(
     from voicectl.plan.planner import plan
     from voicectl.plan.repository import open_config, read_valid
     from voicectl.state import statefile as state_io
-    from voicectl.state.journal import Journal, journal_path
+    from voicectl.state.journal import journal_path
 
     repo.declare({"v00": repo.voice("v00", freq=330)})
     cfg = open_config(repo.root)
     base = state_io.save(cfg.state_path, state_io.new_state())
     (change,) = plan(read_valid(cfg).desired, base).changes
-    from voicectl.coze.replies import Seal
-
-    seal = Seal(coze.base, coze.token)  # as the crashed apply sealed its journal
-    account = seal.record()
-    log = Journal.begin(
-        journal_path(cfg.state_path),
-        base,
-        "2026-11-25T06:00:00Z",
-        account=account,
-        sign=seal.signer(account),
-    )
+    log = sealed_journal(journal_path(cfg.state_path), base, coze)
     log.pending(change, "2026-11-25T06:00:00Z", time.time())
     log.close()
     ids = []
