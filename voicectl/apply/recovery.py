@@ -31,7 +31,8 @@ def fold(
     stored: bool = True,
     ours: Seal | None = None,
 ) -> State:
-    """Write the journal's completed changes into the state and remove the journal.
+    """Write the journal's completed changes into the state and remove the journal
+    (the runner's file: where the store keeps the journal, :func:`bring` it here first).
 
     ``ours`` tells whether a journal's account record is this token's and API base's;
     a journal it does not vouch for (or, without it, any) is not folded (see
@@ -44,7 +45,6 @@ def fold(
     (the journal's begin record says so), so the write expects no state stored.
     """
     path = journal.journal_path(state_path)
-    bring(home, path)
     replayed = replay(path, current)
     if replayed is None:
         _forget(home, path)
@@ -210,7 +210,6 @@ def recover(
 ) -> State:
     """Finish what an interrupted apply left: reconcile unknown clones, then fold."""
     path = journal.journal_path(state_path)
-    bring(home, path)
     replayed = replay(path, current)
     if replayed is None:
         return current

@@ -17,6 +17,7 @@ from voicectl.model import DesiredVoice, RemoteVoice, State, VoiceRecord, VoiceS
 from voicectl.plan import planning, repository, voicediff
 from voicectl.state import statefile as state
 from voicectl.state import transition
+from voicectl.state.journal import journal_path
 from voicectl.state.store import StateStore
 
 
@@ -38,6 +39,7 @@ def import_(ctx: click.Context, address: str, voice_id: str) -> None:
     with home.locked("voicectl import", notice, lock_timeout()):
         stored = home.read()
         current = stored or state.new_state()
+        recovery.bring(home, journal_path(cfg.state_path), notice)  # another runner's
         folded = recovery.fold(
             cfg.state_path, current, home=home, stored=stored is not None,
             ours=account.journal_check(cfg),

@@ -21,6 +21,7 @@ from voicectl.plan import planning, repository
 from voicectl.state import statefile as state
 from voicectl.state import statefile as states
 from voicectl.state import transition
+from voicectl.state.journal import journal_path
 
 if TYPE_CHECKING:
     from voicectl.declare.config import Config
@@ -40,6 +41,7 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
     home = repository.home(cfg)
     with home.locked(command, notice, lock_timeout()):
         stored = home.read()
+        recovery.bring(home, journal_path(cfg.state_path), notice)  # another runner's
         # A first apply's journal holds clones of a state not written yet: folded too.
         current = recovery.fold(
             cfg.state_path, stored or states.new_state(), home=home,

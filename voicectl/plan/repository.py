@@ -25,7 +25,6 @@ from voicectl.model import DesiredVoice, State
 from voicectl.state import pending
 from voicectl.state import statefile as state
 from voicectl.state.journal import journal_path
-from voicectl.state.pending import pending_warning
 from voicectl.state.store import StateStore, for_repository
 
 CACHE_FILE = Path(".voicectl") / "cache" / "takes.json"
@@ -167,54 +166,25 @@ def load_state(cfg: config.Config) -> tuple[State, bool]:
     return current, True
 
 
-@dataclass(frozen=True)
-class Interrupted:
-    """The state as read-only commands see it: with an interrupted apply's completed
-    clones (from the runner's journal, or the one the store keeps), the warning that
-    says so, and the addresses whose clone's outcome is unknown (``unknown``; of those,
-    the new voices: ``in_doubt``), for the next apply to settle."""
-
-    state: State
-    warning: str = ""
-    unknown: frozenset[str] = frozenset()
-    in_doubt: frozenset[str] = frozenset()
-
-
-def interrupted(cfg: config.Config, ours: Seal | None = None) -> Interrupted:
-    """See :class:`Interrupted`; ``ours`` checks the journal's account (see
-    :func:`voicectl.state.pending.pending_warning`). Nothing is written."""
+def interrupted(cfg: config.Config, ours: Seal | None = None) -> pending.Interrupted:
+    """What read-only commands see of an interrupted apply (see
+    :func:`voicectl.state.pending.seen`): from the runner's journal, or the one the store
+    keeps. Nothing is written."""
     store = home(cfg)
     stored = store.read() or state.new_state()
     if not store.keeps_journal:
         if os.path.lexists(journal_path(cfg.state_path)):
-            return _read_journal(cfg.state_path, stored, ours)
-        return Interrupted(stored)  # the common case
+            return pending.seen(cfg.state_path, stored, ours)
+        return pending.Interrupted(stored)  # the common case
     # The store's journal is the journal (a file here is a copy, or stale: apply sees).
     lines = store.journal_lines()
     if not lines:
-        return Interrupted(stored)
+        return pending.Interrupted(stored)
     # Another runner's, kept in the store (PostgreSQL): read from a copy.
     with tempfile.TemporaryDirectory(prefix="voicectl-journal-") as scratch:
         shadow = Path(scratch) / cfg.state_path.name
         journal_path(shadow).write_bytes(b"".join(lines))
-        return _read_journal(shadow, stored, ours, f"the journal kept in {store.display}")
-
-
-def _read_journal(
-    state_path: Path,
-    stored: State,
-    ours: Seal | None,
-    name: str = "",
-) -> Interrupted:
-    current, warning = pending_warning(state_path, stored, ours, name)
-    if not warning.startswith(pending.INTERRUPTED):  # none, or one not trusted
-        return Interrupted(current, warning)
-    return Interrupted(
-        current,
-        warning,
-        pending.unknown(state_path, stored),
-        pending.in_doubt(state_path, stored),
-    )
+        return pending.seen(shadow, stored, ours, f"the journal kept in {store.display}")
 
 
 def effective_state(cfg: config.Config, ours: Seal | None = None) -> tuple[State, str]:
