@@ -195,6 +195,23 @@ def test_first_runners_make_the_tables_side_by_side(pg_cluster: Cluster, pg_sche
     assert errors == []
 
 
+def test_the_state_s_text_is_compressed_with_lz4_where_the_server_has_it(
+    pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """Debian's PostgreSQL 15 is built with lz4: both tables holding a state's text use
+    it, and a state reads back whole through it."""
+    store = PgStore(pg_cluster.conninfo(), pg_schema, "w")
+    written = store.write(statefile.new_state(), base=None)
+    with psycopg.connect(pg_cluster.conninfo()) as conn:
+        kinds = conn.execute(
+            "SELECT attrelid::regclass::text, attcompression FROM pg_attribute "
+            "WHERE attname = 'body' AND attrelid IN (%s::regclass, %s::regclass)",
+            [f"{pg_schema}.states", f"{pg_schema}.state_versions"],
+        ).fetchall()
+    assert sorted(kind for _, kind in kinds) == ["l", "l"]
+    assert PgStore(pg_cluster.conninfo(), pg_schema, "w").read() == written
+
+
 def test_of_writers_racing_from_one_state_exactly_one_writes(
     pg_cluster: Cluster, pg_schema: str
 ) -> None:

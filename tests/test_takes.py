@@ -9,6 +9,7 @@ import pytest
 from mutagen.ogg import OggPage
 
 from voicectl.declare.formats import read_facts
+from voicectl.declare.hashing import TakeCache
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "audio"
 
@@ -81,3 +82,20 @@ def test_a_pcm_take_is_read_by_cozes_rule(tmp_path: Path) -> None:
     facts = _facts(path)
     assert (facts["format"], facts["duration"]) == ("pcm", 12.0)
     assert (facts["sample_rate"], facts["channels"]) == (24000, 1)
+
+
+@pytest.mark.parametrize("duration", [float("inf"), float("nan"), -1.0, True])
+def test_a_cached_take_of_an_impossible_duration_is_read_again(
+    tmp_path: Path, duration: object
+) -> None:
+    """The cache is a hint: a duration no take has (endless, NaN, negative) is not used,
+    so that it cannot reach a state (whose reads refuse NaN and the infinities)."""
+    take = tmp_path / "a.wav"
+    take.write_bytes(b"RIFF")
+    st = take.stat()
+    cache = TakeCache(None)
+    facts = {"sha256": "0" * 64, "format": "wav", "duration": 2.5}
+    cache.put("a.wav", st, facts)
+    assert cache.get("a.wav", st) == facts
+    cache.put("a.wav", st, {**facts, "duration": duration})
+    assert cache.get("a.wav", st) is None

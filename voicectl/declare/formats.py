@@ -5,6 +5,7 @@ header). Coze's limits on a take are here too.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import struct
@@ -140,6 +141,8 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
                 _check_wav_complete(size, info)
         if not duration > 0:
             raise AudioError(f"holds no audio (a {fmt} file of duration 0)")
+        if not math.isfinite(duration):
+            raise AudioError(f"has a header claiming an endless duration (a {fmt} file)")
         handle.seek(0)
         digest = sha256_handle(handle)
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import sys
@@ -51,7 +52,7 @@ def _sound(facts: object) -> TypeGuard[dict[str, Any]]:
         and facts.get("format") in AUDIO_FORMATS
         and isinstance(duration, (int, float))
         and not isinstance(duration, bool)
-        and duration >= 0
+        and 0 <= duration < math.inf
         and all(
             v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in optional_ints
         )

@@ -112,9 +112,7 @@ def to_json(saved: SavedPlan) -> dict[str, Any]:
 
 
 def dumps(saved: SavedPlan) -> bytes:
-    return (
-        json.dumps(to_json(saved), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    ).encode()
+    return jsontext.dumps(to_json(saved))
 
 
 MAX_PLAN_BYTES = 64 * 1024 * 1024  # /dev/zero is endless

@@ -3,15 +3,14 @@ plan in it."""
 
 from __future__ import annotations
 
-import json
-
+from voicectl.files import jsontext
 from voicectl.model import Plan
 from voicectl.planfile import plan_to_json
 
 
 def json_text(body: object) -> str:
     """The one JSON style of voicectl's output: sorted keys, 2-space indent, UTF-8."""
-    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return jsontext.dumps(body).decode()
 
 
 def render_json(plan: Plan) -> str:

@@ -62,10 +62,9 @@ class PgStore(PgLock):
     def write(self, new: State, base: State | None, *, settles_journal: bool = False) -> State:
         if base is not None and new.lineage != base.lineage:
             raise StaleWrite(f"{self.display}: a state of another lineage is not written over")
-        data = state.to_json(replace(new, serial=new.serial + 1))
-        body = state.encoded(data)
+        written = state.as_read(replace(new, serial=new.serial + 1))
+        body = state.dumps(written)
         digest = hashlib.sha256(body).hexdigest()
-        written = state.from_json(data)
         self._still_holding()
         # On the lock's own session when this command holds it: a lock taken away
         # (force-unlock, a server's timeout) then fails the write instead of racing it.

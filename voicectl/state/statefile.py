@@ -323,12 +323,39 @@ def dumps(state: State) -> bytes:
 
 
 def encoded(data: dict[str, Any]) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return jsontext.dumps(data)
 
 
 def save(path: Path, state: State) -> State:
     """Write ``state`` with its serial bumped; returns what was written, as a read gives it
-    back (the file's order: orphans sorted), so that it can be compared with one read."""
-    data = to_json(replace(state, serial=state.serial + 1))
-    write_atomic(path, encoded(data))
-    return from_json(data)
+    back (see :func:`as_read`), so that it can be compared with one read."""
+    written = as_read(replace(state, serial=state.serial + 1))
+    write_atomic(path, dumps(written))
+    return written
+
+
+def as_read(state: State) -> State:
+    """``from_json(to_json(state))``, made directly (a tenth of the time): orphans in the
+    file's order, each voice at its own address, durations as floats; the rest of a
+    record reads back as it was written (a property test holds the two equal)."""
+    voices = state.voices
+    if any(r.address != a or type(r.take.duration) is not float for a, r in voices.items()):
+        voices = {a: _as_read(r, a) for a, r in voices.items()}
+    orphans = tuple(
+        _as_read(r, r.address)
+        for r in sorted(state.orphans, key=lambda r: (r.orphaned_at or "", r.voice_id))
+    )
+    takes = state.takes
+    if any(type(e.uncommitted) is not bool for entries in takes.values() for e in entries):
+        takes = {
+            sha: tuple(replace(e, uncommitted=e.uncommitted is True) for e in entries)
+            for sha, entries in takes.items()
+        }
+    return replace(state, voices=voices, orphans=orphans, takes=takes)
+
+
+def _as_read(record: VoiceRecord, address: str) -> VoiceRecord:
+    if record.address == address and type(record.take.duration) is float:
+        return record
+    take = replace(record.take, duration=float(record.take.duration))
+    return replace(record, address=address, take=take)
