@@ -94,6 +94,79 @@ def test_each_version_records_the_commit_checked_out(
     assert version["git_commit"] == head
 
 
+def test_a_damaged_states_row_is_refused_with_advice_for_postgresql(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """A states row someone edited into what no state is: one clear error, advice that
+    fits a database (not a `git checkout`), and the versions kept still readable."""
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    pg_cluster.execute(
+        f'UPDATE "{pg_schema}".states SET body = \'{{"serial": 1\'',
+        f'UPDATE "{pg_schema}".states SET sha256 = '
+        "encode(sha256(convert_to(body, 'UTF8')), 'hex')",
+    )
+    plan = run(repo.root, "plan", env=coze.env())
+    assert plan.exit_code == 1 and "Traceback" not in plan.output
+    assert "the state is not valid JSON" in plan.output, plan.output
+    assert "state versions" in plan.output and "git checkout" not in plan.output
+    versions = json.loads(run(repo.root, "state", "versions", "--json").stdout)["versions"]
+    kept = run(repo.root, "state", "pull", "--serial", str(versions[-1]["serial"]))
+    assert kept.exit_code == 0 and json.loads(kept.stdout)["serial"] == 1
+
+
+def test_a_states_row_put_back_by_hand_goes_on_after_the_last_version(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """Version 1 put back in the row (as the advice says): the next apply writes
+    version 3, not a second version 2; a row whose sha256 is not its text's is refused
+    before anything is cloned."""
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    assert run(repo.root, "state", "mv", "a", "b").exit_code == 0
+    table = f'"{pg_schema}"'
+    pg_cluster.execute(
+        f"UPDATE {table}.states s SET body = v.body, sha256 = v.sha256, serial = 1 "
+        f"FROM {table}.state_versions v WHERE v.serial = 1"
+    )
+    repo.declare({"a": repo.voice("a"), "c": repo.voice("c", freq=520)})
+    applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert applied.exit_code == 0, applied.output
+    versions = json.loads(run(repo.root, "state", "versions", "--json").stdout)["versions"]
+    assert [v["serial"] for v in versions] == [1, 2, 3]
+    assert json.loads(stored_row(pg_cluster, pg_schema)[3])["serial"] == 3
+    pg_cluster.execute(f"UPDATE {table}.states SET sha256 = repeat('0', 64)")
+    repo.declare({"a": repo.voice("a"), "c": repo.voice("c", freq=520), "d": repo.voice("d")})
+    refused = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert refused.exit_code == 1 and "sha256 is not that of its text" in refused.output
+    assert len(coze.ledger()) == 2
+
+
+def test_versions_of_an_earlier_lineage_are_listed_and_pulled_by_it(
+    repo: VoiceRepo, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """The workspace held another state before (its row replaced): `state versions`
+    shows which lineage each serial 1 is of, and `state pull --lineage` reaches the old."""
+    on_pg(repo, pg_cluster, pg_schema)
+    store = PgStore(pg_cluster.conninfo(), pg_schema, "default")
+    old = store.write(statefile.new_state(), None)
+    pg_cluster.execute(f'DELETE FROM "{pg_schema}".states')
+    new = store.write(statefile.new_state(), None)
+    listed = run(repo.root, "state", "versions")
+    assert listed.exit_code == 0, listed.output
+    assert "LINEAGE" in listed.output
+    assert old.lineage[:8] in listed.output and new.lineage[:8] in listed.output
+    current = run(repo.root, "state", "pull", "--serial", "1")
+    assert json.loads(current.stdout)["lineage"] == new.lineage
+    earlier = run(repo.root, "state", "pull", "--serial", "1", "--lineage", old.lineage[:8])
+    assert earlier.exit_code == 0, earlier.output
+    assert json.loads(earlier.stdout)["lineage"] == old.lineage
+    unknown = run(repo.root, "state", "pull", "--serial", "1", "--lineage", "zz")
+    assert unknown.exit_code == 1 and "names none of the lineages" in unknown.output
+
+
 @pytest.mark.parametrize(
     "conn_str",
     [
@@ -386,6 +459,46 @@ def test_a_holder_whose_lock_was_taken_writes_nothing(pg_cluster: Cluster, pg_sc
     assert store.read() == first
 
 
+def test_an_apply_whose_session_ends_counts_every_clone_it_made(
+    repo: VoiceRepo, coze: Coze, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """The lock's session ended mid-apply (a restart, a force-unlock): the apply stops,
+    and its summary still names every clone it made and what they cost (each is paid);
+    the next apply records them, each cloned once."""
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(6)})
+    coze.faults(latency_ms=400)
+    env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    runner = subprocess.Popen(
+        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve", "--parallelism", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(coze.ledger()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pg_cluster.execute(f'SELECT pg_terminate_backend(backend_pid) FROM "{pg_schema}".locks')
+    out, err = runner.communicate(timeout=60)
+    made = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
+    assert runner.returncode == 1 and 2 <= len(made) < 6, out + err
+    assert f"Clones spent: {len(made)}. Spent {138 * len(made)} CNY" in out, out + err
+    for voice_id in made:
+        assert voice_id in out
+    coze.faults(latency_ms=0)
+    time.sleep(1)  # a clone cut by the session's end is out of Coze's hands
+    again = subprocess.run(
+        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0, again.stderr + again.stdout
+    creates = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == 6 == len(set(creates))
+
+
 @pytest.mark.parametrize(
     ("pg", "field"),
     [
@@ -542,6 +655,44 @@ def test_an_interrupted_apply_s_journal_moves_with_the_state(
     assert again.returncode == 0, again.stderr
     creates = [c for c in coze.ledger() if c["kind"] == "create"]
     assert len(creates) == 6 and len({c["voice_id"] for c in creates}) == 6
+
+
+@pytest.mark.parametrize("migrated", [True, False], ids=["migrated", "backend-switched"])
+def test_a_first_apply_killed_on_the_state_file_is_recovered_on_postgresql(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str, migrated: bool
+) -> None:
+    """A first apply killed before it wrote any state leaves a journal alone. Carried
+    over by `state migrate` (or the backend switched under it), the next apply on
+    PostgreSQL records its clones; none is set aside, none is paid for twice."""
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(5)})
+    coze.faults(latency_ms=250)
+    env = _killed_mid_apply(repo, coze, clones=2)
+    coze.faults(latency_ms=0)
+    journal = repo.root / "state" / "voicectl.state.json.journal"
+    assert journal.exists() and not (repo.root / "state" / "voicectl.state.json").exists()
+    on_pg(repo, pg_cluster, pg_schema)
+    if migrated:
+        moved = run(repo.root, "state", "migrate", "--to", "pg")
+        assert moved.exit_code == 0, moved.output
+        assert "interrupted first apply's journal" in moved.output
+        again = run(repo.root, "state", "migrate", "--to", "pg")  # twice: no second copy
+        assert again.exit_code == 0, again.output
+        with psycopg.connect(pg_cluster.conninfo()) as conn:
+            kept = conn.execute(f'SELECT count(*) FROM "{pg_schema}".journal').fetchone()
+        assert kept == (len(journal.read_bytes().splitlines()),)
+    time.sleep(1)
+    applied = subprocess.run(
+        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert applied.returncode == 0, applied.stderr + applied.stdout
+    assert "set aside" not in applied.stderr
+    creates = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == 5 == len(set(creates))
+    stored = json.loads(stored_row(pg_cluster, pg_schema)[3])
+    assert {r["voice_id"] for r in stored["voices"].values()} == set(creates)
 
 
 def test_a_connection_string_libpq_cannot_parse_is_never_echoed(

@@ -85,6 +85,7 @@ class Executor:
         self._listed_at = 0.0  # when reading it began (Unix time)
         self._by_name: dict[str, list[str]] = {}
         self._ended: dict[int, float] = {}  # when each clone of unknown outcome ended
+        self._unjournaled: dict[str, str] = {}  # made, but the journal could not say so
 
     def run(
         self,
@@ -162,31 +163,48 @@ class Executor:
             if name is not None:
                 waiting[name] = deque()
             ready.append(change)
-        results, deferred = self._send(ready, waiting, sends)
+        results: dict[str, Answer] = {}
+        try:
+            deferred = self._send(ready, waiting, sends, results)
+        except BaseException:  # stopped: what was answered so far is still this apply's
+            self._tally(changes, results, outcome)
+            raise
+        return self._tally(changes, results, outcome), deferred
+
+    def _tally(
+        self, changes: Sequence[Change], results: Mapping[str, Answer], outcome: Outcome
+    ) -> list[Pending]:
+        """Each answer into ``outcome``; returns the clones of unknown outcome. A clone
+        made whose journal line could not be kept (the run stops there) is done too: it
+        was paid for, and the next apply finds it on Coze."""
         unknown = []
         for change in changes:
-            answer = results.get(change.address)
+            answer = results.get(change.address, self._unjournaled.get(change.address))
             if answer is None:
-                continue  # held back
+                continue  # held back, or never sent
             if isinstance(answer, Pending):
                 unknown.append(answer)
             elif isinstance(answer, Failed):
                 outcome.failed.append((change, answer.message))
             else:
                 outcome.done.append((change, answer))
-        return unknown, deferred
+        return unknown
 
     def _send(
-        self, ready: deque[Change], waiting: dict[str, deque[Change]], sends: Counter[str]
-    ) -> tuple[dict[str, Answer], list[Change]]:
-        """Each answer by address (see :meth:`_clone`), once ``ready`` and, as the one
-        before of their name is answered, ``waiting`` are sent; and the changes held back.
+        self,
+        ready: deque[Change],
+        waiting: dict[str, deque[Change]],
+        sends: Counter[str],
+        results: dict[str, Answer],
+    ) -> list[Change]:
+        """Each answer into ``results`` by address (see :meth:`_clone`), once ``ready``
+        and, as the one before of their name is answered, ``waiting`` are sent; returns the
+        changes held back.
 
         Only twice ``parallelism`` clones are handed to the pool at a time (a worker that
         finishes finds the next one waiting), and each reports through a queue: waiting
         on all of 10,000 futures at once costs O(N) per answer, and an interrupted apply
         must not leave thousands queued to be sent anyway."""
-        results: dict[str, Answer] = {}
         deferred: list[Change] = []
         answers: queue.SimpleQueue[tuple[Change, Future[Answer]]] = queue.SimpleQueue()
         in_flight = 0
@@ -208,8 +226,9 @@ class Executor:
                 # ^C or a bug: clones not yet started are never sent; those on the wire
                 # finish and are journaled as the with-block waits for them.
                 pool.shutdown(wait=True, cancel_futures=True)
+                _collect(answers, results)
                 raise
-        return results, deferred
+        return deferred
 
     def _rewitness(self) -> None:
         """Read the account again once the witness is ``rewitness`` seconds old, so that
@@ -266,7 +285,11 @@ class Executor:
             self._unknown[change.address] = suspect
             self._event_error(change, started, f"{suspect}; checking Coze's voice list")
             return Pending(seq, change, at, started, before)
-        self.journal.done(seq, now(), result.voice_id, result.logid)
+        try:
+            self.journal.done(seq, now(), result.voice_id, result.logid)
+        except VoicectlError:
+            self._unjournaled[change.address] = result.voice_id
+            raise
         self.on_event(
             Event(
                 EventKind.DONE,
@@ -338,6 +361,16 @@ def _answered(
     future: Future[Answer],
 ) -> None:
     answers.put((change, future))
+
+
+def _collect(
+    answers: queue.SimpleQueue[tuple[Change, Future[Answer]]], results: dict[str, Answer]
+) -> None:
+    """The answers of the clones that finished while a stopped run waited for them."""
+    while not answers.empty():
+        change, future = answers.get()
+        if not future.cancelled() and future.exception() is None:
+            results[change.address] = future.result()
 
 
 def _next_of_name(

@@ -111,8 +111,10 @@ def bring(home: StateStore | None, path: Path, notice: Callable[[str], None] | N
     recovered by the next runner, on any machine. This runner's own file is kept only
     when it holds every line the store does (it may hold more: lines a crash kept from
     the store, whose clones were never sent, since a line is kept there before its clone
-    is sent). Any other file here is set aside (``<journal>.aside``), said on ``notice``:
-    another runner folded it, or it is another apply's."""
+    is sent), or when the store holds neither a journal nor a state (a first apply's,
+    begun while the state was a file). Any other file here is set aside
+    (``<journal>.aside``), said on ``notice``: another runner folded it, or it is another
+    apply's."""
     if home is None or not home.keeps_journal:
         return
     lines = home.journal_lines()
@@ -122,6 +124,11 @@ def bring(home: StateStore | None, path: Path, notice: Callable[[str], None] | N
         here = None
     if here is not None:
         if lines and Counter(here.splitlines(keepends=True)) >= Counter(lines):
+            return
+        if not lines and home.read() is None:
+            # Nothing was ever folded there: not another runner's finished apply, but
+            # this one's first, begun while the state was a file here (or whose lines
+            # never reached the store, their clones unsent). Recovered as it is.
             return
         aside = path.with_name(path.name + ".aside")
         os.replace(path, aside)

@@ -34,29 +34,56 @@ def state_versions(ctx: click.Context, as_json: bool) -> None:
         rows = [v.__dict__ for v in versions]
         click.echo(render.json_text({"store": home.display, "versions": rows}), nl=False)
         return
-    click.echo(f"{'SERIAL':>6}  {'WRITTEN AT':<20}  {'BY':<24}  {'COMMIT':<12}  SHA256")
+    click.echo(
+        f"{'LINEAGE':<8}  {'SERIAL':>6}  {'WRITTEN AT':<20}  {'BY':<24}  {'COMMIT':<12}  SHA256"
+    )
     for v in versions:
         by = v.written_by or "-"
         click.echo(
-            f"{v.serial:>6}  {v.written_at:<20}  {by:<24}  {v.git_commit[:12] or '-':<12}  "
-            f"{v.sha256[:16]}"
+            f"{v.lineage[:8]:<8}  {v.serial:>6}  {v.written_at:<20}  {by:<24}  "
+            f"{v.git_commit[:12] or '-':<12}  {v.sha256[:16]}"
         )
     click.echo(f"{len(versions)} version(s) in {home.display}.")
 
 
 @state_group.command("pull")
 @click.option("--serial", type=click.IntRange(min=1), help="That version, not the latest.")
+@click.option(
+    "--lineage",
+    metavar="LINEAGE",
+    help="Of that lineage (as `state versions` shows it, or a prefix), not the current one.",
+)
 @click.pass_context
-def state_pull(ctx: click.Context, serial: int | None) -> None:
+def state_pull(ctx: click.Context, serial: int | None, lineage: str | None) -> None:
     """Print the state as stored (or its version --serial N) to stdout, byte for byte."""
     home = repository.home(config_for(ctx))
-    body = home.pull(serial)
+    if lineage is not None:
+        lineage = _lineage(home, lineage)
+    body = home.pull(serial, lineage)
     if body is None:
         which = "no state yet" if serial is None else f"no version with serial {serial}"
-        hint = "" if serial is None or home.versions() else " (it keeps no bodies of older ones)"
+        which += f" of lineage {lineage}" if lineage else ""
+        hint = (
+            ""
+            if serial is None or home.keeps_versions
+            else " (the state file's store keeps its current text only: git keeps the others)"
+        )
         raise UsageError(f"{home.display} holds {which}{hint}")
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
+
+
+def _lineage(home: store.StateStore, given: str) -> str:
+    """The one lineage of the versions kept that ``given`` names (whole, or a prefix)."""
+    known = sorted({v.lineage for v in home.versions()})
+    found = [lineage for lineage in known if lineage.startswith(given)] if given else []
+    if len(found) != 1:
+        said = "names none" if not found else f"names {len(found)}"
+        raise UsageError(
+            f"--lineage {given!r} {said} of the lineages {home.display} keeps versions of "
+            f"({', '.join(known) or 'none'})"
+        )
+    return found[0]
 
 
 @state_group.command("migrate")
@@ -88,21 +115,24 @@ def state_migrate(ctx: click.Context, target: str) -> None:
         source.locked(command, notice, lock_timeout()),
         dest.locked(command, notice, lock_timeout()),
     ):
-        moving = source.read()
-        if moving is None:
+        moving, there, lines = source.read(), dest.read(), _journal(source, cfg)
+        if moving is None and not lines:
             raise UsageError(f"{source.display} holds no state to copy")
-        there = dest.read()
-        _refuse_over(dest.display, moving, there)
-        lines = _journal(source, cfg)
-        if lines and _journal(dest, cfg):
+        held = _journal(dest, cfg)  # this journal, when copied before (or brought here)
+        if lines and held and held != lines:
             raise UsageError(
                 f"{dest.display} holds an interrupted apply's journal already: run "
                 "`voicectl apply` where it is kept first; nothing was copied"
             )
+        if moving is None:  # a first apply, interrupted before it wrote a state
+            _first_journal(dest, cfg, there, lines, copied=held == lines)
+            return
+        _refuse_over(dest.display, moving, there)
         # The copy keeps the serial (a write bumps it): an interrupted apply's journal,
         # and a saved plan, bound to it hold there as here.
         dest.write(dataclasses.replace(moving, serial=moving.serial - 1), base=there)
-        _put_journal(dest, cfg, lines)
+        if held != lines:
+            _put_journal(dest, cfg, lines)
     kept = f", with a journal of {len(lines)} line(s)" if lines else ""
     after = (
         "voicectl reads it there from now on; `git rm` the state file, so that nobody "
@@ -113,6 +143,25 @@ def state_migrate(ctx: click.Context, target: str) -> None:
     click.echo(
         f"Copied state serial {moving.serial} (lineage {moving.lineage}){kept} to "
         f"{dest.display}; {after}."
+    )
+
+
+def _first_journal(
+    dest: store.StateStore, cfg: Config, there: State | None, lines: list[bytes], copied: bool
+) -> None:
+    """Copy the journal of a first apply, which wrote no state yet, to ``dest`` (unless
+    ``copied`` there already)."""
+    if there is not None:
+        raise UsageError(
+            f"{dest.display} holds a state already, and the journal here is of a first "
+            "apply (begun from no state): finish it where it is (`voicectl apply`) and "
+            "copy the state then; nothing was copied"
+        )
+    if not copied:
+        _put_journal(dest, cfg, lines)
+    click.echo(
+        f"Copied an interrupted first apply's journal ({len(lines)} line(s)) to "
+        f"{dest.display}; `voicectl apply` there records its clones."
     )
 
 

@@ -17,7 +17,7 @@ def apply_summary(
 ) -> str:
     """The end of an apply: each voice's id and budget, what was spent, what failed.
     ``recorded`` False: the state could not be written, the journal keeps the clones."""
-    lines = _voices(done, state)
+    lines = _voices(done, state, recorded)
     one_time = sum(c.cost.one_time_cny for c, _ in done)
     monthly = sum(c.cost.monthly_cny_delta for c, _ in done)
     clones = sum(1 for c, _ in done if c.spends_clone)
@@ -45,19 +45,21 @@ def apply_summary(
     return "\n".join(lines) + "\n"
 
 
-def _voices(done: Sequence[tuple[Change, str | None]], state: State) -> list[str]:
-    """A line for each voice done: its voice id and the clones it has left."""
+def _voices(done: Sequence[tuple[Change, str | None]], state: State, recorded: bool) -> list[str]:
+    """A line for each voice done: its voice id and the clones it has left (or, the
+    state not written, that the journal keeps it)."""
     if not done:
         return []
     lines = ["", "Voices:"]
     width = max(len(c.address) for c, _ in done)
     for change, voice_id in sorted(done, key=lambda item: item[0].address):
         record = state.voices.get(change.address)
-        budget = (
-            (f"clones used {record.clones_used}/{record.limit}, {record.clones_left} left")
-            if record
-            else "orphaned"
-        )
+        if record is not None and (recorded or record.voice_id == voice_id):
+            budget = f"clones used {record.clones_used}/{record.limit}, {record.clones_left} left"
+        elif not recorded:
+            budget = "not in the state yet: the next `voicectl apply` records it"
+        else:
+            budget = "orphaned"
         lines.append(
             f"  {change.address:<{width}}  {change.action:<7}  voice {voice_id or '-'}  {budget}"
         )

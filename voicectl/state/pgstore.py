@@ -35,11 +35,19 @@ from voicectl.state.pgbase import said
 from voicectl.state.pglock import PgLock
 from voicectl.state.store import Version, stale_message
 
+# How a states row that does not read is put right: not from git, as a state file is.
+RESTORE = (
+    "`voicectl state versions` lists the versions PostgreSQL keeps and `voicectl state "
+    "pull --serial N` prints one; a person with write access puts a good one back in the "
+    "states row"
+)
+
 
 class PgStore(PgLock):
     """The state of one workspace in one schema of a PostgreSQL database."""
 
     keeps_journal = True
+    keeps_versions = True
 
     # -- the state ----------------------------------------------------------------------
 
@@ -55,7 +63,13 @@ class PgStore(PgLock):
             ).fetchone()
         if row is None:
             return None
-        found = state.checked_parse(row[0].encode(), self.display, self.checked)
+        raw = row[0].encode()
+        if hashlib.sha256(raw).hexdigest() != row[1]:
+            raise StateError(
+                f"{self.display}: the states row's sha256 is not that of its text (edited "
+                f"by hand?); it was left unchanged ({RESTORE}, with the sha256 of its text)"
+            )
+        found = state.checked_parse(raw, self.display, self.checked, RESTORE)
         self._known = (found, row[1])
         return found
 
@@ -78,6 +92,13 @@ class PgStore(PgLock):
             ).fetchone()
             if (row[0] if row else None) != self._digest(base):
                 raise StaleWrite(stale_message(self.display, self._stored(conn), base))
+            top = self._last_serial(conn, written.lineage)
+            if top is not None and top >= written.serial:
+                # The row was put back to an earlier version by hand: go on after the
+                # last one kept, so that no two versions share a serial.
+                written = replace(written, serial=top + 1)
+                body = state.dumps(written)
+                digest = hashlib.sha256(body).hexdigest()
             self._put(conn, written, body.decode(), digest, first=row is None)
             self._known = (written, digest)
             if settles_journal:  # folded into this state: gone with the same commit
@@ -86,6 +107,15 @@ class PgStore(PgLock):
                     [self.workspace],
                 )
         return written
+
+    def _last_serial(self, conn: psycopg.Connection[Any], lineage: str) -> int | None:
+        row = conn.execute(
+            sql.SQL("SELECT max(serial) FROM {} WHERE workspace = %s AND lineage = %s").format(
+                self._table("state_versions")
+            ),
+            [self.workspace, lineage],
+        ).fetchone()
+        return None if row is None else row[0]
 
     def _put(
         self, conn: psycopg.Connection[Any], written: State, body: str, digest: str, first: bool
@@ -131,7 +161,7 @@ class PgStore(PgLock):
             sql.SQL("SELECT body FROM {} WHERE workspace = %s").format(self._table("states")),
             [self.workspace],
         ).fetchone()
-        return None if row is None else state.parse(row[0].encode(), self.display)
+        return None if row is None else state.parse(row[0].encode(), self.display, RESTORE)
 
     # -- the journal ---------------------------------------------------------------------
 
@@ -188,16 +218,22 @@ class PgStore(PgLock):
             ).fetchall()
         return [Version(*row) for row in rows]
 
-    def pull(self, serial: int | None = None) -> bytes | None:
-        """The bytes of the version ``serial`` (of the current lineage), else of the state
-        stored now; None when there is no such version."""
+    def pull(self, serial: int | None = None, lineage: str | None = None) -> bytes | None:
+        """The bytes of the version ``serial`` of ``lineage`` (by default the current
+        one's), else of the state stored now; None when there is no such version."""
         query = "SELECT body FROM {} WHERE workspace = %s"
         args: list[Any] = [self.workspace]
         table = "states"
         if serial is not None:
             table = "state_versions"
-            query += " AND serial = %s AND lineage = (SELECT lineage FROM {} WHERE workspace = %s)"
-            args += [serial, self.workspace]
+            query += " AND serial = %s AND lineage = "
+            query += (
+                "%s" if lineage is not None else "(SELECT lineage FROM {} WHERE workspace = %s)"
+            )
+            args += [serial, lineage if lineage is not None else self.workspace]
+        elif lineage is not None:
+            query += " AND lineage = %s"
+            args.append(lineage)
         with self._session(create=False) as conn:
             if not self._ready:
                 return None

@@ -65,12 +65,14 @@ def load(path: Path, display: str, checked: Path | None = None) -> State | None:
     return checked_parse(raw, display, checked)
 
 
-def checked_parse(raw: bytes, display: str, checked: Path | None) -> State:
+def checked_parse(
+    raw: bytes, display: str, checked: Path | None, restore: str | None = None
+) -> State:
     """:func:`parse`, but bytes this machine found valid before (``checked``, see
     :func:`load`) are not checked again."""
     token = None if checked is None else _validity_token(raw)
     if checked is None or token is None:
-        return parse(raw, display)
+        return parse(raw, display, restore)
     try:
         known = safefile.read_bytes(checked) == token
     except (OSError, StateError):
@@ -79,7 +81,7 @@ def checked_parse(raw: bytes, display: str, checked: Path | None) -> State:
         data = jsontext.loads(raw)
         if isinstance(data, dict):
             return from_json(data)
-    result = parse(raw, display)
+    result = parse(raw, display, restore)
     with contextlib.suppress(OSError):
         write_cache(checked, token)
     return result
@@ -122,21 +124,24 @@ def _machine_key() -> bytes | None:
     return key
 
 
-def parse(raw: bytes, display: str) -> State:
-    keep = "; it was left unchanged (restore it from git, e.g. `git checkout -- " + display + "`)"
+def parse(raw: bytes, display: str, restore: str | None = None) -> State:
+    """The state in ``raw`` (from ``display``), checked; a StateError says what is wrong
+    and where, and ``restore`` how to put a good one back (for a file: from git)."""
+    it = "the state file" if restore is None else "the state"
+    restore = restore or f"restore it from git, e.g. `git checkout -- {display}`"
+    keep = f"; it was left unchanged ({restore})"
     if not raw.strip():
-        raise StateError(f"{display}: the state file is empty{keep}")
+        raise StateError(f"{display}: {it} is empty{keep}")
     try:
         data = jsontext.loads(raw.decode("utf-8"), strict=True)
     except UnicodeDecodeError:
-        raise StateError(f"{display}: the state file is not UTF-8 text{keep}") from None
+        raise StateError(f"{display}: {it} is not UTF-8 text{keep}") from None
     except json.JSONDecodeError as exc:
         raise StateError(
-            f"{display}:{exc.lineno}:{exc.colno}: the state file is not valid JSON "
-            f"({exc.msg}){keep}"
+            f"{display}:{exc.lineno}:{exc.colno}: {it} is not valid JSON ({exc.msg}){keep}"
         ) from None
     if not isinstance(data, dict):
-        raise StateError(f"{display}: the state file must hold a JSON object{keep}")
+        raise StateError(f"{display}: {it} must hold a JSON object{keep}")
     version = data.get("format_version")
     if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
         at = _at(raw, display, ["format_version"])

@@ -65,6 +65,9 @@ class StateStore(Protocol):
     # Whether the store keeps an apply's journal too (PostgreSQL: a runner that dies is
     # recovered by the next, anywhere), beside the runner's own file.
     keeps_journal: bool
+    # Whether it keeps the text of every version (PostgreSQL), or only the current one
+    # (the state file: git keeps the rest).
+    keeps_versions: bool
 
     def read(self) -> State | None: ...
 
@@ -87,7 +90,7 @@ class StateStore(Protocol):
 
     def versions(self) -> list[Version]: ...
 
-    def pull(self, serial: int | None = None) -> bytes | None: ...
+    def pull(self, serial: int | None = None, lineage: str | None = None) -> bytes | None: ...
 
     def force_unlock(self, expected: str) -> dict[str, Any] | None: ...
 
@@ -96,6 +99,7 @@ class FileStore:
     """The state in a JSON file of the repository, locked with the OS's lock beside it."""
 
     keeps_journal = False  # the journal is the file beside the state, carried by git
+    keeps_versions = False
 
     def __init__(
         self, path: Path, display: str, root: Path | None = None, checked: Path | None = None
@@ -137,16 +141,19 @@ class FileStore:
     def journal_clear(self) -> None:
         return None
 
-    def pull(self, serial: int | None = None) -> bytes | None:
-        """The state file's bytes, when ``serial`` is none or its own (the file keeps no
-        earlier bodies: git does)."""
+    def pull(self, serial: int | None = None, lineage: str | None = None) -> bytes | None:
+        """The state file's bytes, when ``serial`` and ``lineage`` are none or its own
+        (the file keeps no earlier bodies: git does)."""
         try:
             raw = safefile.read_bytes(self.path)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateError(f"{self.display}: cannot read the state: {exc.strerror}") from None
-        if serial is not None and state.parse(raw, self.display).serial != serial:
+        if serial is None and lineage is None:
+            return raw
+        found = state.parse(raw, self.display)
+        if serial not in (None, found.serial) or lineage not in (None, found.lineage):
             return None
         return raw
 
