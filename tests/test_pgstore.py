@@ -459,18 +459,30 @@ def test_a_holder_whose_lock_was_taken_writes_nothing(pg_cluster: Cluster, pg_sc
     assert store.read() == first
 
 
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
 def test_an_apply_whose_session_ends_counts_every_clone_it_made(
-    repo: VoiceRepo, coze: Coze, pg_cluster: Cluster, pg_schema: str
+    repo: VoiceRepo, coze: Coze, pg_cluster: Cluster, pg_schema: str, as_json: bool
 ) -> None:
     """The lock's session ended mid-apply (a restart, a force-unlock): the apply stops,
-    and its summary still names every clone it made and what they cost (each is paid);
-    the next apply records them, each cloned once."""
+    and its summary still names every clone it made and what they cost (each is paid),
+    as do its JSON events (a voice_complete for each clone made; no voice_start for one
+    never sent); the next apply records them, each cloned once."""
     on_pg(repo, pg_cluster, pg_schema)
     repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(6)})
     coze.faults(latency_ms=400)
     env = {**os.environ, **coze.env(), "VOICECTL_UNANSWERED_WAIT": "1"}
+    json_flag = ["--json"] if as_json else []
     runner = subprocess.Popen(
-        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve", "--parallelism", "2"],
+        [
+            *VOICECTL,
+            "-C",
+            str(repo.root),
+            "apply",
+            "--auto-approve",
+            "--parallelism",
+            "2",
+            *json_flag,
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -483,9 +495,19 @@ def test_an_apply_whose_session_ends_counts_every_clone_it_made(
     out, err = runner.communicate(timeout=60)
     made = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
     assert runner.returncode == 1 and 2 <= len(made) < 6, out + err
-    assert f"Clones spent: {len(made)}. Spent {138 * len(made)} CNY" in out, out + err
-    for voice_id in made:
-        assert voice_id in out
+    if as_json:
+        events = [json.loads(line) for line in out.splitlines()]
+        (summary,) = [e for e in events if e["event"] == "summary"]
+        assert summary["clones_spent"] == len(made) and summary["recorded"] is False
+        complete = [e for e in events if e["event"] == "voice_complete"]
+        assert sorted(e["voice_id"] for e in complete) == sorted(made)
+        started = {e["address"] for e in events if e["event"] == "voice_start"}
+        ended = {e["address"] for e in events if e["event"] in ("voice_complete", "voice_error")}
+        assert started == ended, events
+    else:
+        assert f"Clones spent: {len(made)}. Spent {138 * len(made)} CNY" in out, out + err
+        for voice_id in made:
+            assert voice_id in out
     coze.faults(latency_ms=0)
     time.sleep(1)  # a clone cut by the session's end is out of Coze's hands
     again = subprocess.run(
@@ -497,6 +519,85 @@ def test_an_apply_whose_session_ends_counts_every_clone_it_made(
     assert again.returncode == 0, again.stderr + again.stdout
     creates = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
     assert len(creates) == 6 == len(set(creates))
+
+
+def test_a_final_write_the_server_cancels_is_said_with_what_was_spent(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """The state write at an apply's end cancelled by the server (a lock timeout, here):
+    one clear error, exit 1, a summary of the clones made; the next apply records them."""
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({"v0": repo.voice("v0", freq=300)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(3)})
+    pg_cluster.execute("ALTER DATABASE postgres SET lock_timeout = '1s'")
+    try:
+        with psycopg.connect(pg_cluster.conninfo()) as blocker:
+            blocker.execute(f'SELECT 1 FROM "{pg_schema}".states FOR UPDATE')
+            applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    finally:
+        pg_cluster.execute("ALTER DATABASE postgres RESET lock_timeout")
+    assert applied.exit_code == 1, applied.output
+    assert "the state could not be written" in applied.output
+    assert "Clones spent: 2. Spent 276 CNY" in applied.output
+    assert "this is a bug" not in applied.output
+    again = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert again.exit_code == 0, again.output
+    creates = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
+    assert len(creates) == 3 == len(set(creates))
+    assert len(json.loads(stored_row(pg_cluster, pg_schema)[3])["voices"]) == 3
+
+
+def test_a_journal_row_no_apply_wrote_is_refused_before_anything_is_cloned(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """A row of the journal table that is not a journal line (a row is never torn):
+    refused with where to look, not ignored until it makes a later recovery fail."""
+    on_pg(repo, pg_cluster, pg_schema)
+    repo.declare({"v0": repo.voice("v0", freq=300)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    pg_cluster.execute(
+        f"INSERT INTO \"{pg_schema}\".journal (workspace, line) VALUES ('default', 'x')"
+    )
+    repo.declare({f"v{i}": repo.voice(f"v{i}", freq=300 + 20 * i) for i in range(2)})
+    for command in (["plan"], ["apply", "--auto-approve"]):
+        refused = run(repo.root, *command, env=coze.env())
+        assert refused.exit_code == 1, refused.output
+        assert "of its journal is not the begin record" in refused.output
+        assert "Traceback" not in refused.output
+    assert len(coze.ledger()) == 1
+
+
+def test_a_migration_over_a_journal_in_the_database_is_refused(
+    repo: VoiceRepo, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """The database keeps an interrupted apply's journal: a state file copied over it
+    (with no journal of its own) would leave that journal under a newer state."""
+    repo.declare({"v0": repo.voice("v0", freq=300)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    on_pg(repo, pg_cluster, pg_schema)
+    store = PgStore(pg_cluster.conninfo(), pg_schema, "default")
+    store.journal_add(b'{"type": "begin", "lineage": "x", "serial": 0, "at": "t"}\n')
+    moved = run(repo.root, "state", "migrate", "--to", "pg")
+    assert moved.exit_code == 1 and "holds an interrupted apply's journal" in moved.output
+    assert store.read() is None
+
+
+def test_force_unlock_of_a_lock_held_without_details_says_so(
+    repo: VoiceRepo, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """A session holds the lock's key but wrote no holder row: not "not locked"."""
+    on_pg(repo, pg_cluster, pg_schema)
+    store = PgStore(pg_cluster.conninfo(), pg_schema, "default")
+    store.write(statefile.new_state(), None)
+    with psycopg.connect(pg_cluster.conninfo(), autocommit=True) as holder:
+        holder.execute(
+            "SELECT pg_advisory_lock(hashtext(%s), hashtext(%s))",
+            [f"voicectl:{pg_schema}", "default"],
+        )
+        forced = run(repo.root, "force-unlock", "0123abcd")
+    assert forced.exit_code == 1, forced.output
+    assert "has said nothing of itself" in forced.output and "pg_terminate_backend" in forced.output
 
 
 @pytest.mark.parametrize(
@@ -644,7 +745,7 @@ def test_an_interrupted_apply_s_journal_moves_with_the_state(
     moved = run(repo.root, "state", "migrate", "--to", "pg")
     assert moved.exit_code == 0 and "with a journal of" in moved.output, moved.output
     (repo.root / "state" / "voicectl.state.json").unlink()
-    (repo.root / "state" / "voicectl.state.json.journal").unlink()  # the runner's disk, gone
+    assert not (repo.root / "state" / "voicectl.state.json.journal").exists()  # kept there
     time.sleep(1)
     again = subprocess.run(
         [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
@@ -672,14 +773,16 @@ def test_a_first_apply_killed_on_the_state_file_is_recovered_on_postgresql(
     assert journal.exists() and not (repo.root / "state" / "voicectl.state.json").exists()
     on_pg(repo, pg_cluster, pg_schema)
     if migrated:
+        lines = len(journal.read_bytes().splitlines())
         moved = run(repo.root, "state", "migrate", "--to", "pg")
         assert moved.exit_code == 0, moved.output
         assert "interrupted first apply's journal" in moved.output
-        again = run(repo.root, "state", "migrate", "--to", "pg")  # twice: no second copy
-        assert again.exit_code == 0, again.output
+        assert not journal.exists()  # the database keeps it now: no copy left to mislead
+        again = run(repo.root, "state", "migrate", "--to", "pg")  # twice: nothing to copy
+        assert again.exit_code == 1 and "holds no state to copy" in again.output
         with psycopg.connect(pg_cluster.conninfo()) as conn:
             kept = conn.execute(f'SELECT count(*) FROM "{pg_schema}".journal').fetchone()
-        assert kept == (len(journal.read_bytes().splitlines()),)
+        assert kept == (lines,)
     time.sleep(1)
     applied = subprocess.run(
         [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],

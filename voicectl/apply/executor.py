@@ -175,8 +175,7 @@ class Executor:
         self, changes: Sequence[Change], results: Mapping[str, Answer], outcome: Outcome
     ) -> list[Pending]:
         """Each answer into ``outcome``; returns the clones of unknown outcome. A clone
-        made whose journal line could not be kept (the run stops there) is done too: it
-        was paid for, and the next apply finds it on Coze."""
+        made whose journal line could not be kept (the run stops there) is done: paid."""
         unknown = []
         for change in changes:
             answer = results.get(change.address, self._unjournaled.get(change.address))
@@ -206,7 +205,7 @@ class Executor:
         on all of 10,000 futures at once costs O(N) per answer, and an interrupted apply
         must not leave thousands queued to be sent anyway."""
         deferred: list[Change] = []
-        answers: queue.SimpleQueue[tuple[Change, Future[Answer]]] = queue.SimpleQueue()
+        answers: Answers = queue.SimpleQueue()
         in_flight = 0
         with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
             try:
@@ -246,14 +245,14 @@ class Executor:
     def _clone(self, change: Change) -> Answer:
         """The new voice id, a Failed clone, or the Pending whose outcome is unknown."""
         started, at = self.clock(), now()
-        self.on_event(Event(EventKind.START, change.address, change.action, change.voice_id))
         listing = self._listing  # the account as read before this clone was sent
         before = (
             reconcile.witness(change, listing, self._by_name, self._listed_at)
             if listing is not None
             else None
         )
-        seq = self.journal.pending(change, at, started, before)
+        seq = self.journal.pending(change, at, started, before)  # stops here: nothing sent
+        self.on_event(Event(EventKind.START, change.address, change.action, change.voice_id))
         after = change.after
         assert after is not None  # every cloning change carries the voice it makes
         audio = after.audio
@@ -289,7 +288,12 @@ class Executor:
             self.journal.done(seq, now(), result.voice_id, result.logid)
         except VoicectlError:
             self._unjournaled[change.address] = result.voice_id
+            self._said_done(change, result, started)  # made and paid for: said, then stop
             raise
+        self._said_done(change, result, started)
+        return result.voice_id
+
+    def _said_done(self, change: Change, result: CloneResult, started: float) -> None:
         self.on_event(
             Event(
                 EventKind.DONE,
@@ -300,7 +304,6 @@ class Executor:
                 clones_left=change.budget.after,
             )
         )
-        return result.voice_id
 
     def _listed(self, voices: Iterable[RemoteVoice], listed_at: float) -> None:
         """Keep a complete listing, read from ``listed_at``, as the account before the
@@ -355,17 +358,14 @@ class Executor:
         return self.resolver.resolve(unknown, known, outcome, self._ended, adopt)
 
 
-def _answered(
-    answers: queue.SimpleQueue[tuple[Change, Future[Answer]]],
-    change: Change,
-    future: Future[Answer],
-) -> None:
+Answers = queue.SimpleQueue[tuple[Change, Future[Answer]]]
+
+
+def _answered(answers: Answers, change: Change, future: Future[Answer]) -> None:
     answers.put((change, future))
 
 
-def _collect(
-    answers: queue.SimpleQueue[tuple[Change, Future[Answer]]], results: dict[str, Answer]
-) -> None:
+def _collect(answers: Answers, results: dict[str, Answer]) -> None:
     """The answers of the clones that finished while a stopped run waited for them."""
     while not answers.empty():
         change, future = answers.get()

@@ -55,6 +55,7 @@ def _end_holder(home: StateStore, lock_id: str, force: bool) -> None:
     where this role may."""
     info = home.holder()
     if info is None:
+        home.force_unlock(lock_id)  # refuses a lock held by a session that said nothing
         click.echo("The state is not locked.")
         return
     _same_id(info, lock_id, "nothing was done")

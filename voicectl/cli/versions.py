@@ -3,6 +3,7 @@ its store keeps, and moving it between the state file and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sys
 
@@ -119,11 +120,8 @@ def state_migrate(ctx: click.Context, target: str) -> None:
         if moving is None and not lines:
             raise UsageError(f"{source.display} holds no state to copy")
         held = _journal(dest, cfg)  # this journal, when copied before (or brought here)
-        if lines and held and held != lines:
-            raise UsageError(
-                f"{dest.display} holds an interrupted apply's journal already: run "
-                "`voicectl apply` where it is kept first; nothing was copied"
-            )
+        if held and held != lines:
+            raise UsageError(_held_message(dest, cfg))
         if moving is None:  # a first apply, interrupted before it wrote a state
             _first_journal(dest, cfg, there, lines, copied=held == lines)
             return
@@ -133,6 +131,7 @@ def state_migrate(ctx: click.Context, target: str) -> None:
         dest.write(dataclasses.replace(moving, serial=moving.serial - 1), base=there)
         if held != lines:
             _put_journal(dest, cfg, lines)
+        _drop_local_copy(dest, cfg)
     kept = f", with a journal of {len(lines)} line(s)" if lines else ""
     after = (
         "voicectl reads it there from now on; `git rm` the state file, so that nobody "
@@ -159,10 +158,33 @@ def _first_journal(
         )
     if not copied:
         _put_journal(dest, cfg, lines)
+    _drop_local_copy(dest, cfg)
     click.echo(
         f"Copied an interrupted first apply's journal ({len(lines)} line(s)) to "
         f"{dest.display}; `voicectl apply` there records its clones."
     )
+
+
+def _held_message(dest: store.StateStore, cfg: Config) -> str:
+    if dest.keeps_journal:
+        return (
+            f"{dest.display} holds an interrupted apply's journal: run `voicectl apply` with "
+            "the state there first (it recovers that apply); nothing was copied"
+        )
+    return (
+        f"{journal_path(cfg.state_path)} holds an apply journal the state being copied "
+        "does not (a copy an apply on PostgreSQL left, or an apply of this clone's own): "
+        "if `voicectl plan` shows no interrupted apply, it is stale: move it away; nothing "
+        "was copied"
+    )
+
+
+def _drop_local_copy(dest: store.StateStore, cfg: Config) -> None:
+    """The state file's journal, once the database keeps it: a copy left here would be
+    taken for an apply of this clone's own, were the state moved back."""
+    if dest.keeps_journal:
+        with contextlib.suppress(FileNotFoundError):
+            journal_path(cfg.state_path).unlink()
 
 
 def _refuse_over(display: str, moving: State, there: State | None) -> None:

@@ -1,13 +1,12 @@
 """The apply journal: every clone's outcome is durable the moment it is known.
 
-An append-only file of JSON lines beside the state (``<state>.journal``), each line
-fsync'd before the next step. Before a clone is sent a ``pending`` line records what is
-about to happen; once Coze answers, a ``done`` line records the voice id. Replaying the
-journal over the state it began from rebuilds the state, so a crash (even kill -9) never
-forgets a clone Coze completed; a ``pending`` line without an outcome is a clone whose
-fate must be reconciled through Coze's list before anything is sent again. At the end
-of an apply the journal is folded into the state (one atomic write) and removed. Appending
-costs the same whatever the size of the state. Reading it back is :mod:`voicectl.state.replay`.
+An append-only file of JSON lines beside the state (``<state>.journal``), each fsync'd
+before the next step: a ``pending`` line before a clone is sent, a ``done`` line with the
+voice id once Coze answers. Replayed over the state it began from, it rebuilds the state,
+so a crash (even kill -9) never forgets a clone Coze completed; a ``pending`` line with no
+outcome is a clone to reconcile through Coze's list before anything is sent again. An
+apply folds it into the state (one atomic write) and removes it. Appending costs the same
+whatever the state's size. Reading it back is :mod:`voicectl.state.replay`.
 """
 
 from __future__ import annotations
@@ -57,8 +56,7 @@ class Journal:
         # Each line's seal (voicectl.coze.replies.Seal): proof it was written with the
         # token; a journal without it is not folded (voicectl.apply.recovery).
         self.sign = sign
-        # Where else each line must be durable before append returns (a store that keeps
-        # the journal: PostgreSQL), so that another runner can recover it.
+        # Where else a line is made durable before append returns (PostgreSQL's journal).
         self.mirror = mirror
         self._lock = threading.Lock()  # orders the writes
         self._sync_lock = threading.Lock()  # one fsync at a time
@@ -138,7 +136,20 @@ class Journal:
             mine = self._written
         self._sync(mine)
         if self.mirror is not None:  # a pending line there too before its clone is sent
-            self.mirror(line)
+            try:
+                self.mirror(line)
+            except BaseException:
+                if record.get("type") == "pending":  # its clone is not sent: no intent
+                    self._take_back_last(line)
+                raise
+
+    def _take_back_last(self, line: bytes) -> None:
+        """Take back ``line`` if still last: an intent the store did not keep is not sent."""
+        with self._lock:
+            end = self._handle.seek(0, os.SEEK_END)
+            self._handle.seek(max(0, end - len(line)))
+            if self._handle.read() == line:
+                self._take_back(end - len(line))
 
     def _sync(self, mine: int) -> None:
         """Return once line ``mine`` is on disk (one fsync serves every line before it)."""
@@ -158,7 +169,7 @@ class Journal:
             self._handle.close()  # drops what the buffer still holds of the line
         with safefile.open_regular(self.path, "r+b") as raw:
             raw.truncate(size)
-        self._handle = safefile.open_regular(self.path, "ab")
+        self._handle = safefile.open_regular(self.path, "a+b")
 
     def _error(self, exc: OSError) -> StateError:
         return StateError(
@@ -330,11 +341,7 @@ def _set_aside_torn_tail(path: Path) -> None:
 
 
 def _last_seq(path: Path) -> int:
-    last = 0
-    for _, _, record in records(path):
-        if "seq" in record:
-            last = max(last, record["seq"])
-    return last
+    return max((int(r["seq"]) for _, _, r in records(path) if "seq" in r), default=0)
 
 
 def records(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any]]]:

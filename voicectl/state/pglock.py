@@ -72,7 +72,8 @@ class PgLock(PgBase):
         except psycopg.Error:
             raise StateError(
                 f"{self.display}: this command's lock was taken from it (its database "
-                "session ended: `voicectl force-unlock`?); nothing was written"
+                "session ended: a server restart, `voicectl force-unlock`, a network cut); "
+                "nothing was written"
             ) from None
 
     def _try(self, conn: psycopg.Connection[Any]) -> bool:
@@ -133,6 +134,23 @@ class PgLock(PgBase):
         ).fetchone()
         return None if row is None else (dict(row[0]), int(row[1]))
 
+    def _no_unnamed_holder(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse when a session holds the lock without a holder row (a voicectl this
+        instant, or another program holding the key): it is locked, and has no id."""
+        row = conn.execute(
+            "SELECT pid, backend_start FROM pg_locks JOIN pg_stat_activity USING (pid) "
+            "WHERE locktype = 'advisory' AND granted AND objsubid = 2 "
+            "AND classid = hashtext(%s)::oid AND objid = hashtext(%s)::oid",
+            list(self._keys),
+        ).fetchone()
+        if row is not None:
+            raise StateError(
+                f"{self.display}: the lock is held by database session {row[0]}, which has "
+                "said nothing of itself (a voicectl starting this instant, or another program "
+                "holding voicectl's lock key); it has no lock id to force. Try again in a "
+                f"moment; if it stays, a person may end it: SELECT pg_terminate_backend({row[0]})"
+            )
+
     def holder(self) -> dict[str, Any] | None:
         with self._session(create=False) as conn:
             live = self._live_holder(conn) if self._ready else None
@@ -151,6 +169,7 @@ class PgLock(PgBase):
         with self._session(create=False) as conn:
             live = self._live_holder(conn) if self._ready else None
             if live is None:
+                self._no_unnamed_holder(conn)
                 return None
             info, pid = live
             if lock.lock_id(info) != expected:

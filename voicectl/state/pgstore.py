@@ -28,10 +28,11 @@ import psycopg
 from psycopg import sql
 
 from voicectl.errors import StaleWrite, StateError
+from voicectl.files import jsontext
 from voicectl.model import State
 from voicectl.state import lock
 from voicectl.state import statefile as state
-from voicectl.state.pgbase import said
+from voicectl.state.pgbase import quoted, said
 from voicectl.state.pglock import PgLock
 from voicectl.state.store import Version, stale_message
 
@@ -82,6 +83,18 @@ class PgStore(PgLock):
         self._still_holding()
         # On the lock's own session when this command holds it: a lock taken away
         # (force-unlock, a server's timeout) then fails the write instead of racing it.
+        try:
+            return self._swap(written, body, digest, base, settles_journal)
+        except psycopg.Error as exc:  # on the lock's session: said here, not as a bug
+            raise StateError(
+                f"{self.display}: the state could not be written ({said(exc)}); this apply's "
+                "journal keeps its clones, and the next `voicectl apply` records them"
+            ) from None
+
+    def _swap(
+        self, written: State, body: bytes, digest: str, base: State | None, settles_journal: bool
+    ) -> State:
+        """The compare-and-swap of :meth:`write`, in one transaction."""
         session = nullcontext(self._holding) if self._holding is not None else self._session()
         with session as conn, conn.transaction():
             row = conn.execute(
@@ -171,12 +184,35 @@ class PgStore(PgLock):
             if not self._ready:
                 return []
             rows = conn.execute(
-                sql.SQL("SELECT line FROM {} WHERE workspace = %s ORDER BY seq").format(
+                sql.SQL("SELECT seq, line FROM {} WHERE workspace = %s ORDER BY seq").format(
                     self._table("journal")
                 ),
                 [self.workspace],
             ).fetchall()
-        return [str(row[0]).encode() for row in rows]
+        for position, (seq, line) in enumerate(rows):
+            self._journal_row(seq, str(line), first=position == 0)
+        return [str(row[1]).encode() for row in rows]
+
+    def _journal_row(self, seq: int, line: str, first: bool) -> None:
+        """Refuse a row no apply wrote: a row is never torn (a file's last line may be),
+        so one that is not a journal line was written by someone else, and would make the
+        next interrupted apply's journal unreadable."""
+        try:
+            record = jsontext.loads(line, strict=True)
+        except ValueError:
+            record = None
+        kind = record.get("type") if isinstance(record, dict) else None
+        if isinstance(kind, str) and (kind == "begin") == first:
+            return
+        table = f"{quoted(self.schema)}.journal"
+        raise StateError(
+            f"{self.display}: row {seq} of its journal is not "
+            + ("the begin record an apply's journal starts with" if first else "a journal line")
+            + " (written by hand, or by another program); nothing was changed. A person with "
+            f"write access looks at `SELECT seq, line FROM {table} WHERE workspace = "
+            f"'{self.workspace}' ORDER BY seq` and deletes the rows no apply wrote: the "
+            "others may record paid clones"
+        )
 
     def journal_add(self, line: bytes) -> None:
         """Keep one journal line, committed before this returns, through the lock's own
