@@ -167,6 +167,25 @@ def test_versions_of_an_earlier_lineage_are_listed_and_pulled_by_it(
     assert unknown.exit_code == 1 and "names none of the lineages" in unknown.output
 
 
+def test_a_runner_keeps_the_state_it_read_and_fetches_only_a_newer_one(
+    tmp_path: Path, coze: Coze, run, pg_cluster: Cluster, pg_schema: str
+) -> None:
+    """The text of the state a runner last read or wrote is kept in its cache and used
+    while the server names the same sha256; a state another runner wrote is fetched."""
+    one, two = VoiceRepo(tmp_path / "one"), VoiceRepo(tmp_path / "two")
+    for repo in (one, two):
+        on_pg(repo, pg_cluster, pg_schema)
+        repo.declare({"a": repo.voice("a")})
+    assert run(one.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    (kept,) = (one.root / ".voicectl" / "cache").glob("pg-state-*.json")
+    assert kept.read_bytes().decode() == stored_row(pg_cluster, pg_schema)[3]
+    two.declare({"a": two.voice("a"), "b": two.voice("b", freq=520)})
+    assert run(two.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    listed = json.loads(run(one.root, "state", "list", "--json").stdout)
+    assert sorted(v["address"] for v in listed["voices"]) == ["a", "b"]
+    assert kept.read_bytes().decode() == stored_row(pg_cluster, pg_schema)[3]
+
+
 @pytest.mark.parametrize(
     "conn_str",
     [

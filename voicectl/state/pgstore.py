@@ -19,16 +19,19 @@ role that may not create schemas works in one made for it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from contextlib import nullcontext
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from voicectl.errors import StaleWrite, StateError
-from voicectl.files import jsontext
+from voicectl.files import jsontext, safefile
+from voicectl.files.cache import write_cache
 from voicectl.model import State
 from voicectl.state import lock
 from voicectl.state import statefile as state
@@ -36,6 +39,7 @@ from voicectl.state.pgbase import quoted, said
 from voicectl.state.pglock import PgLock
 from voicectl.state.store import Version, stale_message
 
+MAX_KEPT = 256 * 1024 * 1024  # a state kept on this machine, at most
 # How a states row that does not read is put right: not from git, as a state file is.
 RESTORE = (
     "`voicectl state versions` lists the versions PostgreSQL keeps and `voicectl state "
@@ -53,26 +57,57 @@ class PgStore(PgLock):
     # -- the state ----------------------------------------------------------------------
 
     def read(self) -> State | None:
-        with self._session(create=False) as conn:
+        """The state stored now. Its text is fetched only when it is not the one this
+        machine last read (kept beside the validity cache, and named by its sha256: the
+        server answers the sha256 and, when it differs, the text, in one statement)."""
+        kept = self._kept_body()
+        known = hashlib.sha256(kept).hexdigest() if kept is not None else ""
+        with self._session(create=False) as conn, conn.cursor(binary=True) as cursor:
             if not self._ready:
                 return None  # no tables yet: nothing was ever written
-            row = conn.execute(
-                sql.SQL("SELECT body, sha256 FROM {} WHERE workspace = %s").format(
-                    self._table("states")
-                ),
-                [self.workspace],
+            row = cursor.execute(
+                sql.SQL(
+                    "SELECT sha256, CASE WHEN sha256 = %s THEN NULL "
+                    "ELSE convert_to(body, 'UTF8') END FROM {} WHERE workspace = %s"
+                ).format(self._table("states")),
+                [known, self.workspace],
             ).fetchone()
         if row is None:
             return None
-        raw = row[0].encode()
-        if hashlib.sha256(raw).hexdigest() != row[1]:
+        raw = kept if row[1] is None and kept is not None else bytes(row[1] or b"")
+        if hashlib.sha256(raw).hexdigest() != row[0]:
             raise StateError(
                 f"{self.display}: the states row's sha256 is not that of its text (edited "
                 f"by hand?); it was left unchanged ({RESTORE}, with the sha256 of its text)"
             )
         found = state.checked_parse(raw, self.display, self.checked, RESTORE)
-        self._known = (found, row[1])
+        if raw is not kept:
+            self._keep_body(raw)
+        self._known = (found, row[0])
         return found
+
+    def _body_cache(self) -> Path | None:
+        if self.checked is None:
+            return None
+        name = hashlib.sha256(f"{self.schema}\0{self.workspace}".encode()).hexdigest()[:16]
+        return self.checked.with_name(f"pg-state-{name}.json")
+
+    def _kept_body(self) -> bytes | None:
+        """The text of the state this machine read last (a hint: trusted only when the
+        server names its sha256)."""
+        path = self._body_cache()
+        if path is None:
+            return None
+        try:
+            return safefile.read_bytes(path, limit=MAX_KEPT)
+        except (OSError, StateError):
+            return None
+
+    def _keep_body(self, raw: bytes) -> None:
+        path = self._body_cache()
+        if path is not None and len(raw) <= MAX_KEPT:
+            with contextlib.suppress(OSError, StateError):
+                write_cache(path, raw)
 
     def write(self, new: State, base: State | None, *, settles_journal: bool = False) -> State:
         if base is not None and new.lineage != base.lineage:
@@ -119,6 +154,7 @@ class PgStore(PgLock):
                     sql.SQL("DELETE FROM {} WHERE workspace = %s").format(self._table("journal")),
                     [self.workspace],
                 )
+        self._keep_body(body)  # committed: the next read here need not fetch it
         return written
 
     def _last_serial(self, conn: psycopg.Connection[Any], lineage: str) -> int | None:
