@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 
 from tests.conftest import VoiceRepo, write_wav
 from voicectl.cli import cli
+from voicectl.emulator.tones import tone_wav
 from voicectl.files import schemas
 from voicectl.plan.planner import plan as make_plan
 from voicectl.plan.repository import open_config, read_valid
@@ -409,7 +410,7 @@ def test_a_take_below_16_khz_is_warned(repo: VoiceRepo, run) -> None:
 
 def test_validate_states_the_pcm_rule_for_every_pcm_take(repo: VoiceRepo, run) -> None:
     repo.declare({"raw": repo.voice("raw", audio="../audio/raw.pcm"), "wav": repo.voice("wav")})
-    repo.write("audio/raw.pcm", bytes(48_000 * 12))
+    repo.write("audio/raw.pcm", tone_wav(seconds=12, rate=24_000)[44:])  # samples, no header
     text = run(repo.root, "validate")
     assert text.exit_code == 0, text.output
     assert (

@@ -6,9 +6,10 @@ Plain frozen data, no I/O. Everything else converts to and from these.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 CLONE_LIMIT = 10
 """A Coze voice id can be cloned at most this many times (the first clone included)."""
@@ -274,10 +275,24 @@ class Change:
 
 
 @dataclass(frozen=True)
+class TakeVerdict:
+    """A take's quality (voicectl.sound.quality's figures, as JSON) and what in it the
+    thresholds of ``policy.takes`` warn of; no figures when it could not be measured."""
+
+    figures: Mapping[str, Any]
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.figures, "warnings": list(self.warnings)}
+
+
+@dataclass(frozen=True)
 class Plan:
     changes: tuple[Change, ...]
     # The repository's warnings (takes, names), as validate says them: for the reviewer.
     warnings: tuple[str, ...] = ()
+    # The quality of each take a change clones from, by sha256 (see TakeVerdict).
+    takes: Mapping[str, TakeVerdict] = field(default_factory=dict)
 
     @property
     def summary(self) -> dict[str, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from voicectl.model import Action, AudioSpec, Budget, Change, Cost, Plan, VoiceSpec
+from voicectl.model import Action, AudioSpec, Budget, Change, Cost, Plan, TakeVerdict, VoiceSpec
 
 PLAN_FORMAT_VERSION = 1
 
@@ -97,6 +97,11 @@ def change_from_json(item: dict[str, Any]) -> Change:
     )
 
 
+def verdict_from_json(body: dict[str, Any]) -> TakeVerdict:
+    figures = {k: v for k, v in body.items() if k != "warnings"}
+    return TakeVerdict(figures, tuple(body.get("warnings", ())))
+
+
 def plan_to_json(plan: Plan) -> dict[str, Any]:
     """The plan in the documented format of schemas/plan.schema.json."""
     cost = plan.cost
@@ -109,4 +114,5 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         # every note in one list, unchanged voices' included: what a reviewer must read
         "notes": [{"address": c.address, "note": n} for c in plan.changes for n in c.notes],
         "warnings": list(plan.warnings),
+        "takes": {sha: verdict.to_json() for sha, verdict in sorted(plan.takes.items())},
     }

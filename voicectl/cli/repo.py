@@ -22,7 +22,7 @@ from voicectl.errors import (
 from voicectl.files import schemas
 from voicectl.files.atomic import write_atomic
 from voicectl.model import Action, PlanOptions
-from voicectl.plan import planning, repository, savedplan
+from voicectl.plan import planning, repository, savedplan, takequality
 from voicectl.state.pending import DOUBT_NOTE
 from voicectl.state.statefile import now
 
@@ -41,6 +41,8 @@ def validate(ctx: click.Context, as_json: bool) -> int:
     """Check the configuration, declarations and audio takes; report every problem."""
     cfg = repository.open_config(_start(ctx))
     snapshot = repository.read(cfg)
+    _, quality = takequality.judged(cfg, snapshot.desired)  # every take, not only changed
+    snapshot = replace(snapshot, problems=sorted([*snapshot.problems, *quality]))
     voices = len(snapshot.desired)
     notes = render.take_notes(
         sorted({v.take.path for v in snapshot.desired if v.take.format == "pcm"})

@@ -55,6 +55,7 @@ COMMANDS = {
     "init": "voicectl.cli.init:init",
     "plan": "voicectl.cli.repo:plan",
     "refresh": "voicectl.cli.gitops:refresh",
+    "review": "voicectl.cli.review:review",
     "schema": "voicectl.cli.repo:schema",
     "show": "voicectl.cli.repo:show",
     "state": "voicectl.cli.versions:state_group",  # the group, with versions and pull added

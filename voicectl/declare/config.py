@@ -21,6 +21,7 @@ from voicectl.errors import ConfigError, Problem
 from voicectl.files import schemacheck, schemas
 from voicectl.files.yamldoc import Document, show
 from voicectl.files.yamlload import MAX_FILE_BYTES, load_bytes
+from voicectl.sound.checks import Thresholds
 
 CONFIG_FILE = "voicectl.yaml"
 DEFAULT_VOICES = ("voices/**/*.yaml",)
@@ -49,6 +50,7 @@ class Config:
     strict_takes: bool = False  # take warnings are errors (policy.strict_takes)
     max_one_time_cny: int | None = None
     pg: PgBackend | None = None  # None: the state file
+    takes: Thresholds = field(default_factory=Thresholds)  # policy.takes: warned of
     # Where each of ``voices`` is in voicectl.yaml, for problems found when globbing.
     voices_at: tuple[tuple[int, int], ...] = field(default=(), compare=False)
     # sha256 of voicectl.yaml as read: part of the declaration cache's identity.
@@ -170,6 +172,7 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
         max_voices=policy.get("max_voices"),
         max_one_time_cny=policy.get("max_one_time_cny"),
         strict_takes=policy.get("strict_takes") is True,
+        takes=Thresholds(**(policy.get("takes") or {})),
         pg=pg,
         voices_at=tuple(doc.where(("voices", i)) for i in range(len(voices))),
         digest=digest,

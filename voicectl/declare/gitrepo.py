@@ -7,6 +7,7 @@ git work tree: voicectl works the same without git, it only records less.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -182,6 +183,17 @@ def _git_bytes(root: Path, *args: str, timeout: float = 120) -> bytes | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout if done.returncode == 0 else None
+
+
+def blob(root: Path, blob_id: str, limit: int) -> bytes | None:
+    """The content of git blob ``blob_id`` (None: not in the repository, or over
+    ``limit`` bytes)."""
+    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", blob_id):
+        return None
+    size = _git_bytes(root, "cat-file", "-s", blob_id)
+    if size is None or not size.strip().isdigit() or int(size) > limit:
+        return None
+    return _git_bytes(root, "cat-file", "blob", blob_id)
 
 
 class CleanBlobs:

@@ -62,3 +62,28 @@ def stat_key(st: os.stat_result) -> list[int]:
     size, mtime or ctime (ctime cannot be set back), a file put in its place its inode or
     device."""
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+def machine_key() -> bytes | None:
+    """A random key kept in this user's cache directory (made on first use), or None:
+    what lets a cache vouch only for what this machine found (a cache file a pull
+    request adds to the repository then vouches for nothing)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voicectl"
+    path = base / "state-check.key"
+    try:
+        key = safefile.read_bytes(path, limit=64)
+        if len(key) == 32:
+            return key
+    except FileNotFoundError:
+        pass
+    except (OSError, StateError):
+        return None
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    key = os.urandom(32)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key

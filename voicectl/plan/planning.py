@@ -4,12 +4,13 @@ account's voices, and hold it to voicectl.yaml's policy. What plan and apply sha
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from voicectl.declare import config
-from voicectl.errors import PolicyError, UsageError, VoicectlError
+from voicectl.errors import PolicyError, UsageError, ValidationFailed, VoicectlError
 from voicectl.model import Plan, PlanOptions, RemoteVoice, State
-from voicectl.plan import drift, planner, repository, savedplan
+from voicectl.plan import drift, planner, repository, savedplan, takequality
 
 
 class VoiceLister(Protocol):
@@ -35,7 +36,14 @@ def planned(
         raise UsageError(
             f"unknown address(es): {', '.join(unknown)} (neither declared nor in the state)"
         )
-    return planner.plan(snapshot.desired, current, remote, options), snapshot
+    result = planner.plan(snapshot.desired, current, remote, options)
+    cloning = {c.address for c in result.changes if c.spends_clone}
+    verdicts, problems = takequality.judged(cfg, snapshot.desired, cloning)
+    if problems:
+        snapshot = replace(snapshot, problems=sorted([*snapshot.problems, *problems]))
+        if snapshot.errors:
+            raise ValidationFailed(snapshot.problems)
+    return replace(result, takes=verdicts), snapshot
 
 
 def check_policy(

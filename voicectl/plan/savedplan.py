@@ -22,7 +22,7 @@ from typing import Any
 from voicectl.errors import SavedPlanError
 from voicectl.files import jsontext, schemas
 from voicectl.model import Action, DesiredVoice, Plan, PlanOptions, RemoteVoice, State
-from voicectl.planfile import change_from_json, plan_to_json
+from voicectl.planfile import change_from_json, plan_to_json, verdict_from_json
 
 SAVED_PLAN_KIND = "voicectl-saved-plan"
 
@@ -157,10 +157,7 @@ def load(path: Path, display: str) -> SavedPlan:
         )
     o, b = saved["options"], saved["binding"]
     return SavedPlan(
-        plan=Plan(
-            tuple(change_from_json(c) for c in data["changes"]),
-            tuple(data.get("warnings", ())),
-        ),
+        plan=_plan(data),
         binding=Binding(
             lineage=b["lineage"],
             serial=b["serial"],
@@ -269,3 +266,11 @@ def _remote_differences(
                 )
             )
     return found
+
+
+def _plan(data: dict[str, Any]) -> Plan:
+    return Plan(
+        tuple(change_from_json(c) for c in data["changes"]),
+        tuple(data.get("warnings", ())),
+        {sha: verdict_from_json(v) for sha, v in data.get("takes", {}).items()},
+    )

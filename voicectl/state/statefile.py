@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import uuid
 from dataclasses import replace
@@ -24,7 +23,7 @@ from voicectl import __version__
 from voicectl.errors import StateError
 from voicectl.files import jsontext, safefile, schemacheck, schemas
 from voicectl.files.atomic import write_atomic
-from voicectl.files.cache import write_cache
+from voicectl.files.cache import machine_key, write_cache
 from voicectl.files.yamlload import json_position
 from voicectl.model import (
     ADDRESS_PATTERN,
@@ -92,36 +91,13 @@ def _validity_token(raw: bytes) -> bytes | None:
     of this machine (outside the repository), so that a cache file a pull request adds
     cannot vouch for a state nobody checked. None: no key, no cache."""
 
-    key = _machine_key()
+    key = machine_key()
     if key is None:
         return None
     schema = schemas.digest("state")
     digest = hashlib.sha256(key + raw).hexdigest()
     body = {"state": digest, "schema": schema, "voicectl": __version__}
     return json.dumps(body, sort_keys=True).encode()
-
-
-def _machine_key() -> bytes | None:
-    """A random key kept in this user's cache directory (made on first use), or None."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "voicectl"
-    path = base / "state-check.key"
-    try:
-        key = safefile.read_bytes(path, limit=64)
-        if len(key) == 32:
-            return key
-    except FileNotFoundError:
-        pass
-    except (OSError, StateError):
-        return None
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except OSError:
-        return None
-    key = os.urandom(32)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key)
-    return key
 
 
 def parse(raw: bytes, display: str, restore: str | None = None) -> State:

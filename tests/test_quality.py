@@ -1,0 +1,127 @@
+"""Take quality: decoding every format Coze accepts, and the figures on known signals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicectl.sound import checks
+from voicectl.sound.decode import Decoded, DecodeError, decode
+from voicectl.sound.encode import encode
+from voicectl.sound.quality import measure
+
+RATE = 48_000
+
+
+def tone(seconds: float, freq: float = 997.0, amplitude: float = 0.5, rate: int = RATE):
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32).reshape(1, -1)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "mp3", "ogg", "m4a", "aac", "pcm"])
+def test_every_format_coze_accepts_decodes_to_the_take_it_holds(tmp_path: Path, fmt: str) -> None:
+    """Each format, encoded by FFmpeg, decodes to its duration (codec padding aside: AAC
+    adds up to two frames) and its level."""
+    rate = 24_000  # the one rate every format here takes, pcm's
+    path = tmp_path / f"take.{fmt}"
+    path.write_bytes(encode(tone(3.0, 440, rate=rate), rate, fmt))
+    decoded = decode(path, fmt)
+    assert decoded.channels == 1
+    assert 3.0 <= decoded.duration <= 3.0 + 2 * 1024 / rate + 0.01
+    peak = float(np.abs(decoded.samples).max())
+    assert 0.45 < peak < 0.56  # lossy codecs overshoot a little
+
+
+def test_a_file_that_is_not_audio_is_one_decode_error(tmp_path: Path) -> None:
+    path = tmp_path / "take.mp3"
+    path.write_bytes(b"ID3" + bytes(500))
+    with pytest.raises(DecodeError):
+        decode(path, "mp3")
+
+
+def test_a_minus_20_lufs_tone_measures_minus_20_lufs() -> None:
+    """BS.1770: a 997 Hz sine of peak amplitude A reads 20 log10(A) - 3.01 LUFS."""
+    amplitude = 10 ** ((-20 + 3.01) / 20)
+    quality = measure(Decoded(tone(5.0, amplitude=amplitude), RATE))
+    assert quality.loudness_lufs == pytest.approx(-20.0, abs=0.1)
+    assert quality.peak_dbfs == pytest.approx(-16.99, abs=0.1)
+    assert quality.clipped_samples == 0 and quality.silent_channels == ()
+
+
+def test_a_clipped_sine_counts_its_flattened_samples() -> None:
+    clipped = np.clip(tone(2.0, amplitude=2.0), -1.0, 1.0)
+    quality = measure(Decoded(clipped, RATE))
+    flat = int((np.abs(clipped) >= 0.999).sum())
+    assert quality.clipped_samples == pytest.approx(flat, rel=0.01)
+    assert quality.clipped_samples > RATE  # a third of every cycle, for 2 s
+    assert quality.peak_dbfs == 0.0
+    assert measure(Decoded(tone(2.0, amplitude=1.0), RATE)).clipped_samples == 0  # one peak
+
+
+def test_a_take_silent_for_its_second_half() -> None:
+    half = np.concatenate([tone(2.0), np.zeros((1, 2 * RATE), np.float32)], axis=1)
+    quality = measure(Decoded(half, RATE))
+    assert quality.silence_share == pytest.approx(0.5, abs=0.02)
+    assert quality.leading_silence == 0.0
+    assert quality.trailing_silence == pytest.approx(2.0, abs=0.05)
+    assert quality.duration == 4.0
+
+
+def test_noise_under_speech_shows_in_the_snr() -> None:
+    rng = np.random.default_rng(7)
+    noise = rng.normal(0, 10 ** (-40 / 20), (1, 4 * RATE)).astype(np.float32)
+    bursts = np.concatenate([tone(1.0), np.zeros((1, RATE), np.float32)] * 2, axis=1)
+    quality = measure(Decoded(bursts + noise, RATE))
+    assert quality.noise_floor_dbfs == pytest.approx(-40, abs=1.5)
+    assert quality.snr_db == pytest.approx(-9 + 40, abs=2)  # a 0.5 sine's RMS: -9 dBFS
+
+
+def test_a_stereo_take_with_a_silent_channel() -> None:
+    stereo = np.concatenate([tone(2.0), np.zeros((1, 2 * RATE), np.float32)], axis=0)
+    quality = measure(Decoded(stereo, RATE))
+    assert quality.channels == 2 and quality.silent_channels == (2,)
+    assert "channel 2 of 2 is silent" in checks.Thresholds().warnings(quality)
+
+
+def phrases(amplitude: float) -> Decoded:
+    """Speech-like: a second of sound, a fifth of a second of pause, three times."""
+    pause = np.zeros((1, RATE // 5), np.float32)
+    return Decoded(np.concatenate([tone(1.0, amplitude=amplitude), pause] * 3, axis=1), RATE)
+
+
+def test_thresholds_say_what_is_wrong_and_nothing_else() -> None:
+    fine = measure(phrases(0.3))
+    assert checks.Thresholds().warnings(fine) == []
+    quiet = measure(phrases(0.01))
+    assert [w.split(":")[0] for w in checks.Thresholds().warnings(quiet)] == ["quiet"]
+    assert checks.Thresholds(min_loudness_lufs=-50).warnings(quiet) == []
+    steady = measure(Decoded(tone(3.0, amplitude=0.3), RATE))  # no pause: no floor to tell
+    assert steady.snr_db is None and checks.Thresholds().warnings(steady) == []
+    rng = np.random.default_rng(3)
+    hum = phrases(0.3).samples + rng.normal(0, 0.05, (1, int(3.6 * RATE))).astype(np.float32)
+    noisy = measure(Decoded(hum, RATE))
+    assert [w.split(":")[0] for w in checks.Thresholds().warnings(noisy)] == ["noisy"]
+
+
+def test_the_quality_cache_vouches_only_for_what_this_machine_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A take measured once is not decoded again; an entry written without this
+    machine's key (a pull request's) is measured afresh, not believed."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home-cache"))
+    clipped = tmp_path / "take.wav"
+    clipped.write_bytes(encode(np.clip(tone(2.0, amplitude=2.0), -1, 1), RATE, "wav"))
+    cache = tmp_path / ".voicectl" / "cache" / "quality.json"
+    take = checks.TakeToMeasure(clipped, "ab" * 32, "wav")
+    first = checks.measure_all([take], cache)["ab" * 32]
+    assert isinstance(first, checks.Quality) and first.clipped_samples > 0
+    clipped.write_bytes(b"not audio any more")  # a second measure would fail
+    assert checks.measure_all([take], cache)["ab" * 32] == first
+    planted = json.loads(cache.read_text())
+    entry = planted["entries"]["ab" * 32]
+    entry["figures"]["clipped_samples"] = 0
+    cache.write_text(json.dumps(planted))
+    assert "cannot be decoded" in str(checks.measure_all([take], cache)["ab" * 32])

@@ -1,0 +1,193 @@
+"""`voicectl review`: the page, loaded in a real headless Chromium (Debian's `chromium`,
+driven by Playwright: no browser download), with script on and off.
+
+A voice repository in git is applied to the emulator, its state committed, then a take
+is changed (a retrain, whose old take comes back from git) and voices in other formats
+added (creates). The page must make no network request, log no console error, play every
+take for its duration, show every picture, and say what `plan --json` says.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import Coze, VoiceRepo
+from voicectl.sound.encode import encode
+
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("VOICECTL_ARTIFACTS", Path(__file__).parent.parent / "build"))
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is not installed (`apt-get install chromium`; .ci/run does)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def speech_like(freq: float, seconds: float = 11.0, rate: int = 24_000) -> np.ndarray:
+    """Phrases of a tone with pauses between them: a take no threshold warns of."""
+    t = np.arange(int(rate * seconds)) / rate
+    envelope = (np.sin(2 * np.pi * t / 2.2) > -0.8).astype(np.float32)  # 20% pauses
+    return (0.3 * np.sin(2 * np.pi * freq * t) * envelope).astype(np.float32).reshape(1, -1)
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run([*GIT, "-C", str(root), *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def reviewed(repo: VoiceRepo, coze: Coze, run) -> tuple[VoiceRepo, dict[str, Any]]:
+    """A repository with one retrain and three creates (mp3, ogg, m4a), and its plan."""
+    takes = repo.root / "audio"
+    repo.declare({"host": repo.voice("host", audio="../audio/host.wav", text="Hello there.")})
+    (takes / "host.wav").write_bytes(encode(speech_like(300), 24_000, "wav"))  # after voice()
+    git(repo.root, "init", "-q", "-b", "main")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "voices")
+    applied = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert applied.exit_code == 0, applied.output
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "state")
+    voices = {"host": repo.voice("host", audio="../audio/host.wav", text="Hello there, again.")}
+    for name, fmt in (("guide", "mp3"), ("radio", "ogg"), ("studio", "m4a")):
+        voices[name] = repo.voice(name, audio=f"../audio/{name}.{fmt}")
+        (takes / f"{name}.wav").unlink()  # voice() writes a tone there: not declared
+        (takes / f"{name}.{fmt}").write_bytes(encode(speech_like(350), 24_000, fmt))
+    (takes / "host.wav").write_bytes(encode(speech_like(420), 24_000, "wav"))
+    repo.declare(voices)
+    plan = run(repo.root, "plan", "--json", env=coze.env())
+    assert plan.exit_code == 0, plan.output
+    return repo, json.loads(plan.stdout)
+
+
+def durations(plan: dict[str, Any]) -> dict[str, float]:
+    """The decoded duration of each take a change clones, by its sha256 prefix (as the
+    page names its file)."""
+    return {sha[:16]: take["duration"] for sha, take in plan["takes"].items()}
+
+
+def load(browser: Any, url: str, *, script: bool = True) -> tuple[Any, list[str], list[str]]:
+    context = browser.new_context(
+        java_script_enabled=script, viewport={"width": 1100, "height": 900}
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 || a.error)"
+    ) if script else page.wait_for_timeout(1500)
+    return page, errors, requests
+
+
+def check_page(page: Any, plan: dict[str, Any], errors: list[str], requests: list[str]) -> None:
+    from PIL import Image
+
+    assert errors == []
+    assert all(url.startswith(("file:", "data:")) for url in requests), requests
+    summary = {
+        el.get_attribute("data-summary"): int(el.inner_text())
+        for el in page.query_selector_all("[data-summary]")
+    }
+    assert summary["clones_spent"] == plan["clones_spent"]
+    assert summary["one_time_cny"] == plan["cost"]["one_time_cny"]
+    assert summary["monthly_cny_delta"] == plan["cost"]["monthly_cny_delta"]
+    for action, count in plan["summary"].items():
+        if count and action != "noop":
+            assert summary[action] == count
+    expected = durations(plan)
+    players = page.query_selector_all("audio")
+    assert len(players) == 5  # the retrain's two takes, and three new ones
+    for player in players:
+        assert player.evaluate("a => a.error") is None
+        decoded = float(player.get_attribute("data-duration"))
+        assert player.evaluate("a => a.duration") == pytest.approx(decoded, abs=0.05)
+        sha = player.get_attribute("data-sha256")
+        if player.evaluate("a => a.closest('.take').dataset.role") == "new":
+            assert expected[sha[:16]] == pytest.approx(decoded, abs=0.001)
+    images = page.query_selector_all("img")
+    assert len(images) == 10
+    for image in images:
+        assert image.evaluate("i => i.complete && i.naturalWidth > 0")
+        shot = Image.open(io.BytesIO(image.screenshot())).convert("L")
+        assert np.asarray(shot).std() > 5, "a blank picture"
+
+
+def test_a_review_page_plays_every_take_and_says_what_the_plan_says(
+    reviewed: tuple[VoiceRepo, dict[str, Any]], run, browser: Any, coze: Coze
+) -> None:
+    repo, plan = reviewed
+    made = run(repo.root, "review", "-o", "review", env=coze.env())
+    assert made.exit_code == 0, made.output
+    index = repo.root / "review" / "index.html"
+    page, errors, requests = load(browser, index.as_uri())
+    check_page(page, plan, errors, requests)
+    retrain = page.query_selector("[data-action=retrain]")
+    assert retrain is not None
+    assert [t.get_attribute("data-role") for t in retrain.query_selector_all(".take")] == [
+        "old",
+        "new",
+    ]
+    transcript = retrain.query_selector(".transcript").inner_html()
+    assert transcript == "Transcript: Hello <del>there.</del> <ins>there, again.</ins>"
+    assert retrain.query_selector("button") is not None  # script: old, then new
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "review.png"), full_page=True)
+    page.context.close()
+
+
+def test_a_review_reads_with_script_off(
+    reviewed: tuple[VoiceRepo, dict[str, Any]], run, browser: Any, coze: Coze
+) -> None:
+    repo, _ = reviewed
+    assert run(repo.root, "review", "-o", "review", env=coze.env()).exit_code == 0
+    page, errors, requests = load(
+        browser, (repo.root / "review" / "index.html").as_uri(), script=False
+    )
+    assert errors == [] and all(url.startswith("file:") for url in requests)
+    assert len(page.query_selector_all("section.change")) == 4
+    assert len(page.query_selector_all("audio[controls]")) == 5
+    assert page.query_selector("button") is None  # only script adds it
+    page.context.close()
+
+
+def test_a_single_file_review_holds_everything(
+    reviewed: tuple[VoiceRepo, dict[str, Any]], run, browser: Any, coze: Coze
+) -> None:
+    repo, plan = reviewed
+    made = run(repo.root, "review", "-o", "review.html", "--single-file", env=coze.env())
+    assert made.exit_code == 0, made.output
+    page_file = repo.root / "review.html"
+    assert page_file.is_file() and not (repo.root / "audio" / "review").exists()
+    page, errors, requests = load(browser, page_file.as_uri())
+    assert [r for r in requests if not r.startswith("data:")] == [page_file.as_uri()]
+    check_page(page, plan, errors, requests)
+    page.context.close()

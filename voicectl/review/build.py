@@ -1,0 +1,129 @@
+"""Building a review: the plan's takes gathered, pictured and measured, the page written
+into a folder of its own (or one file), whole or not at all."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from voicectl.declare import config
+from voicectl.errors import UsageError
+from voicectl.files.atomic import write_atomic
+from voicectl.model import Action, Change, Plan, State, VoiceRecord
+from voicectl.plan.takequality import QUALITY_CACHE
+from voicectl.review import page, takes
+
+SINGLE_FILE_LIMIT = 50 * 1024 * 1024  # data: URIs of more make a page browsers choke on
+MEDIA_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "m4a": "audio/mp4",
+    "aac": "audio/aac",
+    "pcm": "application/octet-stream",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+}
+
+
+def wanted(plan: Plan, state: State) -> Iterator[takes.Wanted]:
+    """Every take the page shows: each change's new take, and the one it is trained on
+    now (from git, by the blob id the state records)."""
+    records = {r.voice_id: r for r in (*state.voices.values(), *state.orphans)}
+    for change in plan.changes:
+        if change.action == Action.NOOP:
+            continue
+        if change.after is not None and change.spends_clone:
+            yield takes.Wanted(change.after.audio)
+        if change.before is not None:
+            yield _old(change, records.get(change.voice_id or ""))
+
+
+def _old(change: Change, record: VoiceRecord | None) -> takes.Wanted:
+    assert change.before is not None
+    spec = change.before.audio
+    if record is None or record.take.sha256 != spec.sha256:
+        return takes.Wanted(spec, unavailable="the state does not say where it was kept")
+    if not record.verified:
+        return takes.Wanted(spec, unavailable="an imported voice: its take is not known")
+    if not record.take.git_blob:
+        return takes.Wanted(spec, unavailable="it was never committed while recorded")
+    return takes.Wanted(spec, blob=record.take.git_blob)
+
+
+def write(
+    cfg: config.Config,
+    plan: Plan,
+    state: State,
+    out: Path,
+    *,
+    policy: Sequence[str],
+    source: str,
+    single_file: bool = False,
+) -> Path:
+    """The review of ``plan`` in ``out`` (a folder; with ``single_file``, one HTML file),
+    made aside and moved into place at the end; returns the page's path."""
+    if out.exists() and not single_file and not out.is_dir():
+        raise UsageError(f"{out} is a file, not a folder: name a folder for the review")
+    if single_file and out.is_dir():
+        raise UsageError(f"{out} is a folder: --single-file writes one file; name it")
+    parent = out.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".voicectl-review-", dir=parent) as work:
+        folder = Path(work) / "review"
+        shown = takes.gather(
+            cfg.root, folder, wanted(plan, state), cfg.takes, cfg.root / QUALITY_CACHE
+        )
+        review = page.Review(plan, shown, policy, source)
+        if single_file:
+            inline = _inliner(folder)
+            write_atomic(out, page.html(_with(review, inline)).encode())
+            return out
+        (folder / "index.html").write_text(page.html(review), encoding="utf-8")
+        _replace_folder(folder, out)
+    return out / "index.html"
+
+
+def _with(review: page.Review, inline: page.Inline) -> page.Review:
+    return page.Review(review.plan, review.takes, review.policy, review.source, inline)
+
+
+def _inliner(folder: Path) -> page.Inline:
+    budget = [SINGLE_FILE_LIMIT]
+
+    def inline(path: str) -> str:
+        data = (folder / path).read_bytes()
+        budget[0] -= len(data) * 4 // 3
+        if budget[0] < 0:
+            raise UsageError(
+                f"the takes are too large for one file (over {SINGLE_FILE_LIMIT // 2**20} MB "
+                "as data: URIs): write a folder instead (without --single-file)"
+            )
+        kind = MEDIA_TYPES.get(path.rsplit(".", 1)[-1], "application/octet-stream")
+        return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+    return inline
+
+
+def _replace_folder(made: Path, out: Path) -> None:
+    """``made`` in place of ``out``: a folder voicectl wrote before (it holds an
+    index.html) is replaced; any other folder that is not empty is refused."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UsageError(f"{out} is not a folder: name a folder for the review")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / "index.html").is_file():
+            raise UsageError(
+                f"{out} holds other files: name an empty folder, or a review written before"
+            )
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(made, out)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    if out.is_dir():
+        out.rmdir()
+    os.replace(made, out)

@@ -1,0 +1,144 @@
+"""The takes a review shows: each new take from the work tree, each old one from git (the
+state records its blob id), both checked against the sha256 the plan and the state say,
+then written under ``audio/`` and pictured under ``images/``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicectl.declare import gitrepo
+from voicectl.model import AudioSpec, TakeVerdict
+from voicectl.review import pictures
+from voicectl.sound import checks
+from voicectl.sound.quality import Quality
+
+MAX_TAKE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A take to show: where its bytes come from, and what they must hash to."""
+
+    spec: AudioSpec
+    blob: str = ""  # git blob id (an old take); "" for a new take, read from the work tree
+    unavailable: str = ""  # why there are no bytes to look for (an imported voice's take)
+
+
+@dataclass
+class Shown:
+    """A take as the page shows it: its file and pictures (under the review's folder),
+    or why it is not there."""
+
+    spec: AudioSpec
+    audio: str = ""  # path under the review's folder
+    waveform: str = ""
+    spectrogram: str = ""
+    duration: float | None = None  # decoded
+    verdict: TakeVerdict | None = None
+    quality: Quality | None = None
+    missing: str = ""
+
+
+def gather(
+    root: Path,
+    out: Path,
+    wanted: Iterable[Wanted],
+    thresholds: checks.Thresholds,
+    quality_cache: Path | None,
+) -> dict[str, Shown]:
+    """Every wanted take written and pictured under ``out``, by sha256 (each once)."""
+    unique: dict[str, Wanted] = {}
+    for want in wanted:
+        known = unique.get(want.spec.sha256)
+        if known is None or (known.unavailable and not want.unavailable):
+            unique[want.spec.sha256] = want
+    blobs = _blobs(root, [w.blob for w in unique.values() if w.blob])
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+
+    def one(want: Wanted) -> Shown:
+        return _show(root, out, want, blobs, thresholds)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(len(unique), os.cpu_count() or 1))) as pool:
+        shown = dict(zip(unique, pool.map(one, unique.values()), strict=True))
+    measured = {sha: s.quality for sha, s in shown.items() if s.quality is not None}
+    checks.remember(quality_cache, measured)  # plan and validate need not decode them again
+    return shown
+
+
+def _blobs(root: Path, ids: list[str]) -> dict[str, bytes]:
+    """The bytes of each git blob in ``ids`` that the repository holds."""
+    found: dict[str, bytes] = {}
+    for blob in sorted(set(ids)):
+        data = gitrepo.blob(root, blob, MAX_TAKE_BYTES)
+        if data is not None:
+            found[blob] = data
+    return found
+
+
+def _bytes(root: Path, want: Wanted, blobs: dict[str, bytes]) -> bytes | str:
+    """The take's bytes, or why they cannot be shown."""
+    if want.unavailable:
+        return want.unavailable
+    if want.blob:
+        data = blobs.get(want.blob)
+        if data is None:
+            return "not in this repository's git history (a shallow clone, or gone)"
+        if data.startswith(b"version https://git-lfs"):
+            return "stored in Git LFS, and git holds only its pointer"
+    else:
+        try:
+            with open(root / want.spec.path, "rb") as handle:
+                data = handle.read(MAX_TAKE_BYTES + 1)
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+    if hashlib.sha256(data).hexdigest() != want.spec.sha256:
+        return "its bytes are not the ones the plan names (changed since it was planned)"
+    return data
+
+
+def _show(
+    root: Path,
+    out: Path,
+    want: Wanted,
+    blobs: dict[str, bytes],
+    thresholds: checks.Thresholds,
+) -> Shown:
+    from voicectl.sound.decode import DecodeError, decode
+    from voicectl.sound.quality import measure
+
+    spec = want.spec
+    shown = Shown(spec)
+    data = _bytes(root, want, blobs)
+    if isinstance(data, str):
+        shown.missing = data
+        return shown
+    name = f"{spec.sha256[:16]}.{spec.format}"
+    (out / "audio" / name).write_bytes(data)
+    shown.audio = f"audio/{name}"
+    try:
+        decoded = decode(out / "audio" / name, spec.format)
+    except DecodeError as exc:
+        shown.verdict = TakeVerdict({}, (f"its quality could not be measured: it {exc}",))
+        return shown
+    if spec.format == "pcm":  # no browser plays headerless samples: the same, as WAV
+        from voicectl.sound.encode import encode
+
+        (out / "audio" / name).unlink()
+        name = f"{spec.sha256[:16]}.wav"
+        (out / "audio" / name).write_bytes(encode(decoded.samples, decoded.rate, "wav"))
+        shown.audio = f"audio/{name}"
+    quality = shown.quality = measure(decoded)
+    shown.duration = decoded.duration
+    shown.verdict = TakeVerdict(quality.to_json(), tuple(thresholds.warnings(quality)))
+    stem = spec.sha256[:16]
+    (out / "images" / f"{stem}-wave.svg").write_bytes(pictures.waveform_svg(decoded))
+    (out / "images" / f"{stem}-spectrum.png").write_bytes(pictures.spectrogram_png(decoded))
+    shown.waveform = f"images/{stem}-wave.svg"
+    shown.spectrogram = f"images/{stem}-spectrum.png"
+    return shown

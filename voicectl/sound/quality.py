@@ -1,0 +1,136 @@
+"""The quality of a take, measured on its decoded samples.
+
+- **Loudness**: integrated loudness in LUFS (ITU-R BS.1770-4: K-weighting, 400 ms blocks,
+  absolute and relative gates), by pyloudnorm; None for a take under 0.4 s or silent.
+- **Peak** in dBFS, and **clipped samples**: those in runs of three or more at full
+  scale (a lone sample at full scale is a loud take, three in a row a flattened wave).
+- **Silence**: the share of 50 ms windows quieter than -50 dBFS, and how long the take
+  is silent at its start and at its end.
+- **Noise floor and SNR** (an estimate): the level of the quietest tenth of the windows,
+  and how far the loudest tenth stands above it; no SNR for a take with no quieter part
+  (less than 6 dB between the two: no pause to hear its noise in).
+- **A silent channel**: a channel of a multichannel take that peaks below -60 dBFS
+  while another does not.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from voicectl.sound.decode import Decoded
+
+WINDOW_SECONDS = 0.05
+SILENCE_DBFS = -50.0
+SILENT_CHANNEL_DBFS = -60.0
+FULL_SCALE = 0.999  # of 1.0: 16-bit's largest sample is 32767/32768
+CLIP_RUN = 3
+FLOOR_DB = -120.0  # digital silence, for the noise floor
+MIN_SPREAD_DB = 6.0  # less between the loud and quiet tenths: no pause, no floor to tell
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Figures of one take (see the module's docstring); dB values rounded to 0.1."""
+
+    duration: float
+    sample_rate: int
+    channels: int
+    loudness_lufs: float | None
+    peak_dbfs: float | None  # None: digital silence
+    clipped_samples: int
+    silence_share: float  # 0..1
+    leading_silence: float  # seconds
+    trailing_silence: float
+    noise_floor_dbfs: float
+    snr_db: float | None  # None: no pause to tell the noise floor by
+    silent_channels: tuple[int, ...] = ()  # 1-based channel numbers
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "silent_channels": list(self.silent_channels)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Quality:
+        return cls(**{**data, "silent_channels": tuple(data.get("silent_channels", ()))})
+
+
+def _db(value: float) -> float | None:
+    return round(20 * math.log10(value), 1) if value > 0 else None
+
+
+def measure(decoded: Decoded) -> Quality:
+    import numpy as np
+
+    samples = decoded.samples
+    rate = decoded.rate
+    mono = samples.mean(axis=0) if decoded.channels > 1 else samples[0]
+    peaks = np.abs(samples).max(axis=1) if samples.size else np.zeros(decoded.channels)
+    window = max(1, int(rate * WINDOW_SECONDS))
+    count = mono.size // window
+    if count:
+        blocks = mono[: count * window].reshape(count, window).astype(np.float64)
+        rms = np.sqrt(np.mean(blocks * blocks, axis=1))
+        levels = 20 * np.log10(np.maximum(rms, 10 ** (FLOOR_DB / 20)))
+    else:
+        levels = np.array([FLOOR_DB])
+    silent = levels < SILENCE_DBFS
+    floor = float(np.percentile(levels, 10))
+    top = float(np.percentile(levels, 90))
+    return Quality(
+        duration=round(decoded.duration, 3),
+        sample_rate=rate,
+        channels=decoded.channels,
+        loudness_lufs=_loudness(samples, rate),
+        peak_dbfs=_db(float(peaks.max()) if peaks.size else 0.0),
+        clipped_samples=_clipped(samples),
+        silence_share=round(float(silent.mean()), 3),
+        leading_silence=round(_run(silent) * WINDOW_SECONDS, 2),
+        trailing_silence=round(_run(silent[::-1]) * WINDOW_SECONDS, 2),
+        noise_floor_dbfs=round(floor, 1),
+        snr_db=round(top - floor, 1) if top - floor >= MIN_SPREAD_DB else None,
+        silent_channels=_silent_channels(peaks),
+    )
+
+
+def _loudness(samples: Any, rate: int) -> float | None:
+    import numpy as np
+    import pyloudnorm  # type: ignore[import-untyped]
+
+    if samples.shape[1] < int(0.4 * rate) + 1:
+        return None
+    meter = pyloudnorm.Meter(rate)
+    value = meter.integrated_loudness(samples.T.astype(np.float64))
+    return round(float(value), 1) if math.isfinite(value) else None
+
+
+def _clipped(samples: Any) -> int:
+    """Samples in runs of CLIP_RUN or more at full scale (any channel)."""
+    import numpy as np
+
+    total = 0
+    for channel in samples:
+        full = np.abs(channel) >= FULL_SCALE
+        if not full.any():
+            continue
+        edges = np.diff(np.concatenate(([0], full.astype(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        lengths = ends - starts
+        total += int(lengths[lengths >= CLIP_RUN].sum())
+    return total
+
+
+def _run(flags: Any) -> int:
+    """How many of ``flags`` are true before the first false."""
+    import numpy as np
+
+    falses = np.flatnonzero(~flags)
+    return int(falses[0]) if falses.size else int(flags.size)
+
+
+def _silent_channels(peaks: Any) -> tuple[int, ...]:
+    if peaks.size < 2:
+        return ()
+    quiet = [i + 1 for i, p in enumerate(peaks) if (_db(float(p)) or -999) < SILENT_CHANNEL_DBFS]
+    return tuple(quiet) if len(quiet) < peaks.size else ()
