@@ -279,7 +279,8 @@ def _stubs(tmp_path: Path, code: int) -> dict[str, str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     scripts = {
-        "voicectl": f'[ "$1" = validate ] && exit 0\necho "**Plan: stub**"\nexit {code}\n',
+        "voicectl": '[ "$1" = validate ] && exit 0\n[ "$1" = review ] && exit 0\n'
+        f'echo "**Plan: stub**"\nexit {code}\n',
         "curl": 'case "$*" in *PUT*|*POST*) cat > /dev/null ;; *) echo "[]" ;; esac\n',
         "jq": 'cat > /dev/null\ncase "$*" in *-Rs*) echo "{}" ;; *) echo "" ;; esac\n',
     }
@@ -320,7 +321,8 @@ def test_the_github_plan_job_passes_only_on_0_and_2_and_always_comments(
     assert done.returncode == 0  # the step records the code; later steps decide
     got = dict(line.split("=", 1) for line in outputs.read_text().splitlines())
     ran = {s.get("name") or s.get("uses"): _if_holds(s["if"], got) for s in steps if "if" in s}
-    assert ran["actions/upload-artifact@v4"] == (code in (0, 2))  # only a plan to apply
+    assert ran["Upload the plan"] == (code in (0, 2))  # only a plan to apply
+    assert ran["Build the review page"] == ran["Upload the review page"] == (code == 2)
     assert ran["Post or update the plan comment"]  # the reviewer always sees the plan
     assert ran["Fail when the plan cannot be carried out"] == (code not in (0, 2))
 
@@ -335,7 +337,9 @@ def test_the_gitlab_plan_job_passes_only_on_0_and_2(tmp_path: Path, code: int) -
         ["bash", "-eo", "pipefail", "-c", script], cwd=tmp_path, env=_stubs(tmp_path, code)
     )
     assert (done.returncode == 0) == (code in (0, 2))
-    assert (tmp_path / "plan.md").read_text() == "**Plan: stub**\n"
+    comment = (tmp_path / "plan.md").read_text()
+    assert comment.startswith("**Plan: stub**\n")
+    assert ("[Hear the takes: the review page]" in comment) == (code == 2)
 
 
 def test_the_apply_jobs_take_the_plan_of_the_merged_commit_and_keep_the_state() -> None:

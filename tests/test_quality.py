@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import VoiceRepo
 from voicectl.sound import checks
 from voicectl.sound.decode import Decoded, DecodeError, decode
 from voicectl.sound.encode import encode
@@ -125,3 +126,88 @@ def test_the_quality_cache_vouches_only_for_what_this_machine_measured(
     entry["figures"]["clipped_samples"] = 0
     cache.write_text(json.dumps(planted))
     assert "cannot be decoded" in str(checks.measure_all([take], cache)["ab" * 32])
+
+
+# --- in validate, plan and review: the repository's takes ------------------------------
+
+
+def clipped_take(repo: VoiceRepo, name: str) -> str:
+    """A take flattened at full scale, with pauses (so loud, and clipped only)."""
+    pause = np.zeros((1, RATE // 5), np.float32)
+    loud = np.clip(tone(1.0, amplitude=3.0), -1.0, 1.0)
+    path = repo.root / "audio" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode(np.concatenate([loud, pause] * 11, axis=1), RATE, "wav"))
+    return f"../audio/{name}"
+
+
+def test_a_clipped_take_is_warned_of_by_validate_plan_and_the_comment(repo: VoiceRepo, run) -> None:
+    voices = {"a": repo.voice("a"), "b": repo.voice("b", freq=520)}
+    voices["b"]["audio"] = clipped_take(repo, "b-clipped.wav")
+    repo.declare(voices)
+    validated = run(repo.root, "validate")
+    assert validated.exit_code == 0, validated.output
+    assert "voices.b.audio: audio/b-clipped.wav: clipped:" in validated.output
+    assert "1 warning(s)" in validated.output
+    planned = run(repo.root, "plan", "--no-refresh", "--json")
+    assert planned.exit_code == 0
+    assert "clipped:" in planned.stderr
+    takes = json.loads(planned.stdout)["takes"]
+    assert sorted(len(t["warnings"]) for t in takes.values()) == [0, 1]
+    assert all(t["duration"] > 0 for t in takes.values())
+    comment = run(repo.root, "plan", "--no-refresh", "--format", "markdown").stdout
+    assert "| ⚠ clipped: " in comment and "| ok |" in comment
+    repo.write_config(policy={"takes": {"max_clipped_samples": 10**9}})
+    assert "clipped:" not in run(repo.root, "plan", "--no-refresh").output
+
+
+def test_under_strict_takes_a_warned_take_stops_the_plan(repo: VoiceRepo, run) -> None:
+    voices = {"b": repo.voice("b")}
+    voices["b"]["audio"] = clipped_take(repo, "b-clipped.wav")
+    repo.declare(voices)
+    repo.write_config(policy={"strict_takes": True})
+    planned = run(repo.root, "plan", "--no-refresh", "--out", "plan.json")
+    assert planned.exit_code == 1, planned.output
+    assert "clipped:" in planned.output and "(policy.strict_takes)" in planned.output
+    assert not (repo.root / "plan.json").exists()
+
+
+def test_a_plan_measures_only_the_takes_it_clones(repo: VoiceRepo, run, coze) -> None:
+    """A take already cloned is not decoded again by every plan: only a change that
+    clones has its take measured (a plan of 10,000 voices with nothing to do decodes
+    nothing)."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    cache = repo.root / ".voicectl" / "cache" / "quality.json"
+    cache.unlink()
+    planned = run(repo.root, "plan", "--no-refresh", "--json")
+    assert json.loads(planned.stdout)["takes"] == {}
+    assert not cache.exists()
+
+
+def test_a_saved_plan_keeps_its_takes_verdicts(repo: VoiceRepo, run) -> None:
+    voices = {"b": repo.voice("b")}
+    voices["b"]["audio"] = clipped_take(repo, "b-clipped.wav")
+    repo.declare(voices)
+    assert run(repo.root, "plan", "--no-refresh", "--out", "plan.json").exit_code == 0
+    saved = json.loads((repo.root / "plan.json").read_text())
+    (verdict,) = saved["takes"].values()
+    assert verdict["warnings"][0].startswith("clipped:")
+    shown = run(repo.root, "show", "plan.json", "--json")
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["takes"] == saved["takes"]
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 22050, 24000, 44100, 48000, 11025 * 3 + 1])
+def test_the_loudness_is_pyloudnorms_to_the_tenth(rate: int) -> None:
+    """The same integrated loudness as pyloudnorm's own meter (whose filters it uses),
+    for any rate, one to three channels, any length from one gating block up."""
+    from voicectl.sound.quality import _loudness, loudness_by_pyloudnorm
+
+    rng = np.random.default_rng(rate)
+    for channels in (1, 2, 3):
+        for seconds in (0.41, 1.0, 3.33):
+            frames = int(rate * seconds)
+            envelope = np.sin(np.arange(frames) / rate * 3)
+            samples = (rng.normal(0, 0.1, (channels, frames)) * envelope).astype(np.float32)
+            assert _loudness(samples, rate) == round(loudness_by_pyloudnorm(samples, rate), 1)

@@ -191,3 +191,47 @@ def test_a_single_file_review_holds_everything(
     assert [r for r in requests if not r.startswith("data:")] == [page_file.as_uri()]
     check_page(page, plan, errors, requests)
     page.context.close()
+
+
+# --- what the page says, and where it is written (no browser needed) -------------------
+
+
+def test_an_old_take_git_never_held_is_shown_as_not_available(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """Applied outside git: the state has no blob id for the take a retrain replaces."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({"a": repo.voice("a", freq=520)})
+    made = run(repo.root, "review", "-o", "out", env=coze.env())
+    assert made.exit_code == 0, made.output
+    page = (repo.root / "out" / "index.html").read_text()
+    assert 'data-action="retrain"' in page
+    assert "Not available: it was never committed while recorded." in page
+    assert page.count("<audio") == 1
+
+
+def test_a_saved_plan_is_reviewed_as_saved(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a"), "b": repo.voice("b", freq=520)})
+    assert run(repo.root, "plan", "--no-refresh", "--out", "plan.json").exit_code == 0
+    repo.declare({"a": repo.voice("a")})  # the repository moved on: the saved plan did not
+    made = run(repo.root, "review", "plan.json", "-o", "out")
+    assert made.exit_code == 0, made.output
+    page = (repo.root / "out" / "index.html").read_text()
+    assert page.count('class="change"') == 2 and "The saved plan plan.json" in page
+    refused = run(repo.root, "review", "plan.json", "-o", "out", "--target", "a")
+    assert refused.exit_code == 1 and "a saved plan carries its own options" in refused.output
+
+
+def test_a_review_replaces_its_own_folder_and_refuses_any_other(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
+    (repo.root / "out" / "audio" / "stale.wav").write_bytes(b"old")
+    assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
+    assert not (repo.root / "out" / "audio" / "stale.wav").exists()  # replaced whole
+    (repo.root / "notes").mkdir()
+    (repo.root / "notes" / "mine.txt").write_text("keep me")
+    refused = run(repo.root, "review", "--no-refresh", "-o", "notes")
+    assert refused.exit_code == 1 and "holds other files" in refused.output
+    assert (repo.root / "notes" / "mine.txt").read_text() == "keep me"
+    assert not [p for p in repo.root.iterdir() if p.name.startswith(".voicectl-review")]

@@ -31,12 +31,13 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     head += _md_warnings(plan)
     shown = [c for c in plan.changes if c.action != Action.NOOP]
     rows = [
-        "| | address | action | reasons | clones left | cost |",
-        "|---|---|---|---|---|---|",
+        "| | address | action | reasons | clones left | cost | take |",
+        "|---|---|---|---|---|---|---|",
     ]
     rows += [
         f"| `{SYMBOLS[c.action]}` | `{c.address}` | {c.action} | "
-        f"{md_cell(short(reasons_text(c), 80))} | {budget_text(c)} | {cost_text(c)} |"
+        f"{md_cell(short(reasons_text(c), 80))} | {budget_text(c)} | {cost_text(c)} | "
+        f"{_take_verdict(plan, c)} |"
         for c in shown
     ]
     tail = ["", MARKDOWN_MARKER, ""]
@@ -65,6 +66,18 @@ def render_markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
             break
         details += block
     return "\n".join([*head, *table, *details, *tail]).rstrip("\n") + "\n"
+
+
+def _take_verdict(plan: Plan, change: Change) -> str:
+    """The quality verdict on the take a change clones (policy.takes): ok, or its first
+    warning and how many more; — for a change that clones nothing."""
+    verdict = plan.takes.get(change.after.audio.sha256) if change.after else None
+    if verdict is None or not change.spends_clone:
+        return "—"
+    if not verdict.warnings:
+        return "ok"
+    more = f" (+{len(verdict.warnings) - 1})" if len(verdict.warnings) > 1 else ""
+    return f"⚠ {md_cell(short(verdict.warnings[0], 60))}{more}"
 
 
 def _size(lines: list[str]) -> int:

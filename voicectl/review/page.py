@@ -55,6 +55,7 @@ document.querySelectorAll('.takes[data-pair]').forEach(function (pair) {
 """
 
 TITLES = {"old": "Trained on now", "new": "The new take"}
+ORDER = {Action.RETRAIN: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.BLOCKED: 3}
 Inline = Callable[[str], str]  # --single-file: a path under the review to a data: URI
 
 
@@ -79,7 +80,10 @@ def html(review: Review) -> str:
         f"style-src {_hash(STYLE)}; script-src {_hash(SCRIPT)}; base-uri 'none'; "
         "form-action 'none'"
     )
-    changed = [c for c in review.plan.changes if c.action != Action.NOOP]
+    changed = sorted(  # what overwrites a voice first, then what makes one, then the rest
+        (c for c in review.plan.changes if c.action != Action.NOOP),
+        key=lambda c: (ORDER.get(c.action, len(ORDER)), c.address),
+    )
     body = [_summary(review), *(_change(review, c) for c in changed)]
     if not changed:
         body.append("<p>No changes: apply would do nothing.</p>")

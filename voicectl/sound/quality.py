@@ -94,15 +94,78 @@ def measure(decoded: Decoded) -> Quality:
     )
 
 
-def _loudness(samples: Any, rate: int) -> float | None:
-    import numpy as np
-    import pyloudnorm  # type: ignore[import-untyped]
+GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770's channel weights (L, R, C, Ls, Rs)
+BLOCK, STEP = 0.4, 0.25  # 400 ms gating blocks, each a quarter block after the last
 
-    if samples.shape[1] < int(0.4 * rate) + 1:
+
+def _loudness(samples: Any, rate: int) -> float | None:
+    """Integrated loudness (BS.1770-4), rounded to 0.1 LUFS; None: under a block, or
+    silent. pyloudnorm's own K-weighting filters, then its gating, computed over
+    cumulative sums instead of its loop over blocks in Python (a third of the review's
+    time for a 20 s take); :func:`loudness_by_pyloudnorm` is the check."""
+    import numpy as np
+
+    if samples.shape[1] < int(BLOCK * rate) + 1:
         return None
-    meter = pyloudnorm.Meter(rate)
-    value = meter.integrated_loudness(samples.T.astype(np.float64))
+    weighted = _k_weighted(samples, rate)
+    z = _block_power(weighted, rate) / (BLOCK * rate)  # mean square per block
+    gains = np.array([GAINS[i] if i < len(GAINS) else 1.0 for i in range(z.shape[0])])
+    with np.errstate(divide="ignore"):
+        levels = -0.691 + 10 * np.log10(gains @ z)
+        above = levels >= -70.0
+        if not above.any():
+            return None
+        relative = -0.691 + 10 * np.log10(gains @ z[:, above].mean(axis=1)) - 10.0
+        gated = (levels > relative) & (levels > -70.0)
+        value = -0.691 + 10 * np.log10(gains @ z[:, gated].mean(axis=1)) if gated.any() else -np.inf
     return round(float(value), 1) if math.isfinite(value) else None
+
+
+def _block_power(weighted: Any, rate: int) -> Any:
+    """The sum of squares in each gating block, per channel: the blocks' bounds as
+    pyloudnorm computes them, float for float; summed from 100 ms hops where every bound
+    falls on one (each standard rate), else from a running sum."""
+    import numpy as np
+
+    frames = weighted.shape[1]
+    blocks = int(np.round((frames / rate - BLOCK) / (BLOCK * STEP))) + 1
+    j = np.arange(blocks, dtype=np.float64)
+    starts = (BLOCK * (j * STEP) * rate).astype(int)
+    ends = (BLOCK * (j * STEP + 1) * rate).astype(int)
+    hop = round(BLOCK * STEP * rate)
+    squares = weighted * weighted
+    if np.array_equal(starts, np.arange(blocks) * hop) and np.array_equal(ends, starts + 4 * hop):
+        full = frames // hop
+        hops = squares[:, : full * hop].reshape(squares.shape[0], full, hop).sum(axis=2)
+        tail = squares[:, full * hop :].sum(axis=1, keepdims=True)
+        running = np.concatenate([np.zeros_like(tail), np.cumsum(hops, axis=1), tail], axis=1)
+        running[:, -1] += running[:, -2]
+        last = running.shape[1] - 1
+        return running[:, np.minimum(np.arange(blocks) + 4, last)] - running[:, :blocks]
+    running = np.concatenate([np.zeros((squares.shape[0], 1)), np.cumsum(squares, axis=1)], 1)
+    return running[:, np.minimum(ends, frames)] - running[:, starts]
+
+
+def _k_weighted(samples: Any, rate: int) -> Any:
+    """The samples through BS.1770's K-weighting: pyloudnorm's two filters for ``rate``,
+    run as one cascade (as its apply_filter does, each with its passband gain)."""
+    import numpy as np
+    import pyloudnorm
+    from scipy.signal import sosfilt, tf2sos
+
+    stages = list(pyloudnorm.Meter(rate)._filters.values())
+    cascade = np.concatenate([tf2sos(stage.b, stage.a) for stage in stages])
+    gain = float(np.prod([stage.passband_gain for stage in stages]))
+    return gain * sosfilt(cascade, samples.astype(np.float64), axis=1)
+
+
+def loudness_by_pyloudnorm(samples: Any, rate: int) -> float:
+    """pyloudnorm's own integrated loudness, unrounded: what :func:`_loudness` is tested
+    against."""
+    import numpy as np
+    import pyloudnorm
+
+    return float(pyloudnorm.Meter(rate).integrated_loudness(samples.T.astype(np.float64)))
 
 
 def _clipped(samples: Any) -> int:
