@@ -102,3 +102,22 @@ def test_the_postgresql_bench_runs_and_answers_right(tmp_path: Path) -> None:
         row = next(line for line in text.splitlines() if line.startswith(f"| {name}"))
         floor = row.split("|")[3].strip().split()[0]
         assert float(floor) > 0, row
+
+
+def test_the_review_bench_runs_and_answers_right(tmp_path: Path) -> None:
+    """``python -m bench.review --quick``: every take on the page, a picture pair each,
+    the review timed against decoding the same takes, and the page's size reported."""
+    out = tmp_path / "RESULTS-review.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.review", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=BENCH.parent,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = out.read_text()
+    assert "FAILED" not in text and "- ok: every take on the page" in text
+    row = next(line for line in text.splitlines() if line.startswith("| review of 8 new voices"))
+    assert float(row.split("|")[3].strip().split()[0]) > 0, row
+    assert "- index.html: " in text
