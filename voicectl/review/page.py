@@ -56,6 +56,7 @@ document.querySelectorAll('.takes[data-pair]').forEach(function (pair) {
 
 TITLES = {"old": "Trained on now", "new": "The new take"}
 ORDER = {Action.RETRAIN: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.BLOCKED: 3}
+# the rest after these; unchanged voices with a note to read (noop) last
 Inline = Callable[[str], str]  # --single-file: a path under the review to a data: URI
 
 
@@ -81,11 +82,11 @@ def html(review: Review) -> str:
         "form-action 'none'"
     )
     changed = sorted(  # what overwrites a voice first, then what makes one, then the rest
-        (c for c in review.plan.changes if c.action != Action.NOOP),
+        (c for c in review.plan.changes if c.action != Action.NOOP or c.notes),
         key=lambda c: (ORDER.get(c.action, len(ORDER)), c.address),
     )
     body = [_summary(review), *(_change(review, c) for c in changed)]
-    if not changed:
+    if not review.plan.has_changes:
         body.append("<p>No changes: apply would do nothing.</p>")
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -194,6 +195,8 @@ def _transcript(change: Change) -> str:
 
 
 def _takes(review: Review, change: Change) -> str:
+    if change.action == Action.NOOP:  # shown for its notes only
+        return ""
     before = change.before.audio if change.before else None
     after = change.after.audio if change.after else None
     if change.action in (Action.CREATE, Action.RETRAIN, Action.REPLACE) and after is not None:
