@@ -9,6 +9,7 @@ take for its duration, show every picture, and say what `plan --json` says.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import os
@@ -235,3 +236,19 @@ def test_a_review_replaces_its_own_folder_and_refuses_any_other(repo: VoiceRepo,
     assert refused.exit_code == 1 and "holds other files" in refused.output
     assert (repo.root / "notes" / "mine.txt").read_text() == "keep me"
     assert not [p for p in repo.root.iterdir() if p.name.startswith(".voicectl-review")]
+
+
+def test_an_unchanged_voice_with_a_note_is_shown_for_its_note(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """A renamed voice is a note (the name takes effect at the next retrain): nothing is
+    cloned, and the reviewer reads the note on the page."""
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({"a": repo.voice("a", name="A new name")})
+    plan = json.loads(run(repo.root, "plan", "--json", env=coze.env()).stdout)
+    (note,) = plan["notes"]
+    assert run(repo.root, "review", "-o", "out", env=coze.env()).exit_code == 0
+    page = (repo.root / "out" / "index.html").read_text()
+    assert 'data-action="noop"' in page and "<audio" not in page
+    assert html.escape(note["note"]) in page
