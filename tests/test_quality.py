@@ -211,3 +211,110 @@ def test_the_loudness_is_pyloudnorms_to_the_tenth(rate: int) -> None:
             envelope = np.sin(np.arange(frames) / rate * 3)
             samples = (rng.normal(0, 0.1, (channels, frames)) * envelope).astype(np.float32)
             assert _loudness(samples, rate) == round(loudness_by_pyloudnorm(samples, rate), 1)
+
+
+# --- hostile and odd takes (what a fresh adversary found) --------------------------------
+
+
+def wav_of(path: Path, frames: bytes, channels: int, rate: int = 24_000, tag: int = 1) -> Path:
+    """A WAV of 16-bit ``frames`` (or, with another format ``tag``, of any codec)."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", tag, channels, rate, rate * channels * 2, channels * 2, 16)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data"
+    body += struct.pack("<I", len(frames)) + frames
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def test_takes_of_many_channels_decode_or_are_refused_in_words(tmp_path: Path) -> None:
+    """Eight channels decode (FFmpeg's resampler crashed the process on some layouts:
+    voicectl scales each sample format itself); nine are refused as no take."""
+    wave = (tone(1.0, rate=24_000, amplitude=0.3)[0] * 32767).astype("<i2")
+    eight = wav_of(tmp_path / "eight.wav", np.repeat(wave, 8).tobytes(), 8)
+    decoded = decode(eight, "wav")
+    assert decoded.channels == 8 and decoded.duration == pytest.approx(1.0)
+    assert float(np.abs(decoded.samples).max()) == pytest.approx(0.3, abs=0.01)
+    nine = wav_of(tmp_path / "nine.wav", np.repeat(wave, 9).tobytes(), 9)
+    with pytest.raises(DecodeError, match="9 channels"):
+        decode(nine, "wav")
+
+
+def test_a_codec_ffmpeg_lacks_and_a_take_too_long_are_decode_errors(tmp_path: Path) -> None:
+    odd = wav_of(tmp_path / "odd.wav", bytes(48_000), 1, tag=0x7777)
+    with pytest.raises(DecodeError):
+        decode(odd, "wav")
+    long = tmp_path / "long.wav"
+    long.write_bytes(encode(tone(2.0), RATE, "wav"))
+    with pytest.raises(DecodeError, match="far longer than a take"):
+        decode(long, "wav", limit=RATE)  # the budget is of samples, whatever the header says
+    raw = tmp_path / "long.pcm"
+    raw.write_bytes(bytes(4 * 24_000))
+    with pytest.raises(DecodeError, match="far longer than a take"):
+        decode(raw, "pcm", limit=24_000)
+
+
+def test_a_lossy_take_that_was_clipped_is_warned_of(tmp_path: Path) -> None:
+    """A codec smears a flattened wave into ripples near and beyond full scale: counted
+    there; a clean take with the headroom loudness standards ask for stays under it."""
+    t = np.arange(4 * RATE) / RATE
+    envelope = np.sin(np.pi * t / 1.2) ** 2  # phrases that swell and fade: no clicks
+    wave = (np.sin(2 * np.pi * 220 * t) * envelope).astype(np.float32).reshape(1, -1)
+    clipped = np.clip(wave * 2.0, -1.0, 1.0)
+    clean = wave * 0.79  # -2 dBFS
+    for fmt in ("mp3", "m4a", "aac", "ogg"):
+        take = tmp_path / f"clip.{fmt}"
+        take.write_bytes(encode(clipped, RATE, fmt))
+        assert measure(decode(take, fmt), fmt).clipped_samples > 0, fmt
+        take.write_bytes(encode(clean, RATE, fmt))
+        assert measure(decode(take, fmt), fmt).clipped_samples == 0, fmt
+
+
+def test_figures_that_used_to_mislead() -> None:
+    """White noise is noise; one channel inverted is not silence; a DC offset does not
+    hide a pause; NaN samples are said, not taken for silence."""
+    rng = np.random.default_rng(5)
+    noise = measure(Decoded(rng.normal(0, 0.1, (1, 4 * RATE)).astype(np.float32), RATE))
+    assert any(w.startswith("sounds like noise") for w in checks.Thresholds().warnings(noise))
+    voice = phrases(0.3).samples
+    inverted = measure(Decoded(np.concatenate([voice, -voice]), RATE))
+    assert inverted.silence_share < 0.3 and inverted.loudness_lufs is not None
+    offset = np.concatenate([voice, np.zeros((1, 2 * RATE), np.float32)], axis=1) + 0.2
+    assert measure(Decoded(offset.astype(np.float32), RATE)).trailing_silence == pytest.approx(
+        2.2,
+        abs=0.1,  # the last phrase's pause, and the 2 s after it
+    )
+    with_nan = voice.copy()
+    with_nan[0, :10] = np.nan
+    from voicectl.sound.decode import _finite
+
+    quality = measure(_finite(Decoded(with_nan, RATE)))
+    assert quality.nonfinite_samples == 10 and quality.loudness_lufs is not None
+    assert "10 samples are not numbers" in " ".join(checks.Thresholds().warnings(quality))
+
+
+def test_a_take_shorter_than_its_header_says_is_warned_of() -> None:
+    quality = measure(phrases(0.3))
+    said = checks.Thresholds().warnings(quality, declared=12.0)
+    assert said and said[0].startswith("decodes to 3.6 s of audio, though its header says 12.0 s")
+    assert checks.Thresholds().warnings(quality, declared=3.7) == []
+
+
+def test_thresholds_that_are_not_finite_are_refused(repo: VoiceRepo, run) -> None:
+    repo.declare({"a": repo.voice("a")})
+    (repo.root / "voicectl.yaml").write_text("policy:\n  takes:\n    min_snr_db: .nan\n")
+    result = run(repo.root, "validate")
+    assert result.exit_code == 1
+    assert "policy.takes.min_snr_db: nan is not a finite number" in result.output
+
+
+def test_the_comments_verdict_carries_validates_warnings_too(repo: VoiceRepo, run) -> None:
+    """A take validate warns of (too short) is not "ok" in the plan's take verdicts."""
+    repo.declare({"short": repo.voice("short")})
+    write = repo.root / "audio" / "short.wav"
+    write.write_bytes(encode(phrases(0.3).samples, RATE, "wav"))  # 3.6 s: under 10
+    planned = json.loads(run(repo.root, "plan", "--no-refresh", "--json").stdout)
+    (verdict,) = planned["takes"].values()
+    assert any("Coze recommends 10-30 s" in w for w in verdict["warnings"])
+    comment = run(repo.root, "plan", "--no-refresh", "--format", "markdown").stdout
+    assert "| ok |" not in comment and "| ⚠ " in comment

@@ -252,3 +252,85 @@ def test_an_unchanged_voice_with_a_note_is_shown_for_its_note(
     page = (repo.root / "out" / "index.html").read_text()
     assert 'data-action="noop"' in page and "<audio" not in page
     assert html.escape(note["note"]) in page
+
+
+# --- what a fresh adversary found ----------------------------------------------------------
+
+
+def test_a_review_never_writes_over_what_it_did_not_write(repo: VoiceRepo, run) -> None:
+    """A folder holding an index.html of someone else's, the repository itself, a file
+    that is not a review page: each refused, and left as it was."""
+    repo.declare({"a": repo.voice("a")})
+    (repo.root / "index.html").write_text("<p>the team's page</p>")
+    site = repo.root / "site"
+    (site / "blog").mkdir(parents=True)
+    (site / "index.html").write_text("<p>home</p>")
+    (site / "blog" / "post.html").write_text("<p>post</p>")
+    for target in (".", "site", str(repo.root.parent)):
+        refused = run(repo.root, "review", "--no-refresh", "-o", target)
+        assert refused.exit_code == 1, (target, refused.output)
+    assert (site / "blog" / "post.html").read_text() == "<p>post</p>"
+    assert (repo.root / "index.html").read_text() == "<p>the team's page</p>"
+    state = repo.root / "notes.html"
+    state.write_text("mine")
+    refused = run(repo.root, "review", "--no-refresh", "--single-file", "-o", "notes.html")
+    assert refused.exit_code == 1 and "is not a review page" in refused.output
+    assert state.read_text() == "mine"
+    assert run(repo.root, "review", "--no-refresh", "--single-file", "-o", "r.html").exit_code == 0
+    again = run(repo.root, "review", "--no-refresh", "--single-file", "-o", "r.html")
+    assert again.exit_code == 0, again.output  # its own page: written over
+
+
+def test_a_review_killed_midway_leaves_nothing_the_next_does_not_sweep(
+    repo: VoiceRepo, run
+) -> None:
+    repo.declare({"a": repo.voice("a")})
+    left = repo.root / ".voicectl-review-999999999-abc"  # a pid no process has
+    (left / "review" / "audio").mkdir(parents=True)
+    assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
+    assert not left.exists()
+
+
+def test_a_saved_plan_reads_no_take_outside_the_repository(
+    repo: VoiceRepo, run, tmp_path: Path
+) -> None:
+    """A saved plan is a file a pull request can edit: a take path leading out of the
+    repository (or a take changed since) refuses the review; nothing is copied."""
+    import hashlib
+
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--no-refresh", "--out", "plan.json").exit_code == 0
+    secret = tmp_path / "secret.wav"
+    secret.write_bytes((repo.root / "audio" / "a.wav").read_bytes() + b"private")
+    plan = json.loads((repo.root / "plan.json").read_text())
+    audio = plan["changes"][0]["after"]["audio"]
+    audio["path"] = "../secret.wav"
+    audio["sha256"] = hashlib.sha256(secret.read_bytes()).hexdigest()
+    (repo.root / "plan.json").write_text(json.dumps(plan))
+    refused = run(repo.root, "review", "plan.json", "-o", "out")
+    assert refused.exit_code == 1 and "changed since the plan was saved" in refused.output
+    assert not (repo.root / "out").exists()
+    repo.declare({"a": repo.voice("a")})
+    assert run(repo.root, "plan", "--no-refresh", "--out", "plan.json").exit_code == 0
+    (repo.root / "audio" / "a.wav").write_bytes((repo.root / "audio" / "a.wav").read_bytes() + b"x")
+    stale = run(repo.root, "review", "plan.json", "-o", "out")
+    assert stale.exit_code == 1 and "audio/a.wav" in stale.output
+
+
+def test_takes_that_do_not_decode_are_said_on_the_page(repo: VoiceRepo, run) -> None:
+    """A damaged mp3 and a WAV of a codec FFmpeg lacks: exit 0, the page says why there
+    are no figures (the review used to stop as "a bug")."""
+    voices = {"bad": repo.voice("bad", audio="../audio/bad.mp3")}
+    voices["odd"] = repo.voice("odd")
+    repo.declare(voices)
+    good = (repo.root / "audio" / "odd.wav").read_bytes()
+    coded = encode(speech_like(300), 24_000, "mp3")
+    noise = np.random.default_rng(1).integers(0, 256, len(coded) - 64, dtype=np.uint8)
+    (repo.root / "audio" / "bad.mp3").write_bytes(coded[:64] + noise.tobytes())
+    odd = bytearray(good)
+    odd[20:22] = (0x7777).to_bytes(2, "little")
+    (repo.root / "audio" / "odd.wav").write_bytes(bytes(odd))
+    made = run(repo.root, "review", "--no-refresh", "-o", "out")
+    assert made.exit_code == 0, made.output
+    page = (repo.root / "out" / "index.html").read_text()
+    assert page.count("its quality could not be measured") >= 1

@@ -14,7 +14,7 @@ from voicectl.cli.root import _start, lock_timeout_option
 from voicectl.declare import gitrepo
 from voicectl.errors import UsageError
 from voicectl.plan import planner, repository, savedplan
-from voicectl.review import build
+from voicectl.review import build, takes
 
 
 @click.command()
@@ -71,6 +71,12 @@ def review(
                 f"{', '.join(given) or '--refresh'}: a saved plan carries its own options"
             )
         result = savedplan.load(start / plan_file, str(plan_file)).plan
+        stale = takes.changed_since(cfg.root, build.wanted(result, current))
+        if stale:  # apply would refuse it too: the reviewer would hear other takes
+            raise UsageError(
+                f"{plan_file}: take(s) changed since the plan was saved: {', '.join(stale)}; "
+                "make a new plan (`voicectl plan --out`) and review that; nothing was written"
+            )
         source = f"The saved plan {plan_file}"
         remote = None
     else:

@@ -7,6 +7,7 @@ reported; nothing here raises on bad input except through :class:`ValidationFail
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import posixpath
 import re
@@ -158,6 +159,10 @@ def load_config(root: Path) -> tuple[Config, list[Problem]]:
     if reason:
         doc.problem(("defaults", "api_base"), f"{show(api_base)} {reason}")
     pg = _pg_backend(doc, data.get("backend") or {})
+    limits = (data.get("policy") or {}).get("takes") or {}
+    for key, value in limits.items():  # YAML's .nan and .inf pass the schema's ranges
+        if isinstance(value, float) and not math.isfinite(value):
+            doc.problem(("policy", "takes", key), f"{show(value)} is not a finite number")
     if doc.problems:
         return Config(root=root), doc.problems
     policy: dict[str, Any] = data.get("policy") or {}

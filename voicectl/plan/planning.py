@@ -38,7 +38,7 @@ def planned(
         )
     result = planner.plan(snapshot.desired, current, remote, options)
     cloning = {c.address for c in result.changes if c.spends_clone}
-    verdicts, problems = takequality.judged(cfg, snapshot.desired, cloning)
+    verdicts, problems = takequality.judged(cfg, snapshot.desired, cloning, snapshot.warnings)
     if problems:
         snapshot = replace(snapshot, problems=sorted([*snapshot.problems, *problems]))
         if snapshot.errors:

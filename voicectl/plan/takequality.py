@@ -4,13 +4,13 @@ under ``policy.strict_takes``)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from voicectl.declare import config
 from voicectl.errors import Problem
-from voicectl.model import DesiredVoice, TakeVerdict
+from voicectl.model import Declaration, DesiredVoice, TakeVerdict
 from voicectl.sound import checks
 from voicectl.sound.quality import Quality
 
@@ -18,38 +18,34 @@ QUALITY_CACHE = Path(".voicectl") / "cache" / "quality.json"
 
 
 def judged(
-    cfg: config.Config, desired: Iterable[DesiredVoice], addresses: Collection[str] | None = None
+    cfg: config.Config,
+    desired: Iterable[DesiredVoice],
+    addresses: Collection[str] | None = None,
+    known: Sequence[Problem] = (),
 ) -> tuple[dict[str, TakeVerdict], list[Problem]]:
     """The verdict on each take of ``desired`` (those at ``addresses`` only, when given)
-    by sha256, and its warnings as problems."""
+    by sha256, and the quality warnings as problems. A verdict also carries the take's
+    ``known`` warnings (validate's: length, channels, rate, name), said already."""
     chosen = [d for d in desired if addresses is None or d.decl.address in addresses]
     if not chosen:
         return {}, []
-    measured = checks.measure_all(
-        (
-            checks.TakeToMeasure(cfg.root / d.take.path, d.take.sha256, d.take.format)
-            for d in chosen
-        ),
-        cfg.root / QUALITY_CACHE,
-    )
+    takes = [
+        checks.TakeToMeasure(cfg.root / d.take.path, d.take.sha256, d.take.format) for d in chosen
+    ]
+    measured = checks.measure_all(takes, cfg.root / QUALITY_CACHE)
     verdicts: dict[str, TakeVerdict] = {}
     problems: list[Problem] = []
     for voice in chosen:
-        verdict = verdicts.get(voice.take.sha256)
-        if verdict is None:
-            verdict = verdicts[voice.take.sha256] = _verdict(cfg, measured[voice.take.sha256])
-        decl = voice.decl
-        for warning in verdict.warnings:
-            problems.append(
-                Problem(
-                    decl.file,
-                    decl.audio_line,
-                    decl.audio_column,
-                    f"voices.{decl.address}.audio",
-                    f"{decl.audio}: {warning}",
-                    "warning",
-                )
-            )
+        decl, sha = voice.decl, voice.take.sha256
+        warnings = _measured(cfg, measured[sha], voice.take.duration)
+        problems += [_at(decl, warning) for warning in warnings]
+        field = f"voices.{decl.address}.audio"
+        said = [p.message.removeprefix(f"{decl.audio}: ") for p in known if p.field == field]
+        before = verdicts.get(sha)
+        found = measured[sha]
+        figures = found.to_json() if isinstance(found, Quality) else {}
+        merged = [*(before.warnings if before else ()), *said, *warnings]
+        verdicts[sha] = TakeVerdict(figures, tuple(dict.fromkeys(merged)))
     if cfg.strict_takes:  # CI's choice: a questionable take stops the plan
         problems = [
             replace(p, severity="error", message=f"{p.message} (policy.strict_takes)")
@@ -58,7 +54,18 @@ def judged(
     return verdicts, problems
 
 
-def _verdict(cfg: config.Config, measured: Quality | str) -> TakeVerdict:
+def _at(decl: Declaration, warning: str) -> Problem:
+    return Problem(
+        decl.file,
+        decl.audio_line,
+        decl.audio_column,
+        f"voices.{decl.address}.audio",
+        f"{decl.audio}: {warning}",
+        "warning",
+    )
+
+
+def _measured(cfg: config.Config, measured: Quality | str, declared: float) -> list[str]:
     if isinstance(measured, str):
-        return TakeVerdict({}, (f"its quality could not be measured: it {measured}",))
-    return TakeVerdict(measured.to_json(), tuple(cfg.takes.warnings(measured)))
+        return [f"its quality could not be measured: it {measured}"]
+    return cfg.takes.warnings(measured, declared)

@@ -13,11 +13,13 @@ from pathlib import Path
 from voicectl.declare import config
 from voicectl.errors import UsageError
 from voicectl.files.atomic import write_atomic
-from voicectl.model import Action, Change, Plan, State, VoiceRecord
+from voicectl.model import Action, Change, Plan, State, TakeVerdict, VoiceRecord
 from voicectl.plan.takequality import QUALITY_CACHE
 from voicectl.review import page, takes
 
 SINGLE_FILE_LIMIT = 50 * 1024 * 1024  # data: URIs of more make a page browsers choke on
+MARKER = ".voicectl-review"  # in a folder voicectl review wrote: the next may replace it
+WORK_PREFIX = ".voicectl-review-"  # the folder a review is made in, then moved
 MEDIA_TYPES = {
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
@@ -66,26 +68,74 @@ def write(
     single_file: bool = False,
 ) -> Path:
     """The review of ``plan`` in ``out`` (a folder; with ``single_file``, one HTML file),
-    made aside and moved into place at the end; returns the page's path."""
-    if out.exists() and not single_file and not out.is_dir():
-        raise UsageError(f"{out} is a file, not a folder: name a folder for the review")
-    if single_file and out.is_dir():
-        raise UsageError(f"{out} is a folder: --single-file writes one file; name it")
+    made aside and moved into place at the end; returns the page's path. Only a review
+    voicectl wrote is ever replaced."""
+    _refuse_target(cfg.root, out, single_file)
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".voicectl-review-", dir=parent) as work:
+    _sweep(parent)
+    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=parent) as work:
         folder = Path(work) / "review"
         shown = takes.gather(
             cfg.root, folder, wanted(plan, state), cfg.takes, cfg.root / QUALITY_CACHE
         )
+        for sha, verdict in plan.takes.items():  # the plan's, with validate's warnings too
+            own = shown[sha].verdict if sha in shown else None
+            if own is not None:
+                merged = tuple(dict.fromkeys([*verdict.warnings, *own.warnings]))
+                shown[sha].verdict = TakeVerdict(own.figures, merged)
         review = page.Review(plan, shown, policy, source)
         if single_file:
             inline = _inliner(folder)
             write_atomic(out, page.html(_with(review, inline)).encode())
             return out
         (folder / "index.html").write_text(page.html(review), encoding="utf-8")
+        (folder / MARKER).write_text("a page voicectl review wrote: replaced by the next\n")
         _replace_folder(folder, out)
     return out / "index.html"
+
+
+def _refuse_target(root: Path, out: Path, single_file: bool) -> None:
+    """Refuse an output that is not a review's: a file or folder of something else, the
+    repository itself, or one of its parents."""
+    if out.is_symlink():
+        raise UsageError(f"{out} is a symbolic link: name a folder of its own for the review")
+    where, top = out.resolve(), root.resolve()
+    if where == top or top.is_relative_to(where) or ".git" in where.relative_to(where.anchor).parts:
+        raise UsageError(f"{out} holds the repository: name a folder of its own for the review")
+    if single_file:
+        if out.is_dir():
+            raise UsageError(f"{out} is a folder: --single-file writes one file; name it")
+        if out.exists() and not _is_review_page(out):
+            raise UsageError(f"{out} exists and is not a review page: it is not written over")
+    elif out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file, not a folder: name a folder for the review")
+
+
+def _is_review_page(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return page.GENERATOR.encode() in handle.read(4096)
+    except OSError:
+        return False
+
+
+def _sweep(parent: Path) -> None:
+    """Remove what a review killed midway left beside its output (its pid is gone)."""
+    for stale in parent.glob(f"{WORK_PREFIX}*"):
+        pid = stale.name[len(WORK_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _with(review: page.Review, inline: page.Inline) -> page.Review:
@@ -115,7 +165,7 @@ def _replace_folder(made: Path, out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise UsageError(f"{out} is not a folder: name a folder for the review")
     if out.is_dir() and any(out.iterdir()):
-        if not (out / "index.html").is_file():
+        if not (out / MARKER).is_file():
             raise UsageError(
                 f"{out} holds other files: name an empty folder, or a review written before"
             )

@@ -19,8 +19,8 @@ STYLE = """
 @media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--bg:#0d1117;--muted:#9198a1;
 --line:#3d444d;--card:#151b23;--warn:#d29922;--warnbg:#3a2d00;--bad:#f85149;--ok:#3fb950;
 --new:#4493f8}}
-*{box-sizing:border-box}body{margin:0 auto;max-width:1100px;padding:1rem;font:15px/1.5
-system-ui,sans-serif;color:var(--fg);background:var(--bg)}
+*{box-sizing:border-box}body{overflow-wrap:anywhere;margin:0 auto;max-width:1100px;
+padding:1rem;font:15px/1.5 system-ui,sans-serif;color:var(--fg);background:var(--bg)}
 h1{font-size:1.4rem}h2{font-size:1.15rem;margin:0 0 .3rem}h3{font-size:1rem;margin:.2rem 0}
 table{border-collapse:collapse}td,th{border:1px solid var(--line);padding:.2rem .5rem;
 text-align:left}.muted{color:var(--muted)}.change{border:1px solid var(--line);
@@ -58,6 +58,7 @@ TITLES = {"old": "Trained on now", "new": "The new take"}
 ORDER = {Action.RETRAIN: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.BLOCKED: 3}
 # the rest after these; unchanged voices with a note to read (noop) last
 Inline = Callable[[str], str]  # --single-file: a path under the review to a data: URI
+GENERATOR = '<meta name="generator" content="voicectl review">'
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def html(review: Review) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
+        f"{GENERATOR}"
         f"<title>voicectl review: {len(changed)} change(s)</title><style>{STYLE}</style>"
         "</head><body><header><h1>Review of a voicectl plan</h1>"
         f'<p class="muted">{escape(review.source)}</p></header>'
@@ -222,7 +224,7 @@ def _take(review: Review, role: str, sha256: str) -> str:
         f"<dt>Format</dt><dd>{escape(spec.format)}</dd>"
         f"<dt>Duration</dt><dd>{shown.duration or spec.duration:.2f} s</dd>"
         f"<dt>Size</dt><dd>{spec.size:,} bytes</dd>"
-        f"<dt>sha256</dt><dd><code>{spec.sha256[:12]}</code></dd></dl>"
+        f"<dt>sha256</dt><dd><code>{escape(spec.sha256[:12])}</code></dd></dl>"
     )
     if shown.missing:
         return (
@@ -230,9 +232,10 @@ def _take(review: Review, role: str, sha256: str) -> str:
             f'<p class="warn">Not available: {escape(shown.missing)}.</p>{facts}</div>'
         )
     src = review.inline or (lambda path: path)
+    decoded = "" if shown.duration is None else f' data-duration="{shown.duration:.3f}"'
     media = (
-        f'<audio controls preload="metadata" src="{escape(src(shown.audio))}" '
-        f'data-duration="{shown.duration:.3f}" data-sha256="{spec.sha256}"></audio>'
+        f'<audio controls preload="metadata" src="{escape(src(shown.audio))}"{decoded} '
+        f'data-sha256="{escape(spec.sha256)}"></audio>'
     )
     if shown.waveform:
         media += (

@@ -18,12 +18,13 @@ LEVELS = 24
 
 def waveform_svg(decoded: Decoded, color: str = "#3b82f6") -> bytes:
     """The take's waveform: for each of WAVE_WIDTH columns, a bar from its lowest to its
-    highest sample (all channels mixed), in one path."""
-
-    mono = decoded.samples.mean(axis=0) if decoded.channels > 1 else decoded.samples[0]
-    columns = min(WAVE_WIDTH, max(1, mono.size))
-    usable = mono[: mono.size // columns * columns].reshape(columns, -1)
-    lows, highs = usable.min(axis=1), usable.max(axis=1)
+    highest sample in any channel (not mixed: an inverted channel would cancel), in one
+    path."""
+    samples = decoded.samples
+    frames = samples.shape[1]
+    columns = min(WAVE_WIDTH, max(1, frames))
+    usable = samples[:, : frames // columns * columns].reshape(samples.shape[0], columns, -1)
+    lows, highs = usable.min(axis=(0, 2)), usable.max(axis=(0, 2))
     middle = WAVE_HEIGHT / 2
     parts = []
     for x, (low, high) in enumerate(zip(lows, highs, strict=True)):
@@ -40,11 +41,12 @@ def waveform_svg(decoded: Decoded, color: str = "#3b82f6") -> bytes:
 
 def spectrogram_png(decoded: Decoded) -> bytes:
     """A magnitude spectrogram (dB, 0 to -90 dBFS, low frequencies at the bottom) of the
-    take's first channel mixed with the others, as a PNG of SPECTRUM_WIDTH columns."""
+    take's loudest channel, as a PNG of SPECTRUM_WIDTH columns."""
     import numpy as np
     from PIL import Image
 
-    mono = decoded.samples.mean(axis=0) if decoded.channels > 1 else decoded.samples[0]
+    energy = (decoded.samples.astype(np.float64) ** 2).sum(axis=1)
+    mono = decoded.samples[int(np.argmax(energy))]  # the loudest channel, not a mix
     if mono.size < FFT_SIZE:
         mono = np.pad(mono, (0, FFT_SIZE - mono.size))
     starts = np.linspace(0, mono.size - FFT_SIZE, SPECTRUM_WIDTH).astype(int)

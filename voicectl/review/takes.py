@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from voicectl.declare import gitrepo
 from voicectl.model import AudioSpec, TakeVerdict
@@ -92,14 +92,43 @@ def _bytes(root: Path, want: Wanted, blobs: dict[str, bytes]) -> bytes | str:
         if data.startswith(b"version https://git-lfs"):
             return "stored in Git LFS, and git holds only its pointer"
     else:
+        inside = within(root, want.spec.path)
+        if inside is None:
+            return "its path leads out of the repository"
         try:
-            with open(root / want.spec.path, "rb") as handle:
+            with open(inside, "rb") as handle:
                 data = handle.read(MAX_TAKE_BYTES + 1)
         except OSError as exc:
             return f"cannot be read ({exc.strerror or exc})"
     if hashlib.sha256(data).hexdigest() != want.spec.sha256:
         return "its bytes are not the ones the plan names (changed since it was planned)"
     return data
+
+
+def within(root: Path, relative: str) -> Path | None:
+    """``relative`` under ``root``, when it stays there once links are followed (a saved
+    plan is a file anyone could have edited); else None."""
+    parts = PurePosixPath(relative).parts
+    if not parts or PurePosixPath(relative).is_absolute() or ".." in parts:
+        return None
+    real, top = (root / relative).resolve(), root.resolve()
+    return real if real.is_relative_to(top) and real != top else None
+
+
+def changed_since(root: Path, wanted: Iterable[Wanted]) -> list[str]:
+    """The new takes whose bytes are no longer those the plan names (or gone)."""
+    stale = []
+    for want in wanted:
+        if want.blob or want.unavailable:
+            continue
+        inside = within(root, want.spec.path)
+        try:
+            data = inside.read_bytes() if inside is not None else None
+        except OSError:
+            data = None
+        if data is None or hashlib.sha256(data).hexdigest() != want.spec.sha256:
+            stale.append(want.spec.path)
+    return stale
 
 
 def _show(
@@ -133,9 +162,10 @@ def _show(
         name = f"{spec.sha256[:16]}.wav"
         (out / "audio" / name).write_bytes(encode(decoded.samples, decoded.rate, "wav"))
         shown.audio = f"audio/{name}"
-    quality = shown.quality = measure(decoded)
+    quality = shown.quality = measure(decoded, spec.format)
     shown.duration = decoded.duration
-    shown.verdict = TakeVerdict(quality.to_json(), tuple(thresholds.warnings(quality)))
+    warnings = thresholds.warnings(quality, declared=spec.duration)
+    shown.verdict = TakeVerdict(quality.to_json(), tuple(warnings))
     stem = spec.sha256[:16]
     (out / "images" / f"{stem}-wave.svg").write_bytes(pictures.waveform_svg(decoded))
     (out / "images" / f"{stem}-spectrum.png").write_bytes(pictures.spectrogram_png(decoded))

@@ -34,12 +34,21 @@ class Thresholds:
     max_silence_share: float = 0.30
     max_edge_silence_seconds: float = 2.0
     min_snr_db: float = 20.0
+    max_spectral_flatness: float = 0.3
 
-    def warnings(self, q: Quality) -> list[str]:
-        """What is wrong with a take of figures ``q``, one phrase each."""
+    def warnings(self, q: Quality, declared: float | None = None) -> list[str]:
+        """What is wrong with a take of figures ``q``, one phrase each; ``declared``: the
+        duration its header gave (a truncated file decodes to less)."""
         found = []
+        if declared is not None and abs(q.duration - declared) > max(0.5, 0.05 * declared):
+            found.append(
+                f"decodes to {q.duration:.1f} s of audio, though its header says "
+                f"{declared:.1f} s (truncated or damaged?)"
+            )
+        if q.nonfinite_samples:
+            found.append(f"{q.nonfinite_samples:,} samples are not numbers (NaN or infinite)")
         if q.clipped_samples > self.max_clipped_samples:
-            found.append(f"clipped: {q.clipped_samples:,} samples at full scale")
+            found.append(f"clipped: {q.clipped_samples:,} samples at or near full scale")
         if q.loudness_lufs is None:
             found.append("silent, or too short to measure its loudness")
         elif q.loudness_lufs < self.min_loudness_lufs:
@@ -60,6 +69,11 @@ class Thresholds:
             )
         for channel in q.silent_channels:
             found.append(f"channel {channel} of {q.channels} is silent")
+        if q.spectral_flatness > self.max_spectral_flatness:
+            found.append(
+                f"sounds like noise, not a voice (spectral flatness {q.spectral_flatness:.2f}, "
+                f"over {self.max_spectral_flatness:g})"
+            )
         return found
 
 
@@ -108,7 +122,7 @@ def _measure(take: TakeToMeasure) -> Quality | str:
     from voicectl.sound.quality import measure
 
     try:
-        return measure(decode(take.path, take.format))
+        return measure(decode(take.path, take.format), take.format)
     except DecodeError as exc:
         return str(exc)
     except OSError as exc:

@@ -11,24 +11,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
 PCM_RATE = 24_000  # Coze's pcm: 24 kHz, mono, 16-bit little-endian
-MAX_SECONDS = 15 * 60  # a take is at most minutes long; a file that decodes longer is refused
+MAX_CHANNELS = 8
+# Decoded samples kept at most (frames x channels): 8 minutes of stereo at 48 kHz, 184 MB
+# as float32. A take is seconds long; a file that decodes to more is refused, whatever
+# its header claimed, before it can take the machine's memory.
+MAX_SAMPLES = 46_080_000
+SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
 class DecodeError(ValueError):
-    """A take FFmpeg cannot decode, or one longer than any take."""
+    """A take FFmpeg cannot decode, or one longer or wider than any take."""
 
 
 @dataclass(frozen=True)
 class Decoded:
     samples: npt.NDArray[np.float32]  # shape (channels, frames)
     rate: int
+    nonfinite: int = 0  # samples that were NaN or infinite (float WAV), set to 0
 
     @property
     def channels(self) -> int:
@@ -39,46 +45,91 @@ class Decoded:
         return self.samples.shape[1] / self.rate if self.rate else 0.0
 
 
-def decode(path: Path, fmt: str) -> Decoded:
+def decode(path: Path, fmt: str, limit: int = MAX_SAMPLES) -> Decoded:
     """The take at ``path`` (of Coze's ``fmt``) as samples; DecodeError when it does not
-    decode."""
+    decode, or decodes to more than ``limit`` samples or MAX_CHANNELS channels."""
     if fmt == "pcm":
-        return _pcm(path)
+        return _finite(_pcm(path, limit))
     import av
-    import numpy as np
 
     try:
         with av.open(str(path), "r") as container:
-            if not container.streams.audio:
-                raise DecodeError("holds no audio stream")
-            stream = container.streams.audio[0]
-            rate = stream.codec_context.sample_rate or stream.rate
-            # One layout for every frame: planar float at the take's rate and channels.
-            resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=rate)
-            chunks = []
-            frames = 0
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray()
-                    chunks.append(chunk)
-                    frames += chunk.shape[1]
-                    if frames > MAX_SECONDS * rate:
-                        raise DecodeError(f"decodes to more than {MAX_SECONDS // 60} minutes")
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+            chunks, rate = _frames(container, limit)
     except av.error.FFmpegError as exc:
         raise DecodeError(f"cannot be decoded ({exc.strerror or type(exc).__name__})") from None
-    if not chunks or not rate:
-        raise DecodeError("decodes to no audio")
-    samples = np.ascontiguousarray(np.concatenate(chunks, axis=1), dtype=np.float32)
-    return Decoded(samples, int(rate))
-
-
-def _pcm(path: Path) -> Decoded:
     import numpy as np
 
-    raw = path.read_bytes()
-    if len(raw) > MAX_SECONDS * PCM_RATE * 2:
-        raise DecodeError(f"decodes to more than {MAX_SECONDS // 60} minutes")
+    if not chunks or not rate:
+        raise DecodeError("decodes to no audio")
+    return _finite(Decoded(np.concatenate(chunks, axis=1), int(rate)))
+
+
+def _frames(container: Any, limit: int) -> tuple[list[Any], int]:
+    """Every frame of the first audio stream as float32 (channels x frames), and its rate;
+    no resampler (FFmpeg's crashes on some layouts): each sample format scaled here."""
+    if not container.streams.audio:
+        raise DecodeError("holds no audio stream")
+    stream = container.streams.audio[0]
+    context = stream.codec_context
+    if context is None or getattr(context, "codec", None) is None:
+        raise DecodeError("is in a codec this FFmpeg cannot decode")
+    channels = int(context.channels or 0)
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise DecodeError(f"has {channels} channels; a take has 1 or 2 (at most {MAX_CHANNELS})")
+    chunks, total = [], 0
+    for frame in container.decode(stream):
+        chunk = _float(frame, channels)
+        total += chunk.size
+        if total > limit:
+            raise DecodeError(_too_long(limit))
+        chunks.append(chunk)
+    return chunks, int(context.sample_rate or 0)
+
+
+def _float(frame: Any, channels: int) -> Any:
+    import numpy as np
+
+    data = frame.to_ndarray()
+    name = frame.format.name
+    planar = name.endswith("p")
+    if planar:
+        if data.shape[0] != channels:
+            raise DecodeError("changes its number of channels midway")
+    else:  # packed: one row of interleaved samples
+        if data.size % channels:
+            raise DecodeError("changes its number of channels midway")
+        data = data.reshape(-1, channels).T
+    base = name.rstrip("p")
+    if base in ("flt", "dbl"):
+        return data.astype(np.float32)
+    if base == "u8":
+        return ((data.astype(np.float32) - 128.0) / SCALE["u8"]).astype(np.float32)
+    if base not in SCALE:
+        raise DecodeError(f"decodes to samples of a kind voicectl does not read ({name})")
+    return (data / SCALE[base]).astype(np.float32)
+
+
+def _finite(decoded: Decoded) -> Decoded:
+    """NaN and infinite samples (a float WAV may hold them) set to 0, and counted."""
+    import numpy as np
+
+    bad = ~np.isfinite(decoded.samples)
+    if not bad.any():
+        return Decoded(np.ascontiguousarray(decoded.samples), decoded.rate)
+    samples = np.where(bad, np.float32(0), decoded.samples).astype(np.float32)
+    return Decoded(samples, decoded.rate, int(bad.sum()))
+
+
+def _too_long(limit: int) -> str:
+    return f"decodes to more than {limit:,} samples: far longer than a take"
+
+
+def _pcm(path: Path, limit: int) -> Decoded:
+    import numpy as np
+
+    with open(path, "rb") as handle:
+        raw = handle.read(limit * 2 + 2)
+    if len(raw) > limit * 2:
+        raise DecodeError(_too_long(limit))
     pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
     return Decoded((pcm.astype(np.float32) / 32768.0).reshape(1, -1), PCM_RATE)

@@ -3,7 +3,10 @@
 - **Loudness**: integrated loudness in LUFS (ITU-R BS.1770-4: K-weighting, 400 ms blocks,
   absolute and relative gates), by pyloudnorm; None for a take under 0.4 s or silent.
 - **Peak** in dBFS, and **clipped samples**: those in runs of three or more at full
-  scale (a lone sample at full scale is a loud take, three in a row a flattened wave).
+  scale (a lone sample at full scale is a loud take, three in a row a flattened wave);
+  in a lossy take (mp3, ogg, m4a, aac), whose codec smears a flattened wave into ripples
+  around full scale and beyond, every sample at 98% of full scale or more (a clean take,
+  even normalized to 0 dBFS, keeps under it once coded).
 - **Silence**: the share of 50 ms windows quieter than -50 dBFS, and how long the take
   is silent at its start and at its end.
 - **Noise floor and SNR** (an estimate): the level of the quietest tenth of the windows,
@@ -47,6 +50,8 @@ class Quality:
     noise_floor_dbfs: float
     snr_db: float | None  # None: no pause to tell the noise floor by
     silent_channels: tuple[int, ...] = ()  # 1-based channel numbers
+    spectral_flatness: float = 0.0  # 0 a tone, 1 white noise; a voice well under 0.5
+    nonfinite_samples: int = 0  # NaN or infinite in the file (a float WAV), read as 0
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "silent_channels": list(self.silent_channels)}
@@ -60,21 +65,18 @@ def _db(value: float) -> float | None:
     return round(20 * math.log10(value), 1) if value > 0 else None
 
 
-def measure(decoded: Decoded) -> Quality:
+LOSSY = frozenset({"mp3", "ogg", "m4a", "aac"})
+LOSSY_FULL_SCALE = 0.98
+
+
+def measure(decoded: Decoded, fmt: str = "wav") -> Quality:
+    """The figures of a take decoded from Coze's format ``fmt``."""
     import numpy as np
 
     samples = decoded.samples
     rate = decoded.rate
-    mono = samples.mean(axis=0) if decoded.channels > 1 else samples[0]
     peaks = np.abs(samples).max(axis=1) if samples.size else np.zeros(decoded.channels)
-    window = max(1, int(rate * WINDOW_SECONDS))
-    count = mono.size // window
-    if count:
-        blocks = mono[: count * window].reshape(count, window).astype(np.float64)
-        rms = np.sqrt(np.mean(blocks * blocks, axis=1))
-        levels = 20 * np.log10(np.maximum(rms, 10 ** (FLOOR_DB / 20)))
-    else:
-        levels = np.array([FLOOR_DB])
+    levels = _levels(samples, rate)
     silent = levels < SILENCE_DBFS
     floor = float(np.percentile(levels, 10))
     top = float(np.percentile(levels, 90))
@@ -84,14 +86,53 @@ def measure(decoded: Decoded) -> Quality:
         channels=decoded.channels,
         loudness_lufs=_loudness(samples, rate),
         peak_dbfs=_db(float(peaks.max()) if peaks.size else 0.0),
-        clipped_samples=_clipped(samples),
+        clipped_samples=(
+            int((np.abs(samples) >= LOSSY_FULL_SCALE).sum()) if fmt in LOSSY else _clipped(samples)
+        ),
         silence_share=round(float(silent.mean()), 3),
         leading_silence=round(_run(silent) * WINDOW_SECONDS, 2),
         trailing_silence=round(_run(silent[::-1]) * WINDOW_SECONDS, 2),
         noise_floor_dbfs=round(floor, 1),
         snr_db=round(top - floor, 1) if top - floor >= MIN_SPREAD_DB else None,
         silent_channels=_silent_channels(peaks),
+        spectral_flatness=_flatness(samples),
+        nonfinite_samples=decoded.nonfinite,
     )
+
+
+def _levels(samples: Any, rate: int) -> Any:
+    """Each 50 ms window's level (dBFS RMS) in its loudest channel, each channel's DC
+    offset taken away first: channels are not mixed, so that one inverted channel does not
+    cancel the other, and an offset does not hide a pause."""
+    import numpy as np
+
+    window = max(1, int(rate * WINDOW_SECONDS))
+    count = samples.shape[1] // window
+    if not count:
+        return np.array([FLOOR_DB])
+    blocks = samples[:, : count * window].reshape(samples.shape[0], count, window)
+    centred = blocks - blocks.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
+    rms = np.sqrt(np.mean(centred * centred, axis=2)).max(axis=0)
+    return 20 * np.log10(np.maximum(rms, 10 ** (FLOOR_DB / 20)))
+
+
+def _flatness(samples: Any) -> float:
+    """The mean spectral flatness (geometric over arithmetic mean of the power spectrum)
+    of up to 200 frames of 1,024 samples in the loudest channel: near 1 for noise."""
+    import numpy as np
+
+    channel = samples[int(np.argmax((samples.astype(np.float64) ** 2).sum(axis=1)))]
+    size = 1024
+    if channel.size < size:
+        return 0.0
+    starts = np.linspace(0, channel.size - size, min(200, channel.size // size)).astype(int)
+    frames = channel[starts[:, None] + np.arange(size)] * np.hanning(size)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2 + 1e-12
+    loud = power.sum(axis=1) > 1e-6 * size  # frames of sound, not of silence
+    if not loud.any():
+        return 0.0
+    flat = np.exp(np.log(power[loud]).mean(axis=1)) / power[loud].mean(axis=1)
+    return round(float(flat.mean()), 2)
 
 
 GAINS = (1.0, 1.0, 1.0, 1.41, 1.41)  # BS.1770's channel weights (L, R, C, Ls, Rs)
