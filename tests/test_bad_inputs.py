@@ -20,6 +20,7 @@ import pytest
 
 from tests.badinput import Audit, Expect, assert_one_error, assert_reported, audited, tree
 from tests.conftest import VoiceRepo, write_wav
+from voicectl.emulator.tones import tone_wav
 from voicectl.state import statefile as state_io
 
 V = "voices/voices.yaml"
@@ -605,7 +606,7 @@ WARNINGS = [
         id="longer-than-30-s",
     ),
     pytest.param(
-        lambda r: _take(r, "short.pcm", bytes(48_000 * 5)),
+        lambda r: _take(r, "short.pcm", tone_wav(seconds=5, rate=24_000)[44:]),  # no header
         "../audio/short.pcm",
         "audio/short.pcm: 5.0 s long",
         id="pcm-duration-from-its-size",
