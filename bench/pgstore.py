@@ -159,32 +159,14 @@ def _bare_write(cluster: Cluster, table: str, body: str) -> None:
 
 
 def markdown(b: Bench, machine: dict[str, object], wall: float) -> str:
-    lines = [
-        "# voicectl's state in PostgreSQL: benchmark results",
-        "",
+    return report.page(
+        "voicectl's state in PostgreSQL: benchmark results",
         f"Written by `python -m bench.pgstore` ({wall:.0f} s in all), beside bench/RESULTS.md:"
         " every figure is the best of a few runs, against a floor measured in the same run.",
-        "",
-        "## Machine",
-        "",
-        *[f"- {k}: {v}" for k, v in machine.items()],
-        "",
-        "## Figures",
-        "",
-        "| figure | measured | floor | floor is | ratio | target | |",
-        "|---|---|---|---|---|---|---|",
-        *[
-            f"| {f.name} | {f.show(f.value)} | {f.show(f.floor)} | {f.floor_name} | "
-            f"{f.ratio:.2f} | {f.goal} | {report.verdict(f.met)} |"
-            for f in b.figures
-        ],
-        "",
-        "## Checks",
-        "",
-        *[f"- {'ok' if c.ok else 'FAILED'}: {c.name}" for c in b.checks],
-        "",
-    ]
-    return "\n".join(lines)
+        machine,
+        b.figures,
+        b.checks,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

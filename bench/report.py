@@ -240,3 +240,41 @@ def _profiles(extra: dict[str, Any]) -> list[str]:
     for name, text in profiles.items():
         out += [f"### {name}", "", "```", text.rstrip(), "```", ""]
     return out
+
+
+def page(
+    title: str,
+    intro: str,
+    machine: dict[str, object],
+    figures: Sequence[Figure],
+    checks: Sequence[Check],
+    sections: Sequence[str] = (),
+) -> str:
+    """A benchmark's results as Markdown: its machine, its figures against their floors,
+    any ``sections`` (lines), and its checks."""
+    lines = [
+        f"# {title}",
+        "",
+        intro,
+        "",
+        "## Machine",
+        "",
+        *[f"- {k}: {v}" for k, v in machine.items()],
+        "",
+        "## Figures",
+        "",
+        "| figure | measured | floor | floor is | ratio | target | |",
+        "|---|---|---|---|---|---|---|",
+        *[
+            f"| {f.name} | {f.show(f.value)} | {f.show(f.floor)} | {f.floor_name} | "
+            f"{f.ratio:.2f} | {f.goal} | {verdict(f.met)} |"
+            for f in figures
+        ],
+        "",
+        *sections,
+        "## Checks",
+        "",
+        *[f"- {'ok' if c.ok else 'FAILED'}: {c.name}" for c in checks],
+        "",
+    ]
+    return "\n".join(lines)

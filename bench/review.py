@@ -118,38 +118,23 @@ def measure(b: Bench, root: Path) -> None:
 
 def markdown(b: Bench, machine: dict[str, object], wall: float) -> str:
     sizes = b.extra.get("page", {})
-    lines = [
-        "# voicectl review: benchmark results",
-        "",
+    return report.page(
+        "voicectl review: benchmark results",
         f"Written by `python -m bench.review` ({wall:.0f} s in all): the best of "
         f"{b.args.repeat} run(s) of each, alternated, against a floor measured in the same run.",
-        "",
-        "## Machine",
-        "",
-        *[f"- {k}: {v}" for k, v in machine.items()],
-        "",
-        "## Figures",
-        "",
-        "| figure | measured | floor | floor is | ratio | target | |",
-        "|---|---|---|---|---|---|---|",
-        *[
-            f"| {f.name} | {f.show(f.value)} | {f.show(f.floor)} | {f.floor_name} | "
-            f"{f.ratio:.2f} | {f.goal} | {report.verdict(f.met)} |"
-            for f in b.figures
+        machine,
+        b.figures,
+        b.checks,
+        [
+            "## The page",
+            "",
+            f"- index.html: {sizes.get('index_bytes', 0) / 1e3:,.0f} kB",
+            "- the folder (takes, waveforms, spectrograms): "
+            f"{sizes.get('folder_bytes', 0) / 1e6:,.1f} MB, of which the takes themselves: "
+            f"{sizes.get('audio_bytes', 0) / 1e6:,.1f} MB",
+            "",
         ],
-        "",
-        "## The page",
-        "",
-        f"- index.html: {sizes.get('index_bytes', 0) / 1e3:,.0f} kB",
-        f"- the folder (takes, waveforms, spectrograms): {sizes.get('folder_bytes', 0) / 1e6:,.1f}"
-        f" MB, of which the takes themselves: {sizes.get('audio_bytes', 0) / 1e6:,.1f} MB",
-        "",
-        "## Checks",
-        "",
-        *[f"- {'ok' if c.ok else 'FAILED'}: {c.name}" for c in b.checks],
-        "",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

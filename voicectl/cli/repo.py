@@ -62,6 +62,13 @@ def validate(ctx: click.Context, as_json: bool) -> int:
     return EXIT_USER_ERROR if snapshot.errors else 0
 
 
+refresh_option = click.option(
+    "--refresh/--no-refresh",
+    default=None,
+    help="Read Coze's account first (default: when COZE_API_TOKEN is set).",
+)
+
+
 def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options plan and apply share, applied in one place."""
     options = [
@@ -187,11 +194,7 @@ def _read_remote(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Save the plan, bound to its inputs, for `voicectl apply FILE`.",
 )
-@click.option(
-    "--refresh/--no-refresh",
-    default=None,
-    help="Read Coze's account first (default: when COZE_API_TOKEN is set).",
-)
+@refresh_option
 @_plan_options
 @lock_timeout_option
 @click.pass_context

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from voicectl.cli import account, waits
-from voicectl.cli.repo import _plan_options, _planned, _read_remote, plan_options
+from voicectl.cli.repo import _plan_options, _planned, _read_remote, plan_options, refresh_option
 from voicectl.cli.root import _start, lock_timeout_option
 from voicectl.declare import gitrepo
 from voicectl.errors import UsageError
@@ -37,11 +37,7 @@ from voicectl.review import build, takes
     is_flag=True,
     help="One HTML file with every take and picture inlined (for small plans).",
 )
-@click.option(
-    "--refresh/--no-refresh",
-    default=None,
-    help="Read Coze's account first (default: when COZE_API_TOKEN is set).",
-)
+@refresh_option
 @_plan_options
 @lock_timeout_option
 @click.pass_context
