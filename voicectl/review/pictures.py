@@ -59,7 +59,7 @@ def spectrogram_png(decoded: Decoded) -> bytes:
     indexed = Image.fromarray((image * (LEVELS - 1)).round().astype(np.uint8), "P")
     indexed.putpalette(_palette())
     out = io.BytesIO()
-    indexed.save(out, format="PNG", optimize=True)
+    indexed.save(out, format="PNG")
     return out.getvalue()
 
 

@@ -111,8 +111,11 @@ def _levels(samples: Any, rate: int) -> Any:
     if not count:
         return np.array([FLOOR_DB])
     blocks = samples[:, : count * window].reshape(samples.shape[0], count, window)
-    centred = blocks - blocks.mean(axis=(1, 2), keepdims=True, dtype=np.float64)
-    rms = np.sqrt(np.mean(centred * centred, axis=2)).max(axis=0)
+    offset = blocks.mean(axis=(1, 2), dtype=np.float64)[:, None]  # each channel's DC
+    square = np.einsum("cwi,cwi->cw", blocks, blocks, dtype=np.float64) / window
+    mean = blocks.mean(axis=2, dtype=np.float64)
+    power = np.maximum(square - 2 * offset * mean + offset * offset, 0.0)  # E[(x - dc)^2]
+    rms = np.sqrt(power).max(axis=0)
     return 20 * np.log10(np.maximum(rms, 10 ** (FLOOR_DB / 20)))
 
 
