@@ -451,11 +451,11 @@ def test_a_take_validate_accepts_is_what_the_emulator_accepts_on_upload(
     sample: tuple[str, bytes],
 ) -> None:
     """voicectl's format sniffing and the emulator's 4304 check read bytes alike."""
-    from voicectl.declare.formats import _id3_end, sniff
+    from voicectl.declare.formats import id3_end, sniff
     from voicectl.emulator.audiocheck import check_audio
 
     name, data = sample
-    after = data[_id3_end(data) :][:2] if data[:3] == b"ID3" else b""
+    after = data[id3_end(data) :][:2] if data[:3] == b"ID3" else b""
     fmt = sniff(data[:64], name, after)
     assert fmt is not None
     check_audio(data, fmt)  # raises ApiError 4304 where the two disagree

@@ -318,3 +318,24 @@ def test_the_comments_verdict_carries_validates_warnings_too(repo: VoiceRepo, ru
     assert any("Coze recommends 10-30 s" in w for w in verdict["warnings"])
     comment = run(repo.root, "plan", "--no-refresh", "--format", "markdown").stdout
     assert "| ok |" not in comment and "| ⚠ " in comment
+
+
+def test_a_sample_rate_no_recording_has_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    """A 1 Hz WAV passes every size limit and once took 87 s and 3 GB to decode, one
+    sample a frame: refused from its header."""
+    wave = (tone(1.0, rate=24_000, amplitude=0.3)[0] * 32767).astype("<i2").tobytes()
+    with pytest.raises(DecodeError, match="sampled at 1 Hz"):
+        decode(wav_of(tmp_path / "slow.wav", wave, 1, rate=1), "wav")
+    with pytest.raises(DecodeError, match="sampled at 768,000 Hz"):
+        decode(wav_of(tmp_path / "fast.wav", wave, 1, rate=768_000), "wav")
+
+
+def test_clean_speech_at_full_scale_is_not_clipped_once_coded(tmp_path: Path) -> None:
+    """The bundled narrator take (real speech, 16 kHz) normalized to 0 dBFS: its peaks
+    come out of each codec as lone samples near full scale, not runs: not counted."""
+    speech = decode(Path(__file__).parent.parent / "examples" / "audio" / "narrator.wav", "wav")
+    voice = (speech.samples / np.abs(speech.samples).max() * 0.999).astype(np.float32)
+    for fmt in ("mp3", "m4a", "ogg"):
+        take = tmp_path / f"clean.{fmt}"
+        take.write_bytes(encode(voice, speech.rate, fmt))
+        assert measure(decode(take, fmt), fmt).clipped_samples == 0, fmt

@@ -225,11 +225,22 @@ def test_a_saved_plan_is_reviewed_as_saved(repo: VoiceRepo, run) -> None:
 
 
 def test_a_review_replaces_its_own_folder_and_refuses_any_other(repo: VoiceRepo, run) -> None:
+    """Its own folder, as it left it, is replaced; one someone added a file to is not,
+    nor one whose marker was copied there (a pull request can commit a marker, not seal
+    one with this machine's key)."""
     repo.declare({"a": repo.voice("a")})
     assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
-    (repo.root / "out" / "audio" / "stale.wav").write_bytes(b"old")
     assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
-    assert not (repo.root / "out" / "audio" / "stale.wav").exists()  # replaced whole
+    (repo.root / "out" / "audio" / "mine.txt").write_text("a note")
+    refused = run(repo.root, "review", "--no-refresh", "-o", "out")
+    assert refused.exit_code == 1 and (repo.root / "out" / "audio" / "mine.txt").exists()
+    docs = repo.root / "docs"
+    docs.mkdir()
+    (docs / "guide.md").write_text("# guide")
+    marker = (repo.root / "out" / ".voicectl-review").read_text()
+    (docs / ".voicectl-review").write_text(marker)
+    assert run(repo.root, "review", "--no-refresh", "-o", "docs").exit_code == 1
+    assert (docs / "guide.md").read_text() == "# guide"
     (repo.root / "notes").mkdir()
     (repo.root / "notes" / "mine.txt").write_text("keep me")
     refused = run(repo.root, "review", "--no-refresh", "-o", "notes")
@@ -285,8 +296,9 @@ def test_a_review_killed_midway_leaves_nothing_the_next_does_not_sweep(
     repo: VoiceRepo, run
 ) -> None:
     repo.declare({"a": repo.voice("a")})
-    left = repo.root / ".voicectl-review-999999999-abc"  # a pid no process has
+    left = repo.root / ".voicectl-review-abc"  # a review killed midway: its lock is free
     (left / "review" / "audio").mkdir(parents=True)
+    (left / ".lock").write_text("")
     assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
     assert not left.exists()
 

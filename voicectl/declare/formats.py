@@ -71,7 +71,7 @@ def _frame_sync(head: bytes) -> str | None:
     return None
 
 
-def _id3_end(head: bytes) -> int:
+def id3_end(head: bytes) -> int:
     """Where an ID3v2 tag that ``head`` opens with ends: 10 header bytes, a synchsafe
     size, and a footer when flagged."""
     size = 0
@@ -120,7 +120,7 @@ def read_facts(path: Path, size: int) -> dict[str, Any]:
             )
         after_tag = b""
         if head[:3] == b"ID3" and len(head) >= 10:
-            handle.seek(_id3_end(head))
+            handle.seek(id3_end(head))
             after_tag = handle.read(2)
         fmt = sniff(head, path.name, after_tag)
         if fmt is None:

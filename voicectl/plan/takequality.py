@@ -40,7 +40,11 @@ def judged(
         warnings = _measured(cfg, measured[sha], voice.take.duration)
         problems += [_at(decl, warning) for warning in warnings]
         field = f"voices.{decl.address}.audio"
-        said = [p.message.removeprefix(f"{decl.audio}: ") for p in known if p.field == field]
+        said = [
+            p.message.removeprefix(f"{decl.audio}: ")
+            for p in known
+            if p.field == field and not p.message.startswith(f"{decl.audio}: named like")
+        ]  # a file name's warning is its voice's, not its bytes' (shared by sha256)
         before = verdicts.get(sha)
         found = measured[sha]
         figures = found.to_json() if isinstance(found, Quality) else {}

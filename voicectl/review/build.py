@@ -4,9 +4,6 @@ into a folder of its own (or one file), whole or not at all."""
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -15,11 +12,9 @@ from voicectl.errors import UsageError
 from voicectl.files.atomic import write_atomic
 from voicectl.model import Action, Change, Plan, State, TakeVerdict, VoiceRecord
 from voicectl.plan.takequality import QUALITY_CACHE
-from voicectl.review import page, takes
+from voicectl.review import folder, page, takes
 
 SINGLE_FILE_LIMIT = 50 * 1024 * 1024  # data: URIs of more make a page browsers choke on
-MARKER = ".voicectl-review"  # in a folder voicectl review wrote: the next may replace it
-WORK_PREFIX = ".voicectl-review-"  # the folder a review is made in, then moved
 MEDIA_TYPES = {
     "wav": "audio/wav",
     "mp3": "audio/mpeg",
@@ -73,11 +68,9 @@ def write(
     _refuse_target(cfg.root, out, single_file)
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
-    _sweep(parent)
-    with tempfile.TemporaryDirectory(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=parent) as work:
-        folder = Path(work) / "review"
+    with folder.working(parent) as made:
         shown = takes.gather(
-            cfg.root, folder, wanted(plan, state), cfg.takes, cfg.root / QUALITY_CACHE
+            cfg.root, made, wanted(plan, state), cfg.takes, cfg.root / QUALITY_CACHE
         )
         for sha, verdict in plan.takes.items():  # the plan's, with validate's warnings too
             own = shown[sha].verdict if sha in shown else None
@@ -86,12 +79,12 @@ def write(
                 shown[sha].verdict = TakeVerdict(own.figures, merged)
         review = page.Review(plan, shown, policy, source)
         if single_file:
-            inline = _inliner(folder)
+            inline = _inliner(made)
             write_atomic(out, page.html(_with(review, inline)).encode())
             return out
-        (folder / "index.html").write_text(page.html(review), encoding="utf-8")
-        (folder / MARKER).write_text("a page voicectl review wrote: replaced by the next\n")
-        _replace_folder(folder, out)
+        (made / "index.html").write_text(page.html(review), encoding="utf-8")
+        folder.seal(made)
+        folder.replace(made, out)
     return out / "index.html"
 
 
@@ -120,24 +113,6 @@ def _is_review_page(path: Path) -> bool:
         return False
 
 
-def _sweep(parent: Path) -> None:
-    """Remove what a review killed midway left beside its output (its pid is gone)."""
-    for stale in parent.glob(f"{WORK_PREFIX}*"):
-        pid = stale.name[len(WORK_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)) and stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _with(review: page.Review, inline: page.Inline) -> page.Review:
     return page.Review(review.plan, review.takes, review.policy, review.source, inline)
 
@@ -157,23 +132,3 @@ def _inliner(folder: Path) -> page.Inline:
         return f"data:{kind};base64,{base64.b64encode(data).decode()}"
 
     return inline
-
-
-def _replace_folder(made: Path, out: Path) -> None:
-    """``made`` in place of ``out``: a folder voicectl wrote before (it holds an
-    index.html) is replaced; any other folder that is not empty is refused."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise UsageError(f"{out} is not a folder: name a folder for the review")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MARKER).is_file():
-            raise UsageError(
-                f"{out} holds other files: name an empty folder, or a review written before"
-            )
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(made, out)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    if out.is_dir():
-        out.rmdir()
-    os.replace(made, out)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from voicectl.model import Action, Change, Plan
+from voicectl.model import Action, AudioSpec, Change, Plan, TakeVerdict
 from voicectl.review.takes import Shown
 
 STYLE = """
@@ -55,6 +55,7 @@ document.querySelectorAll('.takes[data-pair]').forEach(function (pair) {
 """
 
 TITLES = {"old": "Trained on now", "new": "The new take"}
+_NONE = TakeVerdict({})
 ORDER = {Action.RETRAIN: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.BLOCKED: 3}
 # the rest after these; unchanged voices with a note to read (noop) last
 Inline = Callable[[str], str]  # --single-file: a path under the review to a data: URI
@@ -111,7 +112,13 @@ def _summary(review: Review) -> str:
         if n
     )
     cost = plan.cost
-    warned = sum(1 for v in plan.takes.values() if v.warnings)
+    new = {c.after.audio.sha256 for c in plan.changes if c.spends_clone and c.after}
+    warned = sum(
+        1
+        for sha in new
+        if (sha in review.takes and (review.takes[sha].verdict or _NONE).warnings)
+        or (sha in plan.takes and plan.takes[sha].warnings)
+    )
     policy = (
         '<p class="ok" id="policy">Within the repository\'s policy.</p>'
         if not review.policy
@@ -209,16 +216,17 @@ def _takes(review: Review, change: Change) -> str:
         cards, pair = [("old", before)], False
     else:
         return ""
-    inner = "".join(_take(review, role, spec.sha256) for role, spec in cards if spec)
+    inner = "".join(_take(review, role, spec) for role, spec in cards if spec)
     return f'<div class="takes"{" data-pair" if pair else ""}>{inner}</div>'
 
 
-def _take(review: Review, role: str, sha256: str) -> str:
-    shown = review.takes.get(sha256)
+def _take(review: Review, role: str, spec: AudioSpec) -> str:
+    """A take's card: its facts as this change names them (two voices may share the
+    bytes under two names), its player and pictures as gathered by sha256."""
+    shown = review.takes.get(spec.sha256)
     title = TITLES[role]
     if shown is None:
         return f'<div class="take" data-role="{role}"><h3>{title}</h3></div>'
-    spec = shown.spec
     facts = (
         f"<dl><dt>File</dt><dd><code>{escape(spec.path)}</code></dd>"
         f"<dt>Format</dt><dd>{escape(spec.format)}</dd>"

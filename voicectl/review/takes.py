@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from voicectl.declare import gitrepo
+from voicectl.declare import formats, gitrepo
 from voicectl.model import AudioSpec, TakeVerdict
 from voicectl.review import pictures
 from voicectl.sound import checks
@@ -64,10 +64,11 @@ def gather(
     def one(want: Wanted) -> Shown:
         return _show(root, out, want, blobs, thresholds)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(len(unique), os.cpu_count() or 1))) as pool:
+    workers = max(1, min(len(unique), os.cpu_count() or 1, checks.MAX_WORKERS))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         shown = dict(zip(unique, pool.map(one, unique.values()), strict=True))
-    measured = {sha: s.quality for sha, s in shown.items() if s.quality is not None}
-    checks.remember(quality_cache, measured)  # plan and validate need not decode them again
+    # Not kept in the quality cache: a saved plan names each take's format, and a plan
+    # edited by hand would leave figures measured as another format there.
     return shown
 
 
@@ -103,6 +104,16 @@ def _bytes(root: Path, want: Wanted, blobs: dict[str, bytes]) -> bytes | str:
     if hashlib.sha256(data).hexdigest() != want.spec.sha256:
         return "its bytes are not the ones the plan names (changed since it was planned)"
     return data
+
+
+def _format_of(data: bytes, path: str) -> str | None:
+    """Coze's format of a take's bytes, read as validate reads a file's (the format a
+    state or saved plan names is text anyone could have edited)."""
+    head, after = data[:64], b""
+    if head[:3] == b"ID3" and len(head) >= 10:
+        end = formats.id3_end(head)
+        after = data[end : end + 2]
+    return formats.sniff(head, path, after)
 
 
 def within(root: Path, relative: str) -> Path | None:
@@ -147,6 +158,11 @@ def _show(
     if isinstance(data, str):
         shown.missing = data
         return shown
+    found = _format_of(data, spec.path)
+    if found is None:
+        shown.missing = "its bytes are not audio Coze accepts"
+        return shown
+    spec = spec._replace(format=found)  # as the bytes say: a state or plan could be edited
     name = f"{spec.sha256[:16]}.{spec.format}"
     (out / "audio" / name).write_bytes(data)
     shown.audio = f"audio/{name}"

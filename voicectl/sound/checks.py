@@ -22,7 +22,9 @@ from typing import Any
 from voicectl.files.cache import machine_key, read_cache, write_cache
 from voicectl.sound.quality import Quality
 
-CACHE_FORMAT = 1  # bumped when a figure is measured otherwise
+CACHE_FORMAT = 2  # bumped when a figure is measured otherwise
+# Takes measured at once, at most: each may hold a few hundred MB while it is measured.
+MAX_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def measure_all(
         elif take.sha256 not in found:
             todo[take.sha256] = take
     if todo:
-        count = workers or min(len(todo), os.cpu_count() or 1)
+        count = workers or min(len(todo), os.cpu_count() or 1, MAX_WORKERS)
         with ThreadPoolExecutor(max_workers=max(1, count)) as pool:
             for sha, result in zip(todo, pool.map(_measure, todo.values()), strict=True):
                 found[sha] = result

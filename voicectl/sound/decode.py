@@ -19,10 +19,12 @@ if TYPE_CHECKING:
 
 PCM_RATE = 24_000  # Coze's pcm: 24 kHz, mono, 16-bit little-endian
 MAX_CHANNELS = 8
-# Decoded samples kept at most (frames x channels): 8 minutes of stereo at 48 kHz, 184 MB
-# as float32. A take is seconds long; a file that decodes to more is refused, whatever
-# its header claimed, before it can take the machine's memory.
-MAX_SAMPLES = 46_080_000
+# Decoded samples kept at most (frames x channels): 5 minutes of mono at 48 kHz, 58 MB as
+# float32 (the figures take a few times that). A take is seconds long; a file that decodes
+# to more is refused, whatever its header claimed, before it takes the machine's memory.
+MAX_SAMPLES = 14_400_000
+RATES = (1_000, 384_000)  # a take's sample rate is within these, or it is no take
+MAX_FRAMES = 200_000  # FFmpeg's frames of one take: a 1 Hz file comes one sample a frame
 SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2147483648.0, "s64": 9223372036854775808.0}
 
 
@@ -76,14 +78,18 @@ def _frames(container: Any, limit: int) -> tuple[list[Any], int]:
     channels = int(context.channels or 0)
     if not 1 <= channels <= MAX_CHANNELS:
         raise DecodeError(f"has {channels} channels; a take has 1 or 2 (at most {MAX_CHANNELS})")
-    chunks, total = [], 0
+    rate = int(context.sample_rate or 0)
+    if not RATES[0] <= rate <= RATES[1]:
+        raise DecodeError(f"is sampled at {rate:,} Hz, which no recording is")
+    chunks: list[Any] = []
+    total = 0
     for frame in container.decode(stream):
         chunk = _float(frame, channels)
         total += chunk.size
-        if total > limit:
+        if total > limit or len(chunks) >= MAX_FRAMES:
             raise DecodeError(_too_long(limit))
         chunks.append(chunk)
-    return chunks, int(context.sample_rate or 0)
+    return chunks, rate
 
 
 def _float(frame: Any, channels: int) -> Any:
@@ -100,8 +106,8 @@ def _float(frame: Any, channels: int) -> Any:
             raise DecodeError("changes its number of channels midway")
         data = data.reshape(-1, channels).T
     base = name.rstrip("p")
-    if base in ("flt", "dbl"):
-        return data.astype(np.float32)
+    if base in ("flt", "dbl"):  # a float past float32's range is far past full scale
+        return np.clip(data, -1e6, 1e6).astype(np.float32)
     if base == "u8":
         return ((data.astype(np.float32) - 128.0) / SCALE["u8"]).astype(np.float32)
     if base not in SCALE:

@@ -5,8 +5,10 @@
 - **Peak** in dBFS, and **clipped samples**: those in runs of three or more at full
   scale (a lone sample at full scale is a loud take, three in a row a flattened wave);
   in a lossy take (mp3, ogg, m4a, aac), whose codec smears a flattened wave into ripples
-  around full scale and beyond, every sample at 98% of full scale or more (a clean take,
-  even normalized to 0 dBFS, keeps under it once coded).
+  around full scale and beyond, samples in runs of 0.1 ms or more (two samples at
+  least) at 98% of full scale or more (clean speech normalized to 0 dBFS has none once
+  coded; a loud low tone can). A wave flattened and then turned down is not found: the
+  count is of full scale, not of flat tops.
 - **Silence**: the share of 50 ms windows quieter than -50 dBFS, and how long the take
   is silent at its start and at its end.
 - **Noise floor and SNR** (an estimate): the level of the quietest tenth of the windows,
@@ -67,6 +69,7 @@ def _db(value: float) -> float | None:
 
 LOSSY = frozenset({"mp3", "ogg", "m4a", "aac"})
 LOSSY_FULL_SCALE = 0.98
+LOSSY_RUN_SECONDS = 0.0001  # a run near full scale this long (at least 2 samples) is flat
 
 
 def measure(decoded: Decoded, fmt: str = "wav") -> Quality:
@@ -87,7 +90,9 @@ def measure(decoded: Decoded, fmt: str = "wav") -> Quality:
         loudness_lufs=_loudness(samples, rate),
         peak_dbfs=_db(float(peaks.max()) if peaks.size else 0.0),
         clipped_samples=(
-            int((np.abs(samples) >= LOSSY_FULL_SCALE).sum()) if fmt in LOSSY else _clipped(samples)
+            _clipped(samples, LOSSY_FULL_SCALE, max(2, round(rate * LOSSY_RUN_SECONDS)))
+            if fmt in LOSSY
+            else _clipped(samples)
         ),
         silence_share=round(float(silent.mean()), 3),
         leading_silence=round(_run(silent) * WINDOW_SECONDS, 2),
@@ -212,19 +217,20 @@ def loudness_by_pyloudnorm(samples: Any, rate: int) -> float:
     return float(pyloudnorm.Meter(rate).integrated_loudness(samples.T.astype(np.float64)))
 
 
-def _clipped(samples: Any) -> int:
-    """Samples in runs of CLIP_RUN or more at full scale (any channel)."""
+def _clipped(samples: Any, level: float = FULL_SCALE, run: int = CLIP_RUN) -> int:
+    """Samples in runs of ``run`` or more at ``level`` of full scale or beyond (any
+    channel)."""
     import numpy as np
 
     total = 0
     for channel in samples:
-        full = np.abs(channel) >= FULL_SCALE
+        full = np.abs(channel) >= level
         if not full.any():
             continue
         edges = np.diff(np.concatenate(([0], full.astype(np.int8), [0])))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         lengths = ends - starts
-        total += int(lengths[lengths >= CLIP_RUN].sum())
+        total += int(lengths[lengths >= run].sum())
     return total
 
 
