@@ -299,8 +299,13 @@ def test_a_review_killed_midway_leaves_nothing_the_next_does_not_sweep(
     left = repo.root / ".voicectl-review-abc"  # a review killed midway: its lock is free
     (left / "review" / "audio").mkdir(parents=True)
     (left / ".lock").write_text("")
+    (left / ".gitignore").write_text("*\n")
+    kept = repo.root / ".voicectl-review-notes"  # not one of a review's: kept
+    kept.mkdir()
+    (kept / "notes.md").write_text("mine")
     assert run(repo.root, "review", "--no-refresh", "-o", "out").exit_code == 0
     assert not left.exists()
+    assert (kept / "notes.md").read_text() == "mine"
 
 
 def test_a_saved_plan_reads_no_take_outside_the_repository(
@@ -346,3 +351,16 @@ def test_takes_that_do_not_decode_are_said_on_the_page(repo: VoiceRepo, run) -> 
     assert made.exit_code == 0, made.output
     page = (repo.root / "out" / "index.html").read_text()
     assert page.count("its quality could not be measured") >= 1
+
+
+def test_a_marker_that_is_a_link_is_no_marker(repo: VoiceRepo, run) -> None:
+    """A pull request can commit `.voicectl-review` as a link to /dev/zero: it is never
+    read through (it once read without end), and the folder is not replaced."""
+    repo.declare({"a": repo.voice("a")})
+    out = repo.root / "rev"
+    out.mkdir()
+    (out / "page.html").write_text("theirs")
+    (out / ".voicectl-review").symlink_to("/dev/zero")
+    refused = run(repo.root, "review", "--no-refresh", "-o", "rev")
+    assert refused.exit_code == 1 and "holds other files" in refused.output
+    assert (out / "page.html").read_text() == "theirs"

@@ -23,12 +23,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from voicectl.errors import UsageError
+from voicectl.errors import StateError, UsageError
+from voicectl.files import safefile
 from voicectl.files.cache import machine_key
 
 MARKER = ".voicectl-review"
+MARKER_BYTES = 4 * 1024 * 1024
 WORK_PREFIX = ".voicectl-review-"
 LOCK = ".lock"
+IGNORE = "*\n"
 
 
 @contextlib.contextmanager
@@ -37,20 +40,26 @@ def working(parent: Path) -> Iterator[Path]:
     this runs and removed after; stale ones of killed reviews swept first."""
     _sweep(parent)
     with tempfile.TemporaryDirectory(prefix=WORK_PREFIX, dir=parent) as work:
-        (Path(work) / ".gitignore").write_text("*\n")  # untracked, even if left behind
-        with open(Path(work) / LOCK, "w") as lock:
+        (Path(work) / ".gitignore").write_text(IGNORE)  # untracked, even if left behind
+        # Locked before it is named: a sweep never finds this folder's lock free.
+        with open(Path(work) / (LOCK + ".new"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(Path(work) / (LOCK + ".new"), Path(work) / LOCK)
             yield Path(work) / "review"
 
 
 def _sweep(parent: Path) -> None:
+    """Remove the work folders of reviews that ended without removing them: each has a
+    lock (opened, never made) that no process holds, and the ignore file they write."""
     for stale in parent.glob(f"{WORK_PREFIX}*"):
-        if stale.is_symlink() or not stale.is_dir():
+        if stale.is_symlink() or not stale.is_dir() or (stale / LOCK).is_symlink():
             continue
         try:
-            with open(stale / LOCK, "a") as lock:
+            if safefile.read_bytes(stale / ".gitignore", limit=16) != IGNORE.encode():
+                continue  # not one of ours
+            with open(stale / LOCK, "rb") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: its review ended
-        except OSError:
+        except (OSError, StateError):
             continue  # held (a review at work), or not one of ours
         shutil.rmtree(stale, ignore_errors=True)
 
@@ -66,11 +75,15 @@ def seal(folder: Path) -> None:
 
 
 def _files(folder: Path) -> list[str]:
-    return sorted(
-        p.relative_to(folder).as_posix()
-        for p in folder.rglob("*")
-        if (p.is_file() or p.is_symlink()) and p.name != MARKER
-    )
+    """Every entry under ``folder`` but folders, links not followed."""
+    found = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        links = [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        for name in [*files, *links]:
+            path = Path(top) / name
+            if path != folder / MARKER:
+                found.append(path.relative_to(folder).as_posix())
+    return sorted(found)
 
 
 def _mac(key: bytes, files: list[str]) -> str:
@@ -79,10 +92,10 @@ def _mac(key: bytes, files: list[str]) -> str:
 
 def _sealed_here(folder: Path) -> bool:
     key = machine_key()
-    try:
-        marker = json.loads((folder / MARKER).read_text())
+    try:  # never through a link, never more than a marker holds
+        marker = json.loads(safefile.read_bytes(folder / MARKER, limit=MARKER_BYTES))
         files, mac = marker["files"], marker["mac"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, StateError):
         return False
     if key is None or not isinstance(files, list) or not isinstance(mac, str):
         return False
@@ -100,10 +113,16 @@ def replace(made: Path, out: Path) -> None:
                 f"{out} holds other files: name an empty folder, or a review written before"
             )
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old)  # onto an empty folder of a unique name
-        os.replace(made, out)
+        try:
+            os.replace(out, old)  # onto an empty folder of a unique name
+            os.replace(made, out)
+        except OSError:
+            raise UsageError(f"another review wrote {out} meanwhile: run it again") from None
         shutil.rmtree(old, ignore_errors=True)
         return
-    if out.is_dir():
-        out.rmdir()
-    os.replace(made, out)
+    try:
+        if out.is_dir():
+            out.rmdir()
+        os.replace(made, out)
+    except OSError:
+        raise UsageError(f"another review wrote {out} meanwhile: run it again") from None

@@ -5,10 +5,11 @@
 - **Peak** in dBFS, and **clipped samples**: those in runs of three or more at full
   scale (a lone sample at full scale is a loud take, three in a row a flattened wave);
   in a lossy take (mp3, ogg, m4a, aac), whose codec smears a flattened wave into ripples
-  around full scale and beyond, samples in runs of 0.1 ms or more (two samples at
-  least) at 98% of full scale or more (clean speech normalized to 0 dBFS has none once
-  coded; a loud low tone can). A wave flattened and then turned down is not found: the
-  count is of full scale, not of flat tops.
+  around full scale and beyond, samples in runs of 1 ms or more at 98% of full scale or
+  more: longer than the crest of any voice's wave at full scale (a 50 Hz hum's is not),
+  so a clean take is not called clipped; a take clipped in short bursts can be missed.
+  A wave flattened and then turned down is not found: the count is of full scale, not
+  of flat tops.
 - **Silence**: the share of 50 ms windows quieter than -50 dBFS, and how long the take
   is silent at its start and at its end.
 - **Noise floor and SNR** (an estimate): the level of the quietest tenth of the windows,
@@ -69,7 +70,7 @@ def _db(value: float) -> float | None:
 
 LOSSY = frozenset({"mp3", "ogg", "m4a", "aac"})
 LOSSY_FULL_SCALE = 0.98
-LOSSY_RUN_SECONDS = 0.0001  # a run near full scale this long (at least 2 samples) is flat
+LOSSY_RUN_SECONDS = 0.001  # a run near full scale this long is a flat top, not a crest
 
 
 def measure(decoded: Decoded, fmt: str = "wav") -> Quality:
