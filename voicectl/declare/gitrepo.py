@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 
@@ -165,7 +165,9 @@ def _within(path: str, names: set[str]) -> bool:
     )
 
 
-def _git_bytes(root: Path, *args: str, timeout: float = 120) -> bytes | None:
+def _git_bytes(
+    root: Path, *args: str, timeout: float = 120, stdin: bytes | None = None
+) -> bytes | None:
     """git's output as bytes (paths need not be UTF-8), or None when git fails."""
     exe = shutil.which("git")
     if exe is None:
@@ -175,6 +177,7 @@ def _git_bytes(root: Path, *args: str, timeout: float = 120) -> bytes | None:
     try:
         done = subprocess.run(
             [exe, "-C", str(root), *args],
+            input=stdin,
             capture_output=True,
             timeout=timeout,
             check=False,
@@ -185,15 +188,31 @@ def _git_bytes(root: Path, *args: str, timeout: float = 120) -> bytes | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def blob(root: Path, blob_id: str, limit: int) -> bytes | None:
-    """The content of git blob ``blob_id`` (None: not in the repository, or over
-    ``limit`` bytes)."""
-    if not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", blob_id):
-        return None
-    size = _git_bytes(root, "cat-file", "-s", blob_id)
-    if size is None or not size.strip().isdigit() or int(size) > limit:
-        return None
-    return _git_bytes(root, "cat-file", "blob", blob_id)
+def blobs(root: Path, blob_ids: Iterable[str], limit: int) -> dict[str, bytes]:
+    """The content of each git blob of ``blob_ids`` the repository holds, by id, those
+    over ``limit`` bytes left out: two git processes in all (sizes, then contents)."""
+    wanted = sorted({b for b in blob_ids if re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", b)})
+    if not wanted:
+        return {}
+    sizes = _git_bytes(root, "cat-file", "--batch-check", stdin="\n".join(wanted).encode())
+    small = []
+    for line in (sizes or b"").splitlines():
+        oid, kind, *rest = line.decode("ascii", "replace").split()
+        if kind == "blob" and rest and rest[0].isdigit() and int(rest[0]) <= limit:
+            small.append(oid)
+    if not small:
+        return {}
+    out = _git_bytes(root, "cat-file", "--batch", stdin="\n".join(small).encode()) or b""
+    found, at = {}, 0
+    for oid in small:  # "<oid> blob <size>\n<content>\n", in the order asked
+        end = out.find(b"\n", at)
+        header = out[at:end].split()
+        if len(header) != 3 or header[1] != b"blob":
+            break
+        length = int(header[2])
+        found[oid] = out[end + 1 : end + 1 + length]
+        at = end + 1 + length + 1
+    return found
 
 
 class CleanBlobs:

@@ -11,7 +11,6 @@ from voicectl.declare import config
 from voicectl.errors import UsageError
 from voicectl.files.atomic import write_atomic
 from voicectl.model import Action, Change, Plan, State, TakeVerdict, VoiceRecord
-from voicectl.plan.takequality import QUALITY_CACHE
 from voicectl.review import folder, page, takes
 
 SINGLE_FILE_LIMIT = 50 * 1024 * 1024  # data: URIs of more make a page browsers choke on
@@ -69,9 +68,7 @@ def write(
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
     with folder.working(parent) as made:
-        shown = takes.gather(
-            cfg.root, made, wanted(plan, state), cfg.takes, cfg.root / QUALITY_CACHE
-        )
+        shown = takes.gather(cfg.root, made, wanted(plan, state), cfg.takes)
         for sha, verdict in plan.takes.items():  # the plan's, with validate's warnings too
             own = shown[sha].verdict if sha in shown else None
             if own is not None:

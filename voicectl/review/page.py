@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from voicectl.model import Action, AudioSpec, Change, Plan, TakeVerdict
+from voicectl.model import Action, AudioSpec, Change, Plan
 from voicectl.review.takes import Shown
 
 STYLE = """
@@ -55,7 +55,6 @@ document.querySelectorAll('.takes[data-pair]').forEach(function (pair) {
 """
 
 TITLES = {"old": "Trained on now", "new": "The new take"}
-_NONE = TakeVerdict({})
 ORDER = {Action.RETRAIN: 0, Action.REPLACE: 1, Action.CREATE: 2, Action.BLOCKED: 3}
 # the rest after these; unchanged voices with a note to read (noop) last
 Inline = Callable[[str], str]  # --single-file: a path under the review to a data: URI
@@ -113,12 +112,7 @@ def _summary(review: Review) -> str:
     )
     cost = plan.cost
     new = {c.after.audio.sha256 for c in plan.changes if c.spends_clone and c.after}
-    warned = sum(
-        1
-        for sha in new
-        if (sha in review.takes and (review.takes[sha].verdict or _NONE).warnings)
-        or (sha in plan.takes and plan.takes[sha].warnings)
-    )
+    warned = sum(1 for sha in new if _warnings(review, sha))
     policy = (
         '<p class="ok" id="policy">Within the repository\'s policy.</p>'
         if not review.policy
@@ -139,6 +133,15 @@ def _summary(review: Review) -> str:
         f'<strong data-summary="monthly_cny_delta">{cost.monthly_cny_delta:+d}</strong> '
         f"CNY a month.</p>{policy}{takes}</section>"
     )
+
+
+def _warnings(review: Review, sha: str) -> tuple[str, ...]:
+    """What a take is warned of: as shown (the plan's verdict merged in), else the plan's."""
+    shown = review.takes.get(sha)
+    if shown is not None and shown.verdict is not None:
+        return shown.verdict.warnings
+    verdict = review.plan.takes.get(sha)
+    return verdict.warnings if verdict is not None else ()
 
 
 def _change(review: Review, change: Change) -> str:

@@ -15,7 +15,6 @@ from voicectl.declare import formats, gitrepo
 from voicectl.model import AudioSpec, TakeVerdict
 from voicectl.review import pictures
 from voicectl.sound import checks
-from voicectl.sound.quality import Quality
 
 MAX_TAKE_BYTES = 64 * 1024 * 1024
 
@@ -40,7 +39,6 @@ class Shown:
     spectrogram: str = ""
     duration: float | None = None  # decoded
     verdict: TakeVerdict | None = None
-    quality: Quality | None = None
     missing: str = ""
 
 
@@ -49,7 +47,6 @@ def gather(
     out: Path,
     wanted: Iterable[Wanted],
     thresholds: checks.Thresholds,
-    quality_cache: Path | None,
 ) -> dict[str, Shown]:
     """Every wanted take written and pictured under ``out``, by sha256 (each once)."""
     unique: dict[str, Wanted] = {}
@@ -57,7 +54,7 @@ def gather(
         known = unique.get(want.spec.sha256)
         if known is None or (known.unavailable and not want.unavailable):
             unique[want.spec.sha256] = want
-    blobs = _blobs(root, [w.blob for w in unique.values() if w.blob])
+    blobs = gitrepo.blobs(root, (w.blob for w in unique.values() if w.blob), MAX_TAKE_BYTES)
     (out / "audio").mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(parents=True, exist_ok=True)
 
@@ -65,21 +62,10 @@ def gather(
         return _show(root, out, want, blobs, thresholds)
 
     workers = max(1, min(len(unique), os.cpu_count() or 1, checks.MAX_WORKERS))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        shown = dict(zip(unique, pool.map(one, unique.values()), strict=True))
     # Not kept in the quality cache: a saved plan names each take's format, and a plan
     # edited by hand would leave figures measured as another format there.
-    return shown
-
-
-def _blobs(root: Path, ids: list[str]) -> dict[str, bytes]:
-    """The bytes of each git blob in ``ids`` that the repository holds."""
-    found: dict[str, bytes] = {}
-    for blob in sorted(set(ids)):
-        data = gitrepo.blob(root, blob, MAX_TAKE_BYTES)
-        if data is not None:
-            found[blob] = data
-    return found
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(unique, pool.map(one, unique.values()), strict=True))
 
 
 def _bytes(root: Path, want: Wanted, blobs: dict[str, bytes]) -> bytes | str:
@@ -178,7 +164,7 @@ def _show(
         name = f"{spec.sha256[:16]}.wav"
         (out / "audio" / name).write_bytes(encode(decoded.samples, decoded.rate, "wav"))
         shown.audio = f"audio/{name}"
-    quality = shown.quality = measure(decoded, spec.format)
+    quality = measure(decoded, spec.format)
     shown.duration = decoded.duration
     warnings = thresholds.warnings(quality, declared=spec.duration)
     shown.verdict = TakeVerdict(quality.to_json(), tuple(warnings))

@@ -111,14 +111,6 @@ def measure_all(
     return found
 
 
-def remember(cache_path: Path | None, measured: dict[str, Quality]) -> None:
-    """Keep figures measured elsewhere (the review decodes every take it shows)."""
-    cache = _Cache(cache_path)
-    for sha, quality in measured.items():
-        cache.put(sha, quality)
-    cache.save()
-
-
 def _measure(take: TakeToMeasure) -> Quality | str:
     from voicectl.sound.decode import DecodeError, decode
     from voicectl.sound.quality import measure

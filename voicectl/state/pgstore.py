@@ -75,7 +75,7 @@ class PgStore(PgLock):
         if row is None:
             return None
         raw = kept if row[1] is None and kept is not None else bytes(row[1] or b"")
-        if hashlib.sha256(raw).hexdigest() != row[0]:
+        if raw is not kept and hashlib.sha256(raw).hexdigest() != row[0]:  # kept: hashed
             raise StateError(
                 f"{self.display}: the states row's sha256 is not that of its text (edited "
                 f"by hand?); it was left unchanged ({RESTORE}, with the sha256 of its text)"
