@@ -84,40 +84,39 @@ def test_quick_bench_reports_every_figure_with_a_floor(
     assert "## Machine" in text and "## Figures" in text and "## Checks" in text
 
 
-def test_the_postgresql_bench_runs_and_answers_right(tmp_path: Path) -> None:
-    """``python -m bench.pgstore --quick``: both stores applied and planned, every check
-    passed, each of its figures reported against a positive floor."""
-    out = tmp_path / "RESULTS-pg.md"
+def quick_results(tmp_path: Path, module: str, *args: str) -> str:
+    """``python -m MODULE --quick``, which must pass; the results page it wrote."""
+    out = tmp_path / "RESULTS.md"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.pgstore", "--quick", "--voices", "30", "--out", str(out)],
+        [sys.executable, "-m", module, "--quick", *args, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=BENCH.parent,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = out.read_text()
+    return out.read_text()
+
+
+def floor_of(text: str, name: str) -> float:
+    """The floor of the figure whose row starts with ``name`` in a results page."""
+    row = next(line for line in text.splitlines() if line.startswith(f"| {name}"))
+    return float(row.split("|")[3].strip().split()[0])
+
+
+def test_the_postgresql_bench_runs_and_answers_right(tmp_path: Path) -> None:
+    """``python -m bench.pgstore --quick``: both stores applied and planned, every check
+    passed, each of its figures reported against a positive floor."""
+    text = quick_results(tmp_path, "bench.pgstore", "--voices", "30")
     assert "FAILED" not in text and "- ok: each voice cloned once on each store" in text
     for name in ("apply 30 at no latency", "warm plan of 30 voices", "state write of 30"):
-        row = next(line for line in text.splitlines() if line.startswith(f"| {name}"))
-        floor = row.split("|")[3].strip().split()[0]
-        assert float(floor) > 0, row
+        assert floor_of(text, name) > 0
 
 
 def test_the_review_bench_runs_and_answers_right(tmp_path: Path) -> None:
     """``python -m bench.review --quick``: every take on the page, a picture pair each,
     the review timed against decoding the same takes, and the page's size reported."""
-    out = tmp_path / "RESULTS-review.md"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.review", "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=BENCH.parent,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    text = out.read_text()
+    text = quick_results(tmp_path, "bench.review")
     assert "FAILED" not in text and "- ok: every take on the page" in text
-    row = next(line for line in text.splitlines() if line.startswith("| review of 8 new voices"))
-    assert float(row.split("|")[3].strip().split()[0]) > 0, row
+    assert floor_of(text, "review of 8 new voices") > 0
     assert "- index.html: " in text

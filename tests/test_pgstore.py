@@ -27,6 +27,13 @@ VOICECTL = [sys.executable, "-m", "voicectl"]
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
 
 
+def voicectl(root: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """voicectl run in a process of its own, as a CI runner runs it."""
+    return subprocess.run(
+        [*VOICECTL, "-C", str(root), *args], env=env, capture_output=True, text=True
+    )
+
+
 def on_pg(repo: VoiceRepo, cluster: Cluster, schema: str, **pg: str) -> None:
     repo.write_config(backend={"pg": {"conn_str": cluster.conninfo(), "schema": schema, **pg}})
 
@@ -529,12 +536,7 @@ def test_an_apply_whose_session_ends_counts_every_clone_it_made(
             assert voice_id in out
     coze.faults(latency_ms=0)
     time.sleep(1)  # a clone cut by the session's end is out of Coze's hands
-    again = subprocess.run(
-        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    again = voicectl(repo.root, "apply", "--auto-approve", env=env)
     assert again.returncode == 0, again.stderr + again.stdout
     creates = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
     assert len(creates) == 6 == len(set(creates))
@@ -680,16 +682,9 @@ def test_a_runner_killed_mid_apply_is_recovered_by_another_runner(
     assert kept is not None and kept[0] > made  # a begin, and a pending line per clone sent
     coze.faults(latency_ms=0)
     time.sleep(1)  # the clones cut by the kill are out of Coze's hands
-    plan = subprocess.run(
-        [*VOICECTL, "-C", str(two.root), "plan"], env=env, capture_output=True, text=True
-    )
+    plan = voicectl(two.root, "plan", env=env)
     assert "an apply was interrupted" in plan.stderr, plan.stderr
-    again = subprocess.run(
-        [*VOICECTL, "-C", str(two.root), "apply", "--auto-approve"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    again = voicectl(two.root, "apply", "--auto-approve", env=env)
     assert again.returncode == 0, again.stderr + again.stdout
     assert "recovering an interrupted apply" in again.stderr
     creates = [c for c in coze.ledger() if c["kind"] == "create"]
@@ -766,12 +761,7 @@ def test_an_interrupted_apply_s_journal_moves_with_the_state(
     (repo.root / "state" / "voicectl.state.json").unlink()
     assert not (repo.root / "state" / "voicectl.state.json.journal").exists()  # kept there
     time.sleep(1)
-    again = subprocess.run(
-        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    again = voicectl(repo.root, "apply", "--auto-approve", env=env)
     assert again.returncode == 0, again.stderr
     creates = [c for c in coze.ledger() if c["kind"] == "create"]
     assert len(creates) == 6 and len({c["voice_id"] for c in creates}) == 6
@@ -803,12 +793,7 @@ def test_a_first_apply_killed_on_the_state_file_is_recovered_on_postgresql(
             kept = conn.execute(f'SELECT count(*) FROM "{pg_schema}".journal').fetchone()
         assert kept == (lines,)
     time.sleep(1)
-    applied = subprocess.run(
-        [*VOICECTL, "-C", str(repo.root), "apply", "--auto-approve"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    applied = voicectl(repo.root, "apply", "--auto-approve", env=env)
     assert applied.returncode == 0, applied.stderr + applied.stdout
     assert "set aside" not in applied.stderr
     creates = [c["voice_id"] for c in coze.ledger() if c["kind"] == "create"]
@@ -853,12 +838,7 @@ def test_a_runner_whose_journal_another_runner_folded_sets_it_aside(
     assert stale.exists()
     time.sleep(1)
     for runner in (two, one):
-        again = subprocess.run(
-            [*VOICECTL, "-C", str(runner.root), "apply", "--auto-approve"],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
+        again = voicectl(runner.root, "apply", "--auto-approve", env=env)
         assert again.returncode == 0, again.stderr
     assert "set aside as voicectl.state.json.journal.aside" in again.stderr
     assert not stale.exists()

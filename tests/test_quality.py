@@ -202,7 +202,12 @@ def test_a_saved_plan_keeps_its_takes_verdicts(repo: VoiceRepo, run) -> None:
 def test_the_loudness_is_pyloudnorms_to_the_tenth(rate: int) -> None:
     """The same integrated loudness as pyloudnorm's own meter (whose filters it uses),
     for any rate, one to three channels, any length from one gating block up."""
-    from voicectl.sound.quality import _loudness, loudness_by_pyloudnorm
+    import pyloudnorm
+
+    from voicectl.sound.quality import _loudness
+
+    def loudness_by_pyloudnorm(samples: np.ndarray, rate: int) -> float:
+        return float(pyloudnorm.Meter(rate).integrated_loudness(samples.T.astype(np.float64)))
 
     rng = np.random.default_rng(rate)
     for channels in (1, 2, 3):

@@ -55,8 +55,8 @@ TABLES = (
 )
 NAMES = ("states", "state_versions", "journal", "locks")
 # A state's text compressed with lz4 where the server has it (PostgreSQL 14 and later,
-# built with it, as Debian's and the official images are): a write of 10,000 voices
-# spends 0.05 s in the server instead of pglz's 0.14 s, for 1% more disk.
+# built with it, as Debian's and the official images are): a bare write of 10,000 voices
+# takes 0.06 s there against pglz's 0.13 s (bench/RESULTS-pg.md, its two floors).
 LZ4 = "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
 
 
