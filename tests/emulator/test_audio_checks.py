@@ -10,8 +10,8 @@ import pytest
 
 from tests.emulator.conftest import make_wav
 from voicectl.emulator.preview import chime_mp3
-from voicectl.emulator.speech import silence
 from voicectl.emulator.tones import tone_wav
+from voicectl.emulator.voicing import speech
 
 CLONE = "/v1/audio/voices/clone"
 MB10 = 10_000_000  # Coze's "10 MB"
@@ -39,14 +39,14 @@ def id3(payload: bytes) -> bytes:
 
 WAV = make_wav(seconds=0.2)
 MP3 = chime_mp3(b"take")
-OGG = silence("ogg_opus", 48000)
+OGG = speech("hi", 200.0, 0, fmt="ogg_opus", rate=48000, speed=1.0)
 PCM = bytes(4800)
 
 ACCEPTED = [
     pytest.param("wav", WAV, id="wav"),
     pytest.param("mp3", MP3, id="mp3-frames"),
     pytest.param("mp3", id3(MP3), id="mp3-id3-tagged"),
-    pytest.param("mp3", silence("mp3", 24000), id="mp3-silence"),
+    pytest.param("mp3", speech("hi", 200.0, 0, fmt="mp3", rate=24000, speed=1.0), id="mp3-lame"),
     pytest.param("ogg", OGG, id="ogg"),
     pytest.param("m4a", m4a(), id="m4a"),
     pytest.param("aac", adts(), id="aac-adts"),

@@ -57,7 +57,7 @@ from voicectl.emulator.faults import (
     FaultSpecError,
 )
 from voicectl.emulator.preview import PREVIEW_ROUTE, preview_reply, preview_url
-from voicectl.emulator.speech import MEDIA_TYPES, check_speech, silence
+from voicectl.emulator.speech import MEDIA_TYPES, check_speech, spoken
 from voicectl.emulator.store import (
     DEFAULT_SPACE_ID,
     WER_MARKER,
@@ -67,6 +67,7 @@ from voicectl.emulator.store import (
 )
 from voicectl.emulator.tokens import TokenGrant, parse_token_specs
 from voicectl.emulator.upload import clone_form
+from voicectl.emulator.voicing import take_voice
 from voicectl.emulator.wire import envelope, fault_reply, json_body, new_logid, plain
 
 CLONE_PATH = "/v1/audio/voices/clone"
@@ -143,6 +144,7 @@ class Emulator:
         audio, fields = await clone_form(request)
         voice_id, space_id = fields["voice_id"], fields["space_id"] or DEFAULT_SPACE_ID
         sha256 = hashlib.sha256(audio).hexdigest()
+        voicing = await anyio.to_thread.run_sync(take_voice, audio, fields["audio_format"] or "")
         commit: Callable[[], Voice]
         async with self.lock:  # check and commit as one step: concurrent clones cannot race
             if voice_id:
@@ -150,11 +152,11 @@ class Emulator:
                 self._check_space(grant, current.space_id)
                 if fields["space_id"] not in (None, current.space_id):
                     raise ApiError(4000, f"The voice {voice_id} belongs to another space.")
-                commit = partial(self.store.retrain, current, fields, sha256)
+                commit = partial(self.store.retrain, current, fields, sha256, voicing)
             else:
                 self._check_space(grant, space_id)
                 self.store.check_slot()
-                commit = partial(self.store.create, space_id, fields, sha256)
+                commit = partial(self.store.create, space_id, fields, sha256, voicing)
             if WER_MARKER in (fields["text"] or ""):
                 raise ApiError(1109, CODE_MESSAGES[1109])
             voice = await anyio.to_thread.run_sync(commit)  # the fsync stays off the event loop
@@ -193,11 +195,12 @@ class Emulator:
         return envelope(logid, data={"voice_list": page, "has_more": has_more})
 
     async def speech(self, request: Request, grant: TokenGrant, logid: str) -> Response:
-        voice, fmt, rate = check_speech(await json_body(request), self.store.get)
-        if not voice.is_system_voice:
-            self._check_space(grant, voice.space_id)
+        asked = check_speech(await json_body(request), self.store.get)
+        if not asked.voice.is_system_voice:
+            self._check_space(grant, asked.voice.space_id)
+        audio = await anyio.to_thread.run_sync(spoken, asked)
         headers = {"X-Tt-Logid": logid}
-        return Response(silence(fmt, rate), media_type=MEDIA_TYPES[fmt], headers=headers)
+        return Response(audio, media_type=MEDIA_TYPES[asked.fmt], headers=headers)
 
     # -- admin: loopback tooling, no auth ----------------------------------------------
 

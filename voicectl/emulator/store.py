@@ -73,6 +73,9 @@ class Voice:
     is_system_voice: bool = False
     model_name: str = "seed-icl-1.0"
     description: str = ""
+    # What the voice's speech is made from (voicing.take_voice): never sent to clients.
+    pitch_hz: float = 0.0
+    timbre: int = 0
 
     def to_api(self, preview_audio: str) -> dict[str, object]:
         """The Voice object of the list reply: the 12 fields cozepy requires, plus model_name."""
@@ -175,7 +178,13 @@ class VoiceStore:
 
     # -- committing -------------------------------------------------------------------
 
-    def create(self, space_id: str, fields: Mapping[str, str | None], audio_sha256: str) -> Voice:
+    def create(
+        self,
+        space_id: str,
+        fields: Mapping[str, str | None],
+        audio_sha256: str,
+        voicing: tuple[float, int] = (0.0, 0),
+    ) -> Voice:
         """A new clone, from a clone request's text fields, in a new slot (else 4019)."""
         self.check_slot()
         now = int(self.clock())
@@ -189,6 +198,8 @@ class VoiceStore:
             create_time=now,
             update_time=now,
             description=fields.get("description") or "",
+            pitch_hz=voicing[0],
+            timbre=voicing[1],
         )
         self._commit(voice, self._entry(voice, "create", audio_sha256))
         return voice
@@ -225,7 +236,13 @@ class VoiceStore:
             )
         return voice
 
-    def retrain(self, voice: Voice, fields: Mapping[str, str | None], audio_sha256: str) -> Voice:
+    def retrain(
+        self,
+        voice: Voice,
+        fields: Mapping[str, str | None],
+        audio_sha256: str,
+        voicing: tuple[float, int] = (0.0, 0),
+    ) -> Voice:
         """Overwrite a voice checked by :meth:`check_retrain`; fields left out are kept."""
         trained = replace(
             voice,
@@ -236,6 +253,8 @@ class VoiceStore:
             available_training_times=voice.available_training_times - 1,
             update_time=max(int(self.clock()), voice.update_time),
             state="cloned",
+            pitch_hz=voicing[0],
+            timbre=voicing[1],
         )
         self._commit(trained, self._entry(trained, "retrain", audio_sha256))
         return trained

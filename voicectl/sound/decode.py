@@ -9,6 +9,7 @@ samples come back as float32 in [-1, 1], one row per channel, at the take's own 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,15 +48,19 @@ class Decoded:
         return self.samples.shape[1] / self.rate if self.rate else 0.0
 
 
-def decode(path: Path, fmt: str, limit: int = MAX_SAMPLES) -> Decoded:
-    """The take at ``path`` (of Coze's ``fmt``) as samples; DecodeError when it does not
-    decode, or decodes to more than ``limit`` samples or MAX_CHANNELS channels."""
+def decode(
+    path: Path | bytes, fmt: str, limit: int = MAX_SAMPLES, pcm_rate: int = PCM_RATE
+) -> Decoded:
+    """The take at ``path`` (or these bytes; of Coze's ``fmt``) as samples; DecodeError
+    when it does not decode, or decodes to more than ``limit`` samples or MAX_CHANNELS
+    channels. Headerless ``pcm`` is read at ``pcm_rate`` (a take's is Coze's 24 kHz)."""
     if fmt == "pcm":
-        return _finite(_pcm(path, limit))
+        return _finite(_pcm(path, limit, pcm_rate))
     import av
 
+    source = io.BytesIO(path) if isinstance(path, bytes) else str(path)
     try:
-        with av.open(str(path), "r") as container:
+        with av.open(source, "r") as container:
             chunks, rate = _frames(container, limit)
     except av.error.FFmpegError as exc:
         raise DecodeError(f"cannot be decoded ({exc.strerror or type(exc).__name__})") from None
@@ -130,12 +135,15 @@ def _too_long(limit: int) -> str:
     return f"decodes to more than {limit:,} samples: far longer than a take"
 
 
-def _pcm(path: Path, limit: int) -> Decoded:
+def _pcm(path: Path | bytes, limit: int, rate: int) -> Decoded:
     import numpy as np
 
-    with open(path, "rb") as handle:
-        raw = handle.read(limit * 2 + 2)
+    if isinstance(path, bytes):
+        raw = path[: limit * 2 + 2]
+    else:
+        with open(path, "rb") as handle:
+            raw = handle.read(limit * 2 + 2)
     if len(raw) > limit * 2:
         raise DecodeError(_too_long(limit))
     pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-    return Decoded((pcm.astype(np.float32) / 32768.0).reshape(1, -1), PCM_RATE)
+    return Decoded((pcm.astype(np.float32) / 32768.0).reshape(1, -1), rate)
