@@ -15,6 +15,7 @@ CLONE_LIMIT = 10
 """A Coze voice id can be cloned at most this many times (the first clone included)."""
 CNY_PER_NEW_VOICE = 138
 CNY_PER_VOICE_MONTH = 1
+SPEECHES_PER_RETRAIN = 2  # the voice's reference sentence before and after (billed speech)
 LANGUAGES = ("zh", "en", "ja", "es", "id", "pt")
 # voicectl's key of a voice (never sent to Coze); the schemas hold the same pattern.
 ADDRESS_PATTERN = "[a-z0-9][a-z0-9_.-]*"
@@ -115,6 +116,7 @@ class RemoteFacts:
     available_training_times: int
     update_time: int
     read_at: str
+    model_type: str = ""  # big or small (what speech speeds it takes); "": not said
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,8 @@ class RemoteVoice:
     update_time: int
     language: str = ""
     state: str = "cloned"
+    model_type: str = ""  # big or small; "": not one of those
+    preview_audio: str = ""  # the signed link to its preview clip; "": none usable
 
 
 @dataclass(frozen=True)
@@ -293,6 +297,9 @@ class Plan:
     warnings: tuple[str, ...] = ()
     # The quality of each take a change clones from, by sha256 (see TakeVerdict).
     takes: Mapping[str, TakeVerdict] = field(default_factory=dict)
+    # Billed speech calls apply makes to keep each retrained voice's sound before and
+    # after (voicectl.apply.snapshots): at most this many, none when 0.
+    speech_calls: int = 0
 
     @property
     def summary(self) -> dict[str, int]:
@@ -354,6 +361,7 @@ class PlanOptions:
     replace: frozenset[str] = frozenset()
     allow_protected: bool = False
     allow_duplicate_name: bool = False
+    snapshots: bool = True  # keep a retrained voice's sound before and after (2 speeches)
     # Addresses whose clone an interrupted apply left of unknown outcome: the next apply
     # looks for it on Coze first, so a voice of its name there is no reason to block.
     in_doubt: frozenset[str] = frozenset()

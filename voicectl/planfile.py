@@ -111,6 +111,7 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "summary": plan.summary,
         "cost": {"one_time_cny": cost.one_time_cny, "monthly_cny_delta": cost.monthly_cny_delta},
         "clones_spent": plan.clones_spent,
+        "speech_calls": plan.speech_calls,
         # every note in one list, unchanged voices' included: what a reviewer must read
         "notes": [{"address": c.address, "note": n} for c in plan.changes for n in c.notes],
         "warnings": list(plan.warnings),

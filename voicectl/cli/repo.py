@@ -113,6 +113,13 @@ def _plan_options(command: Callable[..., Any]) -> Callable[..., Any]:
             help="Create a voice even though Coze has one of that name the state does not "
             "know (by default such a create is blocked: `voicectl import` adopts it free).",
         ),
+        click.option(
+            "--no-snapshot",
+            is_flag=True,
+            help="Do not keep a retrained voice's sound before and after (by default apply "
+            "keeps its preview and a reference sentence spoken before and after the retrain "
+            "under .voicectl/snapshots/: two billed speech calls a retrain).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -128,6 +135,7 @@ def plan_options(opts: dict[str, Any]) -> PlanOptions:
         replace=frozenset(opts["replace"]),
         allow_protected=opts["allow_protected"],
         allow_duplicate_name=opts["allow_duplicate_name"],
+        snapshots=not opts["no_snapshot"],
     )
 
 

@@ -58,6 +58,7 @@ COMMANDS = {
     "review": "voicectl.cli.review:review",
     "schema": "voicectl.cli.repo:schema",
     "show": "voicectl.cli.repo:show",
+    "speak": "voicectl.cli.speak:speak",
     "state": "voicectl.cli.versions:state_group",  # the group, with versions and pull added
     "validate": "voicectl.cli.repo:validate",
 }

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, cast
 
 import httpx
 
@@ -75,6 +75,14 @@ PAGE_SIZE = 100
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
+class Wire(NamedTuple):
+    http: httpx.Client
+    auth: dict[str, str]
+    retry: Retry
+    throttle: Throttle
+    token: str  # only to keep it out of what a reply's error shows
+
+
 class CozeClient:
     """Clone and list voices on Coze through ``http`` (an httpx.Client with a base_url)."""
 
@@ -113,6 +121,10 @@ class CozeClient:
 
     def same_account(self, record: Mapping[str, object]) -> bool:
         return replies.same_account(record, self.base_url, self._token)
+
+    def wire(self) -> Wire:
+        """What another request (a speech) is sent and paced with, as a clone is."""
+        return Wire(self._http, self._auth, self._retry, self._throttle, self._token)
 
     def seal(self) -> replies.Seal:
         """What seals (and checks) an apply journal's lines with this client's token."""

@@ -250,7 +250,19 @@ def _remote(valid_id: str, item: dict[str, Any], secret: str) -> RemoteVoice:
         # and an echo of the request (a token) must not reach the state.
         language=code if (code := item.get("language_code")) in LANGUAGES else "",
         state=str(item.get("state") or ""),
+        model_type=kind if (kind := item.get("model_type")) in ("big", "small") else "",
+        preview_audio=_link(item.get("preview_audio"), secret),
     )
+
+
+def _link(value: object, secret: str) -> str:
+    """A preview link worth keeping: a printable http(s) URL of sane length that does not
+    hold the token (a server that echoes it must not have voicectl fetch it elsewhere)."""
+    if not isinstance(value, str) or not 0 < len(value) <= 4096 or not value.isprintable():
+        return ""
+    if not value.startswith(("https://", "http://")) or (secret and secret in value):
+        return ""
+    return value
 
 
 def voice_id(value: object) -> str | None:
@@ -279,6 +291,11 @@ def _shown(text: str, secret: str, limit: int = 200) -> str:
     line = "".join(c if c.isprintable() else " " for c in text[: limit * 4])
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def header_logid(header: str, secret: str) -> str:
+    """The ``X-Tt-Logid`` header's logid if it looks like one (a reply of audio)."""
+    return _logid(header, None, secret)
 
 
 def _logid(header: str, body: Any, secret: str) -> str:

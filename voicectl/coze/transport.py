@@ -65,6 +65,23 @@ def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     return client
 
 
+def link_client(https: bool) -> httpx.Client:
+    """A client for links Coze's replies name (a voice's preview on its CDN): no base,
+    no token, no redirect, and a proxy from the environment only over https."""
+    client = httpx.Client(
+        trust_env=https,
+        timeout=httpx.Timeout(60.0, connect=10.0),
+        follow_redirects=False,
+        verify=True,
+        headers={"User-Agent": "voicectl"},
+    )
+    for transport in [client._transport, *client._mounts.values()]:
+        pool = getattr(transport, "_pool", None)
+        if isinstance(pool, httpcore.ConnectionPool):
+            pool._network_backend = _Backend(pool._network_backend)
+    return client
+
+
 def _client(base: str, timeout: float) -> httpx.Client:
     return httpx.Client(
         base_url=base,
@@ -275,6 +292,12 @@ def send_within(http: httpx.Client, request: httpx.Request, deadline: Deadline) 
 
 
 def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
+    """The body of a streamed reply as text (see :func:`bounded_bytes`)."""
+    body = bounded_bytes(response, deadline)
+    return body.decode(response.encoding or "utf-8", errors="replace")
+
+
+def bounded_bytes(response: httpx.Response, deadline: Deadline) -> bytes:
     """The body of a streamed reply, read within a size cap and by ``deadline``: a
     server that sends hundreds of megabytes, or drips a byte at a time under the read
     timeout, must not hold voicectl or its memory. Either is a reply that was not read (a
@@ -296,7 +319,7 @@ def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
     finally:
         response.close()  # unread to its end, the connection is closed, not kept
         _DEADLINE.reset(reset)
-    return b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
+    return b"".join(chunks)
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -9,7 +9,7 @@ from typing import Protocol
 
 from voicectl.declare import config
 from voicectl.errors import PolicyError, UsageError, ValidationFailed, VoicectlError
-from voicectl.model import Plan, PlanOptions, RemoteVoice, State
+from voicectl.model import SPEECHES_PER_RETRAIN, Action, Plan, PlanOptions, RemoteVoice, State
 from voicectl.plan import drift, planner, repository, savedplan, takequality
 
 
@@ -43,7 +43,9 @@ def planned(
         snapshot = replace(snapshot, problems=sorted([*snapshot.problems, *problems]))
         if snapshot.errors:
             raise ValidationFailed(snapshot.problems)
-    return replace(result, takes=verdicts), snapshot
+    retrains = sum(1 for c in result.changes if c.action == Action.RETRAIN)
+    speech = SPEECHES_PER_RETRAIN * retrains if options.snapshots else 0
+    return replace(result, takes=verdicts, speech_calls=speech), snapshot
 
 
 def check_policy(

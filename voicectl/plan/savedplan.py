@@ -99,6 +99,7 @@ def to_json(saved: SavedPlan) -> dict[str, Any]:
             "replace": sorted(o.replace),
             "allow_protected": o.allow_protected,
             "allow_duplicate_name": o.allow_duplicate_name,
+            "snapshots": o.snapshots,
         },
         "binding": {
             "lineage": b.lineage,
@@ -172,6 +173,8 @@ def load(path: Path, display: str) -> SavedPlan:
             replace=frozenset(o["replace"]),
             allow_protected=o["allow_protected"],
             allow_duplicate_name=o.get("allow_duplicate_name", False),
+            # A plan saved before snapshots showed no speech: none is made for it.
+            snapshots=o.get("snapshots", False),
         ),
         created_at=saved["created_at"],
     )
@@ -273,4 +276,5 @@ def _plan(data: dict[str, Any]) -> Plan:
         tuple(change_from_json(c) for c in data["changes"]),
         tuple(data.get("warnings", ())),
         {sha: verdict_from_json(v) for sha, v in data.get("takes", {}).items()},
+        data.get("speech_calls", 0),
     )

@@ -54,7 +54,13 @@ def summary_line(plan: Plan) -> str:
     counts = plan.summary
     parts = [f"{counts[a]} {VERBS[a]}" for a in ACTIONS if a != "noop" and counts[a]]
     cost = plan.cost
+    speech = (
+        f" Speech calls: up to {plan.speech_calls} (billed by Coze), to keep the retrained "
+        "voices' sound before and after (--no-snapshot: none)."
+        if plan.speech_calls
+        else ""
+    )
     return (
         f"Plan: {', '.join(parts)}. Clones spent: {plan.clones_spent}. Cost: "
-        f"{cost.one_time_cny} CNY one-time, {cost.monthly_cny_delta:+d} CNY/month."
+        f"{cost.one_time_cny} CNY one-time, {cost.monthly_cny_delta:+d} CNY/month.{speech}"
     )

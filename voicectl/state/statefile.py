@@ -224,7 +224,11 @@ def _facts(body: dict[str, Any] | None) -> RemoteFacts | None:
     if body is None:
         return None
     return RemoteFacts(
-        body["name"], body["available_training_times"], body["update_time"], body["read_at"]
+        body["name"],
+        body["available_training_times"],
+        body["update_time"],
+        body["read_at"],
+        body.get("model_type", ""),
     )
 
 
@@ -265,6 +269,7 @@ def record_json(record: VoiceRecord, *, with_address: bool = False) -> dict[str,
             "available_training_times": record.remote.available_training_times,
             "update_time": record.remote.update_time,
             "read_at": record.remote.read_at,
+            **({"model_type": record.remote.model_type} if record.remote.model_type else {}),
         }
     return body
 

@@ -296,7 +296,7 @@ def confirmed(state: State, address: str) -> State:
 def facts(remote: RemoteVoice, at: str) -> RemoteFacts:
     """What Coze said of a voice; a count below zero (Coze has been seen to) reads as 0."""
     left = max(0, remote.available_training_times)
-    return RemoteFacts(remote.name, left, remote.update_time, at)
+    return RemoteFacts(remote.name, left, remote.update_time, at, remote.model_type)
 
 
 def refreshed(

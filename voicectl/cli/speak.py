@@ -1,0 +1,308 @@
+"""``voicectl speak``: hear a cloned voice (a billed speech; a repeat is free)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from voicectl import render
+from voicectl.cli import account, complete
+from voicectl.cli.root import _start
+from voicectl.coze.apibase import CN_BASE
+from voicectl.coze.speech import (
+    ANY_MODEL,
+    DEFAULT_RATE,
+    EXTENSIONS,
+    FORMATS,
+    REFERENCE_SENTENCES,
+    SAMPLE_RATES,
+    SUFFIX,
+    SpeechAsk,
+    problem,
+)
+from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError, visible
+from voicectl.files.atomic import write_atomic
+from voicectl.plan import planning, repository
+from voicectl.speak import speaking
+from voicectl.speak.speaking import Heard, Target
+
+MAX_TEXT_FILE = 64 * 1024
+
+
+@click.command()
+@click.argument("address", required=False, shell_complete=complete.recorded)
+@click.argument("text", required=False)
+@click.option(
+    "-f", "--file", "text_file", metavar="FILE", help="Read the text from FILE ('-': stdin)."
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    metavar="OUT",
+    help="Write the audio to OUT ('-': stdout); with --all, a directory.",
+)
+@click.option("--all", "every", is_flag=True, help="Every applied voice, into OUT/<address>.<ext>.")
+@click.option("--voice-id", metavar="ID", help="Speak with this voice id instead of an address.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    help="mp3, wav, pcm or ogg_opus (default: OUT's extension, else mp3).",
+)
+@click.option(
+    "--sample-rate",
+    type=click.Choice([str(r) for r in SAMPLE_RATES]),
+    default=str(DEFAULT_RATE),
+    show_default=True,
+)
+@click.option(
+    "--speed",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="0.5-2 for a big-model voice, 0.2-3 for a small one.",
+)
+@click.option(
+    "--no-cache", is_flag=True, help="Ask Coze again even if this exact speech was heard before."
+)
+@click.option(
+    "-j",
+    "--parallelism",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="With --all: speeches at once.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the summary as JSON (one object).",
+)
+@click.pass_context
+def speak(ctx: click.Context, /, **o: Any) -> int:
+    """Hear a cloned voice: ADDRESS's voice says TEXT (default: its preview_text).
+
+    Each speech is billed by Coze (its speech synthesis, not a clone). A repeat of the same
+    text, voice, training and settings is served from .voicectl/speech/ and costs
+    nothing (--no-cache asks again). With --all, every applied voice speaks into
+    OUT/<address>.<ext>.
+    """
+    cfg = repository.open_config(_start(ctx))
+    if o["every"]:
+        return _speak_all(cfg, o)
+    text, fmt, out = _inputs(o)
+    current, warning = repository.effective_state(cfg, account.journal_check(cfg))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    client = None
+    if o["voice_id"]:
+        if o["address"]:
+            raise UsageError("give ADDRESS or --voice-id, not both")
+        client = account.client_for(cfg, "speak")
+        lister = client
+
+        def listed() -> dict[str, Any]:
+            return planning.remote_voices(lister, current)
+
+        target = speaking.for_voice_id(current, o["voice_id"], listed)
+    elif o["address"]:
+        target = speaking.for_address(current, _declared(cfg, current), o["address"])
+    else:
+        raise UsageError("name the voice: ADDRESS, --voice-id ID, or --all")
+    if target.stale:
+        click.echo(f"warning: {visible(target.stale)}", err=True)
+    if not target.model_type and not ANY_MODEL[0] <= o["speed"] <= ANY_MODEL[1]:
+        # Only the account says which speeds this voice takes (the list is free to read).
+        client = client or account.client_for(cfg, "speak")
+        remote = planning.remote_voices(client, current).get(target.voice_id)
+        target = replace(target, model_type=remote.model_type if remote else "")
+    ask = _ask(target, text, fmt, o)
+    base = _api_base(cfg)
+    heard = None if o["no_cache"] else speaking.cached(cfg.root, base, target, ask)
+    if heard is None:
+        client = client or account.client_for(cfg, "speak")
+        heard = speaking.speak(client, cfg.root, target, ask, use_cache=False)
+    _write(out, heard.audio)
+    body = _summary(heard, out, o["as_json"])
+    if o["as_json"]:
+        click.echo(render.json_text(body), nl=False)
+    return 0
+
+
+def _inputs(o: dict[str, Any]) -> tuple[str | None, str, str]:
+    out = o["out"]
+    if not out:
+        raise UsageError("say where the audio goes: -o OUT (a file, or '-' for stdout)")
+    fmt = _format(out, o["fmt"])
+    if out == "-":
+        if sys.stdout.isatty():
+            raise UsageError("-o -: standard output is a terminal, not a place for audio")
+        if o["as_json"]:
+            raise UsageError("--json prints to standard output, where -o - writes the audio")
+    return _text(o), fmt, out
+
+
+def _format(out: str, given: str | None) -> str:
+    suffix = Path(out).suffix.lower().lstrip(".") if out != "-" else ""
+    implied = EXTENSIONS.get(suffix)
+    if given and implied and given != implied:
+        raise UsageError(f"--format {given} does not match {out!r} (a .{suffix} file)")
+    if given or implied:
+        return given or implied or "mp3"
+    if suffix:
+        known = ", ".join(f".{e}" for e in EXTENSIONS)
+        raise UsageError(
+            f"{out!r}: no audio format Coze speaks is a .{suffix} ({known}); give --format"
+        )
+    return "mp3"
+
+
+def _text(o: dict[str, Any]) -> str | None:
+    given, path = o["text"], o["text_file"]
+    if given is not None and path is not None:
+        raise UsageError("give TEXT or -f FILE, not both")
+    if given == "-" or path == "-":
+        raw = sys.stdin.buffer.read(MAX_TEXT_FILE + 1)
+        where = "standard input"
+    elif path is not None:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read(MAX_TEXT_FILE + 1)
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot read the text: {exc.strerror}") from None
+        where = path
+    else:
+        return str(given) if given is not None else None
+    try:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{where}: the text is not UTF-8") from None
+    if not text:
+        raise UsageError(f"{where}: the text is empty")
+    return text
+
+
+def _ask(target: Target, text: str | None, fmt: str, o: dict[str, Any]) -> SpeechAsk:
+    said = text if text is not None else target.text
+    if not said:
+        raise UsageError(
+            f"{target.label}: no text to say: give TEXT, -f FILE or -, or set preview_text "
+            "in its declaration"
+        )
+    ask = SpeechAsk(target.voice_id, said, fmt, int(o["sample_rate"]), float(o["speed"]))
+    why = problem(ask, target.model_type or None)
+    if why:
+        raise UsageError(f"{target.label}: {why}; nothing was sent")
+    return ask
+
+
+def _api_base(cfg: Any) -> str:
+    return (os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE).rstrip("/")
+
+
+def _declared(cfg: Any, current: Any) -> dict[str, Any]:
+    snapshot = repository.read(cfg, recorded=current)
+    return {v.decl.address: v for v in snapshot.desired}
+
+
+def _write(out: str, audio: bytes) -> None:
+    if out == "-":
+        sys.stdout.buffer.write(audio)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        write_atomic(Path(out), audio, durable=False)
+    except IsADirectoryError:
+        raise UsageError(
+            f"{out}: is a directory; -o names a file (--all writes into a directory)"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write the audio: {exc.strerror}") from None
+
+
+def _summary(heard: Heard, out: str, as_json: bool) -> dict[str, Any]:
+    """The summary of one speech: said on stderr, or returned for --json."""
+    body = {
+        "voice": heard.target.label,
+        "voice_id": heard.target.voice_id,
+        "clone": heard.target.clone,
+        "out": out,
+        "format": heard.ask.fmt,
+        "sample_rate": heard.ask.sample_rate,
+        "speed": heard.ask.speed,
+        "bytes": len(heard.audio),
+        "duration": heard.duration,
+        "logid": heard.logid,
+        "cached": heard.cached,
+    }
+    if as_json:
+        return body
+    where = "standard output" if out == "-" else out
+    source = "from the cache, no call made" if heard.cached else f"logid {heard.logid or 'none'}"
+    click.echo(
+        visible(
+            f"{heard.target.label}: {len(heard.audio):,} bytes, {heard.duration:.2f} s of "
+            f"{heard.ask.fmt} at {heard.ask.sample_rate:,} Hz to {where} ({source})"
+        ),
+        err=True,
+    )
+    return body
+
+
+def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
+    if o["address"] and o["text"] is None:  # `speak --all TEXT`: the one argument is the text
+        o = {**o, "text": o["address"], "address": None}
+    if o["address"] or o["voice_id"]:
+        raise UsageError("--all speaks every applied voice: no ADDRESS or --voice-id with it")
+    out = o["out"]
+    if not out or out == "-":
+        raise UsageError("--all writes a file a voice: -o DIR")
+    fmt = o["fmt"] or "mp3"
+    text = _text(o)
+    current, warning = repository.effective_state(cfg, account.journal_check(cfg))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    declared = _declared(cfg, current)
+    asks = []
+    for address in sorted(current.voices):
+        target = speaking.for_address(current, declared, address)
+        if target.stale:
+            click.echo(f"warning: {visible(target.stale)}", err=True)
+        default = target.text or REFERENCE_SENTENCES.get(target.language)
+        asks.append((target, _ask(target, text if text is not None else default, fmt, o)))
+    if not asks:
+        raise UsageError("no voice has been applied yet: `voicectl apply` first")
+    directory = Path(out)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot make the directory: {exc.strerror}") from None
+    client = account.client_for(cfg, "speak")
+    failed: dict[str, str] = {}
+    said: list[dict[str, Any]] = []
+
+    def done(heard: Heard | None, target: Target, error: VoicectlError | None) -> None:
+        if heard is None:
+            failed[target.label] = str(error)
+            click.echo(visible(f"error: {target.label}: {error}"), err=True)
+            return
+        path = directory / f"{target.label}.{SUFFIX[heard.ask.fmt]}"
+        _write(str(path), heard.audio)
+        said.append(_summary(heard, str(path), o["as_json"]))
+
+    speaking.speak_all(
+        client, cfg.root, asks, use_cache=not o["no_cache"], parallelism=o["parallelism"], done=done
+    )
+    if o["as_json"]:
+        voices = sorted(said, key=lambda s: str(s["voice"]))
+        click.echo(render.json_text({"voices": voices, "failed": failed}), nl=False)
+    spoken = len(asks) - len(failed)
+    click.echo(f"{spoken} of {len(asks)} voice(s) spoken into {out}.", err=True)
+    return EXIT_USER_ERROR if failed else 0

@@ -1,0 +1,175 @@
+"""Hearing a cloned voice: which voice an address names, and its speech, paid for once.
+
+A speech is billed, so what was heard is kept (:mod:`voicectl.state.sounds`) under the
+sha256 of the API base, the voice id, the voice's training (its clone number: a retrain
+makes every earlier speech stale) and the request; a repeat is served from there and
+sends nothing, not even for a token. A voice whose training is not known (a voice id the
+state does not hold and Coze's list does not show) is never served from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicectl.coze import replies
+from voicectl.coze.client import CozeClient
+from voicectl.coze.speech import SpeechAsk, synthesize
+from voicectl.errors import StateError, UsageError, VoicectlError
+from voicectl.model import CLONE_LIMIT, DesiredVoice, RemoteVoice, State, VoiceRecord
+from voicectl.state import sounds
+
+
+@dataclass(frozen=True)
+class Target:
+    """A voice to speak with, and what voicectl knows of it."""
+
+    label: str  # the address, or "voice <id>"
+    voice_id: str
+    clone: int | None  # its training; None: not known
+    model_type: str = ""  # big or small; "": not known
+    language: str = ""
+    text: str | None = None  # what it says by default: the declaration's preview_text
+    stale: str | None = None  # why its training is not what is declared now
+
+
+@dataclass(frozen=True)
+class Heard:
+    target: Target
+    ask: SpeechAsk
+    audio: bytes
+    logid: str
+    duration: float
+    cached: bool
+
+
+def for_address(state: State, desired: Mapping[str, DesiredVoice], address: str) -> Target:
+    """The voice the state records for ``address``; a clear refusal when there is none."""
+    record = state.voices.get(address)
+    declared = desired.get(address)
+    if record is None:
+        if declared is not None:
+            raise UsageError(
+                f"{address}: not applied yet, so no voice on Coze speaks for it: run "
+                "`voicectl apply` first"
+            )
+        raise UsageError(f"{address}: no voice of that address is declared or in the state")
+    stale = None
+    if declared is not None:
+        changed = [
+            what
+            for what, differs in (
+                ("take", declared.take.sha256 != record.take.sha256),
+                ("text", declared.decl.text != record.text),
+            )
+            if differs
+        ]
+        if changed:
+            stale = (
+                f"{address}: its {' and '.join(changed)} changed since the last apply: the "
+                f"voice still has its old training (clone {record.clones_used}, take "
+                f"{record.take.sha256[:12]}) until `voicectl apply` retrains it"
+            )
+    preview = declared.decl.preview_text if declared is not None else record.preview_text
+    return _of_record(address, record, preview, stale)
+
+
+def for_voice_id(
+    state: State, voice_id: str, listed: Callable[[], Mapping[str, RemoteVoice]]
+) -> Target:
+    """A voice named by id: the state's record of it, else what Coze's list says."""
+    for record in (*state.voices.values(), *state.orphans):
+        if record.voice_id == voice_id:
+            return _of_record(f"voice {voice_id}", record, record.preview_text, None)
+    remote = listed().get(voice_id)
+    if remote is None:
+        raise UsageError(
+            f"voice {voice_id}: not on Coze's voice list for this token (custom voices only; "
+            "a system voice is not one voicectl speaks with)"
+        )
+    return Target(
+        f"voice {voice_id}",
+        voice_id,
+        CLONE_LIMIT - remote.available_training_times,
+        remote.model_type,
+        remote.language,
+    )
+
+
+def _of_record(label: str, record: VoiceRecord, text: str | None, stale: str | None) -> Target:
+    model = record.remote.model_type if record.remote is not None else ""
+    return Target(label, record.voice_id, record.clones_used, model, record.language, text, stale)
+
+
+def cache_key(api_base: str, target: Target, ask: SpeechAsk) -> str:
+    body = {"api_base": api_base, "clone": target.clone, "request": ask.body()}
+    return hashlib.sha256(replies.canonical(body)).hexdigest()
+
+
+def cached(root: Path, api_base: str, target: Target, ask: SpeechAsk) -> Heard | None:
+    """What was heard before for exactly this, if this machine kept it."""
+    if target.clone is None:
+        return None
+    kept = sounds.read(root, sounds.speech_dir(root, cache_key(api_base, target, ask)))
+    if kept is None or "audio" not in kept[1]:
+        return None
+    meta, paths = kept
+    audio = paths["audio"].read_bytes()
+    return Heard(target, ask, audio, str(meta.get("logid", "")), float(meta["duration"]), True)
+
+
+def speak(
+    client: CozeClient, root: Path, target: Target, ask: SpeechAsk, *, use_cache: bool = True
+) -> Heard:
+    """``ask`` spoken: from the cache when it holds it, else by Coze (and then kept)."""
+    if use_cache:
+        hit = cached(root, client.base_url, target, ask)
+        if hit is not None:
+            return hit
+    spoken = synthesize(client, ask)
+    heard = Heard(target, ask, spoken.audio, spoken.logid, spoken.duration, False)
+    if target.clone is not None:
+        meta = {
+            "voice_id": target.voice_id,
+            "clone": target.clone,
+            "request": ask.body(),
+            "logid": spoken.logid,
+            "duration": spoken.duration,
+            "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        try:
+            directory = sounds.speech_dir(root, cache_key(client.base_url, target, ask))
+            sounds.put(root, directory, {"audio": spoken.audio}, meta)
+        except (OSError, StateError):
+            pass  # a cache: what was paid for is still written to the output
+    return heard
+
+
+def speak_all(
+    client: CozeClient,
+    root: Path,
+    asks: Iterable[tuple[Target, SpeechAsk]],
+    *,
+    use_cache: bool,
+    parallelism: int,
+    done: Callable[[Heard | None, Target, VoicectlError | None], None],
+) -> None:
+    """Each ask spoken, ``parallelism`` at a time (paced by the client, as clones are);
+    ``done`` is told of each as it ends, on this thread, in the order they end."""
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        futures = {
+            pool.submit(speak, client, root, target, ask, use_cache=use_cache): target
+            for target, ask in asks
+        }
+        from concurrent.futures import as_completed
+
+        for future in as_completed(futures):
+            target = futures[future]
+            try:
+                done(future.result(), target, None)
+            except VoicectlError as exc:
+                done(None, target, exc)
