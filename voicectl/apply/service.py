@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from voicectl.apply import checks, recovery
+from voicectl.apply import checks, recovery, snapshots
 from voicectl.apply.events import Event, Outcome
 from voicectl.apply.executor import Coze, Executor
 from voicectl.coze.replies import Seal
+from voicectl.coze.speech import Speaker
 from voicectl.declare import config, gitrepo
 from voicectl.declare.declarations import declaration_files
 from voicectl.errors import Problem, UsageError, VoicectlError
@@ -55,8 +56,9 @@ class Reporter(Protocol):
     def progress(self, total: int) -> ProgressSink: ...
 
 
-class Account(Coze, Protocol):
-    """The Coze client an apply needs: the executor's, and whose account it is."""
+class Account(Coze, Speaker, Protocol):
+    """The Coze client an apply needs: the executor's, whose account it is, and speech
+    (to keep a retrained voice's sound)."""
 
     def account_record(self) -> dict[str, str]: ...
 
@@ -92,6 +94,7 @@ class Applied:
     folded: bool = True
     declined: bool = False
     stopped: VoicectlError | None = None  # why the apply stopped early: said after all
+    speech_calls: int = 0  # billed speeches made to keep retrained voices' sound
 
     @property
     def ok(self) -> bool:
@@ -140,11 +143,21 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
             _unchanged_since_shown(home, stored)
             planning.check_policy(cfg, result, recovered, remote)
             checks.fits_account(result, remote, recovered, request.options.allow_duplicate_name)
+        # At most the speech the plan showed: two a retrain, the first ones if it showed fewer.
+        retrains = snapshots.planned(work, recovered)[: result.speech_calls // 2]
+        speech = snapshots.before(
+            cfg.root, client, retrains, remote, reporter.notice, request.parallelism
+        )
         outcome, final, folded, stopped = _execute(
             cfg, client, home, recovered, stored, work, remote, listed_at,
             executor_for, request.parallelism, reporter,
         )  # fmt: skip
-        return Applied(result, blocked, final, outcome, folded, stopped=stopped)
+        speech += snapshots.after(
+            cfg.root, client, retrains, outcome.done, final, reporter.notice, request.parallelism
+        )
+        return Applied(
+            result, blocked, final, outcome, folded, stopped=stopped, speech_calls=speech
+        )
 
 
 def _check_adoptions(cfg: config.Config, current: State, adopt: Mapping[str, str]) -> None:

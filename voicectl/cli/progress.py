@@ -43,8 +43,21 @@ class Output:
             changes=len(result.actionable),
             summary=result.summary,
             clones_to_spend=result.clones_spent,
+            speech_calls=result.speech_calls,
             one_time_cny=cost.one_time_cny,
             monthly_cny_delta=cost.monthly_cny_delta,
+        )
+
+    def speech(self, calls: int) -> None:
+        """The billed speeches apply made to keep retrained voices' sound, if any."""
+        if not calls:
+            return
+        if self.as_json:
+            self.emit("snapshots", speech_calls=calls, directory=".voicectl/snapshots")
+            return
+        click.echo(
+            f"Speech calls: {calls} (billed by Coze), keeping the retrained voices' sound "
+            "before and after under .voicectl/snapshots/ (`voicectl review` plays them)."
         )
 
     def progress(self, total: int) -> Progress:

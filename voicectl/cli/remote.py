@@ -107,6 +107,7 @@ def apply(
         return EXIT_USER_ERROR
     done, failed = (applied.outcome.done, applied.outcome.failed) if applied.outcome else ([], [])
     out.summary(done, failed, applied.blocked, applied.final, recorded=applied.folded)
+    out.speech(applied.speech_calls)
     if applied.stopped is not None:  # after what was done and spent: why it stopped
         raise applied.stopped
     return 0 if applied.ok else EXIT_USER_ERROR

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -35,7 +35,7 @@ from voicectl.errors import CozeError, TransportError, Verdict
 from voicectl.sound.decode import DecodeError, decode
 
 if TYPE_CHECKING:
-    from voicectl.coze.client import CozeClient, Wire
+    from voicectl.coze.client import Wire
 
 SPEECH_PATH = "/v1/audio/speech"
 FORMATS = ("mp3", "wav", "pcm", "ogg_opus")
@@ -56,6 +56,15 @@ SPEECH_HINTS = {
     4101: "the token lacks the createSpeech permission, or access to the voice's workspace",
     4200: "Coze does not know this voice id (or it belongs to another account or workspace)",
 }
+
+
+class Speaker(Protocol):
+    """What a speech needs of the Coze client (:class:`voicectl.coze.client.CozeClient`)."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    def wire(self) -> Wire: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,7 @@ def problem(ask: SpeechAsk, model_type: str | None) -> str | None:
     return None
 
 
-def synthesize(client: CozeClient, ask: SpeechAsk) -> Spoken:
+def synthesize(client: Speaker, ask: SpeechAsk) -> Spoken:
     """One speech; CozeError for Coze's refusal, TransportError when no audio came."""
     wire = client.wire()
     attempt = limited = 0
