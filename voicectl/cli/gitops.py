@@ -18,9 +18,9 @@ from voicectl.errors import EXIT_CHANGES, UsageError, visible
 from voicectl.model import ADDRESS_PATTERN
 from voicectl.plan import drift as drifts
 from voicectl.plan import planning, repository
+from voicectl.state import sounds, transition
 from voicectl.state import statefile as state
 from voicectl.state import statefile as states
-from voicectl.state import transition
 from voicectl.state.journal import journal_path
 
 if TYPE_CHECKING:
@@ -50,6 +50,17 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         if stored is None and current.serial == 0:
             raise UsageError(f"{cfg.state}: there is no state yet; `voicectl apply` creates it")
         yield current, lambda new: home.write(new, base=current)
+
+
+def _heard(cfg: Config, entries: list[TakeEntry]) -> dict[tuple[str, int], str]:
+    """Where the sound of each training was kept (this machine's, sealed), by voice id
+    and clone number."""
+    found = {}
+    for voice_id in {e.voice_id for e in entries}:
+        for clone in sounds.snapshots(cfg.root, voice_id):
+            where = sounds.snapshot_dir(cfg.root, voice_id, clone).relative_to(cfg.root)
+            found[voice_id, clone] = f"{where.as_posix()}/"
+    return found
 
 
 def effective_state(cfg: Config) -> tuple[State, str]:
@@ -315,18 +326,32 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     if address is not None and address not in known:
         raise UsageError(f"{address}: no voice in the state has been at this address")
     found = _history(current, address)
+    heard = _heard(cfg, [e for _, e in found])
     if as_json:
-        body: list[dict[str, Any]] = [states.entry_json(e) | {"sha256": s} for s, e in found]
+        body: list[dict[str, Any]] = [
+            states.entry_json(e)
+            | {"sha256": s}
+            | ({"sound": heard[e.voice_id, e.clone]} if (e.voice_id, e.clone) in heard else {})
+            for s, e in found
+        ]
         click.echo(render.json_text(body), nl=False)
         return
     width = max((len(e.address) for _, e in found), default=0)
     for sha, e in found:
+        sound = heard.get((e.voice_id, e.clone))
         click.echo(
             visible(  # a state is a file a pull request can edit: its text, escaped
                 f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone "
                 f"{e.clone:>2}/10  take {sha[:12]}  logid {e.logid or '-'}  commit "
-                f"{e.commit[:12] or '-'}" + (" + uncommitted changes" if e.uncommitted else "")
+                f"{e.commit[:12] or '-'}"
+                + (" + uncommitted changes" if e.uncommitted else "")
+                + (f"  sound {sound}" if sound else "")
             )
+        )
+    if heard:
+        click.echo(
+            "A sound is how that training spoke, kept by apply around a retrain: "
+            "`voicectl review` plays them side by side."
         )
     click.echo(f"{len(found)} clone(s).")
     # History lists the clones voicectl made; a voice's count includes any made elsewhere.

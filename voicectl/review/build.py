@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from voicectl.declare import config
 from voicectl.errors import UsageError
 from voicectl.files.atomic import write_atomic
 from voicectl.model import Action, Change, Plan, State, TakeVerdict, VoiceRecord
-from voicectl.review import folder, page, takes
+from voicectl.review import folder, heard, page, takes
 
 SINGLE_FILE_LIMIT = 50 * 1024 * 1024  # data: URIs of more make a page browsers choke on
 MEDIA_TYPES = {
@@ -74,7 +75,8 @@ def write(
             if own is not None:
                 merged = tuple(dict.fromkeys([*verdict.warnings, *own.warnings]))
                 shown[sha].verdict = TakeVerdict(own.figures, merged)
-        review = page.Review(plan, shown, policy, source)
+        sounds = heard.gather(cfg.root, made, plan)
+        review = page.Review(plan, shown, policy, source, heard=sounds)
         if single_file:
             inline = _inliner(made)
             write_atomic(out, page.html(_with(review, inline)).encode())
@@ -111,7 +113,7 @@ def _is_review_page(path: Path) -> bool:
 
 
 def _with(review: page.Review, inline: page.Inline) -> page.Review:
-    return page.Review(review.plan, review.takes, review.policy, review.source, inline)
+    return replace(review, inline=inline)
 
 
 def _inliner(folder: Path) -> page.Inline:

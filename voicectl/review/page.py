@@ -7,10 +7,11 @@ import base64
 import difflib
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 from voicectl.model import Action, AudioSpec, Change, Plan
+from voicectl.review.heard import Training
 from voicectl.review.takes import Shown
 
 STYLE = """
@@ -40,10 +41,10 @@ code{overflow-wrap:anywhere}
 
 SCRIPT = """
 document.querySelectorAll('.takes[data-pair]').forEach(function (pair) {
-  var players = pair.querySelectorAll('audio');
+  var players = pair.querySelectorAll('audio:not([data-preview])');
   if (players.length !== 2) return;
   var button = document.createElement('button');
-  button.textContent = 'Play the old take, then the new';
+  button.textContent = pair.dataset.pair || 'Play the old take, then the new';
   button.addEventListener('click', function () {
     players[1].pause(); players[0].currentTime = 0; players[0].play();
     players[0].addEventListener('ended', function () {
@@ -70,6 +71,8 @@ class Review:
     policy: Sequence[str]  # violations; none: within policy
     source: str  # what was reviewed: a saved plan's file, or the repository at a commit
     inline: Inline | None = None
+    # By voice id: how it sounded at its two latest trainings kept (voicectl.review.heard).
+    heard: Mapping[str, Sequence[Training]] = field(default_factory=dict)
 
 
 def _hash(text: str) -> str:
@@ -83,7 +86,11 @@ def html(review: Review) -> str:
         "form-action 'none'"
     )
     changed = sorted(  # what overwrites a voice first, then what makes one, then the rest
-        (c for c in review.plan.changes if c.action != Action.NOOP or c.notes),
+        (
+            c
+            for c in review.plan.changes
+            if c.action != Action.NOOP or c.notes or (c.voice_id or "") in review.heard
+        ),
         key=lambda c: (ORDER.get(c.action, len(ORDER)), c.address),
     )
     body = [_summary(review), *(_change(review, c) for c in changed)]
@@ -161,7 +168,40 @@ def _change(review: Review, change: Change) -> str:
         f"<h2><code>{escape(change.address)}</code> "
         f'<span class="badge">{escape(change.action)}</span>{voice}</h2>'
         f"<p>{escape('; '.join(why))}</p>{moved}{notes}{_budget(change)}"
-        f"{_transcript(change)}{_takes(review, change)}</section>"
+        f"{_transcript(change)}{_takes(review, change)}{_heard(review, change)}</section>"
+    )
+
+
+def _heard(review: Review, change: Change) -> str:
+    """The voice's sound at its two latest trainings kept, side by side."""
+    trainings = review.heard.get(change.voice_id or "", ())
+    if not trainings:
+        return ""
+    src = review.inline or (lambda path: path)
+    cards = []
+    for t in trainings:
+        title = f"Clone {t.clone}" + (" (now)" if t.current else "")
+        players = (
+            f'<audio controls preload="metadata" src="{escape(src(t.reference))}" '
+            f'data-clone="{t.clone}"></audio>'
+            if t.reference
+            else ""
+        )
+        if t.preview:
+            players += (
+                f'<p class="muted">Coze\'s preview of this training:</p><audio controls '
+                f'preload="metadata" data-preview src="{escape(src(t.preview))}"></audio>'
+            )
+        cards.append(
+            f'<div class="take" data-role="heard" data-clone="{t.clone}"><h3>{title}</h3>'
+            f'{players}<p class="muted">{escape(t.taken)}, {escape(t.taken_at)}</p></div>'
+        )
+    pair = ' data-pair="Play the earlier training, then the later"' if len(cards) == 2 else ""
+    sentence = escape(trainings[-1].sentence)
+    return (
+        f'<section class="heard"><h3>How the voice sounds</h3><p class="muted">Kept by '
+        f"apply around a retrain, saying: <q>{sentence}</q></p>"
+        f'<div class="takes"{pair}>{"".join(cards)}</div></section>'
     )
 
 

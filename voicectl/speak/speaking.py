@@ -117,8 +117,8 @@ def cached(root: Path, api_base: str, target: Target, ask: SpeechAsk) -> Heard |
     kept = sounds.read(root, sounds.speech_dir(root, cache_key(api_base, target, ask)))
     if kept is None or "audio" not in kept[1]:
         return None
-    meta, paths = kept
-    audio = paths["audio"].read_bytes()
+    meta, files = kept
+    audio = files["audio"]
     return Heard(target, ask, audio, str(meta.get("logid", "")), float(meta["duration"]), True)
 
 

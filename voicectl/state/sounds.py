@@ -62,9 +62,9 @@ def put(root: Path, directory: Path, files: dict[str, bytes], meta: dict[str, An
     write_atomic(directory / META, jsontext.dumps({**body, "seal": _seal(body)}))
 
 
-def read(root: Path, directory: Path) -> tuple[dict[str, Any], dict[str, Path]] | None:
-    """``sound.json`` and the paths of its files, when this machine sealed it and every
-    file is there with its sha256; else None (missing, torn, foreign or edited)."""
+def read(root: Path, directory: Path) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+    """``sound.json`` and its files' bytes, when this machine sealed it and every file is
+    there with its sha256; else None (missing, torn, foreign or edited)."""
     try:
         _check_dirs(root, directory)
         body = jsontext.loads(safefile.read_bytes(directory / META, limit=1 << 20))
@@ -79,7 +79,7 @@ def read(root: Path, directory: Path) -> tuple[dict[str, Any], dict[str, Path]] 
     files = body.get("files")
     if not isinstance(files, dict):
         return None
-    paths = {}
+    found = {}
     for name, sha256 in files.items():
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             return None
@@ -89,13 +89,13 @@ def read(root: Path, directory: Path) -> tuple[dict[str, Any], dict[str, Path]] 
             return None
         if hashlib.sha256(data).hexdigest() != sha256:
             return None
-        paths[name] = directory / name
-    return body, paths
+        found[name] = data
+    return body, found
 
 
-def snapshots(root: Path, voice_id: str) -> dict[int, tuple[dict[str, Any], dict[str, Path]]]:
+def snapshots(root: Path, voice_id: str) -> dict[int, tuple[dict[str, Any], dict[str, bytes]]]:
     """Every sealed snapshot of a voice, by clone number."""
-    found: dict[int, tuple[dict[str, Any], dict[str, Path]]] = {}
+    found: dict[int, tuple[dict[str, Any], dict[str, bytes]]] = {}
     if not _VOICE_ID.fullmatch(voice_id):
         return found
     base = root / SNAPSHOTS / voice_id
