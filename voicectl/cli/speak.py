@@ -95,6 +95,8 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     OUT/<address>.<ext>.
     """
     cfg = repository.open_config(_start(ctx))
+    if (o["every"] or o["voice_id"]) and o["address"] is not None and o["text"] is None:
+        o = {**o, "text": o["address"], "address": None}  # the one argument is the text
     if o["every"]:
         return _speak_all(cfg, o)
     text, fmt, out = _inputs(o)
@@ -257,8 +259,6 @@ def _summary(heard: Heard, out: str, as_json: bool) -> dict[str, Any]:
 
 
 def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
-    if o["address"] and o["text"] is None:  # `speak --all TEXT`: the one argument is the text
-        o = {**o, "text": o["address"], "address": None}
     if o["address"] or o["voice_id"]:
         raise UsageError("--all speaks every applied voice: no ADDRESS or --voice-id with it")
     out = o["out"]

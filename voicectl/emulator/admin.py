@@ -62,6 +62,12 @@ class Admin:
                 return
             time.sleep(0.01)
 
+    def requests(self) -> dict[str, int]:
+        """The requests received by endpoint (clone, list, speech, preview) since the
+        start or the last reset; ``preview_with_token``: previews fetched with a token."""
+        counts: dict[str, int] = self.http.get("/_emulator/activity").json()["requests"]
+        return counts
+
     def voices(self) -> dict[str, dict[str, Any]]:
         """The account's cloned voices by id, the whole list read through ``has_more``."""
         found: dict[str, dict[str, Any]] = {}

@@ -23,9 +23,12 @@ Admin endpoints, without auth (loopback tooling): ``GET /_emulator/ledger``,
 ``GET|POST /_emulator/faults``, ``POST /_emulator/reset``, ``POST /_emulator/voices``
 with ``{"name", "space_id"?}``, which makes a voice slot in state ``init`` as the Coze
 console does (its first upload is then a clone with its ``voice_id``), and
-``GET /_emulator/activity``: ``{"in_flight": {endpoint: n}}``, the Coze API requests
-being handled right now. A client killed mid-request leaves its request running here
-(as on Coze); a fault campaign waits for it to settle before checking what it did.
+``GET /_emulator/activity``: ``{"in_flight": {endpoint: n}, "requests": {endpoint: n}}``,
+the Coze API requests being handled right now and received since the start (or the last
+reset), plus ``preview`` fetches and ``preview_with_token``, those that came with an
+``Authorization`` header (a preview link is fetched without the token). A client killed
+mid-request leaves its request running here (as on Coze); a fault campaign waits for it
+to settle before checking what it did.
 Each voice's signed ``preview_audio`` link is served too (no auth; see
 :mod:`voicectl.emulator.preview`).
 """
@@ -96,11 +99,13 @@ class Emulator:
         self.faults = faults or Faults()
         self.lock = asyncio.Lock()
         self.in_flight = dict.fromkeys(ENDPOINTS, 0)
+        self.requests = dict.fromkeys((*ENDPOINTS, "preview", "preview_with_token"), 0)
 
     async def api(self, request: Request, endpoint: str, scope: str, handler: _Handler) -> Response:
         """Latency, rate limit, injected failure, auth, then the endpoint; errors as envelopes."""
         logid = new_logid()
         self.in_flight[endpoint] += 1
+        self.requests[endpoint] += 1
         try:
             if self.faults.latency_ms:
                 await anyio.sleep(self.faults.latency_ms / 1000)
@@ -208,7 +213,13 @@ class Emulator:
         return plain({"clones": [entry.to_json() for entry in self.store.ledger]})
 
     async def admin_activity(self, request: Request) -> Response:
-        return plain({"in_flight": dict(self.in_flight)})
+        return plain({"in_flight": dict(self.in_flight), "requests": dict(self.requests)})
+
+    async def preview(self, request: Request) -> Response:
+        self.requests["preview"] += 1
+        if "authorization" in request.headers:
+            self.requests["preview_with_token"] += 1
+        return await preview_reply(request, self.store)
 
     async def admin_faults(self, request: Request) -> Response:
         if request.method == "POST":
@@ -222,6 +233,7 @@ class Emulator:
         async with self.lock:
             await anyio.to_thread.run_sync(self.store.reset)
             self.faults.reset()
+            self.requests = dict.fromkeys(self.requests, 0)
         return plain({"reset": True})
 
     async def admin_add_slot(self, request: Request) -> Response:
@@ -275,7 +287,7 @@ def create_app(
         Route("/_emulator/faults", emulator.admin_faults, methods=["GET", "POST"]),
         Route("/_emulator/reset", emulator.admin_reset, methods=["POST"]),
         Route("/_emulator/voices", emulator.admin_add_slot, methods=["POST"]),
-        Route(PREVIEW_ROUTE, partial(preview_reply, store=emulator.store), methods=["GET"]),
+        Route(PREVIEW_ROUTE, emulator.preview, methods=["GET"]),
     ]
     handlers = {ApiError: _http_error, HTTPException: _http_error, Exception: _http_error}
     app = Starlette(routes=routes, exception_handlers=handlers)

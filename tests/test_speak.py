@@ -1,0 +1,390 @@
+"""`voicectl speak`: a cloned voice heard through the emulator's speech endpoint, a repeat
+served free from the cache (counted by the emulator), every documented limit checked
+before anything is sent, and `--all` into a directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOKEN, Coze, VoiceRepo
+from voicectl.coze.speech import SpeechAsk, problem
+from voicectl.emulator.voicing import NOTE_SECONDS
+from voicectl.sound.decode import decode
+from voicectl.sound.pitch import pitch
+
+PROJECT = Path(__file__).resolve().parent.parent
+VOICECTL = [sys.executable, "-m", "voicectl"]
+
+
+def environment(coze: Coze) -> dict[str, str]:
+    """voicectl in a process of its own, on this checkout, with the emulator's account."""
+    return {**os.environ, **coze.env(), "PYTHONPATH": str(PROJECT)}
+
+
+@pytest.fixture
+def applied(repo: VoiceRepo, coze: Coze, run) -> VoiceRepo:
+    """Two voices applied: ``low`` (a 150 Hz take) and ``high`` (300 Hz), with preview text."""
+    repo.declare(
+        {
+            "low": repo.voice("low", freq=150, preview_text="Hello from the low voice."),
+            "high": repo.voice("high", freq=300, preview_text="Hello from the high voice."),
+        }
+    )
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+def speeches(coze: Coze) -> int:
+    return coze.requests()["speech"]
+
+
+def test_speak_writes_the_voice_s_speech_of_its_preview_text(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    out = tmp_path / "low.wav"
+    result = run(applied.root, "speak", "low", "-o", str(out), env=coze.env())
+    assert result.exit_code == 0, result.output
+    decoded = decode(out.read_bytes(), "wav")
+    text = "Hello from the low voice."
+    assert decoded.rate == 24000
+    assert decoded.duration == pytest.approx(len(text) * NOTE_SECONDS, abs=0.05)
+    # The take's pitch (150 Hz), moved by the text's tune: -5 to +12 semitones.
+    assert 150 * 2 ** (-5 / 12) * 0.97 <= (pitch(decoded) or 0) <= 150 * 2 * 1.03
+    summary = result.stderr
+    assert f"low: {out.stat().st_size:,} bytes, {decoded.duration:.2f} s of wav" in summary
+    assert "logid 2026" in summary or "logid 20" in summary
+    assert speeches(coze) == 1
+
+
+def test_a_repeat_is_served_from_the_cache_without_a_request(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    first = run(
+        applied.root, "speak", "high", "Same words.", "-o", str(tmp_path / "a.mp3"), env=coze.env()
+    )
+    assert first.exit_code == 0, first.output
+    assert speeches(coze) == 1
+    # No token at all: a repeat needs none, and sends nothing.
+    no_token = {"COZE_API_BASE": coze.base}
+    again = run(
+        applied.root, "speak", "high", "Same words.", "-o", str(tmp_path / "b.mp3"), env=no_token
+    )
+    assert again.exit_code == 0, again.output
+    assert speeches(coze) == 1
+    assert "from the cache, no call made" in again.stderr
+    assert (tmp_path / "a.mp3").read_bytes() == (tmp_path / "b.mp3").read_bytes()
+    # Anything else asked is a new speech: other settings, other words, --no-cache.
+    for extra in (["--speed", "1.5"], ["--sample-rate", "16000"], ["--no-cache"]):
+        result = run(
+            applied.root, "speak", "high", "Same words.", "-o", str(tmp_path / "c.mp3"), *extra,
+            env=coze.env(),
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert speeches(coze) == 4
+
+
+def test_a_retrain_makes_the_cached_speech_stale(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    args = ("speak", "low", "Hello.", "-o", str(tmp_path / "x.wav"))
+    assert run(applied.root, *args, env=coze.env()).exit_code == 0
+    before = decode((tmp_path / "x.wav").read_bytes(), "wav")
+    applied.declare(
+        {
+            "low": applied.voice("low", freq=220, preview_text="Hello from the low voice."),
+            "high": applied.voice("high", freq=300, preview_text="Hello from the high voice."),
+        }
+    )
+    result = run(applied.root, "apply", "--auto-approve", "--no-snapshot", env=coze.env())
+    assert result.exit_code == 0, result.output
+    calls = speeches(coze)
+    again = run(applied.root, *args, env=coze.env())
+    assert again.exit_code == 0 and "from the cache" not in again.stderr
+    assert speeches(coze) == calls + 1
+    after = decode((tmp_path / "x.wav").read_bytes(), "wav")
+    assert pitch(after) / pitch(before) == pytest.approx(220 / 150, rel=0.05)
+
+
+def test_json_prints_one_object(applied: VoiceRepo, coze: Coze, run, tmp_path: Path) -> None:
+    out = tmp_path / "v.ogg"
+    result = run(applied.root, "speak", "low", "-o", str(out), "--json", env=coze.env())
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    state = json.loads((applied.root / "state" / "voicectl.state.json").read_text())
+    assert body == {
+        "voice": "low",
+        "voice_id": state["voices"]["low"]["voice_id"],
+        "clone": 1,
+        "out": str(out),
+        "format": "ogg_opus",
+        "sample_rate": 24000,
+        "speed": 1.0,
+        "bytes": out.stat().st_size,
+        "duration": pytest.approx(decode(out.read_bytes(), "ogg").duration, abs=0.03),
+        "logid": body["logid"],
+        "cached": False,
+    }
+    assert len(body["logid"]) == 34
+    assert out.read_bytes().startswith(b"OggS")
+
+
+def test_text_from_a_file_and_from_stdin(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    (tmp_path / "words.txt").write_text("  Words from a file.\n", encoding="utf-8")
+    by_file = run(
+        applied.root,
+        "speak",
+        "low",
+        "-f",
+        str(tmp_path / "words.txt"),
+        "-o",
+        str(tmp_path / "f.pcm"),
+        env=coze.env(),
+    )
+    assert by_file.exit_code == 0, by_file.output
+    pcm = (tmp_path / "f.pcm").read_bytes()
+    assert len(pcm) == 2 * round(len("Words from a file.") * NOTE_SECONDS * 24000)
+    piped = subprocess.run(
+        [*VOICECTL, "-C", str(applied.root), "speak", "low", "-", "-o", "-", "--format", "wav"],
+        input=b"Piped words.", capture_output=True, env=environment(coze), check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    assert decode(piped.stdout, "wav").duration == pytest.approx(12 * NOTE_SECONDS, abs=0.05)
+    assert b"to standard output" in piped.stderr
+
+
+def test_binary_audio_is_never_written_to_a_terminal(applied: VoiceRepo, coze: Coze) -> None:
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [*VOICECTL, "-C", str(applied.root), "speak", "low", "-o", "-"],
+            stdout=follower, stderr=subprocess.PIPE, env=environment(coze), check=False,
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 1
+    assert b"standard output is a terminal" in done.stderr
+    assert coze.requests()["speech"] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["字" * 342],
+            "the text is 1,026 bytes in UTF-8, over Coze's limit of 1,024 bytes (342 characters",
+        ),
+        (["hi", "--speed", "2.5"], "the speed 2.5 is outside 0.5..2, what a big-model voice takes"),
+        (["hi", "--speed", "0.3"], "the speed 0.3 is outside 0.5..2, what a big-model voice takes"),
+        (["hi", "--format", "wav", "-o", "x.mp3"], "--format wav does not match 'x.mp3'"),
+        (["hi", "-o", "x.flac"], "'x.flac': no audio format Coze speaks is a .flac"),
+        (["-f", "nowhere.txt"], "nowhere.txt: cannot read the text"),
+    ],
+)
+def test_what_coze_would_refuse_is_refused_before_any_call(
+    applied: VoiceRepo, coze: Coze, run, args: list[str], said: str
+) -> None:
+    if "-o" not in args:
+        args = [*args, "-o", "out.mp3"]
+    result = run(applied.root, "speak", "low", *args, env=coze.env())
+    assert result.exit_code == 1, result.output
+    assert said in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert coze.requests()["speech"] == 0
+
+
+def test_the_speed_range_is_the_model_type_s() -> None:
+    """A small-model voice takes 0.2..3, a big one 0.5..2; one of unknown model only
+    what both take."""
+    ask = SpeechAsk("7400000000000000001", "hi", speed=2.5)
+    assert problem(ask, "small") is None
+    assert problem(ask, "big") == "the speed 2.5 is outside 0.5..2, what a big-model voice takes"
+    assert "unknown model" in (problem(ask, None) or "")
+    assert problem(SpeechAsk("1", "hi", speed=0.2), "small") is None
+    assert problem(SpeechAsk("1", "hi", sample_rate=11025), "big") is not None
+
+
+def test_the_model_type_is_recorded_and_read_from_the_account_when_not(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    state_path = applied.root / "state" / "voicectl.state.json"
+    state = json.loads(state_path.read_text())
+    assert state["voices"]["low"]["remote"]["model_type"] == "big"
+    del state["voices"]["low"]["remote"]["model_type"]
+    state_path.write_text(json.dumps(state))
+    lists = coze.requests()["list"]
+    result = run(
+        applied.root, "speak", "low", "hi", "--speed", "2.5", "-o", "x.mp3", env=coze.env()
+    )
+    assert result.exit_code == 1
+    assert "what a big-model voice takes" in result.stderr
+    assert coze.requests()["list"] > lists and coze.requests()["speech"] == 0
+
+
+def test_an_address_never_applied_gets_one_line(repo: VoiceRepo, coze: Coze, run) -> None:
+    repo.declare({"fresh": repo.voice("fresh")})
+    result = run(repo.root, "speak", "fresh", "-o", "x.mp3", env=coze.env())
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: fresh: not applied yet, so no voice on Coze speaks for it: run `voicectl "
+        "apply` first\n"
+    )
+    unknown = run(repo.root, "speak", "nobody", "-o", "x.mp3", env=coze.env())
+    assert unknown.exit_code == 1 and "no voice of that address" in unknown.stderr
+    assert coze.requests()["speech"] == 0
+
+
+def test_a_declaration_changed_since_the_apply_is_warned_of(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    applied.declare(
+        {
+            "low": applied.voice("low", freq=170, text="Another transcript."),
+            "high": applied.voice("high", freq=300, preview_text="Hello from the high voice."),
+        }
+    )
+    result = run(applied.root, "speak", "low", "Hi.", "-o", str(tmp_path / "x.mp3"), env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning: low: its take and text changed since the last apply: the voice still has "
+        "its old training (clone 1, take "
+    ) in result.stderr
+    high = run(applied.root, "speak", "high", "Hi.", "-o", str(tmp_path / "y.mp3"), env=coze.env())
+    assert "warning" not in high.stderr
+
+
+def test_voice_id_names_a_voice_directly(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    state = json.loads((applied.root / "state" / "voicectl.state.json").read_text())
+    voice_id = state["voices"]["high"]["voice_id"]
+    result = run(
+        applied.root,
+        "speak",
+        "--voice-id",
+        voice_id,
+        "Hi.",
+        "-o",
+        str(tmp_path / "h.wav"),
+        env=coze.env(),
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(f"voice {voice_id}: ")
+    assert (
+        300 * 2 ** (-5 / 12) * 0.97
+        <= (pitch(decode((tmp_path / "h.wav").read_bytes(), "wav")) or 0)
+        <= 600 * 1.03
+    )
+    missing = run(
+        applied.root,
+        "speak",
+        "--voice-id",
+        "7400000000000000009",
+        "Hi.",
+        "-o",
+        "x.mp3",
+        env=coze.env(),
+    )
+    assert missing.exit_code == 1 and "not on Coze's voice list" in missing.stderr
+
+
+def test_speak_all_writes_every_applied_voice(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    out = tmp_path / "voices"
+    result = run(
+        applied.root, "speak", "--all", "Same for all.", "-o", str(out), "--format", "wav",
+        "--json", env=coze.env(),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["high.wav", "low.wav"]
+    body = json.loads(result.stdout)
+    assert [v["voice"] for v in body["voices"]] == ["high", "low"] and body["failed"] == {}
+    heard = {p.stem: pitch(decode(p.read_bytes(), "wav")) for p in out.iterdir()}
+    assert heard["high"] / heard["low"] == pytest.approx(2.0, rel=0.05)
+    assert speeches(coze) == 2
+    # Each voice's own preview_text by default, into OUT/<address>.mp3.
+    again = run(applied.root, "speak", "--all", "-o", str(out), env=coze.env())
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in out.iterdir()) == ["high.mp3", "high.wav", "low.mp3", "low.wav"]
+    assert "2 of 2 voice(s) spoken" in again.stderr
+    low = decode((out / "low.mp3").read_bytes(), "mp3").duration
+    assert low == pytest.approx(len("Hello from the low voice.") * NOTE_SECONDS, abs=0.1)
+
+
+def test_speak_all_paces_and_resends_a_speech_refused_for_its_rate(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    coze.faults(fail={"endpoint": "speech", "code": 4020, "http_status": 429, "count": 2})
+    result = run(applied.root, "speak", "--all", "-o", str(tmp_path / "o"), env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert speeches(coze) == 4  # two refused for their rate, then each voice once
+
+
+def test_a_speech_whose_outcome_is_unknown_is_not_sent_again(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """Billed, with no idempotency key: a 5xx proves nothing, so it is not resent; the
+    other voices of --all go on, and the command fails."""
+    coze.faults(fail={"endpoint": "speech", "code": 5000, "http_status": 502, "count": 1})
+    result = run(
+        applied.root, "speak", "--all", "-o", str(tmp_path / "o"), "-j", "1", env=coze.env()
+    )
+    assert result.exit_code == 1
+    assert speeches(coze) == 2
+    assert "1 of 2 voice(s) spoken" in result.stderr
+    assert len(list((tmp_path / "o").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [
+        (
+            {"body": "not audio", "content_type": "audio/mpeg", "http_status": 200},
+            "is not playable mp3 audio",
+        ),
+        (
+            {
+                "body": '{"code": 0, "msg": ""}',
+                "content_type": "application/json",
+                "http_status": 200,
+            },
+            "without audio",
+        ),
+        ({"body": "<html>bad gateway</html>", "http_status": 502}, "not its JSON envelope"),
+    ],
+)
+def test_a_reply_that_is_not_playable_audio_writes_nothing(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path, fault: dict[str, object], said: str
+) -> None:
+    coze.faults(fail={"endpoint": "speech", **fault})
+    out = tmp_path / "x.mp3"
+    result = run(applied.root, "speak", "low", "Hi.", "-o", str(out), env=coze.env())
+    assert result.exit_code == 1
+    assert said in result.stderr and "Traceback" not in result.output
+    assert not out.exists()
+    assert run(applied.root, "speak", "low", "Hi.", "-o", str(out), env=coze.env()).exit_code == 0
+    assert speeches(coze) == 2  # nothing was cached from the bad reply
+
+
+@pytest.mark.emulator(tokens=(f"{TOKEN}:scopes=listVoice,createVoice",))
+def test_a_token_without_create_speech_is_told_so(applied: VoiceRepo, coze: Coze, run) -> None:
+    result = run(applied.root, "speak", "low", "Hi.", "-o", "x.mp3", env=coze.env())
+    assert result.exit_code == 1
+    assert "Coze error 4101" in result.stderr and "createSpeech" in result.stderr
+
+
+def test_the_help_says_speech_is_billed(run, tmp_path: Path) -> None:
+    result = run(tmp_path, "speak", "--help")
+    assert "Each speech is billed by Coze" in " ".join(result.stdout.split())
