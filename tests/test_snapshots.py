@@ -1,0 +1,223 @@
+"""A retrained voice's sound, kept before the retrain overwrites it and heard after: the
+plan shows the speech calls, apply makes at most those, the review page plays the two
+trainings side by side in Chromium, and history points at them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TOKEN, Coze, VoiceRepo
+from tests.test_review import browser, load  # noqa: F401 (a fixture)
+from voicectl.coze.speech import REFERENCE_SENTENCES
+from voicectl.sound.decode import decode
+from voicectl.sound.pitch import pitch
+
+
+def declare(repo: VoiceRepo, freq: float, **fields: Any) -> None:
+    repo.declare({"host": repo.voice("host", freq=freq, **fields)})
+
+
+@pytest.fixture
+def applied(repo: VoiceRepo, coze: Coze, run) -> VoiceRepo:
+    """One voice applied from a 150 Hz take, then its take changed to 220 Hz: a retrain."""
+    declare(repo, 150)
+    result = run(repo.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    declare(repo, 220)
+    return repo
+
+
+def voice_id(repo: VoiceRepo) -> str:
+    state = json.loads((repo.root / "state" / "voicectl.state.json").read_text())
+    return str(state["voices"]["host"]["voice_id"])
+
+
+def kept(repo: VoiceRepo, clone: int) -> Path:
+    return repo.root / ".voicectl" / "snapshots" / voice_id(repo) / str(clone)
+
+
+def test_the_plan_shows_the_speech_calls_of_a_retrain(applied: VoiceRepo, coze: Coze, run) -> None:
+    text = run(applied.root, "plan", env=coze.env())
+    assert "Speech calls: up to 2 (billed by Coze)" in text.stdout
+    assert (
+        json.loads(run(applied.root, "plan", "--json", env=coze.env()).stdout)["speech_calls"] == 2
+    )
+    off = run(applied.root, "plan", "--json", "--no-snapshot", env=coze.env())
+    assert json.loads(off.stdout)["speech_calls"] == 0
+    assert "Speech calls" not in run(applied.root, "plan", "--no-snapshot", env=coze.env()).stdout
+    declare(applied, 150, name="Another name")  # a create or a note only: no speech
+    assert (
+        json.loads(run(applied.root, "plan", "--json", env=coze.env()).stdout)["speech_calls"] == 0
+    )
+
+
+def test_apply_keeps_the_sound_before_and_after_a_retrain(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    result = run(applied.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "Speech calls: 2 (billed by Coze)" in result.stdout
+    requests = coze.requests()
+    assert requests["speech"] == 2
+    assert requests["preview"] == 1 and requests["preview_with_token"] == 0
+    before, after = kept(applied, 1), kept(applied, 2)
+    assert sorted(p.name for p in before.iterdir()) == [
+        "preview.mp3",
+        "reference.wav",
+        "sound.json",
+    ]
+    assert sorted(p.name for p in after.iterdir()) == ["reference.wav", "sound.json"]
+    old = decode((before / "reference.wav").read_bytes(), "wav")
+    new = decode((after / "reference.wav").read_bytes(), "wav")
+    assert (pitch(new) or 0) / (pitch(old) or 1) == pytest.approx(220 / 150, rel=0.05)
+    assert decode((before / "preview.mp3").read_bytes(), "mp3").duration > 1
+    meta = json.loads((before / "sound.json").read_text())
+    assert meta["sentence"] == REFERENCE_SENTENCES["en"] and meta["taken"] == "before the retrain"
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain"]
+
+
+def test_a_second_retrain_reuses_the_sound_kept_after_the_first(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 330)
+    result = run(applied.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert coze.requests()["speech"] == 3  # 2, then only the sound after the second
+    assert "Speech calls: 1 (billed by Coze)" in result.stdout
+    assert (kept(applied, 2) / "preview.mp3").exists()  # the preview of training 2, added
+    assert (kept(applied, 3) / "reference.wav").exists()
+
+
+def test_no_snapshot_makes_no_speech_call(applied: VoiceRepo, coze: Coze, run) -> None:
+    result = run(applied.root, "apply", "--auto-approve", "--no-snapshot", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert coze.requests()["speech"] == 0 and coze.requests()["preview"] == 0
+    assert not (applied.root / ".voicectl" / "snapshots").exists()
+    assert "Speech calls" not in result.output
+
+
+def test_a_saved_plan_does_the_speech_it_showed(applied: VoiceRepo, coze: Coze, run) -> None:
+    saved = run(applied.root, "plan", "--no-snapshot", "--out", "plan.json", env=coze.env())
+    assert saved.exit_code == 0, saved.output
+    assert json.loads((applied.root / "plan.json").read_text())["speech_calls"] == 0
+    assert run(applied.root, "apply", "plan.json", env=coze.env()).exit_code == 0
+    assert coze.requests()["speech"] == 0
+    declare(applied, 330)
+    assert run(applied.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    result = run(applied.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert coze.requests()["speech"] == 2
+
+
+def test_a_saved_plan_showing_fewer_speech_calls_gets_no_more(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """The plan's figure is a bound: a file edited to show one call gets no speech for
+    a retrain (two are needed to keep before and after)."""
+    assert run(applied.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    path = applied.root / "plan.json"
+    body = json.loads(path.read_text())
+    body["speech_calls"] = 1
+    path.write_text(json.dumps(body))
+    result = run(applied.root, "apply", "plan.json", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert coze.requests()["speech"] == 0
+
+
+@pytest.mark.emulator(tokens=(f"{TOKEN}:scopes=listVoice,createVoice",))
+def test_a_sound_that_cannot_be_kept_before_stops_the_apply_before_any_clone(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    result = run(applied.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 1
+    assert "could not keep a voice's sound before its retrain" in result.stderr
+    assert "createSpeech" in result.stderr and "--no-snapshot" in result.stderr
+    assert [c["kind"] for c in coze.ledger()] == ["create"]  # no retrain spent
+    assert run(applied.root, "plan", env=coze.env()).stdout.count("retrain") >= 1
+    again = run(applied.root, "apply", "--auto-approve", "--no-snapshot", env=coze.env())
+    assert again.exit_code == 0, again.output
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain"]
+
+
+def test_a_sound_not_kept_after_the_retrain_is_a_notice(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 330)  # training 2's sound is kept already: the one speech is the after
+    coze.faults(fail={"endpoint": "speech", "code": 4000, "count": 1})
+    result = run(applied.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "its sound after the retrain was not kept" in result.stderr
+    assert "`voicectl speak host` lets you hear it" in result.stderr
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain", "retrain"]
+    assert not kept(applied, 3).exists()
+
+
+def test_history_points_at_each_training_s_sound(applied: VoiceRepo, coze: Coze, run) -> None:
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    text = run(applied.root, "history", "host").stdout
+    vid = voice_id(applied)
+    assert f"sound .voicectl/snapshots/{vid}/1/" in text
+    assert f"sound .voicectl/snapshots/{vid}/2/" in text
+    body = json.loads(run(applied.root, "history", "host", "--json").stdout)
+    assert [e.get("sound") for e in body] == [
+        f".voicectl/snapshots/{vid}/1/",
+        f".voicectl/snapshots/{vid}/2/",
+    ]
+
+
+def test_a_snapshot_this_machine_did_not_seal_is_never_shown(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """A pull request can add files under .voicectl/ (git add -f): a made-up or edited
+    snapshot is not on the review page, nor in history."""
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    # Edited: the sound after replaced by other audio, its sound.json left as it was.
+    after = kept(applied, 2)
+    shutil.copy(kept(applied, 1) / "reference.wav", after / "reference.wav")
+    # Made up: a copy of a sealed snapshot under another voice id and clone.
+    forged = applied.root / ".voicectl" / "snapshots" / "7400000000000000001" / "1"
+    shutil.copytree(kept(applied, 1), forged)
+    text = run(applied.root, "history").stdout
+    assert "/2/" not in text and "7400000000000000001" not in text
+    assert run(applied.root, "review", "-o", "out", env=coze.env()).exit_code == 0
+    page = (applied.root / "out" / "index.html").read_text()
+    assert page.count('data-role="heard"') == 1  # clone 1 alone
+
+
+def test_the_review_page_plays_before_and_after_side_by_side(
+    applied: VoiceRepo,
+    coze: Coze,
+    run,
+    browser: Any,  # noqa: F811
+) -> None:
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 330)  # the next retrain under review: the last one is heard with it
+    made = run(applied.root, "review", "-o", "out", env=coze.env())
+    assert made.exit_code == 0, made.output
+    page, errors, requests = load(browser, (applied.root / "out" / "index.html").as_uri())
+    assert errors == [] and all(url.startswith("file:") for url in requests), requests
+    heard = page.query_selector("[data-action=retrain] .heard")
+    assert heard is not None
+    cards = heard.query_selector_all('[data-role="heard"]')
+    assert [c.get_attribute("data-clone") for c in cards] == ["1", "2"]
+    assert [c.query_selector("h3").inner_text() for c in cards] == ["Clone 1", "Clone 2 (now)"]
+    players = heard.query_selector_all("audio")
+    assert len(players) == 3  # clone 1's sentence and preview, clone 2's sentence
+    for player in players:
+        assert player.evaluate("a => a.error") is None
+        assert player.evaluate("a => a.duration") > 1.0
+    assert (
+        heard.query_selector("button").inner_text() == "Play the earlier training, then the later"
+    )
+    # Both trainings say the same sentence, one at the old take's pitch, one at the new.
+    assert REFERENCE_SENTENCES["en"] in heard.inner_text()
+    boxes = [c.bounding_box() for c in cards]
+    assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]  # side by side
+    page.context.close()
