@@ -36,7 +36,6 @@ Each voice's signed ``preview_audio`` link is served too (no auth; see
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -148,8 +147,7 @@ class Emulator:
     async def clone(self, request: Request, grant: TokenGrant, logid: str) -> Response:
         audio, fields = await clone_form(request)
         voice_id, space_id = fields["voice_id"], fields["space_id"] or DEFAULT_SPACE_ID
-        sha256 = hashlib.sha256(audio).hexdigest()
-        voicing = await anyio.to_thread.run_sync(take_voice, audio, fields["audio_format"] or "")
+        take = await anyio.to_thread.run_sync(take_voice, audio, fields["audio_format"] or "")
         commit: Callable[[], Voice]
         async with self.lock:  # check and commit as one step: concurrent clones cannot race
             if voice_id:
@@ -157,11 +155,11 @@ class Emulator:
                 self._check_space(grant, current.space_id)
                 if fields["space_id"] not in (None, current.space_id):
                     raise ApiError(4000, f"The voice {voice_id} belongs to another space.")
-                commit = partial(self.store.retrain, current, fields, sha256, voicing)
+                commit = partial(self.store.retrain, current, fields, take)
             else:
                 self._check_space(grant, space_id)
                 self.store.check_slot()
-                commit = partial(self.store.create, space_id, fields, sha256, voicing)
+                commit = partial(self.store.create, space_id, fields, take)
             if WER_MARKER in (fields["text"] or ""):
                 raise ApiError(1109, CODE_MESSAGES[1109])
             voice = await anyio.to_thread.run_sync(commit)  # the fsync stays off the event loop

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+from voicectl.emulator.voicing import Take
+
 DATA_FILE = "coze-emulator.json"
 FORMAT = 1
 MAX_TRAININGS = 10  # per voice, the first clone included
@@ -73,8 +75,7 @@ class Voice:
     is_system_voice: bool = False
     model_name: str = "seed-icl-1.0"
     description: str = ""
-    # What the voice's speech is made from (voicing.take_voice): never sent to clients.
-    pitch_hz: float = 0.0
+    pitch_hz: float = 0.0  # what its speech is made from (a Take's): never sent to clients
     timbre: int = 0
 
     def to_api(self, preview_audio: str) -> dict[str, object]:
@@ -178,13 +179,7 @@ class VoiceStore:
 
     # -- committing -------------------------------------------------------------------
 
-    def create(
-        self,
-        space_id: str,
-        fields: Mapping[str, str | None],
-        audio_sha256: str,
-        voicing: tuple[float, int] = (0.0, 0),
-    ) -> Voice:
+    def create(self, space_id: str, fields: Mapping[str, str | None], take: Take) -> Voice:
         """A new clone, from a clone request's text fields, in a new slot (else 4019)."""
         self.check_slot()
         now = int(self.clock())
@@ -198,10 +193,10 @@ class VoiceStore:
             create_time=now,
             update_time=now,
             description=fields.get("description") or "",
-            pitch_hz=voicing[0],
-            timbre=voicing[1],
+            pitch_hz=take.pitch_hz,
+            timbre=take.timbre,
         )
-        self._commit(voice, self._entry(voice, "create", audio_sha256))
+        self._commit(voice, self._entry(voice, "create", take.sha256))
         return voice
 
     def check_slot(self) -> None:
@@ -236,13 +231,7 @@ class VoiceStore:
             )
         return voice
 
-    def retrain(
-        self,
-        voice: Voice,
-        fields: Mapping[str, str | None],
-        audio_sha256: str,
-        voicing: tuple[float, int] = (0.0, 0),
-    ) -> Voice:
+    def retrain(self, voice: Voice, fields: Mapping[str, str | None], take: Take) -> Voice:
         """Overwrite a voice checked by :meth:`check_retrain`; fields left out are kept."""
         trained = replace(
             voice,
@@ -253,10 +242,10 @@ class VoiceStore:
             available_training_times=voice.available_training_times - 1,
             update_time=max(int(self.clock()), voice.update_time),
             state="cloned",
-            pitch_hz=voicing[0],
-            timbre=voicing[1],
+            pitch_hz=take.pitch_hz,
+            timbre=take.timbre,
         )
-        self._commit(trained, self._entry(trained, "retrain", audio_sha256))
+        self._commit(trained, self._entry(trained, "retrain", take.sha256))
         return trained
 
     def add_slot(self, name: str, space_id: str) -> Voice:

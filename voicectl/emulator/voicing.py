@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from voicectl.sound.decode import DecodeError, decode
 from voicectl.sound.encode import OPUS_RATES, encode
@@ -36,10 +36,19 @@ PEAK = 0.5  # of full scale, at loudness_rate 0
 _ENCODER = {"wav": "wav", "mp3": "mp3", "ogg_opus": "ogg", "pcm": "pcm"}
 
 
-def take_voice(audio: bytes, audio_format: str) -> tuple[float, int]:
-    """A take's pitch in Hz and timbre: the pitch of its first seconds as measured, or, if
-    it has none (silence, noise, undecodable), one its sha256 picks; the timbre, 0..255,
-    always picked by the sha256."""
+class Take(NamedTuple):
+    """What a clone keeps of its audio: its sha256 (the ledger's), and what the voice's
+    speech is made from."""
+
+    sha256: str
+    pitch_hz: float
+    timbre: int
+
+
+def take_voice(audio: bytes, audio_format: str) -> Take:
+    """A take's sha256, pitch in Hz and timbre: the pitch of its first seconds as
+    measured, or, if it has none (silence, noise, undecodable), one its sha256 picks; the
+    timbre, 0..255, always picked by the sha256."""
     digest = hashlib.sha256(audio).digest()
     low, high = DEFAULT_PITCH
     fallback = round(low + (high - low) * digest[0] / 255, 1)
@@ -47,7 +56,7 @@ def take_voice(audio: bytes, audio_format: str) -> tuple[float, int]:
         measured = pitch(decode(audio, audio_format, limit=24_000 * 30))
     except DecodeError:
         measured = None
-    return (measured or fallback), digest[1]
+    return Take(digest.hex(), measured or fallback, digest[1])
 
 
 def speech(
