@@ -669,9 +669,8 @@ def test_history_names_the_take_logid_and_commit(repo: VoiceRepo, coze: Coze, ru
     text = run(repo.root, "history").stdout
     assert "clone  2/10" in text and head[:12] in text and "2 clone(s)." in text
     first, second = text.splitlines()[:2]
-    assert "uncommitted" not in first and second.endswith(
-        f"commit {head[:12]} + uncommitted changes"
-    )
+    assert "uncommitted" not in first and f"commit {head[:12]} + uncommitted changes" in second
+    assert second.endswith("/2/")  # where apply kept how that training sounds
     repo.declare({"a": repo.voice("a", freq=700), "long.address": repo.voice("b", freq=900)})
     assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
     rows = run(repo.root, "history").stdout.splitlines()[:-1]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import TOKEN, Coze, VoiceRepo
-from voicectl.coze.speech import SpeechAsk, problem
+from voicectl.coze.speech import REFERENCE_SENTENCES, SpeechAsk, problem
 from voicectl.emulator.voicing import NOTE_SECONDS
 from voicectl.sound.decode import decode
 from voicectl.sound.pitch import pitch
@@ -352,7 +352,15 @@ def test_a_speech_whose_outcome_is_unknown_is_not_sent_again(
     [
         (
             {"body": "not audio", "content_type": "audio/mpeg", "http_status": 200},
+            "Coze's speech reply is not mp3 audio, the format asked (it begins b'not audi'",
+        ),
+        (
+            {"body": "ID3\u0004" + "x" * 300, "content_type": "audio/mpeg", "http_status": 200},
             "is not playable mp3 audio",
+        ),
+        (
+            {"body": "RIFF....WAVEfmt ", "content_type": "audio/mpeg", "http_status": 200},
+            "is not mp3 audio, the format asked",
         ),
         (
             {
@@ -388,3 +396,50 @@ def test_a_token_without_create_speech_is_told_so(applied: VoiceRepo, coze: Coze
 def test_the_help_says_speech_is_billed(run, tmp_path: Path) -> None:
     result = run(tmp_path, "speak", "--help")
     assert "Each speech is billed by Coze" in " ".join(result.stdout.split())
+
+
+def test_audio_is_never_written_over_the_repository(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """A take, a declaration, the configuration, the state, voicectl's own files: refused
+    before anything is sent, and left as they were."""
+    take = applied.root / "audio" / "low.wav"
+    before = take.read_bytes()
+    for target in (
+        "audio/low.wav",
+        "voices/voices.yaml",
+        "voicectl.yaml",
+        "state/voicectl.state.json",
+        ".voicectl/x.mp3",
+    ):
+        fmt = ["--format", "mp3"] if not target.endswith((".mp3", ".wav")) else []
+        result = run(applied.root, "speak", "low", "Hi.", "-o", target, *fmt, env=coze.env())
+        assert result.exit_code == 1, (target, result.output)
+        assert "is part of the voice repository" in result.stderr
+    assert take.read_bytes() == before
+    assert speeches(coze) == 0
+    # OUT is relative to -C's directory, as plan --out and review -o are.
+    fine = run(applied.root, "speak", "low", "Hi.", "-o", "heard/fine.wav", env=coze.env())
+    assert fine.exit_code == 0, fine.output
+    assert (applied.root / "heard" / "fine.wav").read_bytes().startswith(b"RIFF")
+    assert "to heard/fine.wav" in fine.stderr
+
+
+def test_an_orphan_is_heard_by_its_voice_id(applied: VoiceRepo, coze: Coze, run) -> None:
+    applied.declare({"high": applied.voice("high", freq=300)})
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    result = run(applied.root, "speak", "low", "-o", "x.mp3", env=coze.env())
+    assert result.exit_code == 1
+    assert "low: no longer declared; its voice " in result.stderr
+    assert "`voicectl speak --voice-id " in result.stderr
+
+
+def test_a_voice_without_preview_text_says_its_language_s_sentence(
+    repo: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    repo.declare({"plain": repo.voice("plain", language="es")})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    out = tmp_path / "plain.pcm"
+    assert run(repo.root, "speak", "plain", "-o", str(out), env=coze.env()).exit_code == 0
+    sentence = REFERENCE_SENTENCES["es"]
+    assert len(out.read_bytes()) == 2 * round(len(sentence) * NOTE_SECONDS * 24000)

@@ -348,11 +348,6 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
                 + (f"  sound {sound}" if sound else "")
             )
         )
-    if heard:
-        click.echo(
-            "A sound is how that training spoke, kept by apply around a retrain: "
-            "`voicectl review` plays them side by side."
-        )
     click.echo(f"{len(found)} clone(s).")
     # History lists the clones voicectl made; a voice's count includes any made elsewhere.
     records = [r for r in current.voices.values() if address in (None, r.address)]

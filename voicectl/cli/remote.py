@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,19 @@ def apply(
     saved = None
     if plan_file is not None:
         flags = {"targets": "--target", "excludes": "--exclude"}
-        given = sorted(flags.get(k, "--" + k.replace("_", "-")) for k, v in opts.items() if v)
+        given = sorted(
+            flags.get(k, "--" + k.replace("_", "-"))
+            for k, v in opts.items()
+            if v and k != "no_snapshot"  # fewer speech calls than it shows: always safe
+        )
         if given:
             raise UsageError(
                 f"{', '.join(given)}: a saved plan carries its own options; make a new one "
                 "with `voicectl plan --out FILE`"
             )
         saved = savedplan.load(start / plan_file, str(plan_file))
+        if opts["no_snapshot"]:
+            saved = replace(saved, plan=replace(saved.plan, speech_calls=0))
     if as_json and not (auto_approve or saved):
         raise UsageError("--json cannot ask for confirmation: pass --auto-approve or a FILE")
     client = account.client_for(cfg, "apply")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from voicectl import render
 from voicectl.cli import account, complete
 from voicectl.cli.root import _start
 from voicectl.coze.apibase import CN_BASE
+from voicectl.coze.client import CozeClient
 from voicectl.coze.speech import (
     ANY_MODEL,
     DEFAULT_RATE,
@@ -25,8 +26,10 @@ from voicectl.coze.speech import (
     SpeechAsk,
     problem,
 )
+from voicectl.declare.config import CONFIG_FILE, Config
 from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError, visible
 from voicectl.files.atomic import write_atomic
+from voicectl.model import DesiredVoice, RemoteVoice, State
 from voicectl.plan import planning, repository
 from voicectl.speak import speaking
 from voicectl.speak.speaking import Heard, Target
@@ -94,7 +97,9 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     nothing (--no-cache asks again). With --all, every applied voice speaks into
     OUT/<address>.<ext>.
     """
-    cfg = repository.open_config(_start(ctx))
+    start = _start(ctx)
+    cfg = repository.open_config(start)
+    o = {**o, "start": start}  # OUT and -f FILE are relative to it, as -C says
     if (o["every"] or o["voice_id"]) and o["address"] is not None and o["text"] is None:
         o = {**o, "text": o["address"], "address": None}  # the one argument is the text
     if o["every"]:
@@ -103,35 +108,39 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     current, warning = repository.effective_state(cfg, account.journal_check(cfg))
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    client = None
+    clients: list[CozeClient] = []
+
+    def client() -> CozeClient:  # made when needed: a repeat from the cache needs no token
+        if not clients:
+            clients.append(account.client_for(cfg, "speak"))
+        return clients[0]
+
+    def listed() -> dict[str, RemoteVoice]:
+        return planning.remote_voices(client(), current)
+
+    declared = _declared(cfg, current)
+    if out != "-":
+        _check_out(cfg, declared, start / out)
     if o["voice_id"]:
         if o["address"]:
             raise UsageError("give ADDRESS or --voice-id, not both")
-        client = account.client_for(cfg, "speak")
-        lister = client
-
-        def listed() -> dict[str, Any]:
-            return planning.remote_voices(lister, current)
-
         target = speaking.for_voice_id(current, o["voice_id"], listed)
     elif o["address"]:
-        target = speaking.for_address(current, _declared(cfg, current), o["address"])
+        target = speaking.for_address(current, declared.voices, o["address"])
     else:
         raise UsageError("name the voice: ADDRESS, --voice-id ID, or --all")
     if target.stale:
         click.echo(f"warning: {visible(target.stale)}", err=True)
     if not target.model_type and not ANY_MODEL[0] <= o["speed"] <= ANY_MODEL[1]:
         # Only the account says which speeds this voice takes (the list is free to read).
-        client = client or account.client_for(cfg, "speak")
-        remote = planning.remote_voices(client, current).get(target.voice_id)
+        remote = listed().get(target.voice_id)
         target = replace(target, model_type=remote.model_type if remote else "")
     ask = _ask(target, text, fmt, o)
     base = _api_base(cfg)
     heard = None if o["no_cache"] else speaking.cached(cfg.root, base, target, ask)
     if heard is None:
-        client = client or account.client_for(cfg, "speak")
-        heard = speaking.speak(client, cfg.root, target, ask, use_cache=False)
-    _write(out, heard.audio)
+        heard = speaking.speak(client(), cfg.root, target, ask, use_cache=False)
+    _write(out if out == "-" else str(start / out), heard.audio)
     body = _summary(heard, out, o["as_json"])
     if o["as_json"]:
         click.echo(render.json_text(body), nl=False)
@@ -175,7 +184,7 @@ def _text(o: dict[str, Any]) -> str | None:
         where = "standard input"
     elif path is not None:
         try:
-            with open(path, "rb") as handle:
+            with open(o["start"] / path, "rb") as handle:
                 raw = handle.read(MAX_TEXT_FILE + 1)
         except OSError as exc:
             raise UsageError(f"{path}: cannot read the text: {exc.strerror}") from None
@@ -192,7 +201,8 @@ def _text(o: dict[str, Any]) -> str | None:
 
 
 def _ask(target: Target, text: str | None, fmt: str, o: dict[str, Any]) -> SpeechAsk:
-    said = text if text is not None else target.text
+    # Its preview_text by default, else the sentence apply's snapshots say in its language.
+    said = text if text is not None else target.text or REFERENCE_SENTENCES.get(target.language)
     if not said:
         raise UsageError(
             f"{target.label}: no text to say: give TEXT, -f FILE or -, or set preview_text "
@@ -209,9 +219,38 @@ def _api_base(cfg: Any) -> str:
     return (os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE).rstrip("/")
 
 
-def _declared(cfg: Any, current: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Declared:
+    voices: dict[str, DesiredVoice]  # by address
+    files: frozenset[Path]  # what the repository is made of: never written over
+
+
+def _declared(cfg: Config, current: State) -> _Declared:
     snapshot = repository.read(cfg, recorded=current)
-    return {v.decl.address: v for v in snapshot.desired}
+    voices = {v.decl.address: v for v in snapshot.desired}
+    state = cfg.state_path
+    made_of = [
+        cfg.root / CONFIG_FILE,
+        state,
+        state.with_name(state.name + ".journal"),
+        state.with_name(state.name + ".lock"),
+        *(cfg.root / f for f in snapshot.files),
+        *(cfg.root / d.take.path for d in voices.values()),
+    ]
+    return _Declared(voices, frozenset(p.resolve() for p in made_of))
+
+
+def _check_out(cfg: Config, declared: _Declared, out: Path) -> None:
+    """Audio is never written over what the repository is made of (a take, a
+    declaration, the configuration, the state) nor into .voicectl/ or .git/."""
+    where = out.resolve()
+    inside = where.is_relative_to(cfg.root.resolve())
+    parts = where.relative_to(cfg.root.resolve()).parts if inside else ()
+    if where in declared.files or (parts and parts[0] in (".voicectl", ".git")):
+        raise UsageError(
+            f"{out}: is part of the voice repository (a take, a declaration, the "
+            "configuration or the state, or voicectl's own files): name another file"
+        )
 
 
 def _write(out: str, audio: bytes) -> None:
@@ -272,14 +311,15 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
     declared = _declared(cfg, current)
     asks = []
     for address in sorted(current.voices):
-        target = speaking.for_address(current, declared, address)
+        target = speaking.for_address(current, declared.voices, address)
         if target.stale:
             click.echo(f"warning: {visible(target.stale)}", err=True)
-        default = target.text or REFERENCE_SENTENCES.get(target.language)
-        asks.append((target, _ask(target, text if text is not None else default, fmt, o)))
+        asks.append((target, _ask(target, text, fmt, o)))
     if not asks:
         raise UsageError("no voice has been applied yet: `voicectl apply` first")
-    directory = Path(out)
+    directory = o["start"] / out
+    for target, ask in asks:
+        _check_out(cfg, declared, directory / f"{target.label}.{SUFFIX[ask.fmt]}")
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -293,9 +333,9 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
             failed[target.label] = str(error)
             click.echo(visible(f"error: {target.label}: {error}"), err=True)
             return
-        path = directory / f"{target.label}.{SUFFIX[heard.ask.fmt]}"
-        _write(str(path), heard.audio)
-        said.append(_summary(heard, str(path), o["as_json"]))
+        name = f"{target.label}.{SUFFIX[heard.ask.fmt]}"
+        _write(str(directory / name), heard.audio)
+        said.append(_summary(heard, str(Path(out) / name), o["as_json"]))
 
     speaking.speak_all(
         client, cfg.root, asks, use_cache=not o["no_cache"], parallelism=o["parallelism"], done=done

@@ -175,6 +175,12 @@ def _send(wire: Wire, ask: SpeechAsk, slot: Slot, limited: int) -> Spoken:
 
 
 def _duration(audio: bytes, ask: SpeechAsk, logid: str) -> float:
+    """The audio's length, once it is known to be the format asked and to decode."""
+    if not _is_format(audio, ask.fmt):
+        raise TransportError(
+            f"Coze's speech reply is not {ask.fmt} audio, the format asked "
+            f"(it begins {audio[:8]!r}; logid {logid or 'none'})"
+        )
     try:
         decoded = decode(audio, _DECODER[ask.fmt], pcm_rate=ask.sample_rate)
     except DecodeError as exc:
@@ -183,6 +189,22 @@ def _duration(audio: bytes, ask: SpeechAsk, logid: str) -> float:
             f"(logid {logid or 'none'})"
         ) from None
     return round(decoded.duration, 3)
+
+
+def _is_format(audio: bytes, fmt: str) -> bool:
+    """Whether ``audio`` begins as ``fmt`` does (FFmpeg would decode an mp3 sent as wav:
+    the file written would not be what its name says)."""
+    if fmt == "wav":
+        return audio[:4] == b"RIFF" and audio[8:12] == b"WAVE"
+    if fmt == "ogg_opus":
+        return audio[:4] == b"OggS" and b"OpusHead" in audio[:512]
+    if fmt == "mp3":
+        # An ID3v2 tag, or an MPEG audio frame: 11 sync bits, then a layer that is not 00.
+        sync = len(audio) >= 2 and audio[0] == 0xFF and audio[1] & 0xE0 == 0xE0
+        return audio[:3] == b"ID3" or (sync and audio[1] & 0x06 != 0)
+    # pcm: samples with no header, an even number of bytes, and no container's magic
+    container = audio[:4] in (b"RIFF", b"OggS", b"fLaC") or audio[:3] == b"ID3"
+    return len(audio) % 2 == 0 and not container
 
 
 def _hinted(exc: CozeError) -> CozeError:

@@ -52,6 +52,12 @@ def for_address(state: State, desired: Mapping[str, DesiredVoice], address: str)
     record = state.voices.get(address)
     declared = desired.get(address)
     if record is None:
+        orphan = next((r for r in state.orphans if r.address == address), None)
+        if orphan is not None:
+            raise UsageError(
+                f"{address}: no longer declared; its voice {orphan.voice_id} is an orphan "
+                f"in the state: `voicectl speak --voice-id {orphan.voice_id} TEXT` hears it"
+            )
         if declared is not None:
             raise UsageError(
                 f"{address}: not applied yet, so no voice on Coze speaks for it: run "
