@@ -203,6 +203,7 @@ def test_the_review_page_plays_before_and_after_side_by_side(
     assert made.exit_code == 0, made.output
     page, errors, requests = load(browser, (applied.root / "out" / "index.html").as_uri())
     assert errors == [] and all(url.startswith("file:") for url in requests), requests
+    assert page.query_selector("[data-summary=speech_calls]").inner_text() == "2"
     heard = page.query_selector("[data-action=retrain] .heard")
     assert heard is not None
     cards = heard.query_selector_all('[data-role="heard"]')
@@ -221,3 +222,12 @@ def test_the_review_page_plays_before_and_after_side_by_side(
     boxes = [c.bounding_box() for c in cards]
     assert boxes[0]["y"] == boxes[1]["y"] and boxes[0]["x"] < boxes[1]["x"]  # side by side
     page.context.close()
+
+
+def test_apply_json_says_the_speech_calls(applied: VoiceRepo, coze: Coze, run) -> None:
+    result = run(applied.root, "apply", "--auto-approve", "--json", env=coze.env())
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["speech_calls"] == 2
+    (snapshots,) = [e for e in events if e["event"] == "snapshots"]
+    assert snapshots["speech_calls"] == 2 == coze.requests()["speech"]

@@ -39,8 +39,9 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         raise UsageError(
-            f"{TOKEN_VARIABLE} is not set: {purpose} needs a Coze token (apply: createVoice "
-            "and listVoice permissions; read-only commands: listVoice)"
+            f"{TOKEN_VARIABLE} is not set: {purpose} needs a Coze token (apply: createVoice, "
+            "listVoice and createSpeech permissions; speak: createSpeech; read-only "
+            "commands: listVoice)"
         )
     if not (token.isascii() and token.isprintable()):
         raise UsageError(

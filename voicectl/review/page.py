@@ -138,7 +138,16 @@ def _summary(review: Review) -> str:
         f'<strong data-summary="clones_spent">{plan.clones_spent}</strong> clone(s) spent; '
         f'<strong data-summary="one_time_cny">{cost.one_time_cny}</strong> CNY once, '
         f'<strong data-summary="monthly_cny_delta">{cost.monthly_cny_delta:+d}</strong> '
-        f"CNY a month.</p>{policy}{takes}</section>"
+        f"CNY a month.{_speech(plan)}</p>{policy}{takes}</section>"
+    )
+
+
+def _speech(plan: Plan) -> str:
+    if not plan.speech_calls:
+        return ""
+    return (
+        f' Up to <strong data-summary="speech_calls">{plan.speech_calls}</strong> billed '
+        "speech call(s), to keep the retrained voices' sound before and after."
     )
 
 
