@@ -49,19 +49,26 @@ class Decoded:
 
 
 def decode(
-    path: Path | bytes, fmt: str, limit: int = MAX_SAMPLES, pcm_rate: int = PCM_RATE
+    path: Path | bytes,
+    fmt: str,
+    limit: int = MAX_SAMPLES,
+    pcm_rate: int = PCM_RATE,
+    *,
+    head: bool = False,
 ) -> Decoded:
     """The take at ``path`` (or these bytes; of Coze's ``fmt``) as samples; DecodeError
-    when it does not decode, or decodes to more than ``limit`` samples or MAX_CHANNELS
-    channels. Headerless ``pcm`` is read at ``pcm_rate`` (a take's is Coze's 24 kHz)."""
+    when it does not decode, or decodes to more than ``limit`` samples (with ``head``:
+    only its first ``limit`` or so, the rest unread) or MAX_CHANNELS channels.
+    Headerless ``pcm`` is read at ``pcm_rate`` (a take's is Coze's 24 kHz)."""
     if fmt == "pcm":
-        return _finite(_pcm(path, limit, pcm_rate))
+        raw = path[: limit * 2] if head and isinstance(path, bytes) else path
+        return _finite(_pcm(raw, limit, pcm_rate))
     import av
 
     source = io.BytesIO(path) if isinstance(path, bytes) else str(path)
     try:
         with av.open(source, "r") as container:
-            chunks, rate = _frames(container, limit)
+            chunks, rate = _frames(container, limit, head)
     except av.error.FFmpegError as exc:
         raise DecodeError(f"cannot be decoded ({exc.strerror or type(exc).__name__})") from None
     import numpy as np
@@ -71,7 +78,7 @@ def decode(
     return _finite(Decoded(np.concatenate(chunks, axis=1), int(rate)))
 
 
-def _frames(container: Any, limit: int) -> tuple[list[Any], int]:
+def _frames(container: Any, limit: int, head: bool = False) -> tuple[list[Any], int]:
     """Every frame of the first audio stream as float32 (channels x frames), and its rate;
     no resampler (FFmpeg's crashes on some layouts): each sample format scaled here."""
     if not container.streams.audio:
@@ -91,6 +98,8 @@ def _frames(container: Any, limit: int) -> tuple[list[Any], int]:
     for frame in container.decode(stream):
         chunk = _float(frame, channels)
         total += chunk.size
+        if head and (total > limit or len(chunks) >= MAX_FRAMES):
+            break  # the first seconds are all that was asked for
         if total > limit or len(chunks) >= MAX_FRAMES:
             raise DecodeError(_too_long(limit))
         chunks.append(chunk)
