@@ -401,28 +401,57 @@ def test_the_help_says_speech_is_billed(run, tmp_path: Path) -> None:
 def test_audio_is_never_written_over_the_repository(
     applied: VoiceRepo, coze: Coze, run, tmp_path: Path
 ) -> None:
-    """A take, a declaration, the configuration, the state, voicectl's own files: refused
-    before anything is sent, and left as they were."""
-    take = applied.root / "audio" / "low.wav"
-    before = take.read_bytes()
+    """A take (declared, or applied while its declaration is broken), a declaration, the
+    configuration, the state, a file git tracks, anything in .git/ (the repository's
+    or an enclosing one's) or .voicectl/, or an alias of one (a hard link, a symbolic
+    link): refused before anything is sent, and left as it was."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "-C"]
+    top = applied.root.parent
+    subprocess.run([*git, str(top), "init", "-q"], check=True)
+    (top / "NOTES.md").write_text("tracked")
+    subprocess.run([*git, str(top), "add", "NOTES.md"], check=True)
+    os.link(applied.root / "audio" / "high.wav", tmp_path / "hard.wav")
+    (tmp_path / "soft.wav").symlink_to(applied.root / "audio" / "low.wav")
+    # high's declaration breaks: its take is still the one the state records
+    (applied.root / "voices" / "voices.yaml").write_text("voices: [", encoding="utf-8")
+    before = {p: p.read_bytes() for p in (applied.root / "audio").iterdir()}
     for target in (
         "audio/low.wav",
+        "audio/high.wav",
         "voices/voices.yaml",
         "voicectl.yaml",
         "state/voicectl.state.json",
         ".voicectl/x.mp3",
+        "../.git/config",
+        "../NOTES.md",
+        str(tmp_path / "hard.wav"),
+        str(tmp_path / "soft.wav"),
     ):
         fmt = ["--format", "mp3"] if not target.endswith((".mp3", ".wav")) else []
-        result = run(applied.root, "speak", "low", "Hi.", "-o", target, *fmt, env=coze.env())
+        result = run(applied.root, "speak", "high", "Hi.", "-o", target, *fmt, env=coze.env())
         assert result.exit_code == 1, (target, result.output)
-        assert "is part of the voice repository" in result.stderr
-    assert take.read_bytes() == before
+        assert "is part of the voice repository" in result.stderr or (
+            "is inside .git/ or .voicectl/" in result.stderr
+        ), (target, result.stderr)
+    assert {p: p.read_bytes() for p in (applied.root / "audio").iterdir()} == before
+    assert (top / ".git" / "config").read_text().startswith("[core]")
     assert speeches(coze) == 0
     # OUT is relative to -C's directory, as plan --out and review -o are.
-    fine = run(applied.root, "speak", "low", "Hi.", "-o", "heard/fine.wav", env=coze.env())
+    fine = run(applied.root, "speak", "high", "Hi.", "-o", "heard/fine.wav", env=coze.env())
     assert fine.exit_code == 0, fine.output
     assert (applied.root / "heard" / "fine.wav").read_bytes().startswith(b"RIFF")
     assert "to heard/fine.wav" in fine.stderr
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_the_call(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    (tmp_path / "afile").write_text("x")
+    for target in (str(tmp_path / "afile" / "x.mp3"), str(tmp_path)):
+        result = run(applied.root, "speak", "low", "Hi.", "-o", target, env=coze.env())
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output
+    assert speeches(coze) == 0
 
 
 def test_an_orphan_is_heard_by_its_voice_id(applied: VoiceRepo, coze: Coze, run) -> None:

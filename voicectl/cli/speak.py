@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,12 @@ from voicectl.coze.speech import (
     SpeechAsk,
     problem,
 )
-from voicectl.declare.config import CONFIG_FILE, Config
+from voicectl.coze.transport import normalized_base
+from voicectl.declare.config import Config
 from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError, visible
-from voicectl.files.atomic import write_atomic
-from voicectl.model import DesiredVoice, RemoteVoice, State
+from voicectl.model import RemoteVoice
 from voicectl.plan import planning, repository
-from voicectl.speak import speaking
+from voicectl.speak import output, speaking
 from voicectl.speak.speaking import Heard, Target
 
 MAX_TEXT_FILE = 64 * 1024
@@ -118,9 +118,10 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     def listed() -> dict[str, RemoteVoice]:
         return planning.remote_voices(client(), current)
 
-    declared = _declared(cfg, current)
+    declared = output.read(cfg, current)
+    _warn(declared)
     if out != "-":
-        _check_out(cfg, declared, start / out)
+        output.check(declared, start / out, out)
     if o["voice_id"]:
         if o["address"]:
             raise UsageError("give ADDRESS or --voice-id, not both")
@@ -140,7 +141,7 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     heard = None if o["no_cache"] else speaking.cached(cfg.root, base, target, ask)
     if heard is None:
         heard = speaking.speak(client(), cfg.root, target, ask, use_cache=False)
-    _write(out if out == "-" else str(start / out), heard.audio)
+    _write(start, out, heard.audio)
     body = _summary(heard, out, o["as_json"])
     if o["as_json"]:
         click.echo(render.json_text(body), nl=False)
@@ -215,57 +216,26 @@ def _ask(target: Target, text: str | None, fmt: str, o: dict[str, Any]) -> Speec
     return ask
 
 
-def _api_base(cfg: Any) -> str:
-    return (os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE).rstrip("/")
-
-
-@dataclass(frozen=True)
-class _Declared:
-    voices: dict[str, DesiredVoice]  # by address
-    files: frozenset[Path]  # what the repository is made of: never written over
-
-
-def _declared(cfg: Config, current: State) -> _Declared:
-    snapshot = repository.read(cfg, recorded=current)
-    voices = {v.decl.address: v for v in snapshot.desired}
-    state = cfg.state_path
-    made_of = [
-        cfg.root / CONFIG_FILE,
-        state,
-        state.with_name(state.name + ".journal"),
-        state.with_name(state.name + ".lock"),
-        *(cfg.root / f for f in snapshot.files),
-        *(cfg.root / d.take.path for d in voices.values()),
-    ]
-    return _Declared(voices, frozenset(p.resolve() for p in made_of))
-
-
-def _check_out(cfg: Config, declared: _Declared, out: Path) -> None:
-    """Audio is never written over what the repository is made of (a take, a
-    declaration, the configuration, the state) nor into .voicectl/ or .git/."""
-    where = out.resolve()
-    inside = where.is_relative_to(cfg.root.resolve())
-    parts = where.relative_to(cfg.root.resolve()).parts if inside else ()
-    if where in declared.files or (parts and parts[0] in (".voicectl", ".git")):
-        raise UsageError(
-            f"{out}: is part of the voice repository (a take, a declaration, the "
-            "configuration or the state, or voicectl's own files): name another file"
+def _warn(declared: output.Repository) -> None:
+    if declared.errors:
+        click.echo(
+            f"warning: the declarations have {declared.errors} error(s) (`voicectl "
+            "validate` lists them): the voices are spoken as the state records them",
+            err=True,
         )
 
 
-def _write(out: str, audio: bytes) -> None:
+def _api_base(cfg: Config) -> str:
+    """The API base as the client spells it: what the cache is keyed by."""
+    return normalized_base(os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE)
+
+
+def _write(start: Path, out: str, audio: bytes) -> None:
     if out == "-":
         sys.stdout.buffer.write(audio)
         sys.stdout.buffer.flush()
         return
-    try:
-        write_atomic(Path(out), audio, durable=False)
-    except IsADirectoryError:
-        raise UsageError(
-            f"{out}: is a directory; -o names a file (--all writes into a directory)"
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot write the audio: {exc.strerror}") from None
+    output.write(start / out, out, audio)
 
 
 def _summary(heard: Heard, out: str, as_json: bool) -> dict[str, Any]:
@@ -308,7 +278,8 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
     current, warning = repository.effective_state(cfg, account.journal_check(cfg))
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    declared = _declared(cfg, current)
+    declared = output.read(cfg, current)
+    _warn(declared)
     asks = []
     for address in sorted(current.voices):
         target = speaking.for_address(current, declared.voices, address)
@@ -319,11 +290,8 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
         raise UsageError("no voice has been applied yet: `voicectl apply` first")
     directory = o["start"] / out
     for target, ask in asks:
-        _check_out(cfg, declared, directory / f"{target.label}.{SUFFIX[ask.fmt]}")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot make the directory: {exc.strerror}") from None
+        name = f"{target.label}.{SUFFIX[ask.fmt]}"
+        output.check(declared, directory / name, str(Path(out) / name))
     client = account.client_for(cfg, "speak")
     failed: dict[str, str] = {}
     said: list[dict[str, Any]] = []
@@ -334,7 +302,7 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
             click.echo(visible(f"error: {target.label}: {error}"), err=True)
             return
         name = f"{target.label}.{SUFFIX[heard.ask.fmt]}"
-        _write(str(directory / name), heard.audio)
+        output.write(directory / name, str(Path(out) / name), heard.audio)
         said.append(_summary(heard, str(Path(out) / name), o["as_json"]))
 
     speaking.speak_all(

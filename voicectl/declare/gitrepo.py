@@ -41,6 +41,11 @@ def top_level(root: Path) -> str:
     return _git(root, "rev-parse", "--show-toplevel")
 
 
+def tracked(root: Path, path: Path) -> bool:
+    """Whether git tracks the file at ``path`` in the work tree ``root`` is in."""
+    return bool(_git_bytes(root, "ls-files", "-z", "--", str(path), timeout=10))
+
+
 def uncommitted(root: Path, paths: Sequence[str]) -> bool | None:
     """Whether any of ``paths`` (relative to ``root``: an apply's inputs) differs from the
     commit checked out: changed, staged or not; not tracked (new, or ignored, so in no
