@@ -115,19 +115,31 @@ def test_a_saved_plan_does_the_speech_it_showed(applied: VoiceRepo, coze: Coze, 
     assert coze.requests()["speech"] == 2
 
 
-def test_a_saved_plan_showing_fewer_speech_calls_gets_no_more(
+def test_a_saved_plan_whose_speech_calls_were_edited_is_refused(
     applied: VoiceRepo, coze: Coze, run
 ) -> None:
-    """The plan's figure is a bound: a file edited to show one call gets no speech for
-    a retrain (two are needed to keep before and after)."""
-    assert run(applied.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    """adv20 #4: the figure is bound to the plan's options, as its changes are: edited
+    up (two billed calls the reviewer never saw) or down, the plan is refused."""
     path = applied.root / "plan.json"
-    body = json.loads(path.read_text())
-    body["speech_calls"] = 1
-    path.write_text(json.dumps(body))
-    result = run(applied.root, "apply", "plan.json", env=coze.env())
+    for options, edited in (("--no-snapshot", 2), (None, 1)):
+        args = ["plan", "--out", "plan.json", *([options] if options else [])]
+        assert run(applied.root, *args, env=coze.env()).exit_code == 0
+        body = json.loads(path.read_text())
+        body["speech_calls"] = edited
+        path.write_text(json.dumps(body))
+        result = run(applied.root, "apply", "plan.json", env=coze.env())
+        assert result.exit_code == 1, result.output
+        assert f"it shows {edited} speech call(s) where its options make" in result.stderr
+    assert coze.requests()["speech"] == 0
+    assert [c["kind"] for c in coze.ledger()] == ["create"]
+
+
+def test_apply_file_no_snapshot_makes_none(applied: VoiceRepo, coze: Coze, run) -> None:
+    assert run(applied.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    result = run(applied.root, "apply", "plan.json", "--no-snapshot", env=coze.env())
     assert result.exit_code == 0, result.output
     assert coze.requests()["speech"] == 0
+    assert [c["kind"] for c in coze.ledger()] == ["create", "retrain"]
 
 
 @pytest.mark.emulator(tokens=(f"{TOKEN}:scopes=listVoice,createVoice",))
@@ -231,3 +243,92 @@ def test_apply_json_says_the_speech_calls(applied: VoiceRepo, coze: Coze, run) -
     assert events[0]["event"] == "start" and events[0]["speech_calls"] == 2
     (snapshots,) = [e for e in events if e["event"] == "snapshots"]
     assert snapshots["speech_calls"] == 2 == coze.requests()["speech"]
+
+
+def retrain_outside(coze: Coze, voice: str, freq: float) -> None:
+    """A retrain in the Coze console: voicectl does not make it, the account has it."""
+    import httpx
+
+    from voicectl.emulator.tones import tone_wav
+
+    reply = httpx.post(
+        f"{coze.base}/v1/audio/voices/clone",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        data={"voice_name": "Host voice", "audio_format": "wav", "voice_id": voice},
+        files={"file": ("take.wav", tone_wav(6, 16000, freq))},
+    )
+    assert reply.json()["code"] == 0, reply.text
+
+
+def test_a_training_made_outside_voicectl_is_kept_as_itself(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv20 #3: after a retrain in the console, the sound before the next retrain is that
+    training's (a fresh speech, under Coze's count), never the one voicectl kept of its
+    own last training; history links each clone to the sound of its own take."""
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    vid = voice_id(applied)
+    ours = (kept(applied, 2) / "reference.wav").read_bytes()
+    retrain_outside(coze, vid, 400)
+    declare(applied, 330)
+    result = run(applied.root, "apply", "--auto-approve", "--retrain", "host", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert coze.requests()["speech"] == 4  # 2, then a fresh before and the after
+    assert (kept(applied, 2) / "reference.wav").read_bytes() == ours  # untouched
+    outside = decode((kept(applied, 3) / "reference.wav").read_bytes(), "wav")
+    latest = decode((kept(applied, 4) / "reference.wav").read_bytes(), "wav")
+    assert (pitch(outside) or 0) / (pitch(latest) or 1) == pytest.approx(400 / 330, rel=0.05)
+    body = json.loads(run(applied.root, "history", "host", "--json").stdout)
+    sounds = {e["clone"]: e.get("sound") for e in body}
+    assert sounds[1] == f".voicectl/snapshots/{vid}/1/"
+    assert sounds[2] == f".voicectl/snapshots/{vid}/2/"
+    assert sounds[max(sounds)] == f".voicectl/snapshots/{vid}/4/"
+
+
+def test_a_snapshot_copied_to_another_voice_is_not_shown(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv20 #7: the seal names the place: this machine's sound of one voice, copied
+    under another voice's (or training's) directory, is not that voice's."""
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 330)
+    shutil.rmtree(kept(applied, 2))
+    shutil.copytree(kept(applied, 1), kept(applied, 2))  # clone 1's sound as clone 2's
+    assert run(applied.root, "review", "-o", "out", env=coze.env()).exit_code == 0
+    page = (applied.root / "out" / "index.html").read_text()
+    assert page.count('data-role="heard"') == 1 and 'data-clone="2"' not in page
+
+
+@pytest.mark.parametrize("where", ["link", "file"])
+def test_a_snapshot_place_that_cannot_hold_it_stops_before_any_billed_call(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path, where: str
+) -> None:
+    """adv20 #6: checked before the speech is paid for, so a retry is not billed again."""
+    place = applied.root / ".voicectl" / "snapshots"
+    place.parent.mkdir(exist_ok=True)
+    if where == "link":
+        (tmp_path / "elsewhere").mkdir()
+        place.symlink_to(tmp_path / "elsewhere")
+    else:
+        place.write_text("not a directory")
+    for _ in range(2):
+        result = run(applied.root, "apply", "--auto-approve", env=coze.env())
+        assert result.exit_code == 1
+        assert "could not keep a voice's sound before its retrain" in result.stderr
+    assert coze.requests()["speech"] == 0 and coze.requests()["preview"] == 0
+    assert [c["kind"] for c in coze.ledger()] == ["create"]
+    assert not any((tmp_path / "elsewhere").iterdir()) if where == "link" else True
+
+
+def test_a_billed_sound_after_that_cannot_be_kept_is_still_counted(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv20 #9: the place of the sound after is refused before its speech is asked."""
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 330)
+    kept(applied, 3).parent.mkdir(parents=True, exist_ok=True)
+    kept(applied, 3).write_text("in the way")
+    result = run(applied.root, "apply", "--auto-approve", env=coze.env())
+    assert result.exit_code == 0, result.output
+    assert "its sound after the retrain cannot be kept" in result.stderr
+    assert coze.requests()["speech"] == 2  # none for the after: nothing was paid for

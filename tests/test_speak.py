@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -472,3 +473,48 @@ def test_a_voice_without_preview_text_says_its_language_s_sentence(
     assert run(repo.root, "speak", "plain", "-o", str(out), env=coze.env()).exit_code == 0
     sentence = REFERENCE_SENTENCES["es"]
     assert len(out.read_bytes()) == 2 * round(len(sentence) * NOTE_SECONDS * 24000)
+
+
+def test_the_cache_is_keyed_by_the_base_as_the_client_spells_it(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """adv20 #1: http://LOCALHOST:port is the base http://localhost:port: a repeat on it
+    is served from the cache."""
+    shouted = coze.base.replace("127.0.0.1", "LOCALHOST")
+    env = {**coze.env(), "COZE_API_BASE": shouted}
+    for n in range(3):
+        result = run(
+            applied.root, "speak", "low", "Case.", "-o", str(tmp_path / f"{n}.mp3"), env=env
+        )
+        assert result.exit_code == 0, result.output
+    assert speeches(coze) == 1
+
+
+def test_a_cached_speech_copied_under_another_key_is_not_served(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """adv20 #7: the seal names the place: one voice's speech, sealed by this machine,
+    copied over another request's entry, is not served as that request's answer."""
+    cache = applied.root / ".voicectl" / "speech"
+    assert (
+        run(
+            applied.root, "speak", "low", "One.", "-o", str(tmp_path / "a.mp3"), env=coze.env()
+        ).exit_code
+        == 0
+    )
+    (first,) = cache.iterdir()
+    assert (
+        run(
+            applied.root, "speak", "high", "Two.", "-o", str(tmp_path / "b.mp3"), env=coze.env()
+        ).exit_code
+        == 0
+    )
+    (second,) = [p for p in cache.iterdir() if p != first]
+    shutil.rmtree(second)
+    shutil.copytree(first, second)
+    again = run(
+        applied.root, "speak", "high", "Two.", "-o", str(tmp_path / "c.mp3"), env=coze.env()
+    )
+    assert again.exit_code == 0 and "from the cache" not in again.stderr
+    assert speeches(coze) == 3
+    assert (tmp_path / "c.mp3").read_bytes() == (tmp_path / "b.mp3").read_bytes()

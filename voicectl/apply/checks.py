@@ -40,6 +40,11 @@ def verified(
         base = current if current is not None else new_state()
         fresh, _ = planning.planned(cfg, base, saved.options, bound_remote)
         found += _replanned(saved.plan, fresh)
+        if not found and fresh.speech_calls != saved.plan.speech_calls:
+            found.append(
+                f"it shows {saved.plan.speech_calls} speech call(s) where its options make "
+                f"{fresh.speech_calls} (edited by hand?)"
+            )
     if found:
         raise SavedPlanError(
             f"{display}: the saved plan is stale, nothing was applied:\n  - "

@@ -80,6 +80,7 @@ class Request:
     settle: Sequence[float] = ()
     in_hands: float = 0.0
     lock_timeout: float = 0.0
+    snapshots: bool = True  # False: no speech call, whatever the plan allows
 
 
 @dataclass
@@ -144,7 +145,8 @@ def run(cfg: config.Config, client: Account, request: Request, reporter: Reporte
             planning.check_policy(cfg, result, recovered, remote)
             checks.fits_account(result, remote, recovered, request.options.allow_duplicate_name)
         # At most the speech the plan showed: two a retrain, the first ones if it showed fewer.
-        retrains = snapshots.planned(work, recovered)[: result.speech_calls // 2]
+        allowed = result.speech_calls if request.snapshots else 0
+        retrains = snapshots.planned(work, recovered, remote)[: allowed // 2]
         speech = snapshots.before(
             cfg.root, client, retrains, remote, reporter.notice, request.parallelism
         )

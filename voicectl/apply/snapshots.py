@@ -36,7 +36,7 @@ from voicectl.coze.speech import (
     synthesize,
 )
 from voicectl.errors import StateError, VoicectlError
-from voicectl.model import Action, Change, RemoteVoice, State
+from voicectl.model import CLONE_LIMIT, Action, Change, RemoteVoice, State
 from voicectl.state import sounds
 from voicectl.state.statefile import now
 
@@ -52,26 +52,41 @@ class Planned:
 
     address: str
     voice_id: str
-    clone: int  # its training now; the retrain makes the next
+    clone: int  # its training now, by Coze's count when its list said; the retrain's is next
     sentence: str
     language: str
+    facts: tuple[int, int] | None  # Coze's (update_time, trainings left): which training
+    trained_on: str  # the take it is trained on now, when that is known ("" when not)
+    after: str  # the take the retrain trains it on
 
 
-def planned(work: Sequence[Change], state: State) -> list[Planned]:
-    """The retrains among ``work``, each with its voice's sentence (by its language now)."""
+def planned(
+    work: Sequence[Change], state: State, remote: Mapping[str, RemoteVoice]
+) -> list[Planned]:
+    """The retrains among ``work``, each with its voice's sentence (by its language now)
+    and which training it is now: by Coze's count, so that a voice retrained outside
+    voicectl (in the console) is not taken for the training voicectl last made."""
     found = []
     for change in work:
         record = state.voices.get(change.address)
-        if change.action != Action.RETRAIN or record is None:
+        if change.action != Action.RETRAIN or record is None or change.after is None:
             continue
         language = record.language if record.language in REFERENCE_SENTENCES else "en"
+        listed = remote.get(record.voice_id)
+        facts = (listed.update_time, listed.available_training_times) if listed else None
+        clone = CLONE_LIMIT - facts[1] if facts else record.clones_used
+        seen = record.remote
+        ours = seen is not None and facts == (seen.update_time, seen.available_training_times)
         found.append(
             Planned(
                 change.address,
                 record.voice_id,
-                record.clones_used,
+                max(1, clone),
                 REFERENCE_SENTENCES[language],
                 language,
+                facts,
+                record.take.sha256 if ours or clone == record.clones_used else "",
+                change.after.audio.sha256,
             )
         )
     return found
@@ -86,14 +101,26 @@ def before(
     parallelism: int = 4,
 ) -> int:
     """Keep each voice's sound as it is; returns the speech calls made. Raises before
-    anything is cloned when one cannot be kept."""
+    anything is cloned when one cannot be kept (the places are checked before any
+    speech is paid for)."""
+    try:
+        for voice in retrains:
+            sounds.check_dirs(root, sounds.snapshot_dir(root, voice.voice_id, voice.clone))
+    except StateError as exc:
+        raise _not_kept(exc.message) from None
 
     def keep(voice: Planned) -> int:
         directory = sounds.snapshot_dir(root, voice.voice_id, voice.clone)
         kept = sounds.read(root, directory)
         files: dict[str, bytes] = {}
         calls = 0
-        if kept is None or REFERENCE not in kept[1]:
+        # Kept already (by the last apply, after its retrain) for this very training?
+        same = (
+            kept is not None
+            and voice.facts is not None
+            and kept[0].get("facts") == list(voice.facts)
+        )
+        if not same or kept is None or REFERENCE not in kept[1]:
             files[REFERENCE] = _spoken(client, voice)
             calls = 1
         link = remote[voice.voice_id].preview_audio if voice.voice_id in remote else ""
@@ -102,17 +129,22 @@ def before(
                 files[PREVIEW] = fetch_preview(link, client.base_url)
             except VoicectlError as exc:
                 notice(f"{voice.address}: its preview was not kept ({exc.message})")
-        _put(root, directory, files, voice, "before the retrain")
+        facts = list(voice.facts) if voice.facts else None
+        _put(root, directory, files, voice, "before the retrain", facts, voice.trained_on)
         return calls
 
     try:
         return sum(_each(keep, retrains, parallelism))
     except VoicectlError as exc:
-        raise VoicectlError(
-            f"could not keep a voice's sound before its retrain ({exc.message}), so nothing "
-            "was cloned: the retrain overwrites the voice, and nothing on Coze keeps the "
-            "old one. Mend it, or apply with --no-snapshot to retrain without keeping it"
-        ) from None
+        raise _not_kept(exc.message) from None
+
+
+def _not_kept(why: str) -> VoicectlError:
+    return VoicectlError(
+        f"could not keep a voice's sound before its retrain ({why}), so nothing was "
+        "cloned: the retrain overwrites the voice, and nothing on Coze keeps the old one. "
+        "Mend it, or apply with --no-snapshot to retrain without keeping it"
+    )
 
 
 def after(
@@ -127,24 +159,40 @@ def after(
     """The same sentence with each new training, for the retrains that were carried
     out; returns the speech calls made. A failure is a notice (`voicectl speak` can)."""
     finished = {c.address for c, _ in done if c.action == Action.RETRAIN}
-    wanted = []
+    wanted: list[tuple[Planned, int, list[int] | None]] = []
     for voice in retrains:
         record = final.voices.get(voice.address)
-        if voice.address in finished and record is not None:
-            wanted.append((voice, record.clones_used))
+        if voice.address not in finished or record is None:
+            continue
+        seen = record.remote
+        facts = (seen.update_time, seen.available_training_times) if seen else None
+        if facts is None or facts == voice.facts:  # Coze's list was not read after it
+            wanted.append((voice, voice.clone + 1, None))
+        else:
+            wanted.append((voice, CLONE_LIMIT - facts[1], list(facts)))
 
-    def keep(item: tuple[Planned, int]) -> int:
-        voice, clone = item
+    def keep(item: tuple[Planned, int, list[int] | None]) -> int:
+        voice, clone, facts = item
+        try:
+            directory = sounds.snapshot_dir(root, voice.voice_id, clone)
+            sounds.check_dirs(root, directory)
+        except StateError as exc:
+            notice(f"{voice.address}: its sound after the retrain cannot be kept ({exc})")
+            return 0
         try:
             audio = _spoken(client, voice)
-            directory = sounds.snapshot_dir(root, voice.voice_id, clone)
-            _put(root, directory, {REFERENCE: audio}, voice, "after the retrain")
         except VoicectlError as exc:
             notice(
                 f"{voice.address}: its sound after the retrain was not kept ({exc.message}); "
                 f"`voicectl speak {voice.address}` lets you hear it"
             )
             return 0
+        try:  # paid for: counted, kept or not
+            _put(
+                root, directory, {REFERENCE: audio}, voice, "after the retrain", facts, voice.after
+            )
+        except VoicectlError as exc:
+            notice(f"{voice.address}: its sound after the retrain was not kept ({exc.message})")
         return 1
 
     return sum(_each(keep, wanted, parallelism))
@@ -155,7 +203,15 @@ def _spoken(client: Speaker, voice: Planned) -> bytes:
     return synthesize(client, ask).audio
 
 
-def _put(root: Path, directory: Path, files: dict[str, bytes], voice: Planned, when: str) -> None:
+def _put(
+    root: Path,
+    directory: Path,
+    files: dict[str, bytes],
+    voice: Planned,
+    when: str,
+    facts: list[int] | None,
+    trained_on: str,
+) -> None:
     meta = {
         "address": voice.address,
         "voice_id": voice.voice_id,
@@ -163,6 +219,8 @@ def _put(root: Path, directory: Path, files: dict[str, bytes], voice: Planned, w
         "language": voice.language,
         "taken": when,
         "taken_at": now(),
+        "facts": facts,  # Coze's update_time and trainings left: which training it is
+        "trained_on": trained_on,  # the take's sha256, when known
     }
     try:
         sounds.put(root, directory, files, meta)

@@ -52,14 +52,16 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         yield current, lambda new: home.write(new, base=current)
 
 
-def _heard(cfg: Config, entries: list[TakeEntry]) -> dict[tuple[str, int], str]:
+def _heard(cfg: Config, entries: list[tuple[str, TakeEntry]]) -> dict[tuple[str, str], str]:
     """Where the sound of each training was kept (this machine's, sealed), by voice id
-    and clone number."""
+    and the take it was trained on (what the snapshot says it heard: a training made
+    outside voicectl is no clone of history's)."""
     found = {}
-    for voice_id in {e.voice_id for e in entries}:
-        for clone in sounds.snapshots(cfg.root, voice_id):
-            where = sounds.snapshot_dir(cfg.root, voice_id, clone).relative_to(cfg.root)
-            found[voice_id, clone] = f"{where.as_posix()}/"
+    for voice_id in {e.voice_id for _, e in entries}:
+        for clone, (meta, _) in sounds.snapshots(cfg.root, voice_id).items():
+            if meta.get("trained_on"):
+                where = sounds.snapshot_dir(cfg.root, voice_id, clone).relative_to(cfg.root)
+                found[voice_id, str(meta["trained_on"])] = f"{where.as_posix()}/"
     return found
 
 
@@ -326,19 +328,19 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
     if address is not None and address not in known:
         raise UsageError(f"{address}: no voice in the state has been at this address")
     found = _history(current, address)
-    heard = _heard(cfg, [e for _, e in found])
+    heard = _heard(cfg, found)
     if as_json:
         body: list[dict[str, Any]] = [
             states.entry_json(e)
             | {"sha256": s}
-            | ({"sound": heard[e.voice_id, e.clone]} if (e.voice_id, e.clone) in heard else {})
+            | ({"sound": heard[e.voice_id, s]} if (e.voice_id, s) in heard else {})
             for s, e in found
         ]
         click.echo(render.json_text(body), nl=False)
         return
     width = max((len(e.address) for _, e in found), default=0)
     for sha, e in found:
-        sound = heard.get((e.voice_id, e.clone))
+        sound = heard.get((e.voice_id, sha))
         click.echo(
             visible(  # a state is a file a pull request can edit: its text, escaped
                 f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone "

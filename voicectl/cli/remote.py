@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +91,6 @@ def apply(
                 "with `voicectl plan --out FILE`"
             )
         saved = savedplan.load(start / plan_file, str(plan_file))
-        if opts["no_snapshot"]:
-            saved = replace(saved, plan=replace(saved.plan, speech_calls=0))
     if as_json and not (auto_approve or saved):
         raise UsageError("--json cannot ask for confirmation: pass --auto-approve or a FILE")
     client = account.client_for(cfg, "apply")
@@ -107,6 +104,7 @@ def apply(
         settle=waits.settle(),  # read before anything is done
         in_hands=waits.in_hands(),
         lock_timeout=lock_timeout(),
+        snapshots=not opts["no_snapshot"],  # with a saved plan too: fewer calls, never more
     )
     out = Output(as_json)
     applied = service.run(cfg, client, request, _Reporter(out))

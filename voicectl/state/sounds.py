@@ -9,8 +9,9 @@
 Each directory holds its audio files and ``sound.json``: what the audio is, each file's
 sha256, and a seal, an HMAC of all that by this machine's key (:func:`machine_key`). A
 pull request can add files under ``.voicectl/`` (``git add -f``), and a made-up snapshot
-would have a reviewer hear a voice that never was: only what is sealed by this machine,
-with every file its sha256, is ever served or shown. Nothing is read or written through
+would have a reviewer hear a voice that never was: only what this machine sealed for
+the directory it sits in (a copy elsewhere is not what it claims), with every file its
+sha256, is ever served or shown. Nothing is read or written through
 a link, and ``sound.json`` is written last: a directory without it holds nothing.
 """
 
@@ -49,7 +50,7 @@ def snapshot_dir(root: Path, voice_id: str, clone: int) -> Path:
 def put(root: Path, directory: Path, files: dict[str, bytes], meta: dict[str, Any]) -> None:
     """Keep ``files`` (name: bytes) in ``directory`` with ``meta``; files kept there
     before and still sealed stay listed. Durable: a snapshot is the only copy."""
-    _check_dirs(root, directory)
+    check_dirs(root, directory)
     kept = read(root, directory)
     listed = dict(kept[0]["files"]) if kept else {}
     for name, audio in files.items():
@@ -57,7 +58,7 @@ def put(root: Path, directory: Path, files: dict[str, bytes], meta: dict[str, An
             raise StateError(f"{name!r} is not a name voicectl keeps audio under")
         write_atomic(directory / name, audio)
         listed[name] = hashlib.sha256(audio).hexdigest()
-    body = {**meta, "kind": KIND, "files": listed}
+    body = {**meta, "kind": KIND, "files": listed, "where": _where(root, directory)}
     _ignore_in_git(root)
     write_atomic(directory / META, jsontext.dumps({**body, "seal": _seal(body)}))
 
@@ -66,7 +67,7 @@ def read(root: Path, directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]
     """``sound.json`` and its files' bytes, when this machine sealed it and every file is
     there with its sha256; else None (missing, torn, foreign or edited)."""
     try:
-        _check_dirs(root, directory)
+        check_dirs(root, directory)
         body = jsontext.loads(safefile.read_bytes(directory / META, limit=1 << 20))
     except (OSError, ValueError, StateError):
         return None
@@ -77,8 +78,8 @@ def read(root: Path, directory: Path) -> tuple[dict[str, Any], dict[str, bytes]]
     if not isinstance(seal, str) or expected is None or not hmac.compare_digest(seal, expected):
         return None
     files = body.get("files")
-    if not isinstance(files, dict):
-        return None
+    if not isinstance(files, dict) or body.get("where") != _where(root, directory):
+        return None  # sealed here, for another place: a copy is not what it claims
     found = {}
     for name, sha256 in files.items():
         if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -100,7 +101,7 @@ def snapshots(root: Path, voice_id: str) -> dict[int, tuple[dict[str, Any], dict
         return found
     base = root / SNAPSHOTS / voice_id
     try:
-        _check_dirs(root, base)
+        check_dirs(root, base)
         names = [p.name for p in base.iterdir()] if base.is_dir() else []
     except (OSError, StateError):
         return found
@@ -119,7 +120,11 @@ def _seal(body: dict[str, Any]) -> str | None:
     return hmac.new(key, jsontext.dumps(body), hashlib.sha256).hexdigest()
 
 
-def _check_dirs(root: Path, directory: Path) -> None:
+def _where(root: Path, directory: Path) -> str:
+    return directory.relative_to(root).as_posix()
+
+
+def check_dirs(root: Path, directory: Path) -> None:
     """Every directory from ``.voicectl/`` down to ``directory`` is a real one (or not
     there yet): a link would send reads or writes out of the repository."""
     linked = safefile.linked_part(root, directory)
