@@ -345,6 +345,7 @@ def test_a_speech_whose_outcome_is_unknown_is_not_sent_again(
     assert result.exit_code == 1
     assert speeches(coze) == 2
     assert "1 of 2 voice(s) spoken" in result.stderr
+    assert "Coze may have made (and billed) it, so it was not sent again" in result.stderr
     assert len(list((tmp_path / "o").iterdir())) == 1
 
 
@@ -518,3 +519,57 @@ def test_a_cached_speech_copied_under_another_key_is_not_served(
     assert again.exit_code == 0 and "from the cache" not in again.stderr
     assert speeches(coze) == 3
     assert (tmp_path / "c.mp3").read_bytes() == (tmp_path / "b.mp3").read_bytes()
+
+
+def test_a_reply_in_another_format_behind_the_right_magic_is_refused() -> None:
+    """adv20 #8: each format is read by its own demuxer and must hold its own codec: an
+    ID3 tag before AAC or FLAC is no mp3, an Ogg of Vorbis no ogg_opus."""
+    import numpy as np
+
+    from voicectl.coze.speech import _duration
+    from voicectl.errors import TransportError
+    from voicectl.sound.encode import encode
+
+    tone = (0.3 * np.sin(np.arange(24000) / 24000 * 2 * np.pi * 200)).astype(np.float32)
+    samples = tone.reshape(1, -1)
+    id3 = b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10)
+    ask = SpeechAsk("7400000000000000001", "hi", "mp3")
+    for fake in (id3 + encode(samples, 24000, "aac"), id3 + b"fLaC" + bytes(200)):
+        with pytest.raises(TransportError, match="is not playable mp3 audio"):
+            _duration(fake, ask, "")
+    assert _duration(encode(samples, 24000, "mp3"), ask, "") == pytest.approx(1.0, abs=0.06)
+    vorbis = (PROJECT / "examples" / "audio" / "host.ogg").read_bytes()  # Ogg Vorbis
+    with pytest.raises(TransportError, match="is not ogg_opus audio"):
+        _duration(vorbis, SpeechAsk("7400000000000000001", "hi", "ogg_opus"), "")
+
+
+def test_a_preview_link_holding_the_token_encoded_is_never_kept() -> None:
+    """adv20 #10: percent-encoded (once or twice), the token in a link is still the token."""
+    from voicectl.coze import replies
+
+    token = "pat_a_long_secret_token_value_01"
+    item = {
+        "voice_id": "7400000000000000001", "name": "v", "is_system_voice": False,
+        "available_training_times": 9, "create_time": 1, "update_time": 1,
+        "model_type": "big", "language_code": "en",
+    }  # fmt: skip
+    for link, kept in (
+        ("https://cdn.example/p.mp3?sig=abc", True),
+        ("https://cdn.example/p.mp3?sig=pat%5Fa_long_secret_token_value_01", False),
+        ("https://cdn.example/p.mp3?sig=pat%255Fa_long_secret_token_value_01", False),
+        ("file:///etc/passwd", False),
+    ):
+        page = replies.page(
+            {"voice_list": [{**item, "preview_audio": link}], "has_more": False}, token
+        )
+        assert (page.voices[0].preview_audio == link) is kept, link
+
+
+def test_text_that_is_not_utf8_and_parallelism_without_all_are_refused(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    bad = run(applied.root, "speak", "low", "caf\udce9", "-o", "x.mp3", env=coze.env())
+    assert bad.exit_code == 1 and "the text holds bytes that are not UTF-8" in bad.stderr
+    lone = run(applied.root, "speak", "low", "-j", "8", "-o", "x.mp3", env=coze.env())
+    assert lone.exit_code == 1 and "-j/--parallelism is for --all" in lone.stderr
+    assert speeches(coze) == 0

@@ -104,6 +104,8 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
         o = {**o, "text": o["address"], "address": None}  # the one argument is the text
     if o["every"]:
         return _speak_all(cfg, o)
+    if ctx.get_parameter_source("parallelism") is click.core.ParameterSource.COMMANDLINE:
+        raise UsageError("-j/--parallelism is for --all: one voice is one speech")
     text, fmt, out = _inputs(o)
     current, warning = repository.effective_state(cfg, account.journal_check(cfg))
     if warning:
@@ -260,11 +262,15 @@ def _summary(heard: Heard, out: str, as_json: bool) -> dict[str, Any]:
     click.echo(
         visible(
             f"{heard.target.label}: {len(heard.audio):,} bytes, {heard.duration:.2f} s of "
-            f"{heard.ask.fmt} at {heard.ask.sample_rate:,} Hz to {where} ({source})"
+            f"{heard.ask.fmt} at {heard.ask.sample_rate:,} Hz{_opus(heard)} to {where} ({source})"
         ),
         err=True,
     )
     return body
+
+
+def _opus(heard: Heard) -> str:
+    return " (Opus plays at 48,000 Hz)" if heard.ask.fmt == "ogg_opus" else ""
 
 
 def _speak_all(cfg: Any, o: dict[str, Any]) -> int:

@@ -26,6 +26,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from voicectl.errors import CozeError, Verdict
 from voicectl.files import jsontext
@@ -260,7 +261,10 @@ def _link(value: object, secret: str) -> str:
     hold the token (a server that echoes it must not have voicectl fetch it elsewhere)."""
     if not isinstance(value, str) or not 0 < len(value) <= 4096 or not value.isprintable():
         return ""
-    if not value.startswith(("https://", "http://")) or (secret and secret in value):
+    plain = value
+    for _ in range(3):  # percent-encoded, maybe more than once
+        plain = unquote(plain)
+    if not value.startswith(("https://", "http://")) or (secret and secret in plain):
         return ""
     return value
 

@@ -49,7 +49,13 @@ ANY_MODEL = (0.5, 2.0)  # what every model type takes
 SPEECH_SECONDS = 300.0  # a request, from sending it to the last byte of the audio
 PREVIEW_SECONDS = 60.0
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Each format's demuxer (none probes another's), and the codec it must hold.
 _DECODER = {"mp3": "mp3", "wav": "wav", "pcm": "pcm", "ogg_opus": "ogg"}
+_CODECS = {"mp3": ("mp3",), "wav": ("pcm_",), "pcm": ("pcm",), "ogg_opus": ("opus",)}
+# The longest speech Coze can make: 1,024 bytes of text at the slowest speed, at 48 kHz in
+# 16-bit wav (about 30 MB); decoded, within the same bound.
+MAX_SPEECH_BYTES = 96 * 1024 * 1024
+MAX_SPEECH_SAMPLES = 48_000 * 1_000
 
 SPEECH_HINTS = {
     4000: "Coze rejected a parameter of the speech request",
@@ -103,9 +109,12 @@ class Spoken:
 def problem(ask: SpeechAsk, model_type: str | None) -> str | None:
     """Why Coze would refuse ``ask`` by its docs, before anything is sent; ``model_type``
     None: not known, so only the speeds every model takes are taken."""
-    size = len(ask.text.encode("utf-8", "surrogatepass"))
     if not ask.text:
         return "the text is empty"
+    try:
+        size = len(ask.text.encode("utf-8"))
+    except UnicodeEncodeError:  # bytes that are not UTF-8, passed through as surrogates
+        return "the text holds bytes that are not UTF-8"
     if size > MAX_INPUT_BYTES:
         return (
             f"the text is {size:,} bytes in UTF-8, over Coze's limit of {MAX_INPUT_BYTES:,} "
@@ -158,10 +167,13 @@ def _send(wire: Wire, ask: SpeechAsk, slot: Slot, limited: int) -> Spoken:
     response = send_within(wire.http, request, deadline)
     logid = replies.header_logid(response.headers.get("x-tt-logid", ""), wire.token)
     kind = response.headers.get("content-type", "")
-    body = bounded_bytes(response, deadline)
+    body = bounded_bytes(response, deadline, MAX_SPEECH_BYTES)
     if "audio" in kind.lower() and 200 <= response.status_code < 300:
         return Spoken(body, logid, _duration(body, ask, logid))
-    text = body.decode(response.encoding or "utf-8", errors="replace")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:  # audio, or worse, under another Content-Type: not shown
+        text = f"({len(body):,} bytes that are not text, as {kind[:40]!r})"
     try:
         replies.read(response.status_code, text, logid, wire.token)
     except CozeError as exc:
@@ -182,7 +194,12 @@ def _duration(audio: bytes, ask: SpeechAsk, logid: str) -> float:
             f"(it begins {audio[:8]!r}; logid {logid or 'none'})"
         )
     try:
-        decoded = decode(audio, _DECODER[ask.fmt], pcm_rate=ask.sample_rate)
+        fmt = _DECODER[ask.fmt]
+        decoded = decode(
+            audio, fmt, MAX_SPEECH_SAMPLES, ask.sample_rate, container=None if fmt == "pcm" else fmt
+        )
+        if not decoded.codec.startswith(_CODECS[ask.fmt]):
+            raise DecodeError(f"holds {decoded.codec} audio")
     except DecodeError as exc:
         raise TransportError(
             f"Coze's speech reply is not playable {ask.fmt} audio: it {exc} "
@@ -210,6 +227,9 @@ def _is_format(audio: bytes, fmt: str) -> bool:
 def _hinted(exc: CozeError) -> CozeError:
     """The same refusal, hinted for a speech request."""
     hint = SPEECH_HINTS.get(exc.code or -1, exc.hint)
+    if exc.verdict is Verdict.UNKNOWN:  # a reply that proves nothing: not resent
+        unsent = "Coze may have made (and billed) it, so it was not sent again"
+        hint = f"{hint}; {unsent}" if hint else unsent
     again = CozeError(exc.code, exc.msg, exc.logid, exc.http_status, exc.verdict, hint)
     return again
 
@@ -232,9 +252,12 @@ def fetch_preview(url: str, api_base: str) -> bytes:
     if response.status_code != 200 or not body:
         raise TransportError(f"the voice's preview link answered HTTP {response.status_code}")
     try:
-        decode(body, "mp3")
+        if not _is_format(body, "mp3") or not decode(body, "mp3", container="mp3").codec.startswith(
+            "mp3"
+        ):
+            raise DecodeError("is not an mp3")
     except DecodeError as exc:
-        raise TransportError(f"the voice's preview is not playable audio: it {exc}") from None
+        raise TransportError(f"the voice's preview is not playable mp3 audio: it {exc}") from None
     return body
 
 

@@ -303,7 +303,9 @@ def bounded_text(response: httpx.Response, deadline: Deadline) -> str:
     return body.decode(response.encoding or "utf-8", errors="replace")
 
 
-def bounded_bytes(response: httpx.Response, deadline: Deadline) -> bytes:
+def bounded_bytes(
+    response: httpx.Response, deadline: Deadline, limit: int = MAX_REPLY_BYTES
+) -> bytes:
     """The body of a streamed reply, read within a size cap and by ``deadline``: a
     server that sends hundreds of megabytes, or drips a byte at a time under the read
     timeout, must not hold voicectl or its memory. Either is a reply that was not read (a
@@ -313,8 +315,8 @@ def bounded_bytes(response: httpx.Response, deadline: Deadline) -> bytes:
     try:
         for chunk in response.iter_bytes():
             size += len(chunk)
-            if size > MAX_REPLY_BYTES:
-                raise ReplyNotRead(f"the reply is larger than {MAX_REPLY_BYTES:,} bytes")
+            if size > limit:
+                raise ReplyNotRead(f"the reply is larger than {limit:,} bytes")
             if time.monotonic() > deadline.at:  # a client whose sockets do not see it
                 raise ReplyNotRead(f"the reply took longer than {deadline}")
             chunks.append(chunk)

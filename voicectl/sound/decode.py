@@ -38,6 +38,7 @@ class Decoded:
     samples: npt.NDArray[np.float32]  # shape (channels, frames)
     rate: int
     nonfinite: int = 0  # samples that were NaN or infinite (float WAV), set to 0
+    codec: str = ""  # FFmpeg's decoder ("mp3float", "opus", "pcm_s16le"; "pcm" for .pcm)
 
     @property
     def channels(self) -> int:
@@ -55,11 +56,14 @@ def decode(
     pcm_rate: int = PCM_RATE,
     *,
     head: bool = False,
+    container: str | None = None,
 ) -> Decoded:
     """The take at ``path`` (or these bytes; of Coze's ``fmt``) as samples; DecodeError
     when it does not decode, or decodes to more than ``limit`` samples (with ``head``:
     only its first ``limit`` or so, the rest unread) or MAX_CHANNELS channels.
-    Headerless ``pcm`` is read at ``pcm_rate`` (a take's is Coze's 24 kHz)."""
+    Headerless ``pcm`` is read at ``pcm_rate`` (a take's is Coze's 24 kHz). With
+    ``container`` ("wav", "mp3", "ogg"), only that demuxer reads it: FFmpeg would
+    otherwise probe, and decode a FLAC behind an ID3 tag as happily as an mp3."""
     if fmt == "pcm":
         raw = path[: limit * 2] if head and isinstance(path, bytes) else path
         return _finite(_pcm(raw, limit, pcm_rate))
@@ -67,15 +71,16 @@ def decode(
 
     source = io.BytesIO(path) if isinstance(path, bytes) else str(path)
     try:
-        with av.open(source, "r") as container:
-            chunks, rate = _frames(container, limit, head)
+        with av.open(source, "r", format=container) as opened:
+            chunks, rate = _frames(opened, limit, head)
+            codec = str(opened.streams.audio[0].codec_context.name)
     except av.error.FFmpegError as exc:
         raise DecodeError(f"cannot be decoded ({exc.strerror or type(exc).__name__})") from None
     import numpy as np
 
     if not chunks or not rate:
         raise DecodeError("decodes to no audio")
-    return _finite(Decoded(np.concatenate(chunks, axis=1), int(rate)))
+    return _finite(Decoded(np.concatenate(chunks, axis=1), int(rate), codec=codec))
 
 
 def _frames(container: Any, limit: int, head: bool = False) -> tuple[list[Any], int]:
@@ -135,9 +140,9 @@ def _finite(decoded: Decoded) -> Decoded:
 
     bad = ~np.isfinite(decoded.samples)
     if not bad.any():
-        return Decoded(np.ascontiguousarray(decoded.samples), decoded.rate)
+        return Decoded(np.ascontiguousarray(decoded.samples), decoded.rate, codec=decoded.codec)
     samples = np.where(bad, np.float32(0), decoded.samples).astype(np.float32)
-    return Decoded(samples, decoded.rate, int(bad.sum()))
+    return Decoded(samples, decoded.rate, int(bad.sum()), decoded.codec)
 
 
 def _too_long(limit: int) -> str:
@@ -155,4 +160,4 @@ def _pcm(path: Path | bytes, limit: int, rate: int) -> Decoded:
     if len(raw) > limit * 2:
         raise DecodeError(_too_long(limit))
     pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
-    return Decoded((pcm.astype(np.float32) / 32768.0).reshape(1, -1), rate)
+    return Decoded((pcm.astype(np.float32) / 32768.0).reshape(1, -1), rate, codec="pcm")
