@@ -573,3 +573,15 @@ def test_text_that_is_not_utf8_and_parallelism_without_all_are_refused(
     lone = run(applied.root, "speak", "low", "-j", "8", "-o", "x.mp3", env=coze.env())
     assert lone.exit_code == 1 and "-j/--parallelism is for --all" in lone.stderr
     assert speeches(coze) == 0
+
+
+def test_speak_while_an_apply_runs_says_so(applied: VoiceRepo, coze: Coze, run) -> None:
+    """Not "an apply was interrupted": the apply may be retraining the very voice."""
+    from tests.conftest import holding_lock
+
+    with holding_lock(applied.root / "state" / "voicectl.state.json") as pid:
+        result = run(applied.root, "speak", "low", "Hi.", "-o", "x.mp3", env=coze.env())
+    assert result.exit_code == 1
+    assert "an apply is running" in result.stderr and f"pid {pid}" in result.stderr
+    assert "interrupted" not in result.stderr.split("would")[0]
+    assert speeches(coze) == 0

@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from voicectl import render
-from voicectl.cli import account, complete
-from voicectl.cli.root import _start
+from voicectl.cli import account, complete, waits
+from voicectl.cli.root import _start, lock_timeout_option
 from voicectl.coze.apibase import CN_BASE
 from voicectl.coze.client import CozeClient
 from voicectl.coze.speech import (
@@ -88,6 +88,7 @@ MAX_TEXT_FILE = 64 * 1024
     is_flag=True,
     help="Print the summary as JSON (one object).",
 )
+@lock_timeout_option
 @click.pass_context
 def speak(ctx: click.Context, /, **o: Any) -> int:
     """Hear a cloned voice: ADDRESS's voice says TEXT (default: its preview_text).
@@ -100,6 +101,7 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     start = _start(ctx)
     cfg = repository.open_config(start)
     o = {**o, "start": start}  # OUT and -f FILE are relative to it, as -C says
+    waits.for_apply(cfg, "speak")  # an apply's retrain in flight: which training speaks?
     if (o["every"] or o["voice_id"]) and o["address"] is not None and o["text"] is None:
         o = {**o, "text": o["address"], "address": None}  # the one argument is the text
     if o["every"]:
