@@ -73,13 +73,14 @@ def test_a_repeat_is_served_from_the_cache_without_a_request(
     )
     assert first.exit_code == 0, first.output
     assert speeches(coze) == 1
-    # No token at all: a repeat needs none, and sends nothing.
-    no_token = {"COZE_API_BASE": coze.base}
+    # A repeat sends no speech request: only the list (free) is read, to know the voice
+    # has not been retrained since.
+    lists = coze.requests()["list"]
     again = run(
-        applied.root, "speak", "high", "Same words.", "-o", str(tmp_path / "b.mp3"), env=no_token
+        applied.root, "speak", "high", "Same words.", "-o", str(tmp_path / "b.mp3"), env=coze.env()
     )
     assert again.exit_code == 0, again.output
-    assert speeches(coze) == 1
+    assert speeches(coze) == 1 and coze.requests()["list"] == lists + 1
     assert "from the cache, no call made" in again.stderr
     assert (tmp_path / "a.mp3").read_bytes() == (tmp_path / "b.mp3").read_bytes()
     # Anything else asked is a new speech: other settings, other words, --no-cache.
@@ -585,3 +586,23 @@ def test_speak_while_an_apply_runs_says_so(applied: VoiceRepo, coze: Coze, run) 
     assert "an apply is running" in result.stderr and f"pid {pid}" in result.stderr
     assert "interrupted" not in result.stderr.split("would")[0]
     assert speeches(coze) == 0
+
+
+def test_a_retrain_this_checkout_does_not_know_of_is_heard(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """adv21 #1: a voice retrained elsewhere (the console, a teammate's apply not pulled)
+    is heard as Coze has it: the cache is keyed by Coze's training, not the state's."""
+    from tests.test_snapshots import retrain_outside
+
+    state = json.loads((applied.root / "state" / "voicectl.state.json").read_text())
+    args = ("speak", "low", "Hello.", "-o", str(tmp_path / "x.wav"))
+    assert run(applied.root, *args, env=coze.env()).exit_code == 0
+    before = pitch(decode((tmp_path / "x.wav").read_bytes(), "wav")) or 0
+    retrain_outside(coze, state["voices"]["low"]["voice_id"], 300)
+    again = run(applied.root, *args, env=coze.env())
+    assert again.exit_code == 0, again.output
+    assert "from the cache" not in again.stderr and speeches(coze) == 2
+    assert "Coze counts 2 training(s)" in again.stderr and "the state 1" in again.stderr
+    after = pitch(decode((tmp_path / "x.wav").read_bytes(), "wav")) or 0
+    assert after / before == pytest.approx(2.0, rel=0.05)

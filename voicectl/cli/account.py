@@ -40,7 +40,7 @@ def client_for(cfg: Config, purpose: str) -> CozeClient:
     if not token:
         raise UsageError(
             f"{TOKEN_VARIABLE} is not set: {purpose} needs a Coze token (apply: createVoice, "
-            "listVoice and createSpeech permissions; speak: createSpeech; read-only "
+            "listVoice and createSpeech permissions; speak: listVoice and createSpeech; read-only "
             "commands: listVoice)"
         )
     if not (token.isascii() and token.isprintable()):

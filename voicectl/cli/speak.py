@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +11,7 @@ import click
 from voicectl import render
 from voicectl.cli import account, complete, waits
 from voicectl.cli.root import _start, lock_timeout_option
-from voicectl.coze.apibase import CN_BASE
-from voicectl.coze.client import CozeClient
 from voicectl.coze.speech import (
-    ANY_MODEL,
     DEFAULT_RATE,
     EXTENSIONS,
     FORMATS,
@@ -26,10 +21,7 @@ from voicectl.coze.speech import (
     SpeechAsk,
     problem,
 )
-from voicectl.coze.transport import normalized_base
-from voicectl.declare.config import Config
 from voicectl.errors import EXIT_USER_ERROR, UsageError, VoicectlError, visible
-from voicectl.model import RemoteVoice
 from voicectl.plan import planning, repository
 from voicectl.speak import output, speaking
 from voicectl.speak.speaking import Heard, Target
@@ -112,16 +104,6 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     current, warning = repository.effective_state(cfg, account.journal_check(cfg))
     if warning:
         click.echo(f"warning: {warning}", err=True)
-    clients: list[CozeClient] = []
-
-    def client() -> CozeClient:  # made when needed: a repeat from the cache needs no token
-        if not clients:
-            clients.append(account.client_for(cfg, "speak"))
-        return clients[0]
-
-    def listed() -> dict[str, RemoteVoice]:
-        return planning.remote_voices(client(), current)
-
     declared = output.read(cfg, current)
     _warn(declared)
     if out != "-":
@@ -129,22 +111,20 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     if o["voice_id"]:
         if o["address"]:
             raise UsageError("give ADDRESS or --voice-id, not both")
-        target = speaking.for_voice_id(current, o["voice_id"], listed)
+        target = speaking.for_voice_id(current, o["voice_id"])
     elif o["address"]:
         target = speaking.for_address(current, declared.voices, o["address"])
     else:
         raise UsageError("name the voice: ADDRESS, --voice-id ID, or --all")
+    # Which training the voice has now, its model type: Coze's list says (free to read).
+    client = account.client_for(cfg, "speak")
+    target = speaking.on_account(target, planning.remote_voices(client, current))
     if target.stale:
         click.echo(f"warning: {visible(target.stale)}", err=True)
-    if not target.model_type and not ANY_MODEL[0] <= o["speed"] <= ANY_MODEL[1]:
-        # Only the account says which speeds this voice takes (the list is free to read).
-        remote = listed().get(target.voice_id)
-        target = replace(target, model_type=remote.model_type if remote else "")
     ask = _ask(target, text, fmt, o)
-    base = _api_base(cfg)
-    heard = None if o["no_cache"] else speaking.cached(cfg.root, base, target, ask)
+    heard = None if o["no_cache"] else speaking.cached(cfg.root, client.base_url, target, ask)
     if heard is None:
-        heard = speaking.speak(client(), cfg.root, target, ask, use_cache=False)
+        heard = speaking.speak(client, cfg.root, target, ask, use_cache=False)
     _write(start, out, heard.audio)
     body = _summary(heard, out, o["as_json"])
     if o["as_json"]:
@@ -229,11 +209,6 @@ def _warn(declared: output.Repository) -> None:
         )
 
 
-def _api_base(cfg: Config) -> str:
-    """The API base as the client spells it: what the cache is keyed by."""
-    return normalized_base(os.environ.get("COZE_API_BASE", "").strip() or cfg.api_base or CN_BASE)
-
-
 def _write(start: Path, out: str, audio: bytes) -> None:
     if out == "-":
         sys.stdout.buffer.write(audio)
@@ -289,8 +264,11 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
     declared = output.read(cfg, current)
     _warn(declared)
     asks = []
+    client = account.client_for(cfg, "speak")
+    listed = planning.remote_voices(client, current) if current.voices else {}
     for address in sorted(current.voices):
         target = speaking.for_address(current, declared.voices, address)
+        target = speaking.on_account(target, listed)
         if target.stale:
             click.echo(f"warning: {visible(target.stale)}", err=True)
         asks.append((target, _ask(target, text, fmt, o)))
@@ -300,7 +278,6 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
     for target, ask in asks:
         name = f"{target.label}.{SUFFIX[ask.fmt]}"
         output.check(declared, directory / name, str(Path(out) / name))
-    client = account.client_for(cfg, "speak")
     failed: dict[str, str] = {}
     said: list[dict[str, Any]] = []
 

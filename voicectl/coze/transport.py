@@ -44,12 +44,6 @@ def check_base_url(base: str) -> str:
     return base.rstrip("/")
 
 
-def normalized_base(base: str) -> str:
-    """The API base as a client spells it (host in lower case, no default port), checked
-    as :func:`check_base_url` checks it: what a cache is keyed by."""
-    return str(httpx.URL(check_base_url(base))).rstrip("/")
-
-
 def http_client(base: str, timeout: float = 600.0) -> httpx.Client:
     # TLS verification stays on (httpx's default); follow no redirects on a billed POST.
     base = check_base_url(base)

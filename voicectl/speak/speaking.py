@@ -1,10 +1,10 @@
 """Hearing a cloned voice: which voice an address names, and its speech, paid for once.
 
 A speech is billed, so what was heard is kept (:mod:`voicectl.state.sounds`) under the
-sha256 of the API base, the voice id, the voice's training (its clone number: a retrain
-makes every earlier speech stale) and the request; a repeat is served from there and
-sends nothing, not even for a token. A voice whose training is not known (a voice id the
-state does not hold and Coze's list does not show) is never served from the cache.
+sha256 of the API base, the voice's training as Coze's list shows it now (its update
+time and trainings left: a retrain anywhere makes every earlier speech stale) and the
+request; a repeat is served from there and sends no speech request (the list, which is
+free, is read each time: the state alone cannot know of a retrain made elsewhere).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from voicectl.coze import replies
@@ -30,11 +30,12 @@ class Target:
 
     label: str  # the address, or "voice <id>"
     voice_id: str
-    clone: int | None  # its training; None: not known
+    clone: int | None  # its training, as the state counts it; None: not known
     model_type: str = ""  # big or small; "": not known
     language: str = ""
     text: str | None = None  # what it says by default: the declaration's preview_text
     stale: str | None = None  # why its training is not what is declared now
+    training: tuple[int, int] | None = None  # Coze's (update_time, trainings left) now
 
 
 @dataclass(frozen=True)
@@ -84,25 +85,45 @@ def for_address(state: State, desired: Mapping[str, DesiredVoice], address: str)
     return _of_record(address, record, preview, stale)
 
 
-def for_voice_id(
-    state: State, voice_id: str, listed: Callable[[], Mapping[str, RemoteVoice]]
-) -> Target:
-    """A voice named by id: the state's record of it, else what Coze's list says."""
+def for_voice_id(state: State, voice_id: str) -> Target:
+    """A voice named by id: the state's record of it, else one Coze's list must show."""
+    if not voice_id:
+        raise UsageError("--voice-id is empty: give a voice id")
     for record in (*state.voices.values(), *state.orphans):
         if record.voice_id == voice_id:
             return _of_record(f"voice {voice_id}", record, record.preview_text, None)
-    remote = listed().get(voice_id)
+    return Target(f"voice {voice_id}", voice_id, None)
+
+
+def on_account(target: Target, listed: Mapping[str, RemoteVoice]) -> Target:
+    """``target`` as Coze's list shows it now: its training (what a cached speech is
+    filed under: a retrain anywhere, in the console or by a teammate's apply this
+    checkout has not pulled, makes every earlier speech stale), its model type and
+    language; a voice not on the list, or not trained, is refused."""
+    remote = listed.get(target.voice_id)
     if remote is None:
         raise UsageError(
-            f"voice {voice_id}: not on Coze's voice list for this token (custom voices only; "
-            "a system voice is not one voicectl speaks with)"
+            f"{target.label}: voice {target.voice_id} is not on Coze's voice list for this "
+            "token (custom voices only; another account, or a workspace the token does "
+            "not see?)"
         )
-    return Target(
-        f"voice {voice_id}",
-        voice_id,
-        CLONE_LIMIT - remote.available_training_times,
-        remote.model_type,
-        remote.language,
+    if remote.state not in ("cloned", ""):
+        raise UsageError(f"{target.label}: voice {target.voice_id} has not been trained yet")
+    clone = CLONE_LIMIT - remote.available_training_times
+    stale = target.stale
+    if target.clone is not None and clone != target.clone:
+        stale = (
+            f"{target.label}: Coze counts {clone} training(s) of voice {target.voice_id}, the "
+            f"state {target.clone} (retrained outside this checkout, or by an apply it has "
+            "not pulled): it is heard as Coze has it now"
+        )
+    return replace(
+        target,
+        clone=clone,
+        model_type=remote.model_type or target.model_type,
+        language=target.language or remote.language,
+        stale=stale,
+        training=(remote.update_time, remote.available_training_times),
     )
 
 
@@ -112,13 +133,13 @@ def _of_record(label: str, record: VoiceRecord, text: str | None, stale: str | N
 
 
 def cache_key(api_base: str, target: Target, ask: SpeechAsk) -> str:
-    body = {"api_base": api_base, "clone": target.clone, "request": ask.body()}
+    body = {"api_base": api_base, "training": target.training, "request": ask.body()}
     return hashlib.sha256(replies.canonical(body)).hexdigest()
 
 
 def cached(root: Path, api_base: str, target: Target, ask: SpeechAsk) -> Heard | None:
     """What was heard before for exactly this, if this machine kept it."""
-    if target.clone is None:
+    if target.training is None:
         return None
     kept = sounds.read(root, sounds.speech_dir(root, cache_key(api_base, target, ask)))
     if kept is None or "audio" not in kept[1]:
@@ -138,7 +159,7 @@ def speak(
             return hit
     spoken = synthesize(client, ask)
     heard = Heard(target, ask, spoken.audio, spoken.logid, spoken.duration, False)
-    if target.clone is not None:
+    if target.training is not None:
         meta = {
             "voice_id": target.voice_id,
             "clone": target.clone,
