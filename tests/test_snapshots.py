@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import TOKEN, Coze, VoiceRepo
 from tests.test_review import browser, load  # noqa: F401 (a fixture)
 from voicectl.coze.speech import REFERENCE_SENTENCES
+from voicectl.model import Action
 from voicectl.sound.decode import decode
 from voicectl.sound.pitch import pitch
 
@@ -299,18 +300,21 @@ def test_a_snapshot_copied_to_another_voice_is_not_shown(
     assert page.count('data-role="heard"') == 1 and 'data-clone="2"' not in page
 
 
-@pytest.mark.parametrize("where", ["link", "file"])
+@pytest.mark.parametrize("where", ["link", "file", "directory at a file's name"])
 def test_a_snapshot_place_that_cannot_hold_it_stops_before_any_billed_call(
     applied: VoiceRepo, coze: Coze, run, tmp_path: Path, where: str
 ) -> None:
-    """adv20 #6: checked before the speech is paid for, so a retry is not billed again."""
+    """adv20 #6, adv21 #5: checked before the speech is paid for, so a retry is not
+    billed again."""
     place = applied.root / ".voicectl" / "snapshots"
     place.parent.mkdir(exist_ok=True)
     if where == "link":
         (tmp_path / "elsewhere").mkdir()
         place.symlink_to(tmp_path / "elsewhere")
-    else:
+    elif where == "file":
         place.write_text("not a directory")
+    else:
+        (place / voice_id(applied) / "1" / "reference.wav").mkdir(parents=True)
     for _ in range(2):
         result = run(applied.root, "apply", "--auto-approve", env=coze.env())
         assert result.exit_code == 1
@@ -332,3 +336,81 @@ def test_a_billed_sound_after_that_cannot_be_kept_is_still_counted(
     assert result.exit_code == 0, result.output
     assert "its sound after the retrain cannot be kept" in result.stderr
     assert coze.requests()["speech"] == 2  # none for the after: nothing was paid for
+
+
+def test_which_training_a_retrain_overwrites_is_told_by_coze_s_count() -> None:
+    """A table: the state's count and facts against the list's (adv20 #3, adv21 #2)."""
+    from voicectl.apply.snapshots import planned
+    from voicectl.model import (
+        AudioSpec,
+        Budget,
+        Change,
+        Cost,
+        RemoteFacts,
+        RemoteVoice,
+        State,
+        TakeRef,
+        VoiceRecord,
+        VoiceSpec,
+    )  # fmt: skip
+
+    take = TakeRef("a" * 64, "audio/x.wav", "wav", 1, 1.0)
+    recorded = RemoteFacts("v", 8, 200, "2026-01-01T00:00:00Z")
+    record = VoiceRecord(
+        "v", "7400000000000000001", None, "v", "en", "t", None, take, 2, False,
+        "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", remote=recorded,
+    )  # fmt: skip
+    state = State("l", 1, {"v": record})
+    spec = VoiceSpec(
+        "v", "en", None, "t", None, None, AudioSpec("b" * 64, "audio/x.wav", "wav", 1, 1.0)
+    )
+    change = Change("v", Action.RETRAIN, (), record.voice_id, spec, spec, Budget(8, 7), Cost())
+
+    def listed(left: int, updated: int, state_: str = "cloned") -> dict[str, RemoteVoice]:
+        return {
+            record.voice_id: RemoteVoice(record.voice_id, "v", left, 100, updated, "en", state_)
+        }
+
+    (same,) = planned([change], state, listed(8, 200))
+    assert (same.clone, same.facts, same.trained_on) == (2, (200, 8), "a" * 64)
+    (outside,) = planned([change], state, listed(7, 300))  # retrained in the console
+    assert (outside.clone, outside.facts, outside.trained_on) == (3, (300, 7), "")
+    (lagging,) = planned([change], state, listed(9, 150))  # the list is behind the state
+    assert (lagging.clone, lagging.facts, lagging.trained_on) == (2, None, "a" * 64)
+    assert planned([change], state, listed(10, 100, "init")) == []  # a slot: no sound yet
+    (unlisted,) = planned([change], state, {})
+    assert (unlisted.clone, unlisted.facts, unlisted.trained_on) == (2, None, "a" * 64)
+
+
+def test_after_a_language_change_both_trainings_say_the_same_sentence(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv21 #3: the sound kept after a retrain is reused only when it says the sentence
+    of the voice's language now; else the training is heard again in that language."""
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 220, language="es")
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 330, language="es")
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    # 2; then the sound kept after, in English, reused, and the after in English (the
+    # sentence of the language the voice had); then Spanish before and after.
+    assert coze.requests()["speech"] == 5
+    spanish = REFERENCE_SENTENCES["es"]
+    for clone in (3, 4):
+        assert json.loads((kept(applied, clone) / "sound.json").read_text())["sentence"] == spanish
+    assert run(applied.root, "review", "-o", "out", env=coze.env()).exit_code == 0
+    assert spanish in (applied.root / "out" / "index.html").read_text()
+
+
+def test_history_links_each_clone_to_its_own_training_s_sound(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv21 #8: takes A, B, then A again: the first clone's sound is the first's."""
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    declare(applied, 150)  # back to the first take
+    assert run(applied.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    vid = voice_id(applied)
+    body = json.loads(run(applied.root, "history", "host", "--json").stdout)
+    assert [(e["clone"], e.get("sound")) for e in body] == [
+        (n, f".voicectl/snapshots/{vid}/{n}/") for n in (1, 2, 3)
+    ]

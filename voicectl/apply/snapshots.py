@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from voicectl.coze.speech import (
     REFERENCE_SENTENCES,
@@ -65,27 +65,37 @@ def planned(
 ) -> list[Planned]:
     """The retrains among ``work``, each with its voice's sentence (by its language now)
     and which training it is now: by Coze's count, so that a voice retrained outside
-    voicectl (in the console) is not taken for the training voicectl last made."""
+    voicectl (in the console) is not taken for the training voicectl last made. A list
+    that counts fewer trainings than the state lags behind Coze: its facts name no
+    training. A console slot never trained has no sound to keep."""
     found = []
     for change in work:
         record = state.voices.get(change.address)
         if change.action != Action.RETRAIN or record is None or change.after is None:
             continue
-        language = record.language if record.language in REFERENCE_SENTENCES else "en"
         listed = remote.get(record.voice_id)
+        if listed is not None and listed.state not in ("cloned", ""):
+            continue  # an empty slot: its first upload is no retrain of a voice
+        language = record.language if record.language in REFERENCE_SENTENCES else "en"
         facts = (listed.update_time, listed.available_training_times) if listed else None
-        clone = CLONE_LIMIT - facts[1] if facts else record.clones_used
+        counted = CLONE_LIMIT - facts[1] if facts else record.clones_used
+        if counted < record.clones_used:  # the list lags behind: trust the state
+            facts, counted = None, record.clones_used
         seen = record.remote
-        ours = seen is not None and facts == (seen.update_time, seen.available_training_times)
+        ours = counted == record.clones_used and (
+            facts is None
+            or seen is None
+            or facts == (seen.update_time, seen.available_training_times)
+        )
         found.append(
             Planned(
                 change.address,
                 record.voice_id,
-                max(1, clone),
+                max(1, counted),
                 REFERENCE_SENTENCES[language],
                 language,
                 facts,
-                record.take.sha256 if ours or clone == record.clones_used else "",
+                record.take.sha256 if ours else "",
                 change.after.audio.sha256,
             )
         )
@@ -102,48 +112,57 @@ def before(
 ) -> int:
     """Keep each voice's sound as it is; returns the speech calls made. Raises before
     anything is cloned when one cannot be kept (the places are checked before any
-    speech is paid for)."""
+    speech is paid for, and the error counts the speeches made)."""
     try:
         for voice in retrains:
-            sounds.check_dirs(root, sounds.snapshot_dir(root, voice.voice_id, voice.clone))
+            directory = sounds.snapshot_dir(root, voice.voice_id, voice.clone)
+            sounds.check_place(root, directory, (REFERENCE, PREVIEW))
     except StateError as exc:
-        raise _not_kept(exc.message) from None
+        raise _not_kept(exc.message, 0) from None
+    made: list[int] = []
 
     def keep(voice: Planned) -> int:
         directory = sounds.snapshot_dir(root, voice.voice_id, voice.clone)
         kept = sounds.read(root, directory)
         files: dict[str, bytes] = {}
-        calls = 0
-        # Kept already (by the last apply, after its retrain) for this very training?
-        same = (
+        # Kept already (by the last apply, after its retrain) for this very training, and
+        # saying this very sentence? Then it is heard again, not paid for again.
+        reused = (
             kept is not None
             and voice.facts is not None
+            and REFERENCE in kept[1]
             and kept[0].get("facts") == list(voice.facts)
+            and kept[0].get("sentence") == voice.sentence
         )
-        if not same or kept is None or REFERENCE not in kept[1]:
+        if not reused:
             files[REFERENCE] = _spoken(client, voice)
-            calls = 1
+            made.append(1)
         link = remote[voice.voice_id].preview_audio if voice.voice_id in remote else ""
         if link:
             try:
                 files[PREVIEW] = fetch_preview(link, client.base_url)
             except VoicectlError as exc:
                 notice(f"{voice.address}: its preview was not kept ({exc.message})")
-        facts = list(voice.facts) if voice.facts else None
-        _put(root, directory, files, voice, "before the retrain", facts, voice.trained_on)
-        return calls
+        if reused and kept is not None:  # what it says of the sound stays as it was
+            meta = {k: v for k, v in kept[0].items() if k not in ("kind", "files", "where")}
+            _store(root, directory, files, meta)
+        else:
+            facts = list(voice.facts) if voice.facts else None
+            _put(root, directory, files, voice, "before the retrain", facts, voice.trained_on)
+        return 0 if reused else 1
 
     try:
         return sum(_each(keep, retrains, parallelism))
     except VoicectlError as exc:
-        raise _not_kept(exc.message) from None
+        raise _not_kept(exc.message, len(made)) from None
 
 
-def _not_kept(why: str) -> VoicectlError:
+def _not_kept(why: str, made: int) -> VoicectlError:
+    paid = f" ({made} speech call(s) were made, billed by Coze)" if made else ""
     return VoicectlError(
         f"could not keep a voice's sound before its retrain ({why}), so nothing was "
-        "cloned: the retrain overwrites the voice, and nothing on Coze keeps the old one. "
-        "Mend it, or apply with --no-snapshot to retrain without keeping it"
+        f"cloned{paid}: the retrain overwrites the voice, and nothing on Coze keeps the "
+        "old one. Mend it, or apply with --no-snapshot to retrain without keeping it"
     )
 
 
@@ -166,7 +185,7 @@ def after(
             continue
         seen = record.remote
         facts = (seen.update_time, seen.available_training_times) if seen else None
-        if facts is None or facts == voice.facts:  # Coze's list was not read after it
+        if facts is None or CLONE_LIMIT - facts[1] <= voice.clone:  # not read after it
             wanted.append((voice, voice.clone + 1, None))
         else:
             wanted.append((voice, CLONE_LIMIT - facts[1], list(facts)))
@@ -175,7 +194,7 @@ def after(
         voice, clone, facts = item
         try:
             directory = sounds.snapshot_dir(root, voice.voice_id, clone)
-            sounds.check_dirs(root, directory)
+            sounds.check_place(root, directory, (REFERENCE,))
         except StateError as exc:
             notice(f"{voice.address}: its sound after the retrain cannot be kept ({exc})")
             return 0
@@ -222,6 +241,10 @@ def _put(
         "facts": facts,  # Coze's update_time and trainings left: which training it is
         "trained_on": trained_on,  # the take's sha256, when known
     }
+    _store(root, directory, files, meta)
+
+
+def _store(root: Path, directory: Path, files: dict[str, bytes], meta: dict[str, Any]) -> None:
     try:
         sounds.put(root, directory, files, meta)
     except (OSError, StateError) as exc:

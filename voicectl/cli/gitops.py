@@ -52,16 +52,19 @@ def _writing(cfg: Config, command: str) -> Iterator[tuple[State, Callable[[State
         yield current, lambda new: home.write(new, base=current)
 
 
-def _heard(cfg: Config, entries: list[tuple[str, TakeEntry]]) -> dict[tuple[str, str], str]:
-    """Where the sound of each training was kept (this machine's, sealed), by voice id
-    and the take it was trained on (what the snapshot says it heard: a training made
-    outside voicectl is no clone of history's)."""
+def _heard(cfg: Config, entries: list[tuple[str, TakeEntry]]) -> dict[tuple[str, int], str]:
+    """Where the sound of each clone's training was kept (this machine's, sealed), by
+    voice id and clone number: a snapshot that heard the clone's take, the one of its
+    number first (a take used twice is two trainings), else the nearest (a training
+    made outside voicectl shifts Coze's count from history's)."""
+    kept = {v: sounds.snapshots(cfg.root, v) for v in {e.voice_id for _, e in entries}}
     found = {}
-    for voice_id in {e.voice_id for _, e in entries}:
-        for clone, (meta, _) in sounds.snapshots(cfg.root, voice_id).items():
-            if meta.get("trained_on"):
-                where = sounds.snapshot_dir(cfg.root, voice_id, clone).relative_to(cfg.root)
-                found[voice_id, str(meta["trained_on"])] = f"{where.as_posix()}/"
+    for sha, e in entries:
+        heard = [c for c, (meta, _) in kept[e.voice_id].items() if meta.get("trained_on") == sha]
+        if heard:
+            clone = min(heard, key=lambda c: (abs(c - e.clone), c))
+            where = sounds.snapshot_dir(cfg.root, e.voice_id, clone).relative_to(cfg.root)
+            found[e.voice_id, e.clone] = f"{where.as_posix()}/"
     return found
 
 
@@ -333,14 +336,14 @@ def history(ctx: click.Context, address: str | None, as_json: bool) -> None:
         body: list[dict[str, Any]] = [
             states.entry_json(e)
             | {"sha256": s}
-            | ({"sound": heard[e.voice_id, s]} if (e.voice_id, s) in heard else {})
+            | ({"sound": heard[e.voice_id, e.clone]} if (e.voice_id, e.clone) in heard else {})
             for s, e in found
         ]
         click.echo(render.json_text(body), nl=False)
         return
     width = max((len(e.address) for _, e in found), default=0)
     for sha, e in found:
-        sound = heard.get((e.voice_id, sha))
+        sound = heard.get((e.voice_id, e.clone))
         click.echo(
             visible(  # a state is a file a pull request can edit: its text, escaped
                 f"{e.applied_at}  {e.address:<{width}}  voice {e.voice_id}  clone "

@@ -124,6 +124,17 @@ def _where(root: Path, directory: Path) -> str:
     return directory.relative_to(root).as_posix()
 
 
+def check_place(root: Path, directory: Path, names: tuple[str, ...]) -> None:
+    """``directory`` can hold ``names`` and ``sound.json``: real directories down to it,
+    and each name free or a regular file (a directory or a link planted there would
+    only be found when writing, after the sound was paid for)."""
+    check_dirs(root, directory)
+    for name in (*names, META):
+        path = directory / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise StateError(f"{path}: is a link or not a regular file: remove it")
+
+
 def check_dirs(root: Path, directory: Path) -> None:
     """Every directory from ``.voicectl/`` down to ``directory`` is a real one (or not
     there yet): a link would send reads or writes out of the repository."""
