@@ -414,3 +414,25 @@ def test_history_links_each_clone_to_its_own_training_s_sound(
     assert [(e["clone"], e.get("sound")) for e in body] == [
         (n, f".voicectl/snapshots/{vid}/{n}/") for n in (1, 2, 3)
     ]
+
+
+def test_a_saved_plan_naming_another_voice_id_does_not_borrow_its_sounds(
+    repo: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv21 #7: the review plays the sounds of the voice the state records at an
+    address, never of an id an edited plan file names there."""
+    repo.declare({"host": repo.voice("host", freq=150), "guest": repo.voice("guest", freq=260)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    repo.declare({"host": repo.voice("host", freq=220), "guest": repo.voice("guest", freq=260)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    state = json.loads((repo.root / "state" / "voicectl.state.json").read_text())
+    host, guest = (state["voices"][a]["voice_id"] for a in ("host", "guest"))
+    repo.declare({"host": repo.voice("host", freq=220), "guest": repo.voice("guest", freq=330)})
+    assert run(repo.root, "plan", "--out", "plan.json", env=coze.env()).exit_code == 0
+    path = repo.root / "plan.json"
+    path.write_text(path.read_text().replace(guest, host))  # guest's change names host's id
+    made = run(repo.root, "review", "plan.json", "-o", "out", env=coze.env())
+    assert made.exit_code == 0, made.output
+    page = (repo.root / "out" / "index.html").read_text()
+    guest_section = page.split('id="voice-guest"')[1].split("</section>")[0]
+    assert 'data-role="heard"' not in guest_section

@@ -355,7 +355,7 @@ def test_a_speech_whose_outcome_is_unknown_is_not_sent_again(
     [
         (
             {"body": "not audio", "content_type": "audio/mpeg", "http_status": 200},
-            "Coze's speech reply is not mp3 audio, the format asked (it begins b'not audi'",
+            "Coze's speech reply is not mp3 audio, the format asked: it does not begin as mp3 does",
         ),
         (
             {"body": "ID3\u0004" + "x" * 300, "content_type": "audio/mpeg", "http_status": 200},
@@ -433,9 +433,8 @@ def test_audio_is_never_written_over_the_repository(
         fmt = ["--format", "mp3"] if not target.endswith((".mp3", ".wav")) else []
         result = run(applied.root, "speak", "high", "Hi.", "-o", target, *fmt, env=coze.env())
         assert result.exit_code == 1, (target, result.output)
-        assert "is part of the voice repository" in result.stderr or (
-            "is inside .git/ or .voicectl/" in result.stderr
-        ), (target, result.stderr)
+        said = ("is part of the voice repository", "is inside .git/", "is a link, a device")
+        assert any(words in result.stderr for words in said), (target, result.stderr)
     assert {p: p.read_bytes() for p in (applied.root / "audio").iterdir()} == before
     assert (top / ".git" / "config").read_text().startswith("[core]")
     assert speeches(coze) == 0
@@ -606,3 +605,70 @@ def test_a_retrain_this_checkout_does_not_know_of_is_heard(
     assert "Coze counts 2 training(s)" in again.stderr and "the state 1" in again.stderr
     after = pitch(decode((tmp_path / "x.wav").read_bytes(), "wav")) or 0
     assert after / before == pytest.approx(2.0, rel=0.05)
+
+
+def test_out_is_never_a_device_a_fifo_a_link_or_the_state_s_files_to_be(
+    applied: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """adv21 #4, #10: a node or a link would be replaced, not written through (as root,
+    /dev/null); the journal and the lock beside the state are refused before they exist."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "link.mp3").symlink_to(tmp_path / "elsewhere.mp3")
+    targets = [str(fifo), str(tmp_path / "link.mp3"), "/dev/null"]
+    targets += ["state/voicectl.state.json.journal", "state/voicectl.state.json.lock"]
+    for target in targets:
+        result = run(
+            applied.root, "speak", "low", "Hi.", "-o", target, "--format", "mp3", env=coze.env()
+        )
+        assert result.exit_code == 1, (target, result.output)
+    assert fifo.exists() and not fifo.is_file() and (tmp_path / "link.mp3").is_symlink()
+    assert not (applied.root / "state" / "voicectl.state.json.journal").exists()
+    assert speeches(coze) == 0
+
+
+def test_a_token_in_a_reply_s_content_type_is_never_shown_in_part(
+    applied: VoiceRepo, coze: Coze, run
+) -> None:
+    """adv21 #6: a server that echoes the token into the Content-Type of a reply that is
+    not text: the type is redacted before it is cut, and no part of the token shows."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    token = "pat_" + "k" * 40
+    listing = httpx.get(
+        f"{coze.base}/v1/audio/voices",
+        params={"page_size": 100, "filter_system_voice": "true"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).content
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # the list, as the emulator has it
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(listing)
+
+        def do_POST(self) -> None:  # speech: bytes that are not text, the token echoed
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(500)
+            self.send_header("Content-Type", f"application/octet-stream; x={token}")
+            self.end_headers()
+            self.wfile.write(b"\xff\xfe\xfd")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {"COZE_API_BASE": f"http://127.0.0.1:{server.server_port}", "COZE_API_TOKEN": token}
+        result = run(applied.root, "speak", "low", "Hi.", "-o", "x.mp3", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1
+    assert "3 bytes that are not text" in result.output and "[redacted]" in result.output
+    assert "kkkk" not in result.output

@@ -261,9 +261,9 @@ def _link(value: object, secret: str) -> str:
     hold the token (a server that echoes it must not have voicectl fetch it elsewhere)."""
     if not isinstance(value, str) or not 0 < len(value) <= 4096 or not value.isprintable():
         return ""
-    plain = value
-    for _ in range(3):  # percent-encoded, maybe more than once
-        plain = unquote(plain)
+    plain, previous = value, ""
+    while plain != previous:  # percent-encoded, however many times
+        plain, previous = unquote(plain), plain
     if not value.startswith(("https://", "http://")) or (secret and secret in plain):
         return ""
     return value

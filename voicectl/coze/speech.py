@@ -173,7 +173,8 @@ def _send(wire: Wire, ask: SpeechAsk, slot: Slot, limited: int) -> Spoken:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:  # audio, or worse, under another Content-Type: not shown
-        text = f"({len(body):,} bytes that are not text, as {kind[:40]!r})"
+        shown = replies.redact(kind, wire.token)[:60]  # redacted first, then cut
+        text = f"({len(body):,} bytes that are not text, as {shown!r})"
     try:
         replies.read(response.status_code, text, logid, wire.token)
     except CozeError as exc:
@@ -190,8 +191,8 @@ def _duration(audio: bytes, ask: SpeechAsk, logid: str) -> float:
     """The audio's length, once it is known to be the format asked and to decode."""
     if not _is_format(audio, ask.fmt):
         raise TransportError(
-            f"Coze's speech reply is not {ask.fmt} audio, the format asked "
-            f"(it begins {audio[:8]!r}; logid {logid or 'none'})"
+            f"Coze's speech reply is not {ask.fmt} audio, the format asked: it does not "
+            f"begin as {ask.fmt} does (logid {logid or 'none'})"
         )
     try:
         fmt = _DECODER[ask.fmt]

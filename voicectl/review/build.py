@@ -75,7 +75,7 @@ def write(
             if own is not None:
                 merged = tuple(dict.fromkeys([*verdict.warnings, *own.warnings]))
                 shown[sha].verdict = TakeVerdict(own.figures, merged)
-        sounds = heard.gather(cfg.root, made, plan)
+        sounds = heard.gather(cfg.root, made, plan, state)
         review = page.Review(plan, shown, policy, source, heard=sounds)
         if single_file:
             inline = _inliner(made)

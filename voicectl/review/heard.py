@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from voicectl.model import CLONE_LIMIT, Plan
+from voicectl.model import CLONE_LIMIT, Plan, State
 from voicectl.state import sounds
 
 FOLDER = "sounds"
@@ -32,13 +32,18 @@ class Training:
     preview: str | None
 
 
-def gather(root: Path, made: Path, plan: Plan) -> dict[str, list[Training]]:
-    """By voice id: its two latest trainings with a sound kept, oldest first, copied
-    into ``made`` (unchanged voices too: after an apply, its retrains are heard here)."""
+def gather(root: Path, made: Path, plan: Plan, state: State) -> dict[str, list[Training]]:
+    """By address: its voice's two latest trainings with a sound kept, oldest first, copied
+    into ``made`` (unchanged voices too: after an apply, its retrains are heard here).
+    The voice is the one the state records at the change's address, never the id a plan
+    file names (a saved plan is a file anyone can edit)."""
     found: dict[str, list[Training]] = {}
     for change in plan.changes:
-        voice_id = change.voice_id
-        if not voice_id or voice_id in found:
+        record = state.voices.get(change.address)
+        voice_id = record.voice_id if record is not None else None
+        if voice_id != change.voice_id:
+            continue
+        if not voice_id or change.address in found:
             continue
         kept = [
             (c, k) for c, k in sounds.snapshots(root, voice_id).items() if "reference.wav" in k[1]
@@ -60,7 +65,7 @@ def gather(root: Path, made: Path, plan: Plan) -> dict[str, list[Training]]:
                     _copy(made, voice_id, clone, files, "preview.mp3"),
                 )
             )
-        found[voice_id] = trainings
+        found[change.address] = trainings
     return found
 
 

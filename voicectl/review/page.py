@@ -71,7 +71,7 @@ class Review:
     policy: Sequence[str]  # violations; none: within policy
     source: str  # what was reviewed: a saved plan's file, or the repository at a commit
     inline: Inline | None = None
-    # By voice id: how it sounded at its two latest trainings kept (voicectl.review.heard).
+    # By address: how it sounded at its two latest trainings kept (voicectl.review.heard).
     heard: Mapping[str, Sequence[Training]] = field(default_factory=dict)
 
 
@@ -89,7 +89,7 @@ def html(review: Review) -> str:
         (
             c
             for c in review.plan.changes
-            if c.action != Action.NOOP or c.notes or (c.voice_id or "") in review.heard
+            if c.action != Action.NOOP or c.notes or c.address in review.heard
         ),
         key=lambda c: (ORDER.get(c.action, len(ORDER)), c.address),
     )
@@ -183,7 +183,7 @@ def _change(review: Review, change: Change) -> str:
 
 def _heard(review: Review, change: Change) -> str:
     """The voice's sound at its two latest trainings kept, side by side."""
-    trainings = review.heard.get(change.voice_id or "", ())
+    trainings = review.heard.get(change.address, ())
     if not trainings:
         return ""
     src = review.inline or (lambda path: path)

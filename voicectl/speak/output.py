@@ -60,7 +60,16 @@ def check(repo: Repository, out: Path, shown: str) -> None:
         raise UsageError(f"{shown}: is inside .git/ or .voicectl/: name a file elsewhere")
     if where.is_dir():
         raise UsageError(f"{shown}: is a directory; -o names a file (--all writes into one)")
-    if where.exists() and (_same_as_any(where, repo.files) or gitrepo.tracked(root, where)):
+    if out.is_symlink() or (where.exists() and not where.is_file()):
+        # A device (/dev/null), a FIFO or a link would be replaced by a regular file, not
+        # written through: as root, a system's node.
+        raise UsageError(
+            f"{shown}: is a link, a device or a FIFO; voicectl writes a regular file "
+            "(`-o -` writes to standard output, to pipe it)"
+        )
+    if where in {p.resolve() for p in repo.files} or (
+        where.exists() and (_same_as_any(where, repo.files) or gitrepo.tracked(root, where))
+    ):
         raise UsageError(
             f"{shown}: is part of the voice repository (a take, a declaration, the "
             "configuration, the state, or a file git tracks): name another file"
