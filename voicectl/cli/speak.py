@@ -93,7 +93,7 @@ def speak(ctx: click.Context, /, **o: Any) -> int:
     start = _start(ctx)
     cfg = repository.open_config(start)
     o = {**o, "start": start}  # OUT and -f FILE are relative to it, as -C says
-    waits.for_apply(cfg, "speak")  # an apply's retrain in flight: which training speaks?
+    waits.for_apply(cfg, "speak", "hear a voice the apply may be retraining")
     if (o["every"] or o["voice_id"]) and o["address"] is not None and o["text"] is None:
         o = {**o, "text": o["address"], "address": None}  # the one argument is the text
     if o["every"]:

@@ -78,7 +78,9 @@ def in_hands() -> float:
     return _seconds("VOICECTL_UNANSWERED_WAIT", IN_HANDS_SECONDS)
 
 
-def for_apply(cfg: Config, command: str) -> None:
+def for_apply(
+    cfg: Config, command: str, why: str = "show its clones in flight as interrupted"
+) -> None:
     """A read-only ``command`` (plan, drift) run while an apply runs would call its clones
     in flight interrupted, and the voices they are making unknown: it waits for the apply
     (``--lock-timeout``), or says it is running. The lock is not taken, so that an apply
@@ -94,6 +96,5 @@ def for_apply(cfg: Config, command: str) -> None:
     if running is not None:
         raise UsageError(
             f"an apply is running: {lock.describe(running)}. `voicectl {command}` now would "
-            "show its clones in flight as interrupted; run it when the apply ends, or wait "
-            "for it with `--lock-timeout DURATION`"
+            f"{why}; run it when the apply ends, or wait for it with `--lock-timeout DURATION`"
         )

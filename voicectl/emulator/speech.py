@@ -45,8 +45,10 @@ def check_speech(body: object, get_voice: Callable[[str], Voice | None]) -> Spee
         raise ApiError(4000, "The request body must be a JSON object.")
     text, voice_id = body.get("input"), body.get("voice_id")
     fmt, rate = body.get("response_format", "mp3"), body.get("sample_rate", 24000)
-    if not isinstance(text, str) or not text or len(text.encode()) > MAX_TEXT_BYTES:
+    if not isinstance(text, str) or not text or len(text.encode(errors="replace")) > MAX_TEXT_BYTES:
         raise ApiError(4000, f"input is required, at most {MAX_TEXT_BYTES} bytes in UTF-8.")
+    if not text.isprintable() and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        raise ApiError(4000, "input is not valid Unicode (a lone surrogate).")
     if not isinstance(voice_id, str) or not voice_id:
         raise ApiError(4000, "voice_id is required.")
     if fmt not in SPEECH_FORMATS:
