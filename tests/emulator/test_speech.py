@@ -212,6 +212,6 @@ def test_the_byte_limit_counts_utf8_bytes_not_characters(
 def test_an_input_that_is_not_valid_unicode_is_a_4000(raw: httpx.Client, coze: cozepy.Coze) -> None:
     """A lone surrogate (valid JSON, no valid text): refused, never a 5xx (which a client
     must read as "maybe billed")."""
-    body = '{"input": "a\\ud800b", "voice_id": "%s"}' % system_voice_id(coze)
+    body = '{"input": "a\\ud800b", "voice_id": "' + system_voice_id(coze) + '"}'
     reply = raw.post("/v1/audio/speech", content=body, headers={"content-type": "application/json"})
     assert reply.json()["code"] == 4000
