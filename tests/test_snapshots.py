@@ -436,3 +436,23 @@ def test_a_saved_plan_naming_another_voice_id_does_not_borrow_its_sounds(
     page = (repo.root / "out" / "index.html").read_text()
     guest_section = page.split('id="voice-guest"')[1].split("</section>")[0]
     assert 'data-role="heard"' not in guest_section
+
+
+def test_a_review_is_never_written_where_the_repository_keeps_its_files(
+    repo: VoiceRepo, run
+) -> None:
+    """adv22 #3: not over the state's journal or lock before they exist, the state, the
+    configuration, .voicectl/; a single-file review is an .html file."""
+    repo.declare({"a": repo.voice("a")})
+    for target, single in (
+        ("state/voicectl.state.json.journal", True),
+        ("state/voicectl.state.json.lock", False),
+        ("state/voicectl.state.json", False),
+        (".voicectl/review", False),
+        ("voices/more.yaml", True),
+    ):
+        flags = ["--single-file"] if single else []
+        result = run(repo.root, "review", "--no-refresh", "-o", target, *flags)
+        assert result.exit_code == 1, (target, result.output)
+        assert not (repo.root / target).exists(), target
+    assert run(repo.root, "plan", "--no-refresh").exit_code == 0

@@ -672,3 +672,53 @@ def test_a_token_in_a_reply_s_content_type_is_never_shown_in_part(
     assert result.exit_code == 1
     assert "3 bytes that are not text" in result.output and "[redacted]" in result.output
     assert "kkkk" not in result.output
+
+
+def test_speak_all_stops_paying_once_it_cannot_write(
+    repo: VoiceRepo, coze: Coze, run, tmp_path: Path
+) -> None:
+    """adv22: a directory that cannot take the files is found before any call when it
+    can be (a directory in a file's place), else at the first file it cannot write (a
+    full disk): the run stops there, and no more speech is paid for."""
+    repo.declare({f"v{n}": repo.voice(f"v{n}", freq=200 + 20 * n) for n in range(6)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    out = tmp_path / "voices"
+    out.mkdir()
+    (out / "v0.mp3").mkdir()  # in the way: checked as a directory before any call
+    refused = run(repo.root, "speak", "--all", "-o", str(out), env=coze.env())
+    assert refused.exit_code == 1 and speeches(coze) == 0
+    (out / "v0.mp3").rmdir()
+    import resource
+
+    def small_files() -> None:  # a disk that takes no file over 4 kB: found when writing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    done = subprocess.run(
+        [*VOICECTL, "-C", str(repo.root), "speak", "--all", "-o", str(out), "-j", "1"],
+        capture_output=True, env=environment(coze), preexec_fn=small_files, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert b"stopping" in done.stderr and b"0 of 6 voice(s) spoken" in done.stderr
+    assert speeches(coze) <= 2  # the first, and at most the one already on the wire
+
+
+def test_an_interrupted_speak_all_sends_no_more(repo: VoiceRepo, coze: Coze, run) -> None:
+    """adv22 #1: ^C stops it as it stops an apply: the speeches not yet sent never are."""
+    import signal
+    import time
+
+    repo.declare({f"v{n:02d}": repo.voice(f"v{n:02d}", freq=200 + 10 * n) for n in range(24)})
+    assert run(repo.root, "apply", "--auto-approve", env=coze.env()).exit_code == 0
+    coze.faults(latency_ms=300)
+    speaking = subprocess.Popen(
+        [*VOICECTL, "-C", str(repo.root), "speak", "--all", "-o", "out", "-j", "2"],
+        env=environment(coze), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while speeches(coze) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    speaking.send_signal(signal.SIGINT)
+    _, said = speaking.communicate(timeout=30)
+    assert speaking.returncode == 130, said
+    coze.settle()
+    assert speeches(coze) <= 6  # those on the wire ended; none sent after

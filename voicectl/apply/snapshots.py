@@ -255,4 +255,8 @@ def _each(keep: Callable[[T], int], items: Sequence[T], parallelism: int) -> lis
     if len(items) <= 1:
         return [keep(item) for item in items]
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(items)))) as pool:
-        return list(pool.map(keep, items))
+        try:
+            return list(pool.map(keep, items))
+        except BaseException:  # ^C, or a sound that cannot be kept: no more are paid for
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise

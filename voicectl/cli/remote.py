@@ -111,8 +111,8 @@ def apply(
     if applied.declined:
         return EXIT_USER_ERROR
     done, failed = (applied.outcome.done, applied.outcome.failed) if applied.outcome else ([], [])
+    out.speech(applied.speech_calls)  # before the summary, which a reader may stop at
     out.summary(done, failed, applied.blocked, applied.final, recorded=applied.folded)
-    out.speech(applied.speech_calls)
     if applied.stopped is not None:  # after what was done and spent: why it stopped
         raise applied.stopped
     return 0 if applied.ok else EXIT_USER_ERROR

@@ -281,21 +281,28 @@ def _speak_all(cfg: Any, o: dict[str, Any]) -> int:
     failed: dict[str, str] = {}
     said: list[dict[str, Any]] = []
 
-    def done(heard: Heard | None, target: Target, error: VoicectlError | None) -> None:
+    def done(heard: Heard | None, target: Target, error: VoicectlError | None) -> bool:
         if heard is None:
             failed[target.label] = str(error)
             click.echo(visible(f"error: {target.label}: {error}"), err=True)
-            return
+            return True
         name = f"{target.label}.{SUFFIX[heard.ask.fmt]}"
-        output.write(directory / name, str(Path(out) / name), heard.audio)
+        try:
+            output.write(directory / name, str(Path(out) / name), heard.audio)
+        except UsageError as exc:  # a full disk, say: no more speech is paid for
+            failed[target.label] = exc.message
+            kept = "; stopping (a rerun is served from .voicectl/speech/ what it could keep)"
+            click.echo(visible(f"error: {exc.message}{kept}"), err=True)
+            return False
         said.append(_summary(heard, str(Path(out) / name), o["as_json"]))
+        return True
 
-    speaking.speak_all(
+    finished = speaking.speak_all(
         client, cfg.root, asks, use_cache=not o["no_cache"], parallelism=o["parallelism"], done=done
     )
     if o["as_json"]:
         voices = sorted(said, key=lambda s: str(s["voice"]))
         click.echo(render.json_text({"voices": voices, "failed": failed}), nl=False)
-    spoken = len(asks) - len(failed)
-    click.echo(f"{spoken} of {len(asks)} voice(s) spoken into {out}.", err=True)
+    stopped = "" if finished else " (stopped: the rest were not asked for)"
+    click.echo(f"{len(said)} of {len(asks)} voice(s) spoken into {out}{stopped}.", err=True)
     return EXIT_USER_ERROR if failed else 0

@@ -66,6 +66,7 @@ def write(
     made aside and moved into place at the end; returns the page's path. Only a review
     voicectl wrote is ever replaced."""
     _refuse_target(cfg.root, out, single_file)
+    _refuse_repository_file(cfg, out, single_file)
     parent = out.parent
     parent.mkdir(parents=True, exist_ok=True)
     with folder.working(parent) as made:
@@ -102,6 +103,25 @@ def _refuse_target(root: Path, out: Path, single_file: bool) -> None:
             raise UsageError(f"{out} exists and is not a review page: it is not written over")
     elif out.exists() and not out.is_dir():
         raise UsageError(f"{out} is a file, not a folder: name a folder for the review")
+
+
+def _refuse_repository_file(cfg: config.Config, out: Path, single_file: bool) -> None:
+    """A review is never written where the repository keeps its own files, even before
+    they exist: the state, its journal and lock, the configuration, .voicectl/ (a page
+    or folder there would be read as a corrupt journal, a state that is a directory).
+    A single-file review is an .html file: never a declaration or a take."""
+    where, top = out.resolve(), cfg.root.resolve()
+    state = cfg.state_path.resolve()
+    own = {state, state.with_name(state.name + ".journal"), state.with_name(state.name + ".lock")}
+    own.add(top / config.CONFIG_FILE)
+    inside = where.is_relative_to(top) and ".voicectl" in where.relative_to(top).parts
+    if where in own or inside:
+        raise UsageError(
+            f"{out} is where voicectl keeps the state, its journal or lock, the "
+            "configuration or its own files: name another place for the review"
+        )
+    if single_file and where.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"{out}: a single-file review is an .html file; name one")
 
 
 def _is_review_page(path: Path) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -183,20 +183,30 @@ def speak_all(
     *,
     use_cache: bool,
     parallelism: int,
-    done: Callable[[Heard | None, Target, VoicectlError | None], None],
-) -> None:
+    done: Callable[[Heard | None, Target, VoicectlError | None], bool],
+) -> bool:
     """Each ask spoken, ``parallelism`` at a time (paced by the client, as clones are);
-    ``done`` is told of each as it ends, on this thread, in the order they end."""
+    ``done`` is told of each as it ends, on this thread, in the order they end, and says
+    whether to go on. On ^C, or when ``done`` says stop, the speeches not yet sent are
+    never sent (they are billed); those on the wire end. False: stopped early."""
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         futures = {
             pool.submit(speak, client, root, target, ask, use_cache=use_cache): target
             for target, ask in asks
         }
-        from concurrent.futures import as_completed
-
-        for future in as_completed(futures):
-            target = futures[future]
-            try:
-                done(future.result(), target, None)
-            except VoicectlError as exc:
-                done(None, target, exc)
+        try:
+            for future in as_completed(futures):
+                target = futures[future]
+                try:
+                    heard = future.result()
+                except VoicectlError as exc:
+                    going = done(None, target, exc)
+                else:
+                    going = done(heard, target, None)
+                if not going:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    return False
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return True

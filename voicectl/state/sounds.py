@@ -32,7 +32,7 @@ SPEECH = Path(".voicectl") / "speech"
 SNAPSHOTS = Path(".voicectl") / "snapshots"
 META = "sound.json"
 KIND = "voicectl-sound"
-MAX_AUDIO_BYTES = 64 * 1024 * 1024
+MAX_AUDIO_BYTES = 128 * 1024 * 1024  # above any speech voicectl accepts (96 MiB)
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _VOICE_ID = re.compile(r"[0-9]{1,32}")
 
