@@ -30,7 +30,7 @@ class Target:
 
     label: str  # the address, or "voice <id>"
     voice_id: str
-    clone: int | None  # its training, as the state counts it; None: not known
+    clone: int | None  # how many trainings (Coze's count once on_account read it); None: unknown
     model_type: str = ""  # big or small; "": not known
     language: str = ""
     text: str | None = None  # what it says by default: the declaration's preview_text
