@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-HEAD_SAMPLES = 24_000  # of a take (1.5 s at 16 kHz), whose pitch the voice takes
+HEAD_SAMPLES = 12_000  # of a take (0.75 s at 16 kHz), whose pitch the voice takes
 NOTE_SECONDS = 0.11  # a character, at speed 1
 LONGEST_SECONDS = 60.0  # a long text's notes are shortened to fit
 FADE_SECONDS = 0.01
