@@ -30,6 +30,7 @@ from voicectl.coze.transport import (
     LIST_SECONDS,
     LIST_TIMEOUT,
     NEVER_REACHED,
+    NOT_SENT,
     Coalesced,
     Deadline,
     bounded_text,
@@ -71,8 +72,6 @@ MAX_PAGES = 1000
 MAX_LISTED_VOICES = 200_000
 LISTING_SECONDS = 900.0
 PAGE_SIZE = 100
-# Raised before a single byte of the request left: nothing can have been committed.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class Wire(NamedTuple):
@@ -184,7 +183,7 @@ class CozeClient:
             try:
                 with self._throttle.slot(hold_back=not waited) as slot:
                     data, logid = self._send_clone(audio, form, slot, limited)
-            except _NOT_SENT as exc:
+            except NOT_SENT as exc:
                 # The connection was never made, so nothing was sent: safe to try again,
                 # unless the certificate failed to verify, which no retry mends.
                 if attempt + 1 >= self._retry.attempts or tls_failure(exc):

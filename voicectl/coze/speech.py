@@ -22,6 +22,7 @@ import httpx
 from voicectl.coze import apibase, replies
 from voicectl.coze.pacing import Slot
 from voicectl.coze.transport import (
+    NOT_SENT,
     Deadline,
     ReplyNotRead,
     bounded_bytes,
@@ -48,7 +49,6 @@ SPEEDS = {"big": (0.5, 2.0), "small": (0.2, 3.0)}
 ANY_MODEL = (0.5, 2.0)  # what every model type takes
 SPEECH_SECONDS = 300.0  # a request, from sending it to the last byte of the audio
 PREVIEW_SECONDS = 60.0
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # Each format's demuxer (none probes another's), and the codec it must hold.
 _DECODER = {"mp3": "mp3", "wav": "wav", "pcm": "pcm", "ogg_opus": "ogg"}
 _CODECS = {"mp3": ("mp3",), "wav": ("pcm_",), "pcm": ("pcm",), "ogg_opus": ("opus",)}
@@ -141,7 +141,7 @@ def synthesize(client: Speaker, ask: SpeechAsk) -> Spoken:
         try:
             with wire.throttle.slot(hold_back=not waited) as slot:
                 return _send(wire, ask, slot, limited)
-        except _NOT_SENT as exc:
+        except NOT_SENT as exc:
             if attempt + 1 >= wire.retry.attempts or tls_failure(exc):
                 raise TransportError(f"cannot reach Coze: {reason(exc)}") from None
             wire.retry.sleep(wire.retry.delay(attempt, None))

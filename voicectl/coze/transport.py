@@ -171,6 +171,8 @@ def _handshake(exc: BaseException) -> str:
     return ""
 
 
+# Raised before a single byte of a request left: nothing can have been committed.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 NEVER_REACHED = ("connection refused", "host name not found", "TLS handshake failed")
 """Causes that mean nothing answers at the base given: no retry makes one answer."""
 

@@ -37,13 +37,19 @@ def write_cache(path: Path, data: bytes) -> None:
     write also keeps ``.voicectl/`` out of git, whichever cache comes first."""
     _check_cache_dirs(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    gitignore = path.parent.parent / ".gitignore"
+    ignore_in_git(path.parent.parent)
+    write_atomic(path, data, durable=False)
+
+
+def ignore_in_git(directory: Path) -> None:
+    """``directory`` (``.voicectl/``) kept out of git by a ``.gitignore`` of ``*``, made
+    once, never through a link."""
+    gitignore = directory / ".gitignore"
     if not gitignore.exists() and not gitignore.is_symlink():
         with contextlib.suppress(FileExistsError):
             fd = os.open(gitignore, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "w") as handle:
                 handle.write("*\n")
-    write_atomic(path, data, durable=False)
 
 
 def _check_cache_dirs(path: Path) -> None:

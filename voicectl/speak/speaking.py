@@ -10,7 +10,6 @@ free, is read each time: the state alone cannot know of a retrain made elsewhere
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from voicectl.coze.speech import SpeechAsk, synthesize
 from voicectl.errors import StateError, UsageError, VoicectlError
 from voicectl.model import CLONE_LIMIT, DesiredVoice, RemoteVoice, State, VoiceRecord
 from voicectl.state import sounds
+from voicectl.state.statefile import now
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ def speak(
             "request": ask.body(),
             "logid": spoken.logid,
             "duration": spoken.duration,
-            "made_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "made_at": now(),
         }
         try:
             directory = sounds.speech_dir(root, cache_key(client.base_url, target, ask))

@@ -26,7 +26,7 @@ from typing import Any
 from voicectl.errors import StateError
 from voicectl.files import jsontext, safefile
 from voicectl.files.atomic import write_atomic
-from voicectl.files.cache import machine_key
+from voicectl.files.cache import ignore_in_git, machine_key
 
 SPEECH = Path(".voicectl") / "speech"
 SNAPSHOTS = Path(".voicectl") / "snapshots"
@@ -59,7 +59,7 @@ def put(root: Path, directory: Path, files: dict[str, bytes], meta: dict[str, An
         write_atomic(directory / name, audio)
         listed[name] = hashlib.sha256(audio).hexdigest()
     body = {**meta, "kind": KIND, "files": listed, "where": _where(root, directory)}
-    _ignore_in_git(root)
+    ignore_in_git(root / ".voicectl")
     write_atomic(directory / META, jsontext.dumps({**body, "seal": _seal(body)}))
 
 
@@ -146,10 +146,3 @@ def check_dirs(root: Path, directory: Path) -> None:
         here = here / part
         if here.exists() and not here.is_dir():
             raise StateError(f"{here}: is not a directory; voicectl keeps audio in one")
-
-
-def _ignore_in_git(root: Path) -> None:
-    """``.voicectl/`` stays out of git (as the caches make it)."""
-    ignore = root / ".voicectl" / ".gitignore"
-    if not ignore.exists() and not ignore.is_symlink():
-        write_atomic(ignore, b"*\n", durable=False)
